@@ -1,0 +1,19 @@
+"""v4s-lite: the Video4Spatial method, built up step by step (see notebooks/).
+
+Each module mirrors a notebook:
+    config     clip shapes (paper and lite)                     00
+    world      procedural rooms, cameras, trajectories          01
+    render     torch ray caster: RGB, depth, instance ids       01
+    data       clips on disk (mp4 + meta.json), decord reading  01
+    sampling   non-contiguous context chunks                    01
+    codec      latent codecs (lite, Wan2.2 VAE), text encoders  02
+    rope       non-contiguous RoPE (context_positions)          03
+    model      context-conditioned Wan transformer              04
+    train      flow-matching training, LoRA                     05
+    cfg        joint classifier-free guidance                   06
+    sample     denoising with diffusers schedulers              06
+    bbox       auxiliary box frames and the red-box detector    07
+    evaluate   render-and-compare poses, SD / IF metrics        08
+    full       Wan2.2-TI2V-5B: caches, LoRA export, memory      10
+"""
+__version__ = "0.1.0"

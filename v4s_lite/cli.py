@@ -1,0 +1,40 @@
+"""The `v4s` command line. Each command lives in the module that does the work (`add_cli`);
+this file only lists them, so `v4s train` is found in v4s_lite/train.py, `v4s eval` in evaluate.py.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .utils import V4SError
+
+# module -> the commands it adds
+COMMAND_MODULES = ["course", "data", "train", "sample", "evaluate", "full"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="v4s", description="Video4Spatial, lite: the course's command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"v4s_lite.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"v4s_lite.{name}":
+                continue  # module not written yet
+            raise
+        module.add_cli(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except V4SError as e:
+        print(f"v4s {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

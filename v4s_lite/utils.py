@@ -1,0 +1,38 @@
+"""Small shared helpers: seeding, device choice, the course's error type."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+class V4SError(Exception):
+    """An error a user can act on: the message says what was wrong and how to fix it."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed python, numpy and torch; on CPU also ask torch for deterministic kernels.
+
+    Returns a torch.Generator seeded the same way, for code that wants its own stream.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(device: str = "auto") -> torch.device:
+    """'auto' picks CUDA when there is a GPU, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise V4SError(
+            f"device={device!r} was asked for but this machine has no CUDA GPU. "
+            "Use device='cpu' (quick mode), or on Colab choose Runtime > Change runtime type > GPU."
+        )
+    return torch.device(device)
