@@ -1,0 +1,64 @@
+"""The notebooks as course material: structure every notebook must have, and nbval's honesty."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+
+NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+INSTALL_LINE = 'if importlib.util.find_spec("v4s_lite") is None:'
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_anatomy(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith(f"# {path.name[:2]} ·"), \
+        "first cell: markdown title '# NN · Title' saying what the notebook teaches and needs"
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert any(INSTALL_LINE in "".join(c["source"]) for c in code[:2]), "an install cell near the top"
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters' (papermill)"
+    src = "".join(params[0]["source"])
+    for name in ("quick", "device", "seed"):
+        assert f"{name} =" in src, f"parameters cell lacks `{name}`"
+    assert any(c.get("outputs") for c in code), "committed without outputs: nbval would check nothing"
+    for c in code:
+        assert not any(o.get("output_type") == "error" for o in c.get("outputs", [])), "a stored output is an error"
+        first = "".join(c["source"]).split("\n", 1)[0]
+        if "NBVAL_IGNORE_OUTPUT" in first:
+            assert "reason" in first, "every NBVAL_IGNORE_OUTPUT says why on the same line"
+    assert any("check_exercise(" in "".join(c["source"]) for c in code), "an exercise with an automatic check"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_matches_its_source(path):
+    """The .ipynb is generated from the jupytext .py: a forgotten rebuild shows up here."""
+    src = path.with_suffix(".py")
+    assert src.exists(), f"{src.name} (the jupytext source) is missing"
+    want = [c.source for c in jupytext.read(src).cells]
+    got = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    assert got == want, f"{path.name} is stale: run `python tools/build_notebook.py {src.relative_to(NB_DIR.parent)}`"
+
+
+def test_nbval_catches_a_hand_edited_output(tmp_path):
+    """A stored output edited by hand must make the test run fail (strict nbval + our sanitiser)."""
+    nb = json.loads((NB_DIR / "00_welcome.ipynb").read_text())
+    edited = False
+    for c in nb["cells"]:
+        for o in c.get("outputs", []):
+            text = "".join(o.get("text", []))
+            if "paper_train" in text:
+                o["text"] = text.replace("9 + 7", "9 + 8")
+                edited = True
+    assert edited
+    (tmp_path / "edited.ipynb").write_text(json.dumps(nb))
+    cfg = NB_DIR.parent / ".ci" / "nbval-sanitize.cfg"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+                          "--nbval-sanitize-with", str(cfg), str(tmp_path / "edited.ipynb")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert "9 + 8" in run.stdout
