@@ -51,12 +51,27 @@ def run_course(notebook_dir: Path, out: Path, full: bool = False, only=None, dev
             pm.execute_notebook(str(nb), str(out / nb.name), parameters=params, cwd=str(nb.parent),
                                 progress_bar=progress, kernel_name="python3")
         except PapermillExecutionError as e:
-            raise V4SError(
-                f"{nb.name} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}\n"
-                f"The executed copy with the traceback is {out / nb.name}."
-            ) from None
+            raise V4SError(f"{nb.name} failed in {_describe_cell(nb, out / nb.name, e.cell_index)}: "
+                           f"{e.ename}: {e.evalue}\nThe executed copy with the traceback is {out / nb.name}.") from None
         times.append((nb.name, time.time() - t0))
     return times
+
+
+def _describe_cell(source_nb: Path, executed_nb: Path, index: int) -> str:
+    """Name the failing cell as a student finds it in the source notebook (papermill inserts a cell of its own)."""
+    import nbformat
+
+    if not executed_nb.exists():
+        return f"cell {index}"
+    # papermill puts an error banner cell on top of the saved copy after the failure: skip it
+    cells = [c for c in nbformat.read(executed_nb, as_version=4).cells
+             if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    cell = cells[index]
+    for i, c in enumerate(nbformat.read(source_nb, as_version=4).cells, 1):
+        if c.source == cell.source:
+            first = c.source.strip().splitlines()[0] if c.source.strip() else ""
+            return f"cell {i} (`{first[:60]}`)"
+    return f"cell {index}"
 
 
 def format_times(times: list[tuple[str, float]]) -> str:
