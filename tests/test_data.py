@@ -1,0 +1,229 @@
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from v4s_lite.config import QUICK
+from v4s_lite.data import (
+    ClipDataset, DataError, collate_clips, load_clip, parse_size, read_video, validate_meta, write_clip, write_video,
+)
+from v4s_lite.utils import V4SError
+from v4s_lite import data
+
+
+def _make_data_parser():
+    parser = argparse.ArgumentParser()
+    data.add_cli(parser.add_subparsers(dest="command"))
+    return parser
+
+H, W = 32, 40
+
+
+def _frames(n, h=H, w=W, seed=0):
+    """Room-like frames: smooth shading plus flat coloured blocks that move (hard edges, like renders)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:h, :w]
+    out = np.empty((n, h, w, 3), np.uint8)
+    for t in range(n):
+        img = np.stack([60 + x * 2, 80 + y * 3, 120 + (x + y + t)], -1).astype(float)
+        for _ in range(3):
+            x0, y0 = rng.integers(0, w - 10), rng.integers(0, h - 8)
+            img[y0:y0 + 8, x0:x0 + 10] = rng.integers(0, 256, 3)
+        out[t] = np.clip(img, 0, 255)
+    return out
+
+
+def _meta(n_ctx, n_tgt, n_obj=3, h=H, w=W):
+    """A hand-made meta.json, as a user with a real scan would write it (docs/DATA.md)."""
+    eye = np.tile(np.eye(4), (1, 1, 1))
+    boxes = np.full((n_tgt, n_obj, 4), np.nan)
+    boxes[:, 1] = [5.0, 6.0, 20.0, 18.0]
+    return {
+        "version": 1, "task": "grounding", "instruction": "find the green plant", "target_id": 2,
+        "K": [[40.0, 0, w / 2], [0, 40.0, h / 2], [0, 0, 1]], "width": w, "height": h, "fps": 8,
+        "context": {"frame_indices": list(range(0, 2 * n_ctx, 2)), "c2w": np.repeat(eye, n_ctx, 0)},
+        "target": {"frame_indices": list(range(n_tgt)), "c2w": np.repeat(eye, n_tgt, 0), "boxes": boxes,
+                   "visible": np.isfinite(boxes[..., 0]).astype(float)},
+        "commands": [], "scene": None,
+        "clip_config": QUICK.with_(width=w, height=h, scan_frames=21, context_chunks=2, target_chunks=2,
+                                   box_frames=4).to_dict(),
+    }
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips") / "real_000"
+    write_clip(folder, _frames(21, seed=1), _frames(9, seed=2), _meta(21, 9))
+    return folder
+
+
+def _copy(clip_dir, tmp_path):
+    dst = tmp_path / clip_dir.name
+    shutil.copytree(clip_dir, dst)
+    return dst
+
+
+def test_video_round_trip_error_is_small(tmp_path):
+    frames = _frames(17)
+    write_video(tmp_path / "v.mp4", frames, fps=8)
+    back = read_video(tmp_path / "v.mp4", expected_frames=17)
+    assert back.shape == frames.shape and back.dtype == np.uint8
+    err = np.abs(back.astype(int) - frames.astype(int))
+    assert err.mean() < 3.0, err.mean()  # lossy, but within 3/255 on average (yuv444p, crf 10)
+    # and the frames stay in order: each decoded frame is closest to its own source frame
+    d = np.abs(back[:, None].astype(int) - frames[None].astype(int)).mean(axis=(2, 3, 4))
+    assert np.array_equal(d.argmin(1), np.arange(17))
+
+
+def test_odd_sizes_are_not_padded(tmp_path):
+    frames = _frames(5, h=27, w=35)
+    write_video(tmp_path / "odd.mp4", frames, fps=8)
+    assert read_video(tmp_path / "odd.mp4").shape == (5, 27, 35, 3)
+
+
+def test_write_video_rejects_bad_frames(tmp_path):
+    with pytest.raises(DataError, match="uint8 frames"):
+        write_video(tmp_path / "x.mp4", np.zeros((3, 8, 8, 3), np.float32), fps=8)
+    with pytest.raises(DataError, match="uint8 frames"):
+        write_video(tmp_path / "x.mp4", np.zeros((8, 8, 3), np.uint8), fps=8)
+    with pytest.raises(DataError, match="width 48 cannot be read back by decord"):
+        write_video(tmp_path / "x.mp4", np.zeros((2, 32, 48, 3), np.uint8), fps=8)
+
+
+def test_bad_videos_raise_clear_errors(tmp_path):
+    write_video(tmp_path / "v.mp4", _frames(9), fps=8)
+    data = (tmp_path / "v.mp4").read_bytes()
+    (tmp_path / "trunc.mp4").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        read_video(tmp_path / "trunc.mp4")
+    (tmp_path / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        read_video(tmp_path / "garbage.mp4")
+    with pytest.raises(DataError, match="no such video file"):
+        read_video(tmp_path / "missing.mp4")
+    with pytest.raises(DataError, match="has 9 frames but meta.json describes 10"):
+        read_video(tmp_path / "v.mp4", expected_frames=10)
+
+
+def test_clip_round_trip(clip_dir):
+    rec = load_clip(clip_dir)
+    assert rec.context.shape == (21, H, W, 3) and rec.target.shape == (9, H, W, 3)
+    assert np.abs(rec.context.astype(int) - _frames(21, seed=1)).mean() < 3.0
+    assert np.array_equal(rec.context_frame_indices, np.arange(0, 42, 2))
+    assert rec.target_boxes.shape == (9, 3, 4)
+    assert np.isnan(rec.target_boxes[:, 0]).all() and np.array_equal(rec.target_boxes[0, 1], [5, 6, 20, 18])
+    meta_text = (clip_dir / "meta.json").read_text()
+    assert "NaN" not in meta_text and "null" in meta_text  # JSON-safe: unseen boxes are null
+    with pytest.raises(DataError, match="no scene recipe"):
+        rec.scene()
+
+
+def test_truncated_clip_video_and_frame_count_mismatch(clip_dir, tmp_path):
+    folder = _copy(clip_dir, tmp_path)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["target"]["frame_indices"].append(9)  # meta says 10 target frames, the video has 9
+    meta["target"]["c2w"].append(meta["target"]["c2w"][0])
+    meta["target"]["boxes"].append(meta["target"]["boxes"][0])
+    meta["target"]["visible"].append(meta["target"]["visible"][0])
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="target.mp4: the video has 9 frames but meta.json describes 10"):
+        load_clip(folder)
+    folder = _copy(clip_dir, tmp_path / "b")
+    data = (folder / "context.mp4").read_bytes()
+    (folder / "context.mp4").write_bytes(data[:1000])
+    with pytest.raises(DataError, match="context.mp4.*corrupt or truncated"):
+        load_clip(folder)
+
+
+@pytest.mark.parametrize("key", ["instruction", "target.boxes", "context.c2w", "scene", "K", "clip_config"])
+def test_missing_key(clip_dir, tmp_path, key):
+    folder = _copy(clip_dir, tmp_path)
+    meta = json.loads((folder / "meta.json").read_text())
+    *parents, last = key.split(".")
+    node = meta
+    for p in parents:
+        node = node[p]
+    del node[last]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=f"no key '{key}'"):
+        load_clip(folder)
+
+
+def test_missing_file_and_bad_json(clip_dir, tmp_path):
+    folder = _copy(clip_dir, tmp_path)
+    (folder / "target.mp4").unlink()
+    with pytest.raises(DataError, match="missing target.mp4"):
+        load_clip(folder)
+    folder = _copy(clip_dir, tmp_path / "b")
+    (folder / "meta.json").write_text('{"version": 1, ')
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_clip(folder)
+
+
+def test_validate_meta_catches_inconsistent_shapes():
+    meta = _meta(21, 9)
+    validate_meta(json.loads(json.dumps(meta, default=lambda a: np.where(np.isnan(a), None, a).tolist())))
+    bad = dict(meta, K=[[1, 0], [0, 1]])
+    with pytest.raises(DataError, match="'K' has shape"):
+        validate_meta(bad)
+    bad = dict(meta, target=dict(meta["target"], visible=np.ones((9, 2))))
+    with pytest.raises(DataError, match="'target.visible' has shape"):
+        validate_meta(bad)
+    bad = dict(meta, target_id=7)
+    with pytest.raises(DataError, match="target_id"):
+        validate_meta(bad)
+    bad = dict(meta, context=dict(meta["context"], frame_indices=[0, 2, 1] + list(range(3, 21))))
+    with pytest.raises(DataError, match="strictly increasing"):
+        validate_meta(bad)
+    bad = dict(meta, task="counting")
+    with pytest.raises(DataError, match="task 'counting'"):
+        validate_meta(bad)
+
+
+def test_write_clip_checks_frames_against_meta(tmp_path):
+    with pytest.raises(DataError, match="context frames have shape"):
+        write_clip(tmp_path / "c", _frames(20), _frames(9), _meta(21, 9))
+    assert not (tmp_path / "c").exists()
+
+
+def test_dataset_samples_chunks_per_item_and_epoch(clip_dir):
+    cfg = load_clip(clip_dir).clip_config
+    ds = ClipDataset(clip_dir.parent, cfg, seed=0)
+    item = ds[0]
+    assert item["context"].shape == (cfg.context_frames, H, W, 3) and item["context"].dtype == torch.uint8
+    src = item["context_frame_indices"].numpy()
+    assert src[0] == 0 and np.all(np.diff(src) > 0)
+    # the stored source indices are 0, 2, 4, ... (a real scan subsampled by 2): the returned ones are those
+    assert np.all(src % 2 == 0)
+    assert torch.isnan(item["boxes"][:, 0]).sum() == 0 and item["boxes"][0].tolist() == [5, 6, 20, 18]
+    draws = set()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        draws.add(tuple(ds[0]["context_frame_indices"].tolist()))
+    assert len(draws) > 1  # a new draw per epoch ...
+    ds.set_epoch(0)
+    assert torch.equal(ds[0]["context_frame_indices"], item["context_frame_indices"])  # ... reproducible
+    contiguous = ClipDataset(clip_dir.parent, cfg, sampling="contiguous")[0]["context_frame_indices"].numpy()
+    assert np.all(np.diff(contiguous[1:]) == 2)  # 2 chunks of 4 adjacent scan frames, every other source frame
+    batch = collate_clips([ds[0], ds[0]])
+    assert batch["context"].shape == (2, cfg.context_frames, H, W, 3) and len(batch["instruction"]) == 2
+    with pytest.raises(DataError, match="clip config wants"):
+        ClipDataset(clip_dir.parent, QUICK)[0]
+
+
+def test_parse_size_and_cli_errors(tmp_path):
+    assert parse_size("104x64") == (104, 64) and parse_size("416X256") == (416, 256)
+    for bad in ["104", "104x", "ax64", "104x64x3", "4x4", "-1x64"]:
+        with pytest.raises(V4SError, match="WIDTHxHEIGHT"):
+            parse_size(bad)
+    args = _make_data_parser().parse_args(["make-data", "--task", "grounding", "--scenes", "1", "--size", "big",
+                                           "--out", str(tmp_path)])
+    with pytest.raises(V4SError, match="WIDTHxHEIGHT"):
+        args.func(args)
+    with pytest.raises(DataError, match="no such dataset folder"):
+        ClipDataset(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="no clip folders"):
+        ClipDataset(tmp_path)
