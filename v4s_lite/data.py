@@ -279,7 +279,8 @@ def clip_meta(clip, clip_cfg: ClipConfig) -> dict:
             "boxes": _jsonable(clip.target_boxes, b),
             "visible": _jsonable(clip.target_visible, 4),
         },
-        "commands": list(clip.commands or []),
+        "commands": [str(c) for c in (clip.commands or [])],
+        "seed": int(getattr(clip, "seed", 0)),
         "scene": _jsonable(clip.scene.to_dict()),
         "clip_config": clip_cfg.to_dict(),
     }
