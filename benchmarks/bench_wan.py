@@ -1,0 +1,399 @@
+"""Wan2.2-TI2V-5B: our training step and denoising step against stock diffusers, at the same shapes, in one run.
+
+    python benchmarks/bench_wan.py --out results/bench_wan_h100                       # on the GPU (~8 min)
+    python benchmarks/bench_wan.py --model tiny --width 64 --height 64 --context-latents 3 --target-latents 3 \
+        --warmup 1 --iters 2 --out /tmp/bench_tiny                                     # CPU smoke run
+
+Randomly initialised weights of the exact architecture (no weights can be downloaded on the GPU machine):
+speed and memory do not depend on the values. Shapes default to the paper's training setting: 416x256,
+43 context + 46 target latents = 9,256 tokens, batch 1, LoRA rank 32 on attention + FFN.
+
+Every variant changes one lever against the stock baseline measured in the same run, and prints seconds,
+tokens/s, model FLOPs utilisation (v4s_lite.full.transformer_flops; training = 3x forward) and peak memory.
+Results: <out>.json (every number, the command, the GPU) and <out>.md (the table). The JSON is rewritten
+after every variant, so a run cut short keeps what it measured.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from v4s_lite.full import (GPUS, LORA_TARGETS, ContextCache, configure_speed, estimate_memory, latent_tokens,
+                           transformer_flops)
+from v4s_lite.model import transformer_config
+from v4s_lite.rope import ContextRoPE
+
+TRAIN_TARGET_RATIO, TRAIN_TARGET_GB, SMALL_GPU_GB, DENOISE_TARGET_RATIO = 0.75, 40.0, 24.0, 0.5
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device, warmup: int, iters: int) -> list[float]:
+    """Seconds per call: warm-up calls first (compilation, autotuning, allocator), then `iters` timed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def reset_memory(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gb(device) -> float | None:
+    return torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else None
+
+
+def gpu_peak_tflops(device) -> tuple[str, float | None]:
+    if device.type != "cuda":
+        return platform.processor() or "cpu", None
+    name = torch.cuda.get_device_name()
+    for key, spec in GPUS.items():
+        if key.split()[0] in name:
+            return name, spec["bf16_tflops"]
+    return name, 989.4 if "H200" in name else None
+
+
+def measured_matmul_tflops(device) -> float | None:
+    if device.type != "cuda":
+        return None
+    a, b = (torch.randn(8192, 8192, device=device, dtype=torch.bfloat16) for _ in range(2))
+    t = timed(lambda: a @ b, device, 3, 10)
+    return 2 * 8192**3 / statistics.median(t) / 1e12
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.cfg = transformer_config(args.model)
+        self.h, self.w = args.height // 16, args.width // 16  # Wan2.2 VAE: 16x16 spatial compression
+        self.fc, self.ft = args.context_latents, args.target_latents
+        self.tokens = latent_tokens(self.cfg, args.width, args.height, self.fc + self.ft)
+        self.ctx_tokens = latent_tokens(self.cfg, args.width, args.height, self.fc)
+        self.gpu, self.peak = gpu_peak_tflops(self.device)
+        self.results = {"command": " ".join(["python"] + sys.argv), "gpu": self.gpu, "torch": torch.__version__,
+                        "weights": "random initialisation of the exact architecture (nothing can be downloaded)",
+                        "model": args.model, "shape": dict(width=args.width, height=args.height,
+                        context_latents=self.fc, target_latents=self.ft, tokens=self.tokens, batch=1,
+                        lora_rank=args.lora_rank, lora_targets=list(LORA_TARGETS)),
+                        "peak_bf16_tflops": self.peak, "variants": {}}
+        import diffusers
+        self.results["diffusers"] = diffusers.__version__
+        self.results["measured_matmul_tflops"] = measured_matmul_tflops(self.device)
+        self.model = self.build()
+
+    def build(self):
+        from diffusers import WanTransformer3DModel
+
+        torch.manual_seed(0)
+        with torch.device(self.device):
+            model = WanTransformer3DModel(**self.cfg)
+        model = model.to(self.dtype).eval()
+        model.rope = ContextRoPE.from_rope(model.rope)  # V4SModel's RoPE: same tables, explicit positions
+        model.requires_grad_(False)
+        return model
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def inputs(self, batch: int, frames: int, clean_frames: int, seed: int = 0):
+        g = torch.Generator(self.device).manual_seed(seed)
+        tpf = self.tokens // (self.fc + self.ft)
+        x = torch.randn(batch, self.cfg["in_channels"], frames, self.h, self.w, device=self.device, generator=g,
+                        dtype=self.dtype)
+        t = torch.full((batch, frames * tpf), 700.0, device=self.device)
+        t[:, :clean_frames * tpf] = 0  # clean context (and first target latent): t = 0, Wan2.2's per-token path
+        text = torch.randn(batch, 512, self.cfg["text_dim"], device=self.device, generator=g, dtype=self.dtype)
+        return x, t, text
+
+    def forward(self, x, t, text, positions):
+        self.model.rope.set_positions(positions)
+        return self.model(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
+
+    # ------------------------------------------------------------------------------------------ record
+    def record(self, name, kind, times, flops, note="", **extra):
+        a = self.args
+        med = statistics.median(times)
+        row = {"kind": kind, "seconds": med, "seconds_all": times, "tokens_per_s": self.tokens / med,
+               "tflops_per_s": flops / med / 1e12, "mfu": (flops / med / 1e12 / self.peak) if self.peak else None,
+               "peak_gb": peak_gb(self.device), "note": note, **extra}
+        self.results["variants"][name] = row
+        print(f"{name:34s} {med:8.4f} s  mfu {row['mfu'] if row['mfu'] is None else round(row['mfu'], 3)}  "
+              f"peak {row['peak_gb'] if row['peak_gb'] is None else round(row['peak_gb'], 1)} GB  {note}", flush=True)
+        self.save()
+
+    def fail(self, name, err):
+        self.results["variants"][name] = {"error": f"{type(err).__name__}: {err}"[:2000]}
+        print(f"{name:34s} FAILED {type(err).__name__}: {str(err)[:300]}", flush=True)
+        traceback.print_exc()
+        self.save()
+
+    def save(self):
+        out = Path(self.args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        summarise(self.results)
+        out.with_suffix(".json").write_text(json.dumps(self.results, indent=1))
+        out.with_suffix(".md").write_text(markdown(self.results))
+
+    # ----------------------------------------------------------------------------------------- denoise
+    def denoise(self, name, backend="native", compile=False, reuse=False, note=""):
+        """One joint-guided denoising step: the conditional and unconditional passes as one batch of 2."""
+        a, dev = self.args, self.device
+        try:
+            configure_speed(self.model, checkpointing="none", attention_backend=backend, compile=compile)
+            reset_memory(dev)
+            frames = self.fc + self.ft
+            positions = list(range(frames))
+            x, t, text = self.inputs(2, frames, self.fc + 1)
+            flops_full = transformer_flops(self.cfg, self.tokens, batch=2)
+            with torch.inference_mode():
+                if not reuse:
+                    times = timed(lambda: self.forward(x, t, text, positions), dev, a.warmup, a.iters)
+                    self.record(name, "denoise", times, flops_full, note)
+                    return
+                with ContextCache(self.model) as cache:
+                    cache.mode = "fill"
+                    fill = lambda: self.forward(x[:, :, :self.fc], t[:, :self.ctx_tokens], text, positions[:self.fc])
+                    fill_times = timed(fill, dev, 1, 2)
+                    cache.mode = "reuse"
+                    xt, tt = x[:, :, self.fc:], t[:, self.ctx_tokens:]
+                    step = lambda: self.forward(xt, tt, text, positions[self.fc:])
+                    times = timed(step, dev, a.warmup, a.iters)
+                    # correctness: reuse == the masked full sequence (the model this sampler belongs to)
+                    got = step().float()
+                    cache.mode, cache.n_context_tokens = "masked", self.ctx_tokens
+                    want = self.forward(x, t, text, positions)[:, :, self.fc:].float()
+                    rel = ((got - want).norm() / want.norm()).item()
+                q = self.tokens - self.ctx_tokens
+                flops = transformer_flops(self.cfg, self.tokens, batch=2, query_tokens=q)
+                fill_s = statistics.median(fill_times)
+                amortised = [s + fill_s / a.sampling_steps for s in times]
+                self.record(name, "denoise", amortised, flops, note + f" (context fill {fill_s:.3f} s once per sample, "
+                            f"amortised over {a.sampling_steps} steps)", step_only_seconds=statistics.median(times),
+                            fill_seconds=fill_s, rel_error_vs_masked=rel)
+        except Exception as e:  # noqa: BLE001 - a failed lever is a result too
+            self.fail(name, e)
+        finally:
+            configure_speed(self.model, checkpointing="none", attention_backend="native")
+
+    # ------------------------------------------------------------------------------------------- train
+    def train(self, name, checkpointing="full", backend="native", compile=False, fused=False, lora_dtype=None,
+              note=""):
+        """One LoRA training step: forward over [context | first | noisy], MSE on the noisy latents, backward,
+        AdamW on the adapter."""
+        from peft import LoraConfig
+
+        a, dev = self.args, self.device
+        model = self.model
+        try:
+            if "default" not in (getattr(model, "peft_config", None) or {}):
+                model.add_adapter(LoraConfig(r=a.lora_rank, lora_alpha=a.lora_rank, target_modules=list(LORA_TARGETS)))
+            lora_dtype = lora_dtype or torch.float32  # diffusers' training scripts keep trainable weights fp32
+            params = [p for n, p in model.named_parameters() if "lora_" in n]
+            for p in params:
+                p.data = p.data.to(lora_dtype)
+                p.requires_grad_(True)
+            configure_speed(model, checkpointing=checkpointing, attention_backend=backend, compile=compile)
+            model.train()
+            kw = {"fused": True} if fused else {}
+            opt = torch.optim.AdamW(params, lr=1e-5, **kw)
+            frames = self.fc + self.ft
+            positions = list(range(frames))
+            x, t, text = self.inputs(1, frames, self.fc + 1)
+            target = torch.randn_like(x[:, :, self.fc + 1:], dtype=torch.float32)
+            reset_memory(dev)
+
+            def step():
+                out = self.forward(x, t, text, positions)
+                loss = F.mse_loss(out[:, :, self.fc + 1:].float(), target)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            times = timed(step, dev, a.warmup, a.iters)
+            est = estimate_memory(self.cfg, self.tokens, lora_rank=a.lora_rank, checkpointing=checkpointing,
+                                  compiled=compile)
+            self.record(name, "train", times, 3 * transformer_flops(self.cfg, self.tokens), note,
+                        estimate_gib=est.total_gib, checkpointing=str(checkpointing))
+            del opt
+        except Exception as e:  # noqa: BLE001
+            self.fail(name, e)
+        finally:
+            for p in model.parameters():
+                p.grad = None
+            model.eval()
+            configure_speed(model, checkpointing="none", attention_backend="native")
+
+
+def summarise(r):
+    v = r["variants"]
+    s = {}
+
+    def sec(name):
+        return v.get(name, {}).get("seconds")
+
+    base_t, base_d = sec("train_stock_ckpt"), sec("denoise_stock")
+    for name, row in v.items():
+        if "seconds" in row:
+            base = base_t if row["kind"] == "train" else base_d
+            row["ratio_vs_stock"] = row["seconds"] / base if base else None
+    trains = [(n, row) for n, row in v.items() if row.get("kind") == "train" and row.get("peak_gb") is not None]
+    fits = [(row["seconds"], n, row) for n, row in trains if row["peak_gb"] <= TRAIN_TARGET_GB]
+    if fits and base_t:
+        t, n, row = min(fits)
+        s["train"] = {"best": n, "ratio": t / base_t, "target_ratio": TRAIN_TARGET_RATIO, "peak_gb": row["peak_gb"],
+                      "met": t / base_t <= TRAIN_TARGET_RATIO}
+    small = [(row["seconds"], n, row) for n, row in trains if row["peak_gb"] <= SMALL_GPU_GB * 0.93]
+    if small:
+        t, n, row = min(small)
+        s["fits_24gb"] = {"best": n, "seconds": t, "peak_gb": row["peak_gb"]}
+    dens = [(row["seconds"], n) for n, row in v.items() if row.get("kind") == "denoise" and n != "denoise_stock"]
+    if dens and base_d:
+        t, n = min(dens)
+        s["denoise"] = {"best": n, "ratio": t / base_d, "target_ratio": DENOISE_TARGET_RATIO,
+                        "met": t / base_d <= DENOISE_TARGET_RATIO}
+    r["summary"] = s
+
+
+def markdown(r) -> str:
+    sh = r["shape"]
+    lines = [f"# Wan2.2-TI2V-5B benchmark: {r['gpu']}", "",
+             f"Command: `{r['command']}`  ", f"torch {r['torch']}, diffusers {r['diffusers']}; {r['weights']}.  ",
+             f"Shape: {sh['width']}x{sh['height']}, {sh['context_latents']} context + {sh['target_latents']} target "
+             f"latents = {sh['tokens']} tokens, batch 1 (denoising: the two guidance passes as a batch of 2), LoRA "
+             f"rank {sh['lora_rank']} on {', '.join(sh['lora_targets'])}.  ",
+             f"MFU = model FLOPs / time / {r['peak_bf16_tflops']} TFLOP/s (dense bf16 peak); model FLOPs from "
+             f"`v4s_lite.full.transformer_flops` (training = 3x forward; recomputation not counted). Measured "
+             f"8192^3 bf16 matmul: {r['measured_matmul_tflops'] and round(r['measured_matmul_tflops'])} TFLOP/s.", "",
+             "| variant | seconds | x stock | tokens/s | TFLOP/s | MFU | peak GB | note |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in r["variants"].items():
+        if "error" in row:
+            lines.append(f"| {name} | failed | | | | | | {row['error'][:150]} |")
+            continue
+        f = lambda x, p: "" if x is None else f"{x:.{p}f}"
+        lines.append(f"| {name} | {f(row['seconds'], 3)} | {f(row.get('ratio_vs_stock'), 2)} | "
+                     f"{row['tokens_per_s']:.0f} | {row['tflops_per_s']:.0f} | {f(row['mfu'], 2)} | "
+                     f"{f(row['peak_gb'], 1)} | {row['note']} |")
+    s = r.get("summary", {})
+    lines += ["", "## Targets", ""]
+    if "train" in s:
+        t = s["train"]
+        lines.append(f"- Training step <= {t['target_ratio']}x stock-with-checkpointing at <= {TRAIN_TARGET_GB:.0f} GB: "
+                     f"best `{t['best']}` {t['ratio']:.2f}x at {t['peak_gb']:.1f} GB -> "
+                     f"{'met' if t['met'] else 'MISSED by ' + format(t['ratio'] / t['target_ratio'] - 1, '.0%')}")
+    if "fits_24gb" in s:
+        t = s["fits_24gb"]
+        lines.append(f"- Fits a 24 GB GPU (peak <= {SMALL_GPU_GB * 0.93:.1f} GB usable): `{t['best']}`, "
+                     f"{t['seconds']:.3f} s at {t['peak_gb']:.1f} GB")
+    if "denoise" in s:
+        t = s["denoise"]
+        lines.append(f"- Joint-guided denoising step <= {t['target_ratio']}x stock: best `{t['best']}` "
+                     f"{t['ratio']:.2f}x -> {'met' if t['met'] else 'MISSED by ' + format(t['ratio'] / t['target_ratio'] - 1, '.0%')}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="wan2.2-ti2v-5b", help="a v4s_lite.model.transformer_config name")
+    p.add_argument("--width", type=int, default=416)
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--context-latents", type=int, default=43)
+    p.add_argument("--target-latents", type=int, default=46)
+    p.add_argument("--lora-rank", type=int, default=32)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=int, default=8)
+    p.add_argument("--sampling-steps", type=int, default=50, help="steps the context fill is amortised over")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--only", default="", help="comma-separated variant name prefixes to run (default: all)")
+    p.add_argument("--selective", default="20,12", help="numbers of checkpointed blocks to try with compile")
+    p.add_argument("--out", default="results/bench_wan")
+    args = p.parse_args(argv)
+
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+    from diffusers.utils import logging as dlogging
+    dlogging.set_verbosity_error()  # set_attention_backend warns on every call
+    import torch._dynamo as dynamo
+    dynamo.config.cache_size_limit = 64  # 30 blocks x (train, eval) x backends: stay compiled
+    dynamo.config.accumulated_cache_size_limit = 512
+    b = Bench(args)
+    cuda = b.device.type == "cuda"
+    best = "native"
+
+    plan = [("denoise_stock", lambda: b.denoise("denoise_stock", note="stock: eager, SDPA default"))]
+    if cuda:
+        for be in ("_native_cudnn", "_native_flash"):
+            plan.append((f"denoise_{be.strip('_')}", lambda be=be: b.denoise(f"denoise_{be.strip('_')}", backend=be,
+                                                                             note=f"attention backend {be}")))
+    plan.append(("denoise_reuse", lambda: b.denoise("denoise_reuse", backend=pick(b, "native"), reuse=True,
+                                                     note="context reuse (eager)")))
+    if cuda:
+        plan += [("denoise_compile", lambda: b.denoise("denoise_compile", backend=pick(b, "native"), compile=True,
+                                                       note="+ torch.compile (regional)")),
+                 ("denoise_compile_reuse", lambda: b.denoise("denoise_compile_reuse", backend=pick(b, "native"),
+                                                             compile=True, reuse=True, note="+ compile + context reuse"))]
+    plan += [("train_stock_ckpt", lambda: b.train("train_stock_ckpt", note="stock: eager, full checkpointing")),
+             ("train_stock_nockpt", lambda: b.train("train_stock_nockpt", checkpointing="none",
+                                                     note="stock, no checkpointing")),
+             ("train_fused_adamw", lambda: b.train("train_fused_adamw", fused=True, note="+ fused AdamW")),
+             ("train_backend", lambda: b.train("train_backend", fused=True, backend=pick(b, "native"),
+                                               note="+ best attention backend")),
+             ("train_bf16_lora", lambda: b.train("train_bf16_lora", fused=True, backend=pick(b, "native"),
+                                                 lora_dtype=b.dtype, note="+ bf16 LoRA weights (no fp32 copies)"))]
+    if cuda:
+        plan.append(("train_compile_ckpt", lambda: b.train("train_compile_ckpt", fused=True, backend=pick(b, "native"),
+                                                           compile=True, note="+ compile, full checkpointing")))
+        for n in [int(s) for s in args.selective.split(",") if s]:
+            plan.append((f"train_compile_sel{n}", lambda n=n: b.train(
+                f"train_compile_sel{n}", checkpointing=n, fused=True, backend=pick(b, "native"), compile=True,
+                note=f"+ compile, checkpoint {n} of 30 blocks")))
+        plan.append(("train_compile_nockpt", lambda: b.train("train_compile_nockpt", checkpointing="none", fused=True,
+                                                             backend=pick(b, "native"), compile=True,
+                                                             note="+ compile, no checkpointing")))
+    only = [s for s in args.only.split(",") if s]
+    for name, run in plan:
+        if not only or any(name.startswith(o) for o in only):
+            run()
+    b.save()
+    print(markdown(b.results))
+
+
+def pick(b, default):
+    """The fastest attention backend measured so far in this run (denoising variants)."""
+    v = b.results["variants"]
+    cands = [(v[n]["seconds"], be) for n, be in (("denoise_stock", "native"), ("denoise_native_cudnn", "_native_cudnn"),
+                                                 ("denoise_native_flash", "_native_flash")) if "seconds" in v.get(n, {})]
+    return min(cands)[1] if cands else default
+
+
+if __name__ == "__main__":
+    main()
