@@ -1,0 +1,132 @@
+"""V4SModel: the sequence, per-token timesteps and RoPE positions, against the stock diffusers transformer."""
+import copy
+
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+
+from v4s_lite.model import TokenLayout, V4SModel, transformer_config
+from v4s_lite.utils import V4SError
+
+B, C, H, W = 2, 12, 4, 6  # latent size: 2 x 3 = 6 tokens per frame with the (1, 2, 2) patch
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return V4SModel.from_preset("tiny").eval()
+
+
+def inputs(n_context=3, n_noisy=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)
+    return dict(context_latents=r(B, C, n_context, H, W), first_latent=r(B, C, 1, H, W),
+                noisy_latents=r(B, C, n_noisy, H, W), t=torch.tensor([700.0, 250.0]), text_emb=r(B, 32, 64))
+
+
+def stock_forward(model, x, timestep, text):
+    """The unmodified diffusers transformer (its own WanRotaryPosEmbed, positions 0..F-1)."""
+    stock = WanTransformer3DModel(**dict(model.config))
+    stock.load_state_dict(model.transformer.state_dict())
+    with torch.no_grad():
+        return stock.eval()(x, timestep, text, return_dict=False)[0]
+
+
+def test_contiguous_layout_equals_stock_transformer_with_per_token_timesteps(model):
+    a = inputs()
+    with torch.no_grad():
+        got = model(**a, context_positions=[0, 1, 2])  # gap 1: positions 0..5, exactly diffusers' own
+    x = torch.cat([a["context_latents"], a["first_latent"], a["noisy_latents"]], dim=2)
+    timestep = torch.cat([torch.zeros(B, 4 * 6), a["t"][:, None].expand(B, 2 * 6)], dim=1)
+    want = stock_forward(model, x, timestep, a["text_emb"])[:, :, 4:]
+    assert got.shape == a["noisy_latents"].shape
+    assert torch.equal(got, want)
+
+
+def test_clean_tokens_carry_t_zero_and_noisy_tokens_t():
+    layout = TokenLayout(n_context=3, n_noisy=2, tokens_per_frame=6)
+    ts = layout.timesteps(torch.tensor([700.0, 250.0]))
+    assert ts.shape == (2, 36)
+    assert (ts[:, :24] == 0).all() and (ts[0, 24:] == 700).all() and (ts[1, 24:] == 250).all()
+    assert layout.loss_mask.sum() == 12 and not layout.loss_mask[:24].any()
+    assert layout.frame_roles == ["context"] * 3 + ["first", "noisy", "noisy"]
+
+
+def test_context_conditions_the_prediction_and_positions_matter(model):
+    a = inputs()
+    with torch.no_grad():
+        base = model(**a, context_positions=[0, 1, 2])
+        other_ctx = model(**{**a, "context_latents": torch.randn_like(a["context_latents"])}, context_positions=[0, 1, 2])
+        spread = model(**a, context_positions=[0, 5, 9])
+        shifted = model(**a, context_positions=[0, 1, 2], target_positions=[3, 4, 5])
+        all_shifted = model(**a, context_positions=[40, 41, 42], target_positions=[43, 44, 45])
+    assert (base - other_ctx).abs().max() > 1e-3  # the clean context is really attended to
+    assert (base - spread).abs().max() > 1e-4  # non-contiguous positions change the prediction
+    assert torch.equal(base, shifted)  # explicit target positions = the default continuation
+    torch.testing.assert_close(all_shifted, base, rtol=0, atol=1e-4)  # RoPE is relative: a common shift is a no-op
+
+
+def test_per_sample_positions_equal_separate_forwards(model):
+    a = inputs()
+    rows = [[0, 2, 7], [0, 1, 3]]
+    with torch.no_grad():
+        both = model(**a, context_positions=torch.tensor(rows))
+        for b in range(B):
+            one = model(**{k: v[b:b + 1] for k, v in a.items()}, context_positions=rows[b])
+            torch.testing.assert_close(both[b:b + 1], one, rtol=0, atol=1e-5)
+
+
+def test_no_context_first_frame_only(model):
+    a = inputs()
+    with torch.no_grad():
+        out = model(None, a["first_latent"], a["noisy_latents"], a["t"], a["text_emb"], None)
+    assert out.shape == a["noisy_latents"].shape
+
+
+def test_loss_gradient_reaches_only_through_noisy_outputs(model):
+    a = inputs()
+    m = copy.deepcopy(model).train()
+    ctx = a["context_latents"].clone().requires_grad_(True)
+    out = m(**{**a, "context_latents": ctx}, context_positions=[0, 1, 2])
+    out.pow(2).mean().backward()
+    assert ctx.grad.abs().sum() > 0 and m.transformer.proj_out.weight.grad is not None
+
+
+def test_bad_inputs_raise_clear_errors(model):
+    a = inputs()
+    with pytest.raises(V4SError, match="context positions"):
+        model(**a, context_positions=[0, 1])
+    with pytest.raises(V4SError, match="channels"):
+        model(**{k: (v[:, :4] if v.ndim == 5 else v) for k, v in a.items()}, context_positions=[0, 1, 2])
+    with pytest.raises(V4SError, match="first_latent"):
+        model(**{**a, "first_latent": a["noisy_latents"]}, context_positions=[0, 1, 2])
+    with pytest.raises(V4SError, match="unknown transformer preset"):
+        transformer_config("huge")
+
+
+def test_save_and_load_with_diffusers_own_from_pretrained(model, tmp_path):
+    m = V4SModel(copy.deepcopy(model.transformer), rope_gap=3, rope_max_seq_len=2048)
+    m.save_pretrained(tmp_path)
+    plain = WanTransformer3DModel.from_pretrained(tmp_path)
+    assert plain.config.rope_max_seq_len == 2048
+    for k, v in m.transformer.state_dict().items():
+        assert torch.equal(plain.state_dict()[k], v)
+    back = V4SModel.from_pretrained(tmp_path)
+    assert back.rope_gap == 3 and back.transformer.rope.max_seq_len == 2048
+    a = inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(**a, context_positions=[0, 1, 1500]),
+                                   m.eval()(**a, context_positions=[0, 1, 1500]), rtol=0, atol=0)
+
+
+def test_wan_5b_preset_is_the_published_shape():
+    from accelerate import init_empty_weights
+
+    cfg = transformer_config("wan2.2-ti2v-5b")
+    with init_empty_weights():
+        m = V4SModel(WanTransformer3DModel(**cfg))
+    n = sum(p.numel() for p in m.parameters())
+    assert 4.9e9 < n < 5.1e9, n  # "5B"
+    assert m.config.num_attention_heads * m.config.attention_head_dim == 3072
+    rope = m.transformer.rope
+    assert (rope.t_dim, rope.h_dim, rope.w_dim) == (44, 42, 42)

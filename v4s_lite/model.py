@@ -1,0 +1,192 @@
+"""The context-conditioned Wan transformer: Video4Spatial's one idea in the model, a sequence along time.
+
+    latent frames:  [ c_0 c_1 ... c_{n-1} | x_0 | x_1 ... x_m ]
+                      clean context        clean  noisy target
+                      (scan chunks)        "+1"   latents
+    timestep:         0   0  ...  0          0     t  ...  t       (one per token: Wan2.2 TI2V's per-token path)
+    RoPE time:        context_positions     target_positions (continue after the context, see rope.py)
+    loss:             -                      -     yes ... yes
+
+Everything runs through one unmodified diffusers `WanTransformer3DModel`: the context is conditioning only
+because its tokens are clean (t = 0) and the loss ignores them. `V4SModel` builds that sequence, the per-token
+timesteps and the RoPE positions, and returns the prediction for the noisy latents only. Any transformer
+config works: the presets below are a tiny test model, the CPU-trainable lite model and Wan2.2-TI2V-5B.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import WanTransformer3DModel
+from torch import nn
+
+from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions
+from .utils import V4SError
+
+V4S_CONFIG_NAME = "v4s_config.json"
+
+# Channel counts of the lite codec and lite text encoder (codec.LiteCodec(), codec.LiteTextEncoder()).
+LITE_LATENT_CHANNELS = 12
+LITE_TEXT_DIM = 64
+
+_PRESETS = {
+    # Seconds on a CPU: unit tests. head_dim 12 still splits 4/4/4 into time/height/width.
+    "tiny": dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=LITE_LATENT_CHANNELS,
+                 out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=32, ffn_dim=48, num_layers=2,
+                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+    # CPU-trainable in the course's budget (~2.7M parameters): 4 layers, width 192 = 4 heads x 48 (16/16/16 split).
+    "lite": dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=48, in_channels=LITE_LATENT_CHANNELS,
+                 out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=512, num_layers=4,
+                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+    # Exactly Wan-AI/Wan2.2-TI2V-5B-Diffusers/transformer/config.json (all other keys are diffusers' defaults).
+    "wan2.2-ti2v-5b": dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
+                           out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30,
+                           cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=None,
+                           added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
+}
+
+
+def transformer_config(name: str) -> dict:
+    """Keyword arguments for `WanTransformer3DModel(**cfg)`: "tiny", "lite" or "wan2.2-ti2v-5b"."""
+    if name not in _PRESETS:
+        raise V4SError(f"unknown transformer preset {name!r}; choose one of {sorted(_PRESETS)}")
+    return dict(_PRESETS[name])
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where each latent frame sits in the sequence, and what that implies per token."""
+
+    n_context: int  # clean context latents
+    n_noisy: int  # noisy target latents (the clean first target latent sits between)
+    tokens_per_frame: int  # (h / p_h) * (w / p_w)
+
+    @property
+    def n_frames(self) -> int:
+        return self.n_context + 1 + self.n_noisy
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_frames * self.tokens_per_frame
+
+    @property
+    def frame_roles(self) -> list[str]:
+        return ["context"] * self.n_context + ["first"] + ["noisy"] * self.n_noisy
+
+    @property
+    def loss_mask(self) -> torch.Tensor:
+        """(n_tokens,) bool: True on the noisy target tokens, the only ones the loss covers."""
+        frames = torch.tensor([r == "noisy" for r in self.frame_roles])
+        return frames.repeat_interleave(self.tokens_per_frame)
+
+    def timesteps(self, t: torch.Tensor) -> torch.Tensor:
+        """(B,) diffusion times -> (B, n_tokens): 0 for clean context and first frame, t for the noisy tokens."""
+        t = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
+        return self.loss_mask.to(t.device)[None].float() * t[:, None]
+
+
+class V4SModel(nn.Module):
+    """A `WanTransformer3DModel` whose input is `[context | first | noisy]` along time (see the module doc).
+
+    `rope_gap`: distance between the last context latent's position and the first target latent's (rope.py).
+    `rope_max_seq_len`: build a longer RoPE table than the config's (saved into the transformer's config, so
+    diffusers' own `from_pretrained` rebuilds it).
+    """
+
+    def __init__(self, transformer: WanTransformer3DModel, rope_gap: int = DEFAULT_GAP,
+                 rope_max_seq_len: int | None = None):
+        super().__init__()
+        if not isinstance(transformer, WanTransformer3DModel):
+            raise V4SError(f"V4SModel wraps a diffusers WanTransformer3DModel, got {type(transformer).__name__}")
+        self.transformer = transformer
+        if rope_max_seq_len is not None:
+            transformer.register_to_config(rope_max_seq_len=rope_max_seq_len)
+        transformer.rope = ContextRoPE.from_rope(transformer.rope, transformer.config.rope_max_seq_len)
+        self.rope_gap = rope_gap
+
+    @classmethod
+    def from_preset(cls, name: str, **kw) -> "V4SModel":
+        return cls(WanTransformer3DModel(**transformer_config(name)), **kw)
+
+    @property
+    def config(self):
+        return self.transformer.config
+
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        return tuple(self.transformer.config.patch_size)
+
+    def layout(self, n_context: int, n_noisy: int, height: int, width: int) -> TokenLayout:
+        _, ph, pw = self.patch_size
+        if height % ph or width % pw:
+            raise V4SError(f"latent size {height}x{width} is not a multiple of the patch {ph}x{pw}")
+        return TokenLayout(n_context, n_noisy, (height // ph) * (width // pw))
+
+    def positions(self, context_positions, n_noisy: int, target_positions=None) -> torch.Tensor:
+        """Temporal positions of all latent frames: (F,), or (B, F) when each sample has its own context layout."""
+        cp = torch.as_tensor([] if context_positions is None else context_positions, dtype=torch.long)
+        rows = cp if cp.ndim == 2 else cp.reshape(1, -1)
+        if target_positions is None:
+            pos = torch.tensor([sequence_positions(r.tolist(), 1 + n_noisy, self.rope_gap) for r in rows])
+        else:
+            tp = torch.as_tensor(target_positions, dtype=torch.long)
+            pos = torch.cat([rows, tp.expand(rows.shape[0], -1) if tp.ndim == 1 else tp], dim=1)
+        if pos.shape[-1] != rows.shape[-1] + 1 + n_noisy:
+            raise V4SError(f"target_positions must hold 1 + {n_noisy} positions (first + noisy latents)")
+        return pos if cp.ndim == 2 else pos[0]
+
+    def forward(self, context_latents, first_latent, noisy_latents, t, text_emb, context_positions,
+                target_positions=None) -> torch.Tensor:
+        """Predict (velocity, for flow matching) for `noisy_latents` (B, C, Fn, h, w) given clean conditions.
+
+        context_latents (B, C, Fc, h, w) or None (no context: first-frame-only ablation); first_latent
+        (B, C, 1, h, w); t (B,) or a number, in the scheduler's [0, 1000] scale; text_emb (B, L, D);
+        context_positions (Fc,) shared by the batch or (B, Fc); target_positions (1 + Fn,) / (B, 1 + Fn) or None
+        to continue `rope_gap` after the last context position.
+        """
+        b, c, n_noisy, h, w = noisy_latents.shape
+        if context_latents is None:
+            context_latents = noisy_latents.new_zeros(b, c, 0, h, w)
+        for name, x in (("context_latents", context_latents), ("first_latent", first_latent)):
+            if x.ndim != 5 or x.shape[0] != b or x.shape[1] != c or x.shape[3:] != (h, w):
+                raise V4SError(f"{name} has shape {tuple(x.shape)}; expected (B={b}, C={c}, F, {h}, {w}) "
+                               "like noisy_latents")
+        if first_latent.shape[2] != 1:
+            raise V4SError(f"first_latent is the one clean first target latent: (B, C, 1, h, w), got {tuple(first_latent.shape)}")
+        if c != self.config.in_channels:
+            raise V4SError(f"latents have {c} channels, the transformer expects {self.config.in_channels}: "
+                           "use the codec this model was configured for")
+        n_context = context_latents.shape[2]
+        cp = torch.as_tensor([] if context_positions is None else context_positions, dtype=torch.long)
+        if cp.shape[-1] != n_context:
+            raise V4SError(f"{cp.shape[-1]} context positions for {n_context} context latents")
+
+        layout = self.layout(n_context, n_noisy, h, w)
+        t = torch.as_tensor(t, dtype=torch.float32, device=noisy_latents.device).reshape(-1).expand(b)
+        x = torch.cat([context_latents, first_latent, noisy_latents], dim=2)
+        self.transformer.rope.set_positions(self.positions(cp, n_noisy, target_positions))
+        try:
+            out = self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=layout.timesteps(t),
+                                   encoder_hidden_states=text_emb.to(self.transformer.dtype), return_dict=False)[0]
+        finally:
+            self.transformer.rope.set_positions(None)  # a later plain forward must not reuse this layout
+        return out[:, :, n_context + 1:]
+
+    # ---------------------------------------------------------------------------------------------- saving
+    def save_pretrained(self, folder, **kw) -> None:
+        """The transformer as diffusers saves it (`WanTransformer3DModel.from_pretrained(folder)` loads it),
+        plus the V4S settings in `v4s_config.json`."""
+        folder = Path(folder)
+        self.transformer.save_pretrained(folder, **kw)
+        (folder / V4S_CONFIG_NAME).write_text(json.dumps({"rope_gap": self.rope_gap}, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, folder, **kw) -> "V4SModel":
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise V4SError(f"{folder} holds no saved transformer (config.json missing); save with V4SModel.save_pretrained")
+        settings = json.loads((folder / V4S_CONFIG_NAME).read_text()) if (folder / V4S_CONFIG_NAME).exists() else {}
+        transformer = WanTransformer3DModel.from_pretrained(folder, **kw)
+        return cls(transformer, rope_gap=settings.get("rope_gap", DEFAULT_GAP))

@@ -1,0 +1,135 @@
+"""Non-contiguous RoPE: give every latent frame an explicit temporal position.
+
+Wan's 3D RoPE splits each attention head's dims into three groups: time (t), height (h), width (w)
+(44/42/42 for head_dim 128), each rotated by its own 1D rotary table. diffusers' `WanRotaryPosEmbed`
+always uses time positions 0..F-1: the sequence is assumed to be one contiguous video.
+
+Video4Spatial feeds a *non-contiguous* context: chunks of 4 frames sampled from a long scan. Each context
+latent keeps the position of the scan frames it came from (`start_frame // 4`), so the model sees how far
+apart two chunks were in the scan. The target (its clean first frame, then the noisy latents) continues after
+the last context latent. Because RoPE only sees position *differences* inside attention (q_i . k_j depends on
+p_i - p_j), shifting every position by a constant changes nothing: only the layout matters.
+
+`ContextRoPE` is a drop-in for `transformer.rope`: the same tables (it *is* a `WanRotaryPosEmbed`), indexed by
+explicit temporal positions set with `set_positions` before the transformer's forward (`V4SModel` does this).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+
+from .config import TEMPORAL_STRIDE
+from .utils import V4SError
+
+# Default distance (in latent positions) between the last context latent and the target's first latent.
+# 1 = "the target is the next latent after the context": the target clip is a new camera walk, not a
+# continuation of the scan in real time, so no real gap exists to encode; keeping it at 1 makes the
+# context-to-target distance the same in training and inference whatever the scan length, and uses the
+# fewest table positions. It is a setting (V4SModel(rope_gap=...)) because the paper does not publish it.
+DEFAULT_GAP = 1
+
+
+class ContextRoPE(WanRotaryPosEmbed):
+    """diffusers' Wan rotary embedding with explicit temporal positions per latent frame.
+
+    Positions: `None` (default) -> 0..F-1, exactly diffusers' behaviour; a 1D sequence of F ints -> shared by
+    the whole batch (joint-CFG passes share one layout); a (B, F) tensor -> one layout per sample (training
+    batches whose clips sampled different context chunks). The h/w positions are 0..h-1, 0..w-1 as in diffusers.
+    """
+
+    def __init__(self, attention_head_dim: int, patch_size, max_seq_len: int = 1024, theta: float = 10000.0):
+        super().__init__(attention_head_dim, tuple(patch_size), max_seq_len, theta)
+        self.theta = theta
+        self.frame_positions: torch.Tensor | None = None
+
+    @classmethod
+    def from_rope(cls, rope: WanRotaryPosEmbed, max_seq_len: int | None = None) -> "ContextRoPE":
+        """Replace a transformer's `rope` child; `max_seq_len` builds a longer table (default: keep its length)."""
+        new = cls(rope.attention_head_dim, rope.patch_size, max_seq_len or rope.max_seq_len)
+        return new.to(rope.freqs_cos.device)
+
+    def set_positions(self, frame_positions) -> None:
+        """Temporal positions of the next forward's latent frames (after patching): (F,), (B, F) or None."""
+        if frame_positions is None:
+            self.frame_positions = None
+            return
+        pos = torch.as_tensor(frame_positions, dtype=torch.long)
+        if pos.ndim not in (1, 2):
+            raise V4SError(f"frame positions must be (F,) or (batch, F); got shape {tuple(pos.shape)}")
+        if pos.numel() and (pos.min() < 0 or pos.max() >= self.max_seq_len):
+            raise V4SError(
+                f"RoPE position {int(pos.max() if pos.max() >= self.max_seq_len else pos.min())} is outside the "
+                f"table of {self.max_seq_len} positions (0..{self.max_seq_len - 1}). Use fewer/closer context frames, "
+                f"or build a longer table: V4SModel(transformer, rope_max_seq_len=...) or "
+                f"ContextRoPE.from_rope(rope, max_seq_len=...)."
+            )
+        self.frame_positions = pos
+
+    def forward(self, hidden_states: torch.Tensor):
+        batch, _, num_frames, height, width = hidden_states.shape
+        p_t, p_h, p_w = self.patch_size
+        ppf, pph, ppw = num_frames // p_t, height // p_h, width // p_w
+        if max(pph, ppw) > self.max_seq_len:
+            raise V4SError(f"a latent frame of {pph}x{ppw} patches exceeds the RoPE table ({self.max_seq_len})")
+
+        pos = self.frame_positions
+        if pos is None:
+            pos = torch.arange(ppf)
+        if pos.shape[-1] != ppf:
+            raise V4SError(
+                f"{pos.shape[-1]} temporal positions were set but the input has {ppf} latent frames; "
+                "call set_positions with one position per latent frame (context + first + noisy)."
+            )
+        if pos.ndim == 2 and pos.shape[0] != batch:
+            raise V4SError(f"positions for {pos.shape[0]} samples but the batch has {batch}")
+        pos = pos.to(self.freqs_cos.device).reshape(-1, ppf)  # (1 or B, F)
+
+        def table(freqs):
+            f_t, f_h, f_w = freqs.split([self.t_dim, self.h_dim, self.w_dim], dim=1)
+            n = pos.shape[0]
+            t = f_t[pos].view(n, ppf, 1, 1, -1).expand(n, ppf, pph, ppw, -1)
+            h = f_h[:pph].view(1, 1, pph, 1, -1).expand(n, ppf, pph, ppw, -1)
+            w = f_w[:ppw].view(1, 1, 1, ppw, -1).expand(n, ppf, pph, ppw, -1)
+            return torch.cat([t, h, w], dim=-1).reshape(n, ppf * pph * ppw, 1, -1)
+
+        return table(self.freqs_cos), table(self.freqs_sin)
+
+
+def context_positions(frame_indices, stride: int = TEMPORAL_STRIDE):
+    """Latent positions of a context: latent 0 is scan frame 0 alone, latent j is chunk j -> `start // stride`.
+
+    `frame_indices`: source index of every context frame (1 + 4k of them, first 0, chunks of 4 consecutive
+    frames in time order), as `ClipDataset` yields them. A (B, Fc) array gives a list per sample.
+    """
+    idx = torch.as_tensor(frame_indices, dtype=torch.long)
+    if idx.ndim == 2:
+        return [context_positions(row, stride) for row in idx]
+    idx = idx.tolist()
+    n = len(idx)
+    if n == 0 or (n - 1) % stride:
+        raise V4SError(f"a context has 1 + {stride}k frames (first frame + chunks of {stride}); got {n} indices")
+    chunks = [idx[i:i + stride] for i in range(1, n, stride)]
+    for c in chunks:
+        if c != list(range(c[0], c[0] + stride)):
+            raise V4SError(f"context chunk {c} is not {stride} consecutive frames; sample chunks with v4s_lite.sampling")
+    positions = [idx[0] // stride] + [c[0] // stride for c in chunks]
+    if any(b <= a for a, b in zip(positions, positions[1:])):
+        raise V4SError(f"context chunks must be in time order and start in different latents; positions {positions}")
+    return positions
+
+
+def target_positions(last_context_position: int, n_target_latents: int, gap: int = DEFAULT_GAP) -> list[int]:
+    """Positions of the target's latents (clean first + noisy): they continue `gap` after the last context latent."""
+    if gap < 1:
+        raise V4SError(f"gap={gap} would put the target on top of the context; use gap >= 1")
+    start = last_context_position + gap
+    return list(range(start, start + n_target_latents))
+
+
+def sequence_positions(context_pos: Sequence[int], n_target_latents: int, gap: int = DEFAULT_GAP) -> list[int]:
+    """The whole sequence's temporal positions: `context_pos` then the target continuing after it."""
+    context_pos = list(context_pos)
+    last = context_pos[-1] if context_pos else -gap  # no context: the target starts at 0
+    return context_pos + target_positions(last, n_target_latents, gap)
