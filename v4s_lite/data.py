@@ -29,9 +29,9 @@ from .utils import V4SError
 META_VERSION = 1
 TASKS = ("grounding", "navigation")
 FILES = ("context.mp4", "target.mp4", "meta.json")
-# H.264 at crf 10 in full-resolution chroma (yuv444p): decord reads it back within ~1/255 mean abs error on
-# rendered rooms. yuv420p halves the chroma resolution, which smears the thin coloured edges of objects and
-# (later) the red box: about 3x the error at the same crf. Lossless (-qp 0) is 8x larger on disk for ~0.4/255.
+# H.264 at crf 10 in full-resolution chroma (yuv444p), which decord reads: on a rendered lite scan the round trip
+# is 1.41/255 mean abs error (99th pct 6). yuv420p halves the chroma resolution and smears the thin coloured
+# edges of objects (2.34/255, 99th pct 17, same size); lossless (-qp 0) is 2x larger. See docs/DATA.md.
 VIDEO_CODEC, VIDEO_PIX_FMT, VIDEO_CRF = "libx264", "yuv444p", 10
 POSE_DECIMALS, BOX_DECIMALS = 6, 3
 # decord 0.6.0 fails to copy out frames of these widths ("DECORDArrayCopyFromTo: The size must exactly match"),
