@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"v4s_lite.{name}":
                 continue  # module not written yet
             raise
-        module.add_cli(sub)
+        if hasattr(module, "add_cli"):  # tests/test_cli.py checks that every command is there
+            module.add_cli(sub)
     return parser
 
 
