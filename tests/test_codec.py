@@ -36,7 +36,7 @@ def test_lite_codec_shapes_match_the_paper_token_grid():
 
 
 def test_lite_codec_dc_channel_is_causal_time_and_space_average():
-    codec = LiteCodec(freqs=1)
+    codec = LiteCodec(freqs=1, dc_std=1.0)
     v = torch.rand(2, 3, 9, 16, 24) * 2 - 1
     z = codec.encode(v)
     ref = torch.cat([v[:, :, :1], F.avg_pool3d(v[:, :, 1:], (4, 1, 1))], dim=2)
