@@ -1,0 +1,452 @@
+"""A torch ray caster for the synthetic rooms: RGB, depth and instance ids, batched over cameras.
+
+Every pixel casts one ray (pinhole, OpenCV axes, through the pixel centre). The room is the inside of a box, so
+its hit is a closed form; each object is a handful of analytic primitives (boxes, vertical cylinders,
+spheres, vertical cones). Two tricks keep it fast on a CPU:
+
+  * culling: a primitive is only tested against the rays inside its projected bounding rectangle, so the
+    work is "pixels covered", not "pixels x primitives";
+  * adaptive anti-aliasing: pixels whose neighbours differ (an object edge, a texture seam) are re-cast with
+    antialias x antialias sub-pixel rays and averaged; flat pixels keep their single ray.
+
+Depth and instance ids come from the pixel-centre ray (no blending, so ids stay exact). Shading is Lambert
+from a point light under the ceiling plus ambient light; every shade factor is <= 1, so a palette without
+strong red renders without strong red (red is the model's box colour).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .utils import V4SError, get_device
+from .world import PALETTE, PRIMITIVE_KINDS, Scene
+
+AMBIENT = 0.42
+EPS = 1e-4
+INF = float("inf")
+
+
+@dataclass
+class RenderOutput:
+    rgb: np.ndarray  # uint8 (N, H, W, 3)
+    depth: np.ndarray  # float32 (N, H, W), metres along the camera's z axis
+    instance: np.ndarray  # int16 (N, H, W), 0 = room, k = scene.objects[k-1]
+    coverage: np.ndarray  # int32 (N, n_objects): pixels each object would cover with nothing in front of it
+
+
+class _SceneTensors:
+    """The scene flattened into primitive tables (one row per primitive)."""
+
+    def __init__(self, scene: Scene, device):
+        prims = [(o, p) for o in scene.objects for p in o.primitives]
+        self.n_objects = len(scene.objects)
+        self.room = tuple(float(v) for v in scene.room)
+        f = lambda x: torch.tensor(np.asarray(x, dtype=np.float32).reshape(len(prims), -1), device=device)  # noqa: E731
+        self.center = f([p.center for _, p in prims])
+        self.half = f([p.half for _, p in prims])
+        yaw = np.array([p.yaw for _, p in prims], dtype=np.float64)
+        self.cos, self.sin = f(np.cos(yaw))[:, 0], f(np.sin(yaw))[:, 0]
+        self.kind = torch.tensor([PRIMITIVE_KINDS.index(p.kind) for _, p in prims], dtype=torch.long, device=device)
+        self.obj = torch.tensor([o.id for o, _ in prims], dtype=torch.long, device=device)
+        self.albedo = f([np.array(PALETTE[o.color]) * min(p.shade, 1.0) for o, p in prims])
+        lohi = [p.aabb() for _, p in prims]
+        lo, hi = np.array([a for a, _ in lohi]).reshape(-1, 3), np.array([b for _, b in lohi]).reshape(-1, 3)
+        sel = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])  # (8, 3) lo/hi choices
+        corners = np.where(sel[None, :, :] == 0, lo[:, None, :], hi[:, None, :])  # (P, 8, 3)
+        self.corners = torch.tensor(corners, dtype=torch.float64, device=device)
+        tex = scene.textures
+        self.floor_tex, self.wall_tex = tex["floor"], tex["walls"]
+        self.floor_color = torch.tensor(tex["floor_color"], dtype=torch.float32, device=device)
+        self.wall_colors = torch.tensor(tex["wall_colors"], dtype=torch.float32, device=device)
+        self.ceiling_color = torch.tensor(tex["ceiling_color"], dtype=torch.float32, device=device)
+        W, D, H = self.room
+        self.light = torch.tensor([W / 2, D / 2, H - 0.05], dtype=torch.float32, device=device)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ray-primitive intersections. o, d: (M, 3) ray origins and directions (not normalised); c, h: (M, 3) the
+# primitive's centre and half sizes. Each returns the ray parameter t of the first hit, inf for a miss.
+
+
+def _rotate(v, cos, sin):
+    """Rotate (M, 3) vectors by -yaw about z: world -> box frame."""
+    return torch.stack([cos * v[:, 0] + sin * v[:, 1], -sin * v[:, 0] + cos * v[:, 1], v[:, 2]], -1)
+
+
+def _safe(x):
+    return torch.where(x.abs() < 1e-9, torch.full_like(x, 1e-9), x)
+
+
+def _hit_box(o, d, c, h, cos, sin):
+    p, dd = _rotate(o - c, cos, sin), _safe(_rotate(d, cos, sin))
+    t1, t2 = (-h - p) / dd, (h - p) / dd
+    tn, tf = torch.minimum(t1, t2).amax(-1), torch.maximum(t1, t2).amin(-1)
+    return torch.where((tf >= tn) & (tn > EPS), tn, INF)
+
+
+def _hit_cylinder(o, d, c, h):
+    p, r, hz = o - c, h[:, 0], h[:, 2]
+    a = d[:, 0] ** 2 + d[:, 1] ** 2
+    b = p[:, 0] * d[:, 0] + p[:, 1] * d[:, 1]
+    disc = b * b - a * (p[:, 0] ** 2 + p[:, 1] ** 2 - r * r)
+    t_side = (-b - disc.clamp(min=0).sqrt()) / a.clamp(min=1e-12)
+    z = p[:, 2] + t_side * d[:, 2]
+    t_side = torch.where((disc >= 0) & (a > 1e-12) & (z.abs() <= hz) & (t_side > EPS), t_side, INF)
+    zc = torch.where(d[:, 2] < 0, hz, -hz)  # the cap that faces the ray
+    t_cap = (zc - p[:, 2]) / _safe(d[:, 2])
+    x, y = p[:, 0] + t_cap * d[:, 0], p[:, 1] + t_cap * d[:, 1]
+    t_cap = torch.where((x * x + y * y <= r * r) & (t_cap > EPS), t_cap, INF)
+    return torch.minimum(t_side, t_cap)
+
+
+def _hit_sphere(o, d, c, h):
+    p, r = o - c, h[:, 0]
+    a, b = (d * d).sum(-1), (p * d).sum(-1)
+    disc = b * b - a * ((p * p).sum(-1) - r * r)
+    t = (-b - disc.clamp(min=0).sqrt()) / a
+    return torch.where((disc >= 0) & (t > EPS), t, INF)
+
+
+def _hit_cone(o, d, c, h):
+    # Apex at local z = +hz, base radius r at z = -hz: x^2 + y^2 = k^2 (hz - z)^2 with k = r / (2 hz).
+    p, r, hz = o - c, h[:, 0], h[:, 2]
+    k2 = (r / (2 * hz)) ** 2
+    zz = hz - p[:, 2]
+    A = d[:, 0] ** 2 + d[:, 1] ** 2 - k2 * d[:, 2] ** 2
+    B = p[:, 0] * d[:, 0] + p[:, 1] * d[:, 1] + k2 * zz * d[:, 2]
+    C = p[:, 0] ** 2 + p[:, 1] ** 2 - k2 * zz * zz
+    disc = B * B - A * C
+    sq, As = disc.clamp(min=0).sqrt(), _safe(A)
+    best = torch.full_like(A, INF)
+    for t in ((-B - sq) / As, (-B + sq) / As):
+        z = p[:, 2] + t * d[:, 2]
+        best = torch.minimum(best, torch.where((disc >= 0) & (z.abs() <= hz) & (t > EPS), t, INF))
+    t_cap = (-hz - p[:, 2]) / _safe(d[:, 2])  # the base, seen from below
+    x, y = p[:, 0] + t_cap * d[:, 0], p[:, 1] + t_cap * d[:, 1]
+    t_cap = torch.where((d[:, 2] > 0) & (x * x + y * y <= r * r) & (t_cap > EPS), t_cap, INF)
+    return torch.minimum(best, t_cap)
+
+
+def _normals(kind: int, q, h, cos, sin):
+    """Outward unit normals at hit points q (M, 3) given relative to the primitive's centre."""
+    if kind == 0:  # box: the face whose slab the point is on
+        ql = _rotate(q, cos, sin)
+        axis = (ql.abs() / h).argmax(-1)
+        n = torch.zeros_like(ql).scatter_(1, axis[:, None], torch.sign(ql.gather(1, axis[:, None])))
+        return torch.stack([cos * n[:, 0] - sin * n[:, 1], sin * n[:, 0] + cos * n[:, 1], n[:, 2]], -1)
+    if kind == 2:
+        return q / q.norm(dim=-1, keepdim=True)
+    rho = (q[:, 0] ** 2 + q[:, 1] ** 2).sqrt()
+    cap = torch.stack([torch.zeros_like(rho), torch.zeros_like(rho), torch.sign(q[:, 2])], -1)
+    if kind == 1:
+        side = torch.stack([q[:, 0], q[:, 1], torch.zeros_like(rho)], -1) / rho.clamp(min=1e-9)[:, None]
+        on_cap = (q[:, 2].abs() - h[:, 2]).abs() < (rho - h[:, 0]).abs()
+    else:
+        k = h[:, 0] / (2 * h[:, 2])
+        side = torch.stack([q[:, 0], q[:, 1], k * k * (h[:, 2] - q[:, 2])], -1)
+        side = side / side.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+        on_cap = (q[:, 2] + h[:, 2]).abs() < (rho - k * (h[:, 2] - q[:, 2])).abs()
+    return torch.where(on_cap[:, None], cap, side)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The room: inside of [0, W] x [0, D] x [0, H]. Faces 0: x=0, 1: x=W, 2: y=0, 3: y=D, 4: floor, 5: ceiling.
+
+
+def _hit_room(o, d, room):
+    hi = torch.tensor(room, dtype=o.dtype, device=o.device)
+    dd = _safe(d)
+    t_axis = torch.where(d > 0, (hi - o) / dd, -o / dd)  # (M, 3): the wall each axis runs into
+    t_axis = torch.where(d.abs() < 1e-9, INF, t_axis)
+    t, axis = t_axis.min(-1)
+    positive = torch.gather(d, 1, axis[:, None])[:, 0] > 0
+    return t, 2 * axis + positive.long()
+
+
+def _hash(i):
+    """A deterministic pseudo-random value in [0, 1) per integer cell (plank, tile)."""
+    return torch.frac(torch.sin(i * 12.9898 + 78.233) * 43758.5453).abs()
+
+
+def _room_albedo(st: _SceneTensors, p, face):
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    one = torch.ones_like(x)
+    # floor patterns by world coordinate: they slide under a moving camera, which is the parallax cue
+    if st.floor_tex == "planks":
+        j = torch.floor(y / 0.2)
+        off = _hash(j + 17.0) * 1.5
+        seam = (torch.frac(y / 0.2) < 0.05) | (torch.frac((x + off) / 1.5) < 0.015)
+        floor = torch.where(seam, 0.55 * one, 0.8 + 0.2 * _hash(j))
+    elif st.floor_tex == "checker":
+        floor = torch.where((torch.floor(x / 0.5) + torch.floor(y / 0.5)) % 2 == 0, one, 0.62 * one)
+    else:  # tiles
+        seam = (torch.frac(x / 0.4) < 0.04) | (torch.frac(y / 0.4) < 0.04)
+        floor = torch.where(seam, 0.6 * one, 0.9 + 0.1 * _hash(torch.floor(x / 0.4) * 31 + torch.floor(y / 0.4)))
+    s = torch.where(face < 2, y, x)  # coordinate along the wall
+    if st.wall_tex == "stripes":
+        wall = torch.where(torch.floor(s / 0.15) % 2 == 0, one, 0.84 * one)
+    elif st.wall_tex == "bricks":
+        row = torch.floor(z / 0.15)
+        mortar = (torch.frac(z / 0.15) < 0.1) | (torch.frac((s + 0.15 * (row % 2)) / 0.3) < 0.05)
+        wall = torch.where(mortar, 0.72 * one, 0.92 + 0.08 * _hash(row * 7 + torch.floor((s + 0.15 * (row % 2)) / 0.3)))
+    else:  # panels with a rail
+        wall = torch.where(torch.frac(s / 0.6) < 0.03, 0.72 * one, torch.where(z < 0.9, 0.86 * one, one))
+        wall = torch.where((z > 0.9) & (z < 0.95), 0.7 * one, wall)
+    wall = torch.where(z < 0.1, 0.55 * one, wall)  # skirting board: marks where wall meets floor
+    wall_rgb = st.wall_colors[face.clamp(max=3)] * wall[:, None]
+    floor_rgb = st.floor_color * floor[:, None]
+    out = torch.where((face == 4)[:, None], floor_rgb, wall_rgb)
+    return torch.where((face == 5)[:, None], st.ceiling_color.expand_as(out), out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tracing
+
+
+def _trace(st: _SceneTensors, o, d, pair_ray, pair_prim, want_coverage=False):
+    """Closest hits of rays (R, 3) given candidate (ray, primitive) pairs.
+
+    Returns rgb (R, 3) float, t (R,), object id (R,) and, if asked, the (ray, object) pairs that hit.
+    """
+    R = d.shape[0]
+    t_room, face = _hit_room(o, d, st.room)
+    t_pair = torch.full(pair_ray.shape, INF, device=d.device)
+    pk = st.kind[pair_prim]
+    for k, name in enumerate(PRIMITIVE_KINDS):
+        sel = torch.nonzero(pk == k)[:, 0]
+        if not len(sel):
+            continue
+        r, p = pair_ray[sel], pair_prim[sel]
+        oo, dd, c, h = o[r], d[r], st.center[p], st.half[p]
+        if name == "box":
+            t = _hit_box(oo, dd, c, h, st.cos[p], st.sin[p])
+        else:
+            t = {"cylinder": _hit_cylinder, "sphere": _hit_sphere, "cone": _hit_cone}[name](oo, dd, c, h)
+        t_pair[sel] = t
+    t = t_room.scatter_reduce(0, pair_ray, t_pair, "amin", include_self=True)
+    win = torch.nonzero((t_pair == t[pair_ray]) & torch.isfinite(t_pair))[:, 0]
+    # ties (two parts touching exactly) go to the higher primitive index: deterministic
+    prim = torch.full((R,), -1, dtype=torch.long, device=d.device)
+    prim = prim.scatter_reduce(0, pair_ray[win], pair_prim[win], "amax", include_self=True)
+
+    p = o + t[:, None] * d
+    normal = torch.zeros_like(p)
+    albedo = _room_albedo(st, p, face)
+    room_n = torch.zeros_like(p)
+    axis = (face // 2)[:, None]
+    room_n.scatter_(1, axis, torch.where(face % 2 == 0, 1.0, -1.0)[:, None])  # walls face into the room
+    normal = room_n
+    hit_obj = prim >= 0
+    if hit_obj.any():
+        rays = torch.nonzero(hit_obj)[:, 0]
+        pr = prim[rays]
+        n_obj = torch.zeros((len(rays), 3), device=d.device)
+        for k in range(len(PRIMITIVE_KINDS)):
+            sel = torch.nonzero(st.kind[pr] == k)[:, 0]
+            if len(sel):
+                q = p[rays[sel]] - st.center[pr[sel]]
+                n_obj[sel] = _normals(k, q, st.half[pr[sel]], st.cos[pr[sel]], st.sin[pr[sel]])
+        normal = normal.index_copy(0, rays, n_obj)
+        albedo = albedo.index_copy(0, rays, st.albedo[pr])
+    to_light = st.light - p
+    lam = ((normal * to_light).sum(-1) / to_light.norm(dim=-1).clamp(min=1e-6)).clamp(min=0)
+    rgb = albedo * (AMBIENT + (1 - AMBIENT) * lam)[:, None]
+    obj = torch.where(hit_obj, st.obj[prim.clamp(min=0)], torch.zeros_like(prim))
+    hits = None
+    if want_coverage:
+        hit = torch.nonzero(torch.isfinite(t_pair))[:, 0]
+        hits = (pair_ray[hit], st.obj[pair_prim[hit]])
+    return rgb, t, obj, hits
+
+
+_EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]  # 12 box edges
+NEAR = 1e-2
+
+
+def _rects(st: _SceneTensors, c2w, K, width, height):
+    """Pixel rectangles [u0, u1) x [v0, v1) that can see each primitive, per camera: (N, P, 4) long.
+
+    The primitive's bounding box is clipped at the near plane first (corners in front plus the points where
+    its edges cross the plane), so objects beside or behind the camera do not widen the rectangle.
+    """
+    w2c = torch.linalg.inv(c2w)
+    cam = torch.einsum("nij,pkj->npki", w2c[:, :3, :3], st.corners) + w2c[:, None, None, :3, 3]  # (N, P, 8, 3)
+    a, b = cam[:, :, [e[0] for e in _EDGES]], cam[:, :, [e[1] for e in _EDGES]]
+    za, zb = a[..., 2], b[..., 2]
+    cross = (za - NEAR) * (zb - NEAR) < 0
+    s = ((NEAR - za) / torch.where(cross, zb - za, torch.ones_like(za))).clamp(0, 1)
+    pts = torch.cat([cam, a + s[..., None] * (b - a)], 2)  # (N, P, 20, 3)
+    ok = torch.cat([cam[..., 2] >= NEAR, cross], 2)
+    uv = pts[..., :2] / pts[..., 2:].clamp(min=NEAR) * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
+    lo = torch.where(ok[..., None], uv, INF).amin(2)
+    hi = torch.where(ok[..., None], uv, -INF).amax(2)
+    any_ok = ok.any(2)
+    lo, hi = torch.where(any_ok[..., None], lo, 0.0), torch.where(any_ok[..., None], hi, -1.0)
+    u0 = (torch.floor(lo[..., 0]) - 1).clamp(0, width)
+    v0 = (torch.floor(lo[..., 1]) - 1).clamp(0, height)
+    u1 = (torch.ceil(hi[..., 0]) + 1).clamp(0, width)
+    v1 = (torch.ceil(hi[..., 1]) + 1).clamp(0, height)
+    rect = torch.stack([u0, torch.maximum(u1, u0), v0, torch.maximum(v1, v0)], -1)
+    return torch.where(any_ok[..., None], rect, 0.0).long()
+
+
+def _pairs_from_rects(rect, width, height):
+    """All (ray, primitive) pairs whose pixel lies in the primitive's rectangle; rays indexed n*H*W + v*W + u."""
+    N, P, _ = rect.shape
+    w = (rect[..., 1] - rect[..., 0]).clamp(min=0).reshape(-1)
+    h = (rect[..., 3] - rect[..., 2]).clamp(min=0).reshape(-1)
+    cnt = w * h
+    seg = torch.repeat_interleave(torch.arange(N * P, device=rect.device), cnt)
+    k = torch.arange(len(seg), device=rect.device) - (torch.cumsum(cnt, 0) - cnt)[seg]
+    ws = w[seg]
+    row = rect[..., 2].reshape(-1)[seg] + k // ws
+    col = rect[..., 0].reshape(-1)[seg] + k % ws
+    cam = seg // P
+    return cam * (height * width) + row * width + col, seg % P
+
+
+def _as_tensor(x, device, name, shape_tail):
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64, device=device)
+    if t.shape[-len(shape_tail):] != shape_tail:
+        raise V4SError(f"{name} must have shape (..., {', '.join(map(str, shape_tail))}), got {tuple(t.shape)}")
+    return t
+
+
+def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, device="cpu",
+           max_rays: int = 1 << 20) -> RenderOutput:
+    """Render N cameras (c2w (N, 4, 4) or (4, 4)) of the scene at width x height with intrinsics K.
+
+    antialias=a re-casts edge pixels with a x a sub-pixel rays (1 = off). max_rays bounds the rays traced at
+    once (memory); the result does not depend on it.
+    """
+    dev = get_device(device) if isinstance(device, str) else device
+    c2w = _as_tensor(c2w, dev, "c2w", (4, 4))
+    if c2w.ndim == 2:
+        c2w = c2w[None]
+    if c2w.ndim != 3:
+        raise V4SError(f"c2w must be (4, 4) or (N, 4, 4), got {tuple(c2w.shape)}")
+    K = _as_tensor(K, dev, "K", (3, 3))
+    if int(width) <= 0 or int(height) <= 0:
+        raise V4SError(f"width and height must be positive, got {width} x {height}")
+    if int(antialias) < 1:
+        raise V4SError(f"antialias must be >= 1 (1 = off, 2 = 2x2 sub-pixel rays), got {antialias}")
+    W_, H_ = int(width), int(height)
+    st = _SceneTensors(scene, dev)
+    N, HW = c2w.shape[0], W_ * H_
+    rgb_out = torch.empty((N, H_, W_, 3), dtype=torch.uint8)
+    depth_out = torch.empty((N, H_, W_), dtype=torch.float32)
+    inst_out = torch.empty((N, H_, W_), dtype=torch.int16)
+    cov_out = torch.zeros((N, st.n_objects), dtype=torch.int32)
+    vv, uu = torch.meshgrid(torch.arange(H_, device=dev), torch.arange(W_, device=dev), indexing="ij")
+    Kf = K.float()
+    per_chunk = max(1, max_rays // HW)
+    for s in range(0, N, per_chunk):
+        cams = c2w[s:s + per_chunk]
+        n = cams.shape[0]
+        R = cams[:, :3, :3].float()
+        origin = cams[:, :3, 3].float()
+
+        def rays(cam_idx, u, v):  # pixel coordinates (float) -> world rays with camera-z = 1 (t is depth)
+            dc = torch.stack([(u - Kf[0, 2]) / Kf[0, 0], (v - Kf[1, 2]) / Kf[1, 1], torch.ones_like(u)], -1)
+            return origin[cam_idx], torch.einsum("mij,mj->mi", R[cam_idx], dc)
+
+        cam_idx = torch.arange(n, device=dev).repeat_interleave(HW)
+        o, d = rays(cam_idx, (uu.reshape(-1) + 0.5).float().repeat(n), (vv.reshape(-1) + 0.5).float().repeat(n))
+        if st.n_objects:
+            rect = _rects(st, cams, K, W_, H_)
+            pair_ray, pair_prim = _pairs_from_rects(rect, W_, H_)
+        else:
+            rect = torch.zeros((n, 0, 4), dtype=torch.long, device=dev)
+            pair_ray = pair_prim = torch.zeros(0, dtype=torch.long, device=dev)
+        rgb, t, obj, hits = _trace(st, o, d, pair_ray, pair_prim, want_coverage=True)
+        if st.n_objects:  # an object's unoccluded footprint: every pixel where any of its parts is hit
+            mark = torch.zeros(n * HW * st.n_objects, dtype=torch.uint8, device=dev)
+            mark[hits[0] * st.n_objects + hits[1] - 1] = 1
+            cov_out[s:s + n] = mark.view(n, HW, st.n_objects).sum(1, dtype=torch.int32).cpu()
+        rgb = rgb.view(n, H_, W_, 3)
+        obj = obj.view(n, H_, W_)
+        if antialias > 1:
+            rgb = _antialias(st, rays, rect, rgb, obj, int(antialias))
+        rgb_out[s:s + n] = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu()
+        depth_out[s:s + n] = t.view(n, H_, W_).cpu()
+        inst_out[s:s + n] = obj.to(torch.int16).cpu()
+    return RenderOutput(rgb_out.numpy(), depth_out.numpy(), inst_out.numpy(), cov_out.numpy())
+
+
+EDGE_CONTRAST = 0.06  # colour step (0..1) above which a pixel is treated as an edge and supersampled
+
+
+def _antialias(st, rays, rect, rgb, obj, a: int):
+    """Re-cast pixels on edges (id or colour steps to a neighbour) with a x a sub-pixel rays; average them."""
+    n, H, W, _ = rgb.shape
+    edge = torch.zeros((n, H, W), dtype=torch.bool, device=rgb.device)
+    for dim in (1, 2):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[dim], hi[dim] = slice(0, -1), slice(1, None)
+        step = (obj[tuple(lo)] != obj[tuple(hi)]) | ((rgb[tuple(lo)] - rgb[tuple(hi)]).abs().amax(-1) > EDGE_CONTRAST)
+        edge[tuple(lo)] |= step
+        edge[tuple(hi)] |= step
+    cam, row, col = torch.nonzero(edge, as_tuple=True)
+    E = len(cam)
+    if E == 0:
+        return rgb
+    offs = (torch.arange(a, device=rgb.device, dtype=torch.float32) + 0.5) / a
+    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+    ox, oy = ox.reshape(-1), oy.reshape(-1)
+    S = a * a
+    o, d = rays(cam.repeat_interleave(S), (col[:, None] + ox).reshape(-1).float(), (row[:, None] + oy).reshape(-1).float())
+    if rect.shape[1]:
+        r = rect[cam]  # (E, P, 4)
+        inside = (col[:, None] >= r[..., 0]) & (col[:, None] < r[..., 1]) & (row[:, None] >= r[..., 2]) & (row[:, None] < r[..., 3])
+        e_idx, p_idx = torch.nonzero(inside, as_tuple=True)
+        pair_ray = (e_idx[:, None] * S + torch.arange(S, device=rgb.device)).reshape(-1)
+        pair_prim = p_idx.repeat_interleave(S)
+    else:
+        pair_ray = pair_prim = torch.zeros(0, dtype=torch.long, device=rgb.device)
+    sub, _, _, _ = _trace(st, o, d, pair_ray, pair_prim)
+    rgb = rgb.clone()
+    rgb[cam, row, col] = sub.view(E, S, 3).mean(1)
+    return rgb
+
+
+def boxes_from_instance(instance, n_objects: int, coverage=None):
+    """Per-frame 2D boxes and visibility of objects 1..n_objects from an instance buffer (N, H, W).
+
+    boxes (N, n_objects, 4) float (x0, y0, x1, y1), inclusive-exclusive pixel bounds, NaN where unseen.
+    visible (N, n_objects): with coverage (RenderOutput.coverage) the fraction of the object's in-frame
+    footprint that is not occluded; without it, 1.0 where any pixel is seen and 0.0 otherwise.
+    """
+    inst = torch.as_tensor(np.asarray(instance)).long()
+    if inst.ndim == 2:
+        inst = inst[None]
+    if inst.ndim != 3:
+        raise V4SError(f"instance must be (N, H, W) or (H, W), got shape {tuple(inst.shape)}")
+    N, H, W = inst.shape
+    ids = torch.arange(1, n_objects + 1)
+    boxes = torch.full((N, n_objects, 4), float("nan"), dtype=torch.float64)
+    counts = torch.zeros((N, n_objects), dtype=torch.float64)
+    cols = torch.arange(W)
+    rows = torch.arange(H)
+    for i in range(N):
+        m = inst[i][None] == ids[:, None, None]  # (n, H, W)
+        colany, rowany = m.any(1), m.any(2)  # (n, W), (n, H)
+        seen = colany.any(1)
+        big = 1 << 30
+        x0 = torch.where(colany, cols, big).amin(1)
+        x1 = torch.where(colany, cols, -1).amax(1) + 1
+        y0 = torch.where(rowany, rows, big).amin(1)
+        y1 = torch.where(rowany, rows, -1).amax(1) + 1
+        b = torch.stack([x0, y0, x1, y1], -1).double()
+        boxes[i] = torch.where(seen[:, None], b, float("nan"))
+        counts[i] = m.sum((1, 2)).double()
+    if coverage is None:
+        visible = (counts > 0).double()
+    else:
+        cov = torch.as_tensor(np.asarray(coverage)).double()
+        if cov.shape != (N, n_objects):
+            raise V4SError(f"coverage must be (N, n_objects) = {(N, n_objects)}, got {tuple(cov.shape)}")
+        visible = torch.where(cov > 0, counts / cov.clamp(min=1), 0.0).clamp(0, 1)
+    return boxes.numpy(), visible.numpy()
