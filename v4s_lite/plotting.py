@@ -1,0 +1,128 @@
+"""Shared figures for the notebooks: inline videos, frame strips with boxes, a top-down room map.
+
+Figures are small on purpose: notebooks are committed with their outputs and must stay under 2 MB.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+
+import numpy as np
+
+from .utils import V4SError
+
+
+def _frames(frames) -> np.ndarray:
+    f = np.asarray(frames)
+    if f.ndim != 4 or f.shape[-1] != 3:
+        raise V4SError(f"frames must be (N, H, W, 3), got shape {f.shape}")
+    if f.dtype != np.uint8:  # accept float in [0, 1] or [-1, 1]
+        f = np.clip((f + 1) / 2 if f.min() < 0 else f, 0, 1)
+        f = (f * 255 + 0.5).astype(np.uint8)
+    return f
+
+
+def video_html(frames, fps: int = 8, width: int | None = None, crf: int = 23) -> str:
+    """An HTML5 <video> tag with the frames embedded as H.264 mp4 (tens of KB for a lite clip; crf: lower is
+    sharper and larger)."""
+    import imageio.v2 as imageio
+
+    f = _frames(frames)
+    n, h, w, _ = f.shape
+    if h % 2 or w % 2:  # H.264 in yuv420p needs even sizes
+        f = np.pad(f, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "v.mp4")
+        with imageio.get_writer(path, fps=fps, codec="libx264", quality=None, macro_block_size=1,
+                                pixelformat="yuv420p", ffmpeg_params=["-crf", str(crf), "-threads", "1"]) as wr:
+            for frame in f:
+                wr.append_data(frame)
+        data = base64.b64encode(open(path, "rb").read()).decode()
+    width = width or 3 * w
+    return (f'<video width="{width}" controls loop autoplay muted playsinline>'
+            f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+
+
+def show_video(frames, fps: int = 8, width: int | None = None, crf: int = 23):
+    """Display frames (N, H, W, 3) as a small looping inline video (IPython HTML object)."""
+    from IPython.display import HTML
+
+    return HTML(video_html(frames, fps, width, crf))
+
+
+def _box_patch(ax, box, color, lw=1.2, label=None):
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = box
+    # pixel (i, j) spans [i, i+1): imshow draws pixel centres at integers, so shift by -0.5
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=color, lw=lw))
+    if label:
+        ax.text(x0 - 0.5, y0 - 1, label, color=color, fontsize=6, va="bottom")
+
+
+def frame_strip(frames, indices=None, n: int = 8, boxes=None, labels=None, titles=None, box_color="cyan",
+                scale: float = 1.6):
+    """A row of frames (evenly spaced, or `indices`), optionally with boxes.
+
+    boxes: (N, 4) one box per frame, or (N, K, 4) several; NaN rows are skipped. labels: K names for the boxes.
+    Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    f = _frames(frames)
+    idx = list(indices) if indices is not None else np.linspace(0, len(f) - 1, min(n, len(f))).round().astype(int).tolist()
+    h, w = f.shape[1:3]
+    fig, axes = plt.subplots(1, len(idx), figsize=(scale * len(idx) * w / max(h, w) * 1.2, scale), squeeze=False)
+    for k, (ax, i) in enumerate(zip(axes[0], idx)):
+        ax.imshow(f[i], interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(titles[k] if titles is not None else f"frame {i}", fontsize=7)
+        if boxes is not None:
+            b = np.asarray(boxes[i], float).reshape(-1, 4)
+            for j, bb in enumerate(b):
+                if not np.isnan(bb).any():
+                    _box_patch(ax, bb, box_color, label=None if labels is None else labels[j])
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def topdown_map(scene, trajectories=None, target_id=None, ax=None, every: int = 4, size: float = 5.0):
+    """The room seen from above: object footprints in their colours (numbered by id), camera paths with
+    arrows for where the camera looks.
+
+    trajectories: {label: c2w (N, 4, 4)} (or one c2w array). Returns the matplotlib axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .world import PALETTE
+
+    W, D, _ = scene.room
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size * D / W + 0.3))
+    ax.add_patch(Rectangle((0, 0), W, D, fill=False, ec="k", lw=1.5))
+    for o in scene.objects:
+        lo, hi = o.aabb
+        lw = 2.5 if o.id == target_id else 0.8
+        ax.add_patch(Rectangle(lo[:2], *(hi - lo)[:2], fc=PALETTE[o.color], ec="k", lw=lw, alpha=0.9))
+        ax.text(*o.center[:2], f"{o.id}", ha="center", va="center", fontsize=7,
+                color="w" if sum(PALETTE[o.color]) < 1.4 else "k")
+    if trajectories is not None:
+        if not isinstance(trajectories, dict):
+            trajectories = {"camera": trajectories}
+        for (label, c2w), col in zip(trajectories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+            c2w = np.asarray(c2w)
+            p, fwd = c2w[:, :2, 3], c2w[:, :2, 2]
+            ax.plot(p[:, 0], p[:, 1], "-", color=col, lw=1.2, label=label)
+            ax.plot(*p[0], "o", color=col, ms=4)
+            s = slice(None, None, every)
+            ax.quiver(p[s, 0], p[s, 1], fwd[s, 0], fwd[s, 1], color=col, angles="xy", scale_units="xy",
+                      scale=2.5, width=0.006)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(trajectories), frameon=False)
+    ax.set_xlim(-0.2, W + 0.2)
+    ax.set_ylim(-0.2, D + 0.2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    return ax
