@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from .utils import V4SError
 
 WAN22_TI2V_5B = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
-# LoRA on the attention and FFN projections (the issue's default): module names inside WanTransformer3DModel.
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2")
+from .train import WAN_LORA_TARGETS as LORA_TARGETS  # noqa: E402 - attention + FFN projections, train.py's list
 TEXT_TOKENS = 512  # UMT5 sequence length in Wan pipelines (prompts are padded to it)
 GiB = 2**30
 
@@ -55,7 +54,8 @@ def transformer_flops(config, tokens: int, batch: int = 1, text_tokens: int = TE
         projections   2 * Q * (4 d^2 + 2 d^2 + 2 d ffn)    self-attn q,k,v,o + cross-attn q,o + FFN
                       + 2 * T * 2 d^2                       cross-attn k,v on the text
         attention     4 * Q * S * d + 4 * Q * T * d         (q k^T and p v, self and cross)
-    plus the patch embedding and output projection. A training step counts 3x this (forward + backward,
+    plus the patch embedding, output projection, text projection (2 layers) and, because Wan2.2-TI2V gives
+    every token its own timestep, the time embedding MLP per query token. A training step counts 3x this (forward + backward,
     the usual convention for model FLOPs utilisation; recomputation by checkpointing is not counted).
     """
     c = dict(config)
@@ -65,7 +65,8 @@ def transformer_flops(config, tokens: int, batch: int = 1, text_tokens: int = TE
     patch = math.prod(c["patch_size"])
     per_layer = (2 * q * (6 * d * d + 2 * d * ffn) + 2 * text_tokens * 2 * d * d
                  + 4 * q * tokens * d + 4 * q * text_tokens * d)
-    io = 2 * q * d * patch * (c["in_channels"] + c["out_channels"]) + 2 * text_tokens * c["text_dim"] * d
+    io = (2 * q * d * patch * (c["in_channels"] + c["out_channels"]) + 2 * text_tokens * (c["text_dim"] + d) * d
+          + 2 * q * (c["freq_dim"] + d + 6 * d) * d)
     return float(batch * (layers * per_layer + io))
 
 
@@ -76,14 +77,15 @@ def latent_tokens(config, width: int, height: int, latent_frames: int, spatial_f
 
 
 # ---------------------------------------------------------------------------------------------- memory
-# Bytes kept for backward per token per transformer block, eager bf16, measured on one H100 (results/
-# bench_wan_h100.json: 54.3 GB without checkpointing vs 13.5 GB with, 30 blocks, 9,256 tokens): the FFN's two
-# ffn-wide activations (gelu input and output, 2 bytes each) plus ACT_D_EAGER bytes per model channel (fp32
-# norms and per-token modulations, q/k/v before and after norm and RoPE, attention output...).
+# Bytes kept for backward per token per transformer block: the FFN's two ffn-wide activations (gelu input and
+# output, bf16) plus ACT_D bytes per model channel (fp32 norms and per-token modulations, q/k/v before and after
+# norm and RoPE, attention output...). Measured on one H100 at 9,256 tokens (results/bench_wan_h100.json):
+# compiled, every block left out of checkpointing adds 1.253 GiB (sel6 -> sel10 -> none agree to 0.1%) -> 28.6;
+# eager without checkpointing did not fit 79 GiB, so eager keeps at least ~2.25 GiB a block -> 66 (a bound).
 ACT_FFN = 4
-ACT_D_EAGER = 29.0
-ACT_D_COMPILED = 17.0  # torch.compile fuses norm/modulation/RoPE chains, so fewer intermediates are kept
-LORA_BYTES = 16  # fp32 LoRA weight + gradient + two AdamW moments
+ACT_D_EAGER = 66.0
+ACT_D_COMPILED = 28.6  # torch.compile fuses the fp32 norm/modulation/RoPE chains: fewer intermediates kept
+LORA_BYTES = 8  # bf16 LoRA weight + gradient + two AdamW moments (bf16 everything)
 
 
 @dataclass
@@ -252,20 +254,25 @@ class ContextCache:
         self.transformer = getattr(transformer, "transformer", transformer)
         self.mode = "masked"
         self.n_context_tokens = 0
-        self.kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._old = {}
 
     def __enter__(self):
-        for i, block in enumerate(self.transformer.blocks):
-            self._old[i] = block.attn1.processor
-            block.attn1.set_processor(_ContextAttnProcessor(self, i, self._old[i]))
+        for block in self.transformer.blocks:
+            self._old[block] = block.attn1.processor
+            block.attn1.set_processor(_ContextAttnProcessor(self, self._old[block]))
         return self
 
     def __exit__(self, *exc):
-        for i, block in enumerate(self.transformer.blocks):
-            block.attn1.set_processor(self._old[i])
-        self.kv.clear()
+        for block, proc in self._old.items():
+            block.attn1.set_processor(proc)
+        self._old.clear()
         return False
+
+    def clear(self) -> None:
+        """Forget the cached context (a new sample); the next 'reuse' needs a 'fill' first."""
+        for block in self.transformer.blocks:
+            if isinstance(block.attn1.processor, _ContextAttnProcessor):
+                block.attn1.processor.kv = None
 
 
 def _rotate(x, cos, sin):
@@ -278,8 +285,10 @@ def _rotate(x, cos, sin):
 class _ContextAttnProcessor:
     """WanAttnProcessor's self-attention path with ContextCache's masking/caching (see ContextCache)."""
 
-    def __init__(self, cache: ContextCache, index: int, base):
-        self.cache, self.index = cache, index
+    def __init__(self, cache: ContextCache, base):
+        # the layer's cached context keys/values live here, not in a table indexed by layer: an int index
+        # would be a constant to torch.compile and recompile the shared block code once per layer
+        self.cache, self.kv = cache, None
         self._attention_backend = getattr(base, "_attention_backend", None)
         self._parallel_config = None
 
@@ -303,12 +312,12 @@ class _ContextAttnProcessor:
                 raise V4SError(f"ContextCache.n_context_tokens={n} must be in 1..{q.shape[1]} (the sequence length)")
             out = torch.cat([attend(q[:, :n], k[:, :n], v[:, :n]), attend(q[:, n:], k, v)], dim=1)
         elif mode == "fill":
-            self.cache.kv[self.index] = (k, v)
+            self.kv = (k, v)
             out = attend(q, k, v)
         elif mode == "reuse":
-            if self.index not in self.cache.kv:
+            if self.kv is None:
                 raise V4SError("ContextCache is in 'reuse' mode but holds no context: run the context once in 'fill' mode")
-            kc, vc = self.cache.kv[self.index]
+            kc, vc = self.kv
             if kc.shape[0] != q.shape[0]:
                 raise V4SError(f"the cached context has batch {kc.shape[0]} but this step has batch {q.shape[0]}")
             out = attend(q, torch.cat([kc, k], dim=1), torch.cat([vc, v], dim=1))
@@ -386,13 +395,14 @@ def _to_video(frames) -> torch.Tensor:
 
 
 @torch.no_grad()
-def cache_clips(clips, codec, text_encoder, folder, batch_text: int = 8, progress: bool = False) -> Path:
+def cache_clips(clips, codec, text_encoder, folder, box_frames: int = 0, progress: bool = False) -> Path:
     """Precompute what training reads from the encoders, once, to `folder`.
 
     clips: any sequence of ClipDataset-style items (`context`, `target` uint8 (F,H,W,3), `instruction`,
     `context_frame_indices`). codec: a LatentCodec (`encode(video) -> latents`); text_encoder: a TextEncoder
     (`encode(list[str]) -> (B, L, D)`). Writes one safetensors file per clip (context and target latents, the
-    instruction's embedding), the null ("") embedding, and `cache.json` (count, shapes, a fingerprint of the
+    instruction's embedding), the null ("") embedding; `box_frames` > 0 draws the red box on the last frames of
+    grounding targets first (bbox.bbox_frames, as train.encode_clips does), and `cache.json` (count, shapes, a fingerprint of the
     encoders' outputs) that LatentCache checks. Free the encoders afterwards: `free(codec_module, text_module)`.
     """
     from safetensors.torch import save_file
@@ -414,8 +424,12 @@ def cache_clips(clips, codec, text_encoder, folder, batch_text: int = 8, progres
         missing = [k for k in ("context", "target", "instruction") if k not in item]
         if missing:
             raise V4SError(f"clip {i} lacks {missing}; cache_clips reads ClipDataset items")
+        target = item["target"]
+        if box_frames and item.get("meta", {}).get("task") == "grounding":
+            from .bbox import bbox_frames
+            target = bbox_frames(torch.as_tensor(target).numpy(), torch.as_tensor(item["boxes"]).numpy(), box_frames)
         ctx = codec.encode(_to_video(item["context"]))[0].contiguous().cpu()
-        tgt = codec.encode(_to_video(item["target"]))[0].contiguous().cpu()
+        tgt = codec.encode(_to_video(target))[0].contiguous().cpu()
         emb = text_encoder.encode([item["instruction"]])[0].contiguous().cpu()
         idx = torch.as_tensor(item.get("context_frame_indices", range(len(item["context"]))), dtype=torch.long)
         save_file({"context_latents": ctx, "target_latents": tgt, "prompt_embeds": emb,
@@ -516,3 +530,122 @@ def export_lora(transformer, folder, adapter_name: str = "default") -> Path:
     folder = Path(folder)
     WanPipeline.save_lora_weights(str(folder), transformer_lora_layers=state, safe_serialization=True)
     return folder
+
+
+# ---------------------------------------------------------------------------------------- training CLI
+WAN_DEFAULTS = dict(source=WAN22_TI2V_5B, cache_dir="", checkpointing="full", compile=False,
+                    attention_backend=None, text_encoder="umt5")
+
+
+def read_wan_config(path, **overrides):
+    """A Wan2.2 training YAML: TrainConfig keys (train.py) plus a `wan:` section (source, cache_dir,
+    checkpointing, compile, attention_backend, text_encoder). Returns (TrainConfig, wan settings dict)."""
+    import yaml
+
+    from .train import load_config
+
+    path = Path(path)
+    if not path.exists():
+        raise V4SError(f"config {path} does not exist; the Wan2.2 configs are configs/wan22_ti2v_5b*.yaml")
+    data = yaml.safe_load(path.read_text()) or {}
+    wan = {**WAN_DEFAULTS, **(data.pop("wan", None) or {})}
+    unknown = sorted(set(wan) - set(WAN_DEFAULTS))
+    if unknown:
+        raise V4SError(f"unknown `wan:` option(s) {unknown} in {path}; known: {sorted(WAN_DEFAULTS)}")
+    for k in list(overrides):
+        if k.startswith("wan."):
+            wan[k[4:]] = overrides.pop(k)
+    cfg = load_config(None, **{**data, **overrides})
+    return cfg, wan
+
+
+def memory_report(cfg, wan) -> tuple[MemoryEstimate, list[dict]]:
+    """The estimate for this config and the fit table across GPUs (printed before training starts)."""
+    from .model import transformer_config
+
+    model = cfg.model if ":" not in cfg.model else "wan2.2-ti2v-5b"
+    tcfg = transformer_config(model)
+    clip = cfg.clip_config
+    tokens = latent_tokens(tcfg, clip.width, clip.height, clip.context_latents + clip.target_latents)
+    kw = dict(batch=cfg.batch_size, lora_rank=cfg.lora_rank or 32, lora_targets=cfg.lora_targets,
+              compiled=bool(wan["compile"]))
+    est = estimate_memory(tcfg, tokens, checkpointing=wan["checkpointing"], **kw)
+    return est, fit_table(tcfg, tokens, **kw)
+
+
+def wan_model(cfg):
+    """train.py model factory ('v4s_lite.full:wan_model'): Wan2.2-TI2V-5B from cfg.init_from (Hub id or folder)."""
+    from .model import V4SModel
+
+    return V4SModel(load_wan22(cfg.init_from or WAN22_TI2V_5B, "transformer"))
+
+
+def wan_train(cfg, wan, resume=None):
+    """Cache latents + embeddings (then free the encoders), load the 5B transformer, LoRA, speed levers, train."""
+    from .codec import LiteTextEncoder, UMT5TextEncoder, WanVAECodec
+    from .data import ClipDataset
+    from .model import V4SModel
+    from .train import add_lora, train
+
+    est, table = memory_report(cfg, wan)
+    print(f"memory estimate per GPU: {est}")
+    for row in table:
+        print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
+    cache = Path(wan["cache_dir"] or Path(cfg.out_dir) / "latent_cache")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not (cache / "cache.json").exists():
+        vae = load_wan22(wan["source"], "vae").to(device)
+        if wan["text_encoder"] == "umt5":
+            text = UMT5TextEncoder(load_wan22(wan["source"], "text_encoder").to(device),
+                                   load_wan22(wan["source"], "tokenizer"))
+        else:
+            text = LiteTextEncoder(dim=load_wan22(wan["source"], "transformer").config.text_dim)
+        clips = ClipDataset(cfg.data_root, cfg.clip_config, sampling=cfg.sampling, seed=cfg.seed)
+        with oom_guard("caching latents"):
+            cache_clips(clips, _OnDevice(WanVAECodec(vae), device), text, cache,
+                        box_frames=cfg.clip_config.box_frames if cfg.box_frames else 0, progress=cfg.progress)
+        free(vae, getattr(text, "pipe", None) and text.pipe.text_encoder)
+    model = V4SModel(load_wan22(wan["source"], "transformer"))
+    add_lora(model, cfg)
+    configure_speed(model, wan["checkpointing"], wan["attention_backend"], wan["compile"])
+    with oom_guard("training", est):
+        return train(cfg, resume=resume, model=model, items=LatentCache(cache))
+
+
+class _OnDevice:
+    """A codec whose input video is moved to `device` first (the cache is written from the CPU side)."""
+
+    def __init__(self, codec, device):
+        self.codec, self.device = codec, device
+
+    def encode(self, video):
+        return self.codec.encode(video.to(self.device))
+
+
+def add_cli(subparsers):
+    p = subparsers.add_parser("wan-memory", help="Wan2.2-TI2V-5B: memory estimate of a training config, what fits where")
+    p.add_argument("config", help="e.g. configs/wan22_ti2v_5b.yaml")
+    p.set_defaults(func=_cli_memory)
+    p = subparsers.add_parser("wan-train", help="Wan2.2-TI2V-5B LoRA training: cache latents, free encoders, train")
+    p.add_argument("config", help="e.g. configs/wan22_ti2v_5b.yaml (a mounted Drive folder as out_dir survives a disconnect)")
+    p.add_argument("--resume", nargs="?", const=True, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override, e.g. --set steps=10 --set wan.checkpointing=full")
+    p.set_defaults(func=_cli_train)
+
+
+def _cli_memory(args):
+    cfg, wan = read_wan_config(args.config)
+    est, table = memory_report(cfg, wan)
+    print(f"{args.config}: {est}")
+    for row in table:
+        print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
+    return 0
+
+
+def _cli_train(args):
+    from .train import parse_override
+
+    cfg, wan = read_wan_config(args.config, **dict(parse_override(s) for s in args.set))
+    print(f"trained; run in {wan_train(cfg, wan, resume=args.resume)}")
+    return 0

@@ -1,0 +1,222 @@
+"""Wan2.2-TI2V-5B path (v4s_lite.full) on a tiny Wan2.2-shaped pipeline: no weights are downloaded."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+
+from v4s_lite import full
+from v4s_lite.full import (ContextCache, LatentCache, cache_clips, checkpointed_blocks, configure_speed,
+                           estimate_memory, export_lora, load_wan22, oom_guard, tiny_wan22_config,
+                           tiny_wan22_pipeline, tiny_wan22_vae, transformer_flops)
+from v4s_lite.model import transformer_config
+from v4s_lite.rope import ContextRoPE
+from v4s_lite.utils import V4SError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_transformer(layers=2, seed=0):
+    torch.manual_seed(seed)
+    t = WanTransformer3DModel(**tiny_wan22_config(layers))
+    t.rope = ContextRoPE.from_rope(t.rope)
+    return t
+
+
+def run(t, x, ts, text, positions):
+    t.rope.set_positions(positions)
+    return t(hidden_states=x, timestep=ts, encoder_hidden_states=text, return_dict=False)[0]
+
+
+def test_flops_formula_equals_torch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = tiny_wan22_config(3)
+    t = WanTransformer3DModel(**cfg)
+    t.set_attention_backend("_native_math")  # attention as matmuls, so the counter sees them
+    x, tokens = torch.randn(2, 48, 3, 4, 6), 3 * 2 * 3
+    with FlopCounterMode(display=False) as fc:
+        t(x, torch.zeros(2, tokens), torch.randn(2, 7, 32))
+    assert fc.get_total_flops() == transformer_flops(cfg, tokens, batch=2, text_tokens=7)
+
+
+def test_memory_estimate_matches_h100_measurements():
+    res = json.loads((ROOT / "results/bench_wan_h100.json").read_text())
+    cfg = transformer_config("wan2.2-ti2v-5b")
+    tokens = res["shape"]["tokens"]
+    checked = 0
+    for name, row in res["variants"].items():
+        if row.get("kind") != "train" or row.get("peak_gb") is None or "fp32" in name:
+            continue
+        est = estimate_memory(cfg, tokens, checkpointing=row["checkpointing"], compiled="compile" in name)
+        assert abs(est.total_gib * 2**30 / 1e9 / row["peak_gb"] - 1) < 0.08, name
+        checked += 1
+    assert checked >= 4
+    # what the fit table promises for the configs we ship
+    assert estimate_memory(cfg, tokens, checkpointing="full", compiled=True).total_gib < full.GPUS["L4 24 GB"]["memory_gib"]
+    assert estimate_memory(cfg, tokens, checkpointing="none").total_gib > full.GPUS["A100 40 GB"]["memory_gib"]
+
+
+def test_checkpointed_blocks_and_bad_settings():
+    assert checkpointed_blocks(30, "full") == list(range(30)) and checkpointed_blocks(30, "none") == []
+    sel = checkpointed_blocks(30, 10)
+    assert len(sel) == 10 and len(set(sel)) == 10 and max(sel) < 30 and np.all(np.diff(sel) == 3)
+    for bad in (31, -1, "some"):
+        with pytest.raises(V4SError, match="checkpointing"):
+            checkpointed_blocks(30, bad)
+
+
+def test_selective_checkpointing_recomputes_only_chosen_blocks_and_keeps_gradients():
+    t = tiny_transformer(layers=4)
+    x, ts, text = torch.randn(1, 48, 3, 4, 4), torch.full((1, 12), 500.0), torch.randn(1, 5, 32)
+    calls = [0] * 4
+    for i, b in enumerate(t.blocks):
+        b.register_forward_pre_hook(lambda m, a, i=i: calls.__setitem__(i, calls[i] + 1))
+    grads = {}
+    for mode in ("none", 2, "full"):
+        configure_speed(t, checkpointing=mode)
+        t.zero_grad(set_to_none=True)
+        calls[:] = [0] * 4
+        run(t, x, ts, text, None).square().mean().backward()
+        recomputed = [i for i, c in enumerate(calls) if c == 2]
+        assert recomputed == checkpointed_blocks(4, mode), mode
+        grads[mode] = torch.cat([p.grad.flatten() for p in t.parameters() if p.grad is not None])
+    torch.testing.assert_close(grads[2], grads["none"])
+    torch.testing.assert_close(grads["full"], grads["none"])
+
+
+def test_context_reuse_equals_masked_sequence():
+    t = tiny_transformer(layers=2).eval()
+    g = torch.Generator().manual_seed(1)
+    fc, ft, tpf = 3, 2, 4  # latents of context / target, tokens per latent (4x4 latent, patch 2x2)
+    x = torch.randn(2, 48, fc + ft, 4, 4, generator=g)
+    ts = torch.cat([torch.zeros(2, fc * tpf), torch.full((2, ft * tpf), 700.0)], 1)
+    text = torch.randn(2, 5, 32, generator=g)
+    pos = [0, 3, 7, 8, 9]  # non-contiguous context positions, target after it
+    with torch.no_grad():
+        plain = run(t, x, ts, text, pos)[:, :, fc:]
+        with ContextCache(t) as cache:
+            cache.mode, cache.n_context_tokens = "masked", fc * tpf
+            masked = run(t, x, ts, text, pos)[:, :, fc:]
+            with pytest.raises(V4SError, match="fill"):
+                cache.mode = "reuse"
+                run(t, x[:, :, fc:], ts[:, fc * tpf:], text, pos[fc:])
+            cache.mode = "fill"
+            run(t, x[:, :, :fc], ts[:, :fc * tpf], text, pos[:fc])
+            cache.mode = "reuse"
+            reused = [run(t, x[:, :, fc:] * s, ts[:, fc * tpf:], text, pos[fc:]) for s in (1.0, 0.5)]
+            cache.mode = "masked"
+            masked_half = run(t, torch.cat([x[:, :, :fc], x[:, :, fc:] * 0.5], 2), ts, text, pos)[:, :, fc:]
+        restored = run(t, x, ts, text, pos)[:, :, fc:]
+    torch.testing.assert_close(reused[0], masked, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(reused[1], masked_half, atol=1e-5, rtol=1e-5)  # one fill serves every step
+    assert (masked - plain).abs().max() > 1e-3  # the mask is a real model change, not a no-op
+    torch.testing.assert_close(restored, plain)  # leaving the context manager restores diffusers' attention
+
+
+def _pipe_frames(pipe, embeds, seed=0):
+    out = pipe(prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds), height=32, width=32,
+               num_frames=5, num_inference_steps=2, guidance_scale=2.0, output_type="pt",
+               generator=torch.Generator().manual_seed(seed))
+    return out.frames
+
+
+def test_lora_export_loads_in_stock_wan_pipeline(tmp_path):
+    from peft import LoraConfig
+
+    embeds = torch.randn(1, 6, 32, generator=torch.Generator().manual_seed(0))
+    pipe = tiny_wan22_pipeline(seed=0)
+    base = _pipe_frames(pipe, embeds)
+    with pytest.raises(V4SError, match="no LoRA adapter"):
+        export_lora(pipe.transformer, tmp_path / "lora")
+    torch.manual_seed(1)
+    pipe.transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(full.LORA_TARGETS),
+                                            init_lora_weights=False))  # random B: the adapter changes outputs
+    tuned = _pipe_frames(pipe, embeds)
+    export_lora(pipe.transformer, tmp_path / "lora")
+    fresh = tiny_wan22_pipeline(seed=0)
+    fresh.load_lora_weights(str(tmp_path / "lora"))  # diffusers' own loader
+    torch.testing.assert_close(_pipe_frames(fresh, embeds), tuned, atol=1e-5, rtol=1e-5)
+    assert (tuned - base).abs().max() > 1e-3
+
+
+def test_cache_round_trip_and_checks(tmp_path):
+    from v4s_lite.codec import LiteTextEncoder, WanVAECodec
+
+    torch.manual_seed(0)
+    codec, text = WanVAECodec(tiny_wan22_vae().eval()), LiteTextEncoder(dim=32)
+    rng = np.random.default_rng(0)
+    clips = [{"context": torch.from_numpy(rng.integers(0, 255, (9, 32, 48, 3), dtype=np.uint8)),
+              "target": torch.from_numpy(rng.integers(0, 255, (5, 32, 48, 3), dtype=np.uint8)),
+              "instruction": f"find the {c} plant", "context_frame_indices": torch.tensor([0, 4, 5, 6, 7, 12, 13, 14, 15])}
+             for c in ("green", "blue")]
+    with pytest.raises(V4SError, match="empty"):
+        cache_clips([], codec, text, tmp_path / "none")
+    cache_clips(clips, codec, text, tmp_path / "c")
+    ds = LatentCache(tmp_path / "c")
+    assert len(ds) == 2
+    item = ds[1]
+    assert item["instruction"] == "find the blue plant"
+    assert item["context_latents"].shape == (48, 3, 2, 3) and item["target_latents"].shape == (48, 2, 2, 3)
+    want = codec.encode(full._to_video(clips[1]["context"]))[0]
+    torch.testing.assert_close(item["context_latents"], want)
+    torch.testing.assert_close(item["prompt_embeds"], text.encode(["find the blue plant"])[0])
+    torch.testing.assert_close(ds.null_embeds, text.encode([""])[0])
+    (tmp_path / "c" / "000001.safetensors").unlink()  # an interrupted cache is refused, not half-read
+    with pytest.raises(V4SError, match="cache again"):
+        LatentCache(tmp_path / "c")
+    with pytest.raises(V4SError, match="uint8"):
+        cache_clips([{**clips[0], "context": clips[0]["context"].float()}], codec, text, tmp_path / "d")
+
+
+def test_load_wan22_from_local_folder(tmp_path):
+    pipe = tiny_wan22_pipeline(seed=3)
+    pipe.save_pretrained(tmp_path / "wan")
+    t = load_wan22(tmp_path / "wan", "transformer", dtype=torch.float32)
+    for (k, a), (_, b) in zip(sorted(t.state_dict().items()), sorted(pipe.transformer.state_dict().items())):
+        assert torch.equal(a, b), k
+    assert load_wan22(tmp_path / "wan", "vae").config.z_dim == 48
+    with pytest.raises(V4SError, match="text_encoder"):
+        load_wan22(tmp_path / "wan", "text_encoder")  # the tiny pipeline has none
+    with pytest.raises(V4SError, match="unknown component"):
+        load_wan22(tmp_path / "wan", "unet")
+
+
+def test_oom_becomes_advice():
+    est = estimate_memory(transformer_config("wan2.2-ti2v-5b"), 9256, checkpointing="none")
+    with pytest.raises(V4SError, match="checkpointing -> 'full'") as e:
+        with oom_guard("training", est):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+    assert "GiB" in str(e.value) and isinstance(e.value.__cause__, torch.OutOfMemoryError)
+
+
+def test_wan_configs_and_memory_cli(capsys, tmp_path):
+    from v4s_lite.cli import main
+
+    for name, gpu in (("wan22_ti2v_5b.yaml", "A100 40 GB"), ("wan22_ti2v_5b_24gb.yaml", "L4 24 GB")):
+        cfg, wan = full.read_wan_config(ROOT / "configs" / name)
+        assert cfg.lora_rank == 32 and cfg.clip_config.context_frames == 337 and cfg.clip_config.target_frames == 181
+        est, _ = full.memory_report(cfg, wan)
+        assert est.total_gib < full.GPUS[gpu]["memory_gib"], name  # each config fits the GPU it is for
+    assert main(["wan-memory", str(ROOT / "configs/wan22_ti2v_5b_24gb.yaml")]) == 0
+    assert "GiB" in capsys.readouterr().out
+    (tmp_path / "c.yaml").write_text("wan:\n  compiler: true\n")
+    with pytest.raises(V4SError, match="unknown `wan:`"):
+        full.read_wan_config(tmp_path / "c.yaml")
+
+
+def test_benchmark_script_runs_on_cpu(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_wan
+
+    bench_wan.main(["--model", "tiny", "--width", "64", "--height", "64", "--context-latents", "3",
+                    "--target-latents", "3", "--warmup", "0", "--iters", "1", "--only", "denoise,train_stock",
+                    "--out", str(tmp_path / "b")])
+    res = json.loads((tmp_path / "b.json").read_text())
+    v = res["variants"]
+    assert v["denoise_reuse"]["rel_error_vs_masked"] < 1e-5
+    assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]
+    assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
