@@ -388,10 +388,12 @@ CACHE_VERSION = 1
 
 def _to_video(frames) -> torch.Tensor:
     """uint8 (F, H, W, 3) -> float (1, 3, F, H, W) in [-1, 1], the codecs' input."""
+    from .codec import frames_to_video
+
     x = torch.as_tensor(frames)
-    if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+    if x.dtype != torch.uint8 or x.ndim != 4:
         raise V4SError(f"frames must be uint8 (F, H, W, 3); got {x.dtype} {tuple(x.shape)}")
-    return (x.permute(3, 0, 1, 2).float() / 127.5 - 1.0).unsqueeze(0)
+    return frames_to_video(x)
 
 
 @torch.no_grad()
