@@ -57,15 +57,17 @@ def test_instance_box_lies_inside_projected_3d_box(views):
 def test_culling_matches_brute_force_all_pairs(views):
     scene, c2w, K, out = views
     st = _SceneTensors(scene, "cpu")
-    n, P = len(c2w), len(st.kind)
+    n = len(c2w)
     v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
     dc = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1).reshape(-1, 3).float()
     R = torch.tensor(c2w[:, :3, :3], dtype=torch.float32)
     d = torch.einsum("nij,mj->nmi", R, dc).reshape(-1, 3)
     o = torch.tensor(c2w[:, :3, 3], dtype=torch.float32).repeat_interleave(H * W, 0)
-    ray = torch.arange(n * H * W).repeat_interleave(P)
-    prim = torch.arange(P).repeat(n * H * W)
-    _, t, obj, _ = _trace(st, o, d, ray, prim)
+    groups = []  # every ray against every primitive, one group per primitive kind
+    for k in range(4):
+        prims = torch.nonzero(st.kind == k)[:, 0]
+        groups.append((k, torch.arange(n * H * W).repeat_interleave(len(prims)), prims.repeat(n * H * W)))
+    _, t, obj, _ = _trace(st, o, d, groups)
     assert np.array_equal(obj.view(n, H, W).numpy(), out.instance)
     np.testing.assert_allclose(t.view(n, H, W).numpy(), out.depth, rtol=1e-5, atol=1e-3)
 
@@ -104,8 +106,11 @@ def test_coverage_counts_the_unoccluded_footprint():
     c2w = look_at([0.5, 2.0, 1.0], [3.5, 2.2, 0.6])[None]
     K = intrinsics(W, H)
     out = render(scene, c2w, K, W, H, antialias=1)
-    alone = render(Scene(0, scene.room, scene.textures, [scene.objects[1]]), c2w, K, W, H, antialias=1)
-    assert out.coverage[0, 1] == (alone.instance[0] == 2).sum()
+    back = SceneObject(1, "cabinet", "green", scene.objects[1].primitives)
+    alone = render(Scene(0, scene.room, scene.textures, [back]), c2w, K, W, H, antialias=1)
+    assert out.coverage[0, 1] == (alone.instance[0] == 1).sum()
+    with pytest.raises(V4SError, match="ids"):
+        render(Scene(0, scene.room, scene.textures, [scene.objects[1]]), c2w, K, W, H)
     _, vis = boxes_from_instance(out.instance, 2, out.coverage)
     assert vis[0, 0] == 1.0 and 0.0 < vis[0, 1] < 0.9  # the front box hides part of the back one
 

@@ -40,6 +40,10 @@ class _SceneTensors:
     """The scene flattened into primitive tables (one row per primitive)."""
 
     def __init__(self, scene: Scene, device):
+        ids = [o.id for o in scene.objects]
+        if ids != list(range(1, len(ids) + 1)):
+            raise V4SError(f"object ids must be 1..n in scene.objects order (the instance buffer's convention), "
+                           f"got {ids}; renumber them")
         prims = [(o, p) for o in scene.objects for p in o.primitives]
         self.n_objects = len(scene.objects)
         self.room = tuple(float(v) for v in scene.room)
@@ -157,9 +161,8 @@ def _normals(kind: int, q, h, cos, sin):
 
 def _hit_room(o, d, room):
     hi = torch.tensor(room, dtype=o.dtype, device=o.device)
-    dd = _safe(d)
-    t_axis = torch.where(d > 0, (hi - o) / dd, -o / dd)  # (M, 3): the wall each axis runs into
-    t_axis = torch.where(d.abs() < 1e-9, INF, t_axis)
+    t_axis = (torch.where(d > 0, hi, 0.0) - o) / d  # the wall each axis runs into
+    t_axis = torch.where(t_axis > 0, t_axis, INF)  # d == 0 (either sign) gives +-inf or nan: never the exit
     t, axis = t_axis.min(-1)
     positive = torch.gather(d, 1, axis[:, None])[:, 0] > 0
     return t, 2 * axis + positive.long()
@@ -170,94 +173,117 @@ def _hash(i):
     return torch.frac(torch.sin(i * 12.9898 + 78.233) * 43758.5453).abs()
 
 
-def _room_albedo(st: _SceneTensors, p, face):
-    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+def _floor_albedo(st: _SceneTensors, x, y):
+    # patterns by world coordinate: they slide under a moving camera, which is the parallax cue
     one = torch.ones_like(x)
-    # floor patterns by world coordinate: they slide under a moving camera, which is the parallax cue
     if st.floor_tex == "planks":
         j = torch.floor(y / 0.2)
         off = _hash(j + 17.0) * 1.5
         seam = (torch.frac(y / 0.2) < 0.05) | (torch.frac((x + off) / 1.5) < 0.015)
-        floor = torch.where(seam, 0.55 * one, 0.8 + 0.2 * _hash(j))
+        f = torch.where(seam, 0.55 * one, 0.8 + 0.2 * _hash(j))
     elif st.floor_tex == "checker":
-        floor = torch.where((torch.floor(x / 0.5) + torch.floor(y / 0.5)) % 2 == 0, one, 0.62 * one)
+        f = torch.where((torch.floor(x / 0.5) + torch.floor(y / 0.5)) % 2 == 0, one, 0.62 * one)
     else:  # tiles
         seam = (torch.frac(x / 0.4) < 0.04) | (torch.frac(y / 0.4) < 0.04)
-        floor = torch.where(seam, 0.6 * one, 0.9 + 0.1 * _hash(torch.floor(x / 0.4) * 31 + torch.floor(y / 0.4)))
-    s = torch.where(face < 2, y, x)  # coordinate along the wall
+        f = torch.where(seam, 0.6 * one, 0.9 + 0.1 * _hash(torch.floor(x / 0.4) * 31 + torch.floor(y / 0.4)))
+    return st.floor_color * f[:, None]
+
+
+def _wall_albedo(st: _SceneTensors, s, z, face):
+    """s: the coordinate along the wall; each wall has its own tone (an orientation cue)."""
+    one = torch.ones_like(s)
     if st.wall_tex == "stripes":
-        wall = torch.where(torch.floor(s / 0.15) % 2 == 0, one, 0.84 * one)
+        w = torch.where(torch.floor(s / 0.15) % 2 == 0, one, 0.84 * one)
     elif st.wall_tex == "bricks":
         row = torch.floor(z / 0.15)
-        mortar = (torch.frac(z / 0.15) < 0.1) | (torch.frac((s + 0.15 * (row % 2)) / 0.3) < 0.05)
-        wall = torch.where(mortar, 0.72 * one, 0.92 + 0.08 * _hash(row * 7 + torch.floor((s + 0.15 * (row % 2)) / 0.3)))
+        s2 = s + 0.15 * (row % 2)
+        mortar = (torch.frac(z / 0.15) < 0.1) | (torch.frac(s2 / 0.3) < 0.05)
+        w = torch.where(mortar, 0.72 * one, 0.92 + 0.08 * _hash(row * 7 + torch.floor(s2 / 0.3)))
     else:  # panels with a rail
-        wall = torch.where(torch.frac(s / 0.6) < 0.03, 0.72 * one, torch.where(z < 0.9, 0.86 * one, one))
-        wall = torch.where((z > 0.9) & (z < 0.95), 0.7 * one, wall)
-    wall = torch.where(z < 0.1, 0.55 * one, wall)  # skirting board: marks where wall meets floor
-    wall_rgb = st.wall_colors[face.clamp(max=3)] * wall[:, None]
-    floor_rgb = st.floor_color * floor[:, None]
-    out = torch.where((face == 4)[:, None], floor_rgb, wall_rgb)
-    return torch.where((face == 5)[:, None], st.ceiling_color.expand_as(out), out)
+        w = torch.where(torch.frac(s / 0.6) < 0.03, 0.72 * one, torch.where(z < 0.9, 0.86 * one, one))
+        w = torch.where((z > 0.9) & (z < 0.95), 0.7 * one, w)
+    w = torch.where(z < 0.1, 0.55 * one, w)  # skirting board: marks where wall meets floor
+    return _take(st.wall_colors, face) * w[:, None]
+
+
+def _room_albedo(st: _SceneTensors, p, face):
+    out = st.ceiling_color.expand(len(face), 3).clone()
+    fl = torch.nonzero(face == 4)[:, 0]
+    pf = _take(p, fl)
+    out.index_copy_(0, fl, _floor_albedo(st, pf[:, 0], pf[:, 1]))
+    wa = torch.nonzero(face < 4)[:, 0]
+    fw, pw = _take(face, wa), _take(p, wa)
+    out.index_copy_(0, wa, _wall_albedo(st, torch.where(fw < 2, pw[:, 1], pw[:, 0]), pw[:, 2], fw))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Tracing
 
 
-def _trace(st: _SceneTensors, o, d, pair_ray, pair_prim, want_coverage=False):
-    """Closest hits of rays (R, 3) given candidate (ray, primitive) pairs.
+def _take(x, idx):
+    return x.index_select(0, idx)  # much faster than x[idx] on CPU
+
+
+_HIT = {"box": _hit_box, "cylinder": _hit_cylinder, "sphere": _hit_sphere, "cone": _hit_cone}
+
+
+def _trace(st: _SceneTensors, o, d, groups, want_coverage=False):
+    """Closest hits of rays o, d (R, 3), testing only the candidate pairs in groups: one (kind, ray, prim)
+    triple of index tensors per primitive kind.
 
     Returns rgb (R, 3) float, t (R,), object id (R,) and, if asked, the (ray, object) pairs that hit.
     """
     R = d.shape[0]
-    t_room, face = _hit_room(o, d, st.room)
-    t_pair = torch.full(pair_ray.shape, INF, device=d.device)
-    pk = st.kind[pair_prim]
-    for k, name in enumerate(PRIMITIVE_KINDS):
-        sel = torch.nonzero(pk == k)[:, 0]
-        if not len(sel):
-            continue
-        r, p = pair_ray[sel], pair_prim[sel]
-        oo, dd, c, h = o[r], d[r], st.center[p], st.half[p]
-        if name == "box":
-            t = _hit_box(oo, dd, c, h, st.cos[p], st.sin[p])
+    t, face = _hit_room(o, d, st.room)
+    t_groups = []
+    for k, ray, prim in groups:
+        oo, dd, c, h = _take(o, ray), _take(d, ray), _take(st.center, prim), _take(st.half, prim)
+        if k == 0:
+            tk = _hit_box(oo, dd, c, h, _take(st.cos, prim), _take(st.sin, prim))
         else:
-            t = {"cylinder": _hit_cylinder, "sphere": _hit_sphere, "cone": _hit_cone}[name](oo, dd, c, h)
-        t_pair[sel] = t
-    t = t_room.scatter_reduce(0, pair_ray, t_pair, "amin", include_self=True)
-    win = torch.nonzero((t_pair == t[pair_ray]) & torch.isfinite(t_pair))[:, 0]
+            tk = _HIT[PRIMITIVE_KINDS[k]](oo, dd, c, h)
+        t_groups.append(tk)
+        t = t.scatter_reduce(0, ray, tk, "amin", include_self=True)
     # ties (two parts touching exactly) go to the higher primitive index: deterministic
-    prim = torch.full((R,), -1, dtype=torch.long, device=d.device)
-    prim = prim.scatter_reduce(0, pair_ray[win], pair_prim[win], "amax", include_self=True)
+    prim_hit = torch.full((R,), -1, dtype=torch.long, device=d.device)
+    for (k, ray, prim), tk in zip(groups, t_groups):
+        win = torch.nonzero((tk == _take(t, ray)) & torch.isfinite(tk))[:, 0]
+        prim_hit = prim_hit.scatter_reduce(0, _take(ray, win), _take(prim, win), "amax", include_self=True)
 
     p = o + t[:, None] * d
-    normal = torch.zeros_like(p)
-    albedo = _room_albedo(st, p, face)
-    room_n = torch.zeros_like(p)
-    axis = (face // 2)[:, None]
-    room_n.scatter_(1, axis, torch.where(face % 2 == 0, 1.0, -1.0)[:, None])  # walls face into the room
-    normal = room_n
-    hit_obj = prim >= 0
-    if hit_obj.any():
-        rays = torch.nonzero(hit_obj)[:, 0]
-        pr = prim[rays]
-        n_obj = torch.zeros((len(rays), 3), device=d.device)
-        for k in range(len(PRIMITIVE_KINDS)):
-            sel = torch.nonzero(st.kind[pr] == k)[:, 0]
-            if len(sel):
-                q = p[rays[sel]] - st.center[pr[sel]]
-                n_obj[sel] = _normals(k, q, st.half[pr[sel]], st.cos[pr[sel]], st.sin[pr[sel]])
-        normal = normal.index_copy(0, rays, n_obj)
-        albedo = albedo.index_copy(0, rays, st.albedo[pr])
     to_light = st.light - p
-    lam = ((normal * to_light).sum(-1) / to_light.norm(dim=-1).clamp(min=1e-6)).clamp(min=0)
+    # Lambert: n . l. Room faces are axis planes facing into the room, so n . l is one signed coordinate.
+    axis = face // 2
+    ndl = to_light.gather(1, axis[:, None])[:, 0] * (1 - 2 * (face % 2)).float()
+    albedo = torch.empty_like(p)
+    hit_obj = prim_hit >= 0
+    rays = torch.nonzero(hit_obj)[:, 0]
+    room = torch.nonzero(~hit_obj)[:, 0]
+    albedo.index_copy_(0, room, _room_albedo(st, _take(p, room), _take(face, room)))
+    if len(rays):
+        pr = _take(prim_hit, rays)
+        n_obj = torch.empty((len(rays), 3), device=d.device)
+        kinds = _take(st.kind, pr)
+        for k in range(len(PRIMITIVE_KINDS)):
+            sel = torch.nonzero(kinds == k)[:, 0]
+            if len(sel):
+                ps = _take(pr, sel)
+                q = _take(p, _take(rays, sel)) - _take(st.center, ps)
+                n_obj.index_copy_(0, sel, _normals(k, q, _take(st.half, ps), _take(st.cos, ps), _take(st.sin, ps)))
+        ndl.index_copy_(0, rays, (n_obj * _take(to_light, rays)).sum(-1))
+        albedo.index_copy_(0, rays, _take(st.albedo, pr))
+    lam = (ndl / to_light.norm(dim=-1).clamp(min=1e-6)).clamp(min=0)
     rgb = albedo * (AMBIENT + (1 - AMBIENT) * lam)[:, None]
-    obj = torch.where(hit_obj, st.obj[prim.clamp(min=0)], torch.zeros_like(prim))
+    obj = torch.where(hit_obj, _take(st.obj, prim_hit.clamp(min=0)), torch.zeros_like(prim_hit))
     hits = None
     if want_coverage:
-        hit = torch.nonzero(torch.isfinite(t_pair))[:, 0]
-        hits = (pair_ray[hit], st.obj[pair_prim[hit]])
+        hr, ho = [], []
+        for (k, ray, prim), tk in zip(groups, t_groups):
+            h = torch.nonzero(torch.isfinite(tk))[:, 0]
+            hr.append(_take(ray, h))
+            ho.append(_take(st.obj, _take(prim, h)))
+        hits = (torch.cat(hr), torch.cat(ho)) if hr else None
     return rgb, t, obj, hits
 
 
@@ -299,12 +325,23 @@ def _pairs_from_rects(rect, width, height):
     h = (rect[..., 3] - rect[..., 2]).clamp(min=0).reshape(-1)
     cnt = w * h
     seg = torch.repeat_interleave(torch.arange(N * P, device=rect.device), cnt)
-    k = torch.arange(len(seg), device=rect.device) - (torch.cumsum(cnt, 0) - cnt)[seg]
-    ws = w[seg]
-    row = rect[..., 2].reshape(-1)[seg] + k // ws
-    col = rect[..., 0].reshape(-1)[seg] + k % ws
-    cam = seg // P
+    k = torch.arange(len(seg), device=rect.device) - _take(torch.cumsum(cnt, 0) - cnt, seg)
+    ws = _take(w, seg)
+    row = _take(rect[..., 2].reshape(-1), seg) + torch.div(k, ws, rounding_mode="floor")
+    col = _take(rect[..., 0].reshape(-1), seg) + k % ws
+    cam = torch.div(seg, P, rounding_mode="floor")
     return cam * (height * width) + row * width + col, seg % P
+
+
+def _groups_from_rects(st: _SceneTensors, rect, width, height):
+    """Candidate pairs split by primitive kind: [(kind, ray, prim)]."""
+    groups = []
+    for k in range(len(PRIMITIVE_KINDS)):
+        idx = torch.nonzero(st.kind == k)[:, 0]
+        if len(idx):
+            ray, local = _pairs_from_rects(rect.index_select(1, idx), width, height)
+            groups.append((k, ray, _take(idx, local)))
+    return groups
 
 
 def _as_tensor(x, device, name, shape_tail):
@@ -315,7 +352,7 @@ def _as_tensor(x, device, name, shape_tail):
 
 
 def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, device="cpu",
-           max_rays: int = 1 << 20) -> RenderOutput:
+           max_rays: int = 1 << 19) -> RenderOutput:
     """Render N cameras (c2w (N, 4, 4) or (4, 4)) of the scene at width x height with intrinsics K.
 
     antialias=a re-casts edge pixels with a x a sub-pixel rays (1 = off). max_rays bounds the rays traced at
@@ -350,25 +387,24 @@ def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, de
 
         def rays(cam_idx, u, v):  # pixel coordinates (float) -> world rays with camera-z = 1 (t is depth)
             dc = torch.stack([(u - Kf[0, 2]) / Kf[0, 0], (v - Kf[1, 2]) / Kf[1, 1], torch.ones_like(u)], -1)
-            return origin[cam_idx], torch.einsum("mij,mj->mi", R[cam_idx], dc)
+            Rm = _take(R, cam_idx)
+            return _take(origin, cam_idx), (Rm * dc[:, None, :]).sum(-1)
 
-        cam_idx = torch.arange(n, device=dev).repeat_interleave(HW)
-        o, d = rays(cam_idx, (uu.reshape(-1) + 0.5).float().repeat(n), (vv.reshape(-1) + 0.5).float().repeat(n))
-        if st.n_objects:
-            rect = _rects(st, cams, K, W_, H_)
-            pair_ray, pair_prim = _pairs_from_rects(rect, W_, H_)
-        else:
-            rect = torch.zeros((n, 0, 4), dtype=torch.long, device=dev)
-            pair_ray = pair_prim = torch.zeros(0, dtype=torch.long, device=dev)
-        rgb, t, obj, hits = _trace(st, o, d, pair_ray, pair_prim, want_coverage=True)
-        if st.n_objects:  # an object's unoccluded footprint: every pixel where any of its parts is hit
-            mark = torch.zeros(n * HW * st.n_objects, dtype=torch.uint8, device=dev)
-            mark[hits[0] * st.n_objects + hits[1] - 1] = 1
-            cov_out[s:s + n] = mark.view(n, HW, st.n_objects).sum(1, dtype=torch.int32).cpu()
+        dc = torch.stack([(uu.reshape(-1) + 0.5 - Kf[0, 2]) / Kf[0, 0], (vv.reshape(-1) + 0.5 - Kf[1, 2]) / Kf[1, 1],
+                          torch.ones(HW, device=dev)], -1)
+        d = (dc @ R.transpose(1, 2)).reshape(-1, 3)  # (n*HW, 3), camera-z = 1 so t is depth
+        o = origin.repeat_interleave(HW, 0)
+        groups = _groups_from_rects(st, _rects(st, cams, K, W_, H_), W_, H_) if st.n_objects else []
+        rgb, t, obj, hits = _trace(st, o, d, groups, want_coverage=True)
+        if hits is not None:  # an object's unoccluded footprint: every pixel where any of its parts is hit
+            mark = torch.zeros(n * st.n_objects * HW, dtype=torch.uint8, device=dev)
+            cam = torch.div(hits[0], HW, rounding_mode="floor")
+            mark.index_fill_(0, (cam * st.n_objects + hits[1] - 1) * HW + (hits[0] - cam * HW), 1)
+            cov_out[s:s + n] = mark.view(n, st.n_objects, HW).sum(-1, dtype=torch.int32).cpu()
         rgb = rgb.view(n, H_, W_, 3)
         obj = obj.view(n, H_, W_)
         if antialias > 1:
-            rgb = _antialias(st, rays, rect, rgb, obj, int(antialias))
+            rgb = _antialias(st, rays, groups, rgb, obj, int(antialias))
         rgb_out[s:s + n] = (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu()
         depth_out[s:s + n] = t.view(n, H_, W_).cpu()
         inst_out[s:s + n] = obj.to(torch.int16).cpu()
@@ -378,38 +414,56 @@ def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, de
 EDGE_CONTRAST = 0.06  # colour step (0..1) above which a pixel is treated as an edge and supersampled
 
 
-def _antialias(st, rays, rect, rgb, obj, a: int):
-    """Re-cast pixels on edges (id or colour steps to a neighbour) with a x a sub-pixel rays; average them."""
+def _antialias(st, rays, groups, rgb, obj, a: int):
+    """Re-cast pixels on edges (id or colour steps to a neighbour) with a x a sub-pixel rays; average them.
+
+    A sub-pixel ray can only hit primitives whose rectangle holds its pixel: the centre pass's pairs say which.
+    Pixels of the room whose neighbours are room too (a texture seam, a wall corner) are re-cast against the
+    room alone: no object is near enough to matter, and that is most edge pixels at a fraction of the cost.
+    """
     n, H, W, _ = rgb.shape
-    edge = torch.zeros((n, H, W), dtype=torch.bool, device=rgb.device)
+    id_edge = torch.zeros((n, H, W), dtype=torch.bool, device=rgb.device)
+    edge = torch.zeros_like(id_edge)
     for dim in (1, 2):
         lo = [slice(None)] * 3
         hi = [slice(None)] * 3
         lo[dim], hi[dim] = slice(0, -1), slice(1, None)
-        step = (obj[tuple(lo)] != obj[tuple(hi)]) | ((rgb[tuple(lo)] - rgb[tuple(hi)]).abs().amax(-1) > EDGE_CONTRAST)
-        edge[tuple(lo)] |= step
-        edge[tuple(hi)] |= step
-    cam, row, col = torch.nonzero(edge, as_tuple=True)
-    E = len(cam)
-    if E == 0:
-        return rgb
-    offs = (torch.arange(a, device=rgb.device, dtype=torch.float32) + 0.5) / a
-    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
-    ox, oy = ox.reshape(-1), oy.reshape(-1)
-    S = a * a
-    o, d = rays(cam.repeat_interleave(S), (col[:, None] + ox).reshape(-1).float(), (row[:, None] + oy).reshape(-1).float())
-    if rect.shape[1]:
-        r = rect[cam]  # (E, P, 4)
-        inside = (col[:, None] >= r[..., 0]) & (col[:, None] < r[..., 1]) & (row[:, None] >= r[..., 2]) & (row[:, None] < r[..., 3])
-        e_idx, p_idx = torch.nonzero(inside, as_tuple=True)
-        pair_ray = (e_idx[:, None] * S + torch.arange(S, device=rgb.device)).reshape(-1)
-        pair_prim = p_idx.repeat_interleave(S)
-    else:
-        pair_ray = pair_prim = torch.zeros(0, dtype=torch.long, device=rgb.device)
-    sub, _, _, _ = _trace(st, o, d, pair_ray, pair_prim)
-    rgb = rgb.clone()
-    rgb[cam, row, col] = sub.view(E, S, 3).mean(1)
-    return rgb
+        lo, hi = tuple(lo), tuple(hi)
+        step_id = obj[lo] != obj[hi]
+        step = step_id | ((rgb[lo] - rgb[hi]).abs().amax(-1) > EDGE_CONTRAST)
+        id_edge[lo] |= step_id
+        id_edge[hi] |= step_id
+        edge[lo] |= step
+        edge[hi] |= step
+    full = (edge & (id_edge | (obj != 0))).reshape(-1)
+    room_only = (edge.reshape(-1) & ~full)
+    out = rgb.reshape(-1, 3).clone()
+    for mask, use_objects in ((full, True), (room_only, False)):
+        pix = torch.nonzero(mask)[:, 0]
+        E = len(pix)
+        if E == 0:
+            continue
+        cam = torch.div(pix, H * W, rounding_mode="floor")
+        rem = pix - cam * (H * W)
+        row = torch.div(rem, W, rounding_mode="floor")
+        col = rem - row * W
+        offs = (torch.arange(a, device=rgb.device, dtype=torch.float32) + 0.5) / a
+        oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+        S = a * a
+        o, d = rays(cam.repeat_interleave(S), (col[:, None] + ox.reshape(-1)).reshape(-1).float(),
+                    (row[:, None] + oy.reshape(-1)).reshape(-1).float())
+        sub_groups = []
+        if use_objects:
+            edge_id = torch.full((len(mask),), -1, dtype=torch.long, device=rgb.device)
+            edge_id[pix] = torch.arange(E, device=rgb.device)
+            for k, ray, prim in groups:
+                keep = torch.nonzero(_take(mask, ray))[:, 0]
+                e_idx = _take(edge_id, _take(ray, keep))
+                sub_groups.append((k, (e_idx[:, None] * S + torch.arange(S, device=rgb.device)).reshape(-1),
+                                   _take(prim, keep).repeat_interleave(S)))
+        sub, _, _, _ = _trace(st, o, d, sub_groups)
+        out.index_copy_(0, pix, sub.view(E, S, 3).mean(1))
+    return out.view(n, H, W, 3)
 
 
 def boxes_from_instance(instance, n_objects: int, coverage=None):
