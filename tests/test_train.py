@@ -1,0 +1,249 @@
+"""Flow-matching training: the noise schedule against diffusers, exact resume, two processes = one,
+divergence handling, LoRA and full checkpoints loading back through diffusers / peft."""
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from safetensors.torch import load_file
+
+from v4s_lite.train import (TrainConfig, TrainingDiverged, _check_loss, add_noise, batch_indices, flow_target,
+                            latest_checkpoint, load_config, read_log, sample_sigmas, shift_sigmas, train)
+from v4s_lite.utils import V4SError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_items(n=4, seed=0, fc=3, ft=3, h=4, w=6):
+    """Pre-encoded clips in the layout encode_clips / full.LatentCache produce; the target is a function of
+    the context so there is something to learn."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        ctx = torch.randn(12, fc, h, w, generator=g)
+        tgt = torch.cat([ctx[:, :1], 0.5 * ctx[:, -(ft - 1):] + 0.1], 1)
+        out.append({"context_latents": ctx, "target_latents": tgt, "prompt_embeds": torch.randn(32, 64, generator=g),
+                    "context_frame_indices": torch.tensor([0, 4, 5, 6, 7, 12, 13, 14, 15][:1 + 4 * (fc - 1)]),
+                    "instruction": f"find thing {i}"})
+    return out
+
+
+NULL = torch.zeros(32, 64)
+
+
+def small_cfg(tmp, **kw):
+    base = dict(out_dir=str(tmp), model="tiny", steps=6, batch_size=2, lr=3e-3, warmup_steps=2, checkpoint_every=3,
+                progress=False, device="cpu", p_drop_text=0.2, p_drop_context=0.2, p_drop_both=0.2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def transformer_state(step_dir):
+    return load_file(next((Path(step_dir) / "transformer").glob("*.safetensors")))
+
+
+# ------------------------------------------------------------------------------------------ schedule
+@pytest.mark.parametrize("shift", [1.0, 3.0, 5.0])
+def test_shift_is_diffusers_flow_match_shift(shift):
+    plain = FlowMatchEulerDiscreteScheduler(shift=1.0).sigmas[:-1]
+    shifted = FlowMatchEulerDiscreteScheduler(shift=shift).sigmas[:-1]
+    torch.testing.assert_close(shift_sigmas(plain, shift), shifted, atol=1e-6, rtol=0)
+
+
+def test_add_noise_is_scale_noise_and_target_is_its_derivative():
+    sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(3, 4, 2, 3, 3, generator=g), torch.randn(3, 4, 2, 3, 3, generator=g)
+    idx = torch.tensor([5, 400, 990])
+    want = sched.scale_noise(x0, sched.timesteps[idx], noise)
+    torch.testing.assert_close(add_noise(x0, noise, sched.sigmas[idx]), want, atol=1e-6, rtol=0)
+    s, h = torch.tensor([0.3, 0.5, 0.8], dtype=torch.float64), 1e-6
+    x0, noise = x0.double(), noise.double()
+    finite_diff = (add_noise(x0, noise, s + h) - add_noise(x0, noise, s)) / h
+    torch.testing.assert_close(finite_diff, flow_target(x0, noise), atol=1e-6, rtol=0)
+
+
+def test_sigma_sampling_is_shifted_and_seeded():
+    cfg = TrainConfig(flow_shift=3.0)
+    s = sample_sigmas(20000, cfg, torch.Generator().manual_seed(0))
+    # u ~ U(0,1) has median 0.5; the shift maps it to 3 * 0.5 / (1 + 2 * 0.5) = 0.75: more high-noise steps
+    assert abs(float(s.median()) - 0.75) < 0.01
+    assert 0 < float(s.min()) and float(s.max()) < 1
+    torch.testing.assert_close(sample_sigmas(5, cfg, torch.Generator().manual_seed(1)),
+                               sample_sigmas(5, cfg, torch.Generator().manual_seed(1)), atol=0, rtol=0)
+    logit = sample_sigmas(20000, TrainConfig(flow_shift=1.0, weighting_scheme="logit_normal"),
+                          torch.Generator().manual_seed(0))
+    assert abs(float(logit.median()) - 0.5) < 0.01 and float(logit.std()) < float(s.std())
+
+
+def test_batch_order_is_a_permutation_per_epoch():
+    n, bs = 5, 3
+    flat = sum((batch_indices(n, bs, step, seed=7) for step in range(5)), [])  # 15 positions = 3 epochs
+    epochs = [flat[i:i + n] for i in range(0, 15, n)]
+    assert all(sorted(e) == list(range(n)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) > 1, "each epoch should have its own order"
+    assert batch_indices(n, bs, 3, seed=7) == flat[9:12]
+
+
+# ------------------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    if "wan22" in path.name:
+        pytest.skip("the full-model engineer's config")
+    cfg = load_config(path)
+    assert cfg.steps > 0 and cfg.clip_config.target_latents > 1
+
+
+def test_bad_config_says_what_is_wrong(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("steps: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(V4SError, match="learning_rate"):
+        load_config(p)
+    with pytest.raises(V4SError, match="sampling"):
+        load_config(None, sampling="random")
+    with pytest.raises(V4SError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+# ------------------------------------------------------------------------------------------ training
+def test_resume_equals_uninterrupted(tmp_path):
+    items = fake_items()
+    full = train(small_cfg(tmp_path / "full", ema_decay=0.9), items=items, null_text=NULL)
+    part = small_cfg(tmp_path / "part", ema_decay=0.9, steps=3)
+    train(part, items=items, null_text=NULL)  # "interrupted" after step 3 (its last checkpoint)
+    (tmp_path / "part" / "loss.jsonl").open("a").write('{"step": 4, "loss": 99.0}\n')  # a step lost in a crash
+    resumed = train(small_cfg(tmp_path / "part", ema_decay=0.9), resume=True, items=items, null_text=NULL)
+    a, b = transformer_state(full / "step_000006"), transformer_state(resumed / "step_000006")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+    ema_a = load_file(next((full / "step_000006" / "transformer_ema").glob("*.safetensors")))
+    ema_b = load_file(next((resumed / "step_000006" / "transformer_ema").glob("*.safetensors")))
+    for k in ema_a:
+        torch.testing.assert_close(ema_a[k], ema_b[k], atol=1e-6, rtol=0)
+    la, lb = read_log(full), read_log(resumed)
+    assert [r["step"] for r in lb] == list(range(1, 7))
+    np.testing.assert_allclose([r["loss"] for r in la], [r["loss"] for r in lb], atol=1e-6, rtol=0)
+    # and training did something: the weights moved away from the step-3 checkpoint
+    mid = transformer_state(full / "step_000003")
+    assert any((mid[k] - a[k]).abs().max() > 1e-4 for k in a)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TWO_PROCESS_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_train import NULL, fake_items, small_cfg
+from v4s_lite.train import train
+train(small_cfg(sys.argv[1], batch_size=4, steps=3), items=fake_items(), null_text=NULL)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    """DDP over 2 CPU processes (`accelerate launch --cpu`, gloo) with 2 samples each = 1 process with 4 samples."""
+    import subprocess
+    import sys
+
+    one = train(small_cfg(tmp_path / "one", batch_size=4, steps=3), items=fake_items(), null_text=NULL)
+    script = tmp_path / "two.py"
+    script.write_text(TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "--main_process_port", str(_free_port()), str(script), str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=240, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = transformer_state(one / "step_000003"), transformer_state(tmp_path / "two" / "step_000003")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=0, msg=k)
+    np.testing.assert_allclose([r["loss"] for r in read_log(one)], [r["loss"] for r in read_log(tmp_path / "two")],
+                               atol=1e-5, rtol=0)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    items = fake_items()
+    order = sum((batch_indices(len(items), 1, s, seed=0) for s in range(8)), [])
+    bad = order[2]  # corrupt the clip of step 3 (and of none before it)
+    items[bad]["target_latents"] = items[bad]["target_latents"].clone()
+    items[bad]["target_latents"][0, 1, 0, 0] = float("nan")
+    bad_step = order.index(bad) + 1
+    cfg = small_cfg(tmp_path, batch_size=1, steps=8, checkpoint_every=1)
+    with pytest.raises(TrainingDiverged, match=f"step {bad_step}: the loss is nan") as e:
+        train(cfg, items=items, null_text=NULL)
+    last = latest_checkpoint(tmp_path)
+    assert last.name == f"step_{bad_step - 1:06d}" and str(last) in str(e.value)
+    assert all(torch.isfinite(v).all() for v in transformer_state(last).values())
+    assert [r["step"] for r in read_log(tmp_path)] == list(range(1, bad_step))
+
+
+def test_exploding_loss_is_caught():
+    cfg = TrainConfig(explode_factor=100.0)
+    _check_loss(50.0, [1.0] * 10, cfg, 10, None)  # a bad batch, not an explosion
+    with pytest.raises(TrainingDiverged, match="exploded"):
+        _check_loss(1000.0, [1.0] * 10, cfg, 10, "runs/x/step_000010")
+
+
+def test_full_checkpoint_loads_with_diffusers(tmp_path):
+    from v4s_lite.model import V4SModel
+
+    run = train(small_cfg(tmp_path, steps=2, checkpoint_every=2), items=fake_items(), null_text=NULL)
+    folder = run / "step_000002" / "transformer"
+    plain = WanTransformer3DModel.from_pretrained(folder)  # diffusers' own loader, no v4s code
+    saved = transformer_state(run / "step_000002")
+    for k, v in plain.state_dict().items():
+        if k in saved:
+            torch.testing.assert_close(v, saved[k], atol=0, rtol=0)
+    fresh = V4SModel.from_preset("tiny").transformer.state_dict()
+    assert any((fresh[k] - saved[k]).abs().max() > 0 for k in saved), "trained weights differ from a fresh init"
+    V4SModel.from_pretrained(folder)
+    meta = json.loads((run / "step_000002" / "trainer_state.json").read_text())
+    assert meta["step"] == 2 and meta["config"]["model"] == "tiny"
+
+
+def test_lora_trains_only_adapters_and_loads_back(tmp_path):
+    from peft import get_peft_model_state_dict
+
+    from v4s_lite.model import V4SModel
+    from v4s_lite.sample import load_model
+    from v4s_lite.train import build_model
+
+    cfg = small_cfg(tmp_path, lora_rank=4, steps=2, checkpoint_every=2, lr=1e-2)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    base = {k: v.clone() for k, v in model.transformer.state_dict().items() if "lora_" not in k}
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert 0 < n_train < 0.5 * sum(p.numel() for p in model.parameters())
+    run = train(cfg, model=model, items=fake_items(), null_text=NULL)
+    after = model.transformer.state_dict()
+    for k, v in base.items():
+        torch.testing.assert_close(after[k], v, atol=0, rtol=0, msg=f"{k} is frozen under LoRA")
+    lora = get_peft_model_state_dict(model.transformer)
+    assert any("lora_B" in k and v.abs().max() > 0 for k, v in lora.items()), "LoRA B moved from its zero init"
+    # reload: the base model rebuilt from the config, the adapter through diffusers' load_lora_adapter
+    torch.manual_seed(0)  # the base is the same random init here; with a real base it is from_pretrained
+    loaded, *_ = load_model(run / "step_000002", device="cpu")
+    x = fake_items(2, seed=5)
+    args = (torch.stack([i["context_latents"] for i in x]), torch.stack([i["target_latents"][:, :1] for i in x]),
+            torch.stack([i["target_latents"][:, 1:] for i in x]), torch.tensor([300.0, 700.0]),
+            torch.stack([i["prompt_embeds"] for i in x]), [0, 1, 3])
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*args), model(*args), atol=1e-5, rtol=0)
+    assert isinstance(loaded, V4SModel)
+    # --resume's path: the adapter state goes back into a fresh LoRA model through peft
+    from v4s_lite.train import load_checkpoint
+
+    again = build_model(cfg)
+    assert load_checkpoint(run / "step_000002", again) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(*args), model(*args), atol=1e-5, rtol=0)

@@ -1,0 +1,250 @@
+"""Sampling: denoise the target latents with a diffusers flow-matching scheduler and joint CFG (notebook 06).
+
+    x ~ N(0, I) at sigma = 1;  for each step: v = joint_cfg(model, x, t, ...);  x = scheduler.step(v, t, x)
+
+The model predicts the flow velocity v = noise - x0 (train.py), which is what diffusers' flow-matching
+schedulers take: FlowMatchEulerDiscreteScheduler (x <- x + (sigma_next - sigma) v) and
+UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True) (Wan's default solver).
+The context latents and the target's first latent stay clean throughout; only the noisy latents move.
+
+    v4s sample runs/quick/step_000150 --clip data/quick/grounding_000000 --out samples/ --guidance joint --scale 5
+
+writes per try an mp4 (context | generated frames with the detected box drawn in yellow) and a JSON with the
+detected red box per frame.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .utils import V4SError, get_device
+
+# Short names for the two solvers the course uses; any other diffusers scheduler class name works too.
+SCHEDULERS = ("euler", "unipc")
+
+
+def make_scheduler(name: str = "unipc", shift: float = 3.0, **kwargs):
+    """A diffusers flow-matching scheduler: "euler", "unipc", or a diffusers class name (+ its kwargs)."""
+    import diffusers
+
+    if name == "euler":
+        return diffusers.FlowMatchEulerDiscreteScheduler(shift=shift, **kwargs)
+    if name == "unipc":
+        return diffusers.UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                 flow_shift=shift, **kwargs)
+    cls = getattr(diffusers, name, None)
+    if cls is None or not name.endswith("Scheduler"):
+        raise V4SError(f"scheduler {name!r}: use 'euler', 'unipc' or a diffusers scheduler class name, "
+                       "e.g. FlowMatchEulerDiscreteScheduler")
+    scheduler = cls(**kwargs)
+    flow = "FlowMatch" in name or getattr(scheduler.config, "prediction_type", None) == "flow_prediction"
+    if not flow:
+        raise V4SError(f"{name} is not set up for flow matching: the model predicts a flow velocity. Pass "
+                       "prediction_type='flow_prediction' (and use_flow_sigmas=True) or use a FlowMatch scheduler")
+    return scheduler
+
+
+@torch.no_grad()
+def generate(model, context_latents, first_latent, text_emb, null_text_emb, context_positions, n_noisy: int, *,
+             scheduler="unipc", steps: int = 20, shift: float = 3.0, guidance: str = "joint", scale: float = 5.0,
+             text_scale: float | None = None, context_scale: float | None = None, seed: int = 0,
+             callback=None) -> torch.Tensor:
+    """Sample the target latents (B, C, 1 + n_noisy, h, w): the clean first latent, then n_noisy generated.
+
+    scheduler: a name for make_scheduler or a diffusers scheduler instance (copied: solvers keep state).
+    The starting noise and the null context of joint CFG come from `seed`: same seed, same video.
+    callback(i, t, latents) is called after each step (notebook 06 shows the trajectory).
+    """
+    from .cfg import joint_cfg
+
+    if steps < 1:
+        raise V4SError(f"steps={steps} must be >= 1")
+    sched = make_scheduler(scheduler, shift) if isinstance(scheduler, str) else copy.deepcopy(scheduler)
+    device = first_latent.device
+    b, c, _, h, w = first_latent.shape
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn((b, c, n_noisy, h, w), generator=g).to(device)
+    # one Gaussian stand-in for the context over the whole run, as in training's dropped context
+    noise_context = torch.randn(context_latents.shape, generator=g).to(device, context_latents.dtype)
+    sched.set_timesteps(steps, device=device)
+    for i, t in enumerate(sched.timesteps):
+        v = joint_cfg(model, latents, t, context_latents=context_latents, first_latent=first_latent,
+                      text_emb=text_emb, null_text_emb=null_text_emb, context_positions=context_positions,
+                      mode=guidance, scale=scale, text_scale=text_scale, context_scale=context_scale,
+                      noise_context=noise_context)
+        latents = sched.step(v.float(), t, latents.float(), return_dict=False)[0]
+        if callback is not None:
+            callback(i, t, latents)
+    return torch.cat([first_latent.float(), latents], dim=2)
+
+
+# ------------------------------------------------------------------------------------ whole clips
+DETECTED_COLOR = (255, 255, 0)  # yellow: the detector's reading, drawn beside (not over) the model's red box
+
+
+@dataclass
+class Sample:
+    """One try: the generated target frames and what the red-box detector read from them."""
+
+    seed: int
+    frames: np.ndarray  # uint8 (Ft, H, W, 3): the decoded clean first frame + the generated frames
+    boxes: np.ndarray  # (Ft, 4) detected red box per frame, NaN where none
+    confidence: np.ndarray  # (Ft,)
+    latents: torch.Tensor = field(repr=False, default=None)
+
+    def final_box(self, n_box_frames: int) -> np.ndarray:
+        """The answer: the median detected box over the box frames (NaN if none was found)."""
+        b = self.boxes[-n_box_frames:]
+        b = b[~np.isnan(b).any(1)]
+        return np.median(b, axis=0) if len(b) else np.full(4, np.nan)
+
+
+def encode_example(example: dict, codec, text_encoder, device="cpu") -> dict:
+    """A ClipDataset item -> the latents and embeddings generate() needs (first target latent included)."""
+    from .codec import frames_to_video
+    from .rope import context_positions
+
+    with torch.no_grad():
+        ctx = codec.encode(frames_to_video(example["context"]).to(device))
+        first = codec.encode(frames_to_video(example["target"][:1]).to(device))
+        return {"context_latents": ctx, "first_latent": first,
+                "text_emb": text_encoder.encode([example["instruction"]]).to(device),
+                "null_text_emb": text_encoder.encode([""]).to(device),
+                "context_positions": context_positions(torch.as_tensor(example["context_frame_indices"]).tolist())}
+
+
+def sample_clip(model, codec, text_encoder, example: dict, clip_cfg, *, tries: int = 1, seed: int = 0,
+                device="cpu", **generate_kw) -> list[Sample]:
+    """Generate `tries` target videos for one clip (seeds seed, seed + 1, ...) and read their red boxes."""
+    from .bbox import detect_red_box
+    from .codec import video_to_frames
+
+    if tries < 1:
+        raise V4SError(f"tries={tries} must be >= 1")
+    enc = encode_example(example, codec, text_encoder, device)
+    out = []
+    for k in range(tries):
+        lat = generate(model, enc["context_latents"], enc["first_latent"], enc["text_emb"], enc["null_text_emb"],
+                       enc["context_positions"], clip_cfg.target_latents - 1, seed=seed + k, **generate_kw)
+        frames = video_to_frames(codec.decode(lat))[0]
+        boxes, conf = detect_red_box(frames)
+        out.append(Sample(seed + k, frames, boxes, conf, lat.cpu()))
+    return out
+
+
+def video_with_boxes(context: np.ndarray, sample: Sample) -> np.ndarray:
+    """The frames of the output mp4: the context, then the generated frames with the detected box in yellow."""
+    from .bbox import draw_box
+
+    gen = sample.frames.copy()
+    for frame, box in zip(gen, sample.boxes):
+        if not np.isnan(box).any():
+            draw_box(frame, box + np.array([-1, -1, 1, 1]), 1, DETECTED_COLOR)  # just outside the red line
+    return np.concatenate([np.asarray(context), gen])
+
+
+def write_sample(out_dir, name: str, context: np.ndarray, sample: Sample, n_box_frames: int, fps: int = 8,
+                 extra: dict | None = None) -> tuple[Path, Path]:
+    """`name.mp4` (context | generated + detected box) and `name.json` (the detected box per frame)."""
+    from .data import write_video
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mp4 = write_video(out_dir / f"{name}.mp4", video_with_boxes(context, sample), fps)
+    final = sample.final_box(n_box_frames)
+    info = {"seed": sample.seed, "context_frames": int(len(context)), "generated_frames": int(len(sample.frames)),
+            "box_frames": n_box_frames,
+            "final_box": None if np.isnan(final).any() else [round(float(v), 2) for v in final],
+            "frames": [{"frame": i, "box": None if np.isnan(b).any() else [round(float(v), 2) for v in b],
+                        "confidence": round(float(c), 4)}
+                       for i, (b, c) in enumerate(zip(sample.boxes, sample.confidence))]}
+    info.update(extra or {})
+    js = out_dir / f"{name}.json"
+    js.write_text(json.dumps(info, indent=1))
+    return Path(mp4), js
+
+
+def load_model(path, ema: bool = True, device="cpu"):
+    """(model, codec, text_encoder, train_config) from a training checkpoint step_XXXXXX/ (full or LoRA; the
+    EMA weights when saved and `ema`), or (model, lite codecs, None) from a plain V4SModel.save_pretrained folder."""
+    from .model import V4SModel
+    from .train import EMA_DIR, LORA_DIR, LORA_WEIGHTS, META_FILE, TRANSFORMER_DIR, TrainConfig, build_codecs, build_model
+
+    path = Path(path)
+    if (path / META_FILE).exists():
+        cfg = TrainConfig(**json.loads((path / META_FILE).read_text())["config"])
+        if (path / LORA_DIR).exists():  # the base model as configured, then the adapter through diffusers
+            model = build_model(dataclasses.replace(cfg, lora_rank=0))
+            adapter = path / (EMA_DIR if ema and (path / EMA_DIR).exists() else LORA_DIR)
+            model.transformer.load_lora_adapter(str(adapter), prefix=None, weight_name=LORA_WEIGHTS)
+        else:
+            model = V4SModel.from_pretrained(path / (EMA_DIR if ema and (path / EMA_DIR).exists() else TRANSFORMER_DIR))
+        codec, text_encoder = build_codecs(cfg)
+    elif (path / "config.json").exists():
+        from .codec import LiteCodec, LiteTextEncoder
+
+        model, codec, text_encoder, cfg = V4SModel.from_pretrained(path), LiteCodec(), LiteTextEncoder(), None
+    else:
+        raise V4SError(f"{path} is neither a training checkpoint (step_XXXXXX/ with trainer_state.json) nor a "
+                       "saved V4SModel (config.json); pass e.g. runs/quick/step_000150")
+    if torch.device(device).type != "cpu":
+        model = model.to(device)
+    return model.eval(), codec, text_encoder, cfg
+
+
+def add_cli(subparsers):
+    p = subparsers.add_parser("sample", help="generate target videos for a clip with joint CFG; mp4 + box JSON")
+    p.add_argument("checkpoint", help="a training checkpoint (runs/quick/step_000150) or a saved V4SModel folder")
+    p.add_argument("--clip", required=True, help="a clip folder written by `v4s make-data`")
+    p.add_argument("--out", default="samples", help="output folder (default samples/)")
+    p.add_argument("--scheduler", default="unipc", help="euler | unipc | a diffusers scheduler class name")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--shift", type=float, default=3.0, help="flow shift of the sampling schedule")
+    p.add_argument("--guidance", default="joint", choices=["none", "text", "joint", "three"])
+    p.add_argument("--scale", type=float, default=5.0)
+    p.add_argument("--text-scale", type=float, default=None, help="guidance=three: the instruction's scale")
+    p.add_argument("--context-scale", type=float, default=None, help="guidance=three: the context's scale")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tries", type=int, default=1, help="samples with seeds seed, seed+1, ...")
+    p.add_argument("--instruction", default=None, help="replace the clip's instruction")
+    p.add_argument("--sampling", default="noncontiguous", choices=["noncontiguous", "contiguous"])
+    p.add_argument("--clip-config", default=None, help="quick | lite | paper (default: the checkpoint's)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights even when EMA weights were saved")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args):
+    from .config import get_clip_config
+    from .data import ClipDataset
+
+    device = get_device(args.device)
+    model, codec, text_encoder, cfg = load_model(args.checkpoint, ema=not args.no_ema, device=device)
+    clip_cfg = get_clip_config(args.clip_config or (cfg.clip if cfg else "lite"))
+    folder = Path(args.clip).resolve()
+    if not (folder / "meta.json").exists():
+        raise V4SError(f"--clip {folder} is not a clip folder (no meta.json); make clips with `v4s make-data`")
+    ds = ClipDataset(folder.parent, clip_cfg, sampling=args.sampling, seed=args.seed)
+    example = ds[[f.resolve() for f in ds.folders].index(folder)]
+    if args.instruction:
+        example["instruction"] = args.instruction
+    samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=args.tries, seed=args.seed,
+                          device=device, scheduler=args.scheduler, steps=args.steps, shift=args.shift,
+                          guidance=args.guidance, scale=args.scale, text_scale=args.text_scale,
+                          context_scale=args.context_scale)
+    settings = {k: getattr(args, k) for k in ("checkpoint", "clip", "scheduler", "steps", "shift", "guidance", "scale",
+                                              "text_scale", "context_scale")}
+    for s in samples:
+        mp4, js = write_sample(args.out, f"{folder.name}_seed{s.seed}", example["context"].numpy(), s,
+                               clip_cfg.box_frames, clip_cfg.fps,
+                               extra={"instruction": example["instruction"], **settings})
+        box = s.final_box(clip_cfg.box_frames)
+        print(f"seed {s.seed}: {mp4} ({'box ' + str(np.round(box, 1).tolist()) if not np.isnan(box).any() else 'no box found'})")
+    return 0

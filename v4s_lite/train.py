@@ -1,0 +1,570 @@
+"""Flow-matching training of the context-conditioned Wan transformer (notebook 05).
+
+Rectified flow, as Wan trains: a clean latent x0 and Gaussian noise are mixed on a straight line,
+
+    x_sigma = (1 - sigma) * x0 + sigma * noise,        sigma in (0, 1)
+
+and the transformer learns the constant velocity along that line, v = noise - x0 (mean squared error).
+Training draws sigma with Wan's shifted schedule: u ~ U(0, 1) (or logit-normal), then
+sigma = shift * u / (1 + (shift - 1) * u), which spends more steps at high noise where layout is decided.
+
+Only the target's generated latents are noised. The context latents and the target's first latent stay
+clean (timestep 0), and the conditions are dropped at random (cfg.drop_conditions) so that joint
+classifier-free guidance has unconditional branches to use at sampling time (notebook 06).
+
+    cfg = load_config("configs/quick.yaml")
+    run_dir = train(cfg)                  # or: v4s train configs/quick.yaml [--resume]
+
+Exact resume: every random draw of a step (which clips, which sigma, which noise, which condition is
+dropped) is a pure function of (seed, step, sample position in the global batch). So a resumed run needs
+only the step, the weights and the optimizer/scheduler/EMA states to continue bit-for-bit, and N processes
+with B/N samples each compute the same update as one process with B samples.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .config import get_clip_config
+from .utils import V4SError, get_device, seed_everything
+
+# Attention (self + cross) and FFN projections of diffusers' WanTransformerBlock.
+WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
+
+
+class TrainingDiverged(V4SError):
+    """The loss became NaN/inf or exploded; the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    # run
+    out_dir: str = "runs/quick"
+    seed: int = 0
+    device: str = "auto"
+    # data: clip folders written by `v4s make-data`
+    data_root: str = "data/quick"
+    clip: str = "quick"  # a v4s_lite.config preset
+    sampling: str = "noncontiguous"  # context chunks: "noncontiguous" (the paper) or "contiguous" (ablation)
+    box_frames: bool = True  # draw the red box on the target's last frames (off: the ablation)
+    context_views: int = 1  # context samplings pre-encoded per clip (each a different set of chunks)
+    max_clips: int = 0  # 0 = all clips in data_root
+    # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
+    model: str = "tiny"
+    init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
+    codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
+    text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
+    lora_rank: int = 0  # 0 = train every weight (the lite model); > 0 = peft LoRA (the big model)
+    lora_alpha: float = 0.0  # 0 = same as the rank
+    lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
+    gradient_checkpointing: bool = False
+    # flow matching
+    flow_shift: float = 3.0  # Wan2.2's shift
+    weighting_scheme: str = "none"  # diffusers' compute_density_for_timestep_sampling: none | logit_normal | mode
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    # condition dropout (cfg.drop_conditions): rates of dropping the instruction, the context, both
+    p_drop_text: float = 0.1
+    p_drop_context: float = 0.1
+    p_drop_both: float = 0.1
+    # optimisation
+    steps: int = 100
+    batch_size: int = 2  # global: split evenly across processes
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: list = field(default_factory=lambda: [0.9, 0.99])
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0  # 0 = no EMA
+    mixed_precision: str = "auto"  # auto = bf16 on GPU, fp32 ("no") on CPU
+    # logging and checkpoints
+    log_every: int = 1
+    checkpoint_every: int = 50
+    explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.sampling not in ("noncontiguous", "contiguous"):
+            raise V4SError(f"sampling={self.sampling!r}: choose 'noncontiguous' or 'contiguous'")
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise V4SError("steps, batch_size and checkpoint_every must be >= 1")
+        if not 0 <= self.p_drop_text + self.p_drop_context + self.p_drop_both <= 1:
+            raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
+        if self.flow_shift <= 0:
+            raise V4SError(f"flow_shift={self.flow_shift} must be > 0 (1 = no shift, Wan uses 3-5)")
+        get_clip_config(self.clip) if isinstance(self.clip, str) else None
+
+    @property
+    def clip_config(self):
+        return get_clip_config(self.clip)
+
+
+def load_config(path=None, **overrides) -> TrainConfig:
+    """A TrainConfig from a YAML file (keys = field names), then keyword overrides."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise V4SError(f"config {path} does not exist; the course's configs are in configs/ (quick.yaml, lite.yaml)")
+        data = yaml.safe_load(path.read_text()) or {}
+    data.update(overrides)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise V4SError(f"unknown training option(s) {unknown} in {path or 'overrides'}; known: {sorted(known)}")
+    return TrainConfig(**data)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'key=value' from the command line; the value is read as YAML (numbers, bools, lists)."""
+    if "=" not in text:
+        raise V4SError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+# ------------------------------------------------------------------------------------ flow matching
+def shift_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
+    """Wan's timestep shift, the formula of diffusers' FlowMatchEulerDiscreteScheduler(shift=...)."""
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def sample_sigmas(n: int, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """Noise levels for n samples: diffusers' density for u, then the shift."""
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+
+    u = compute_density_for_timestep_sampling(cfg.weighting_scheme, n, logit_mean=cfg.logit_mean,
+                                              logit_std=cfg.logit_std, mode_scale=cfg.mode_scale,
+                                              generator=generator)
+    # keep sigma off the exact ends: at 0 the target is clean, at 1 there is nothing of x0 left to learn
+    return shift_sigmas(u.clamp(1e-3, 1 - 1e-3), cfg.flow_shift)
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """x_sigma = (1 - sigma) x0 + sigma noise (= FlowMatchEulerDiscreteScheduler.scale_noise)."""
+    sigma = sigma.reshape(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
+    return (1 - sigma) * x0 + sigma * noise
+
+
+def flow_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The velocity the model predicts: d x_sigma / d sigma = noise - x0."""
+    return noise - x0
+
+
+def sample_rng(seed: int, step: int, position: int) -> torch.Generator:
+    """The generator of one sample of one step: a pure function of its coordinates (see module doc)."""
+    state = np.random.SeedSequence([seed, step, position]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Sample indices of the global batch of `step`: epochs are seeded permutations laid end to end."""
+    start = step * batch_size
+    out = []
+    for pos in range(start, start + batch_size):
+        epoch, i = divmod(pos, n_items)
+        perm = np.random.default_rng([seed, epoch]).permutation(n_items)
+        out.append(int(perm[i]))
+    return out
+
+
+# ----------------------------------------------------------------------------------- model building
+def _import(spec: str):
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise V4SError(f"cannot import {spec!r} ({e}); write it as 'package.module:function'") from None
+
+
+def build_model(cfg: TrainConfig):
+    """The V4SModel to train: from a transformer_config name, a factory, or init_from; LoRA if asked."""
+    from . import model as model_lib
+
+    if ":" in cfg.model:
+        model = _import(cfg.model)(cfg)
+    elif cfg.init_from:
+        model = model_lib.V4SModel.from_pretrained(cfg.init_from)
+    else:
+        model = model_lib.V4SModel.from_preset(cfg.model)
+    if cfg.lora_rank > 0:
+        add_lora(model, cfg)
+    if cfg.gradient_checkpointing:
+        model.transformer.enable_gradient_checkpointing()
+    return model
+
+
+def add_lora(model, cfg: TrainConfig):
+    """peft LoRA on the attention and FFN projections; everything else is frozen."""
+    from peft import LoraConfig
+
+    model.requires_grad_(False)
+    model.transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or cfg.lora_rank,
+                                             target_modules=list(cfg.lora_targets), init_lora_weights=True))
+    for name, p in model.transformer.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return model
+
+
+def build_codecs(cfg: TrainConfig):
+    from . import codec as codec_lib
+
+    # the big model's codecs load from a local Wan2.2 folder: its full-model path passes them through factories
+    codecs = {"lite": codec_lib.LiteCodec}
+    encoders = {"lite": codec_lib.LiteTextEncoder}
+    codec = _import(cfg.codec)(cfg) if ":" in cfg.codec else _pick(codecs, cfg.codec, "codec")()
+    text = (_import(cfg.text_encoder)(cfg) if ":" in cfg.text_encoder
+            else _pick(encoders, cfg.text_encoder, "text_encoder")())
+    return codec, text
+
+
+def _pick(table, key, what):
+    if key not in table:
+        raise V4SError(f"{what}={key!r}: choose one of {sorted(table)} or 'package.module:function'")
+    return table[key]
+
+
+def count_parameters(model, trainable_only=False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# ------------------------------------------------------------------------------------------- data
+def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
+    """Pre-encode every clip once (latents cached in memory): the lite codec is cheap but not free, and
+    a training step should cost only the transformer.
+
+    Items have the keys of full.LatentCache (so the big model's disk cache trains through the same loop):
+    `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
+    `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
+    With context_views > 1 each clip is encoded with several context samplings (different chunks).
+    """
+    from .bbox import bbox_frames
+    from .codec import frames_to_video
+    from .data import ClipDataset
+    from .rope import context_positions
+
+    clip_cfg = cfg.clip_config
+    root = Path(cfg.data_root)
+    if not root.exists():
+        raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
+                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip}`")
+    items = []
+    ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
+    n = len(ds) if not cfg.max_clips else min(cfg.max_clips, len(ds))
+    for view in range(cfg.context_views):
+        ds.set_epoch(view)  # a fresh draw of the context chunks
+        for i in range(n):
+            ex = ds[i]
+            target = ex["target"].numpy()
+            # grounding targets end on the red box; navigation targets have no object to box
+            if cfg.box_frames and ex["meta"]["task"] == "grounding":
+                target = bbox_frames(target, ex["boxes"].numpy(), clip_cfg.box_frames)
+            with torch.no_grad():
+                ctx = codec.encode(frames_to_video(ex["context"]).to(device))[0]
+                tgt = codec.encode(frames_to_video(target).to(device))[0]
+                text = text_encoder.encode([ex["instruction"]])[0]
+            items.append({"context_latents": ctx.float().cpu(), "target_latents": tgt.float().cpu(),
+                          "prompt_embeds": text.float().cpu(), "context_frame_indices": ex["context_frame_indices"],
+                          "instruction": ex["instruction"]})
+    return items
+
+
+def _pad_text(texts: list[torch.Tensor]) -> torch.Tensor:
+    """Stack (L_i, D) embeddings, zero-padding to the longest (Wan pads its text with zeros too)."""
+    L = max(t.shape[0] for t in texts)
+    return torch.stack([torch.nn.functional.pad(t, (0, 0, 0, L - t.shape[0])) for t in texts])
+
+
+def make_batch(items, indices: list[int], positions: list[int], cfg: TrainConfig, step: int,
+               null_text: torch.Tensor) -> dict:
+    """The noised training batch for the samples `indices` at global batch positions `positions`."""
+    from .cfg import drop_conditions
+    from .rope import context_positions
+
+    ctx, first, x0, text, noise, sigma, pos = [], [], [], [], [], [], []
+    for i, p in zip(indices, positions):
+        g = sample_rng(cfg.seed, step, p)
+        it = items[i]
+        tgt = it["target_latents"].float()
+        first.append(tgt[:, :1]), x0.append(tgt[:, 1:])
+        noise.append(torch.randn(x0[-1].shape, generator=g))
+        sigma.append(sample_sigmas(1, cfg, g)[0])
+        d = drop_conditions(it["prompt_embeds"].float()[None], it["context_latents"].float()[None],
+                            null_text[None].float(), p_text=cfg.p_drop_text, p_context=cfg.p_drop_context,
+                            p_both=cfg.p_drop_both, generator=g)
+        ctx.append(d.context_latents[0]), text.append(d.text_emb[0])
+        pos.append(torch.as_tensor(context_positions(torch.as_tensor(it["context_frame_indices"]).tolist())))
+    x0, noise, sigma = torch.stack(x0), torch.stack(noise), torch.stack(sigma)
+    return {"context": torch.stack(ctx), "first": torch.stack(first), "noisy": add_noise(x0, noise, sigma),
+            "sigma": sigma, "text": _pad_text(text), "positions": torch.stack(pos),
+            "velocity": flow_target(x0, noise)}
+
+
+def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
+    """The model's velocity for the noisy target latents (timestep = sigma * 1000, diffusers' scale)."""
+    mv = lambda x: x.to(device, dtype or x.dtype)
+    return model(mv(batch["context"]), mv(batch["first"]), mv(batch["noisy"]), (batch["sigma"] * 1000).to(device),
+                 mv(batch["text"]), context_positions=batch["positions"])
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+TRANSFORMER_DIR, LORA_DIR, EMA_DIR = "transformer", "transformer_lora", "transformer_ema"
+STATE_FILE, META_FILE = "training_state.pt", "trainer_state.json"
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' name: load_lora_adapter(folder, weight_name=...)
+
+
+def _is_lora(transformer) -> bool:
+    return bool(getattr(transformer, "peft_config", None))
+
+
+def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None, ema=None,
+                    cfg: TrainConfig | None = None) -> Path:
+    """`run_dir/step_XXXXXX/`: transformer/ (diffusers save_pretrained; LoRA: transformer_lora/ via peft's
+    state dict), transformer_ema/, training_state.pt (optimizer, lr scheduler, EMA, RNG: torch.load(weights_only)
+    loads it) and trainer_state.json (step, config). Written to a temporary folder, then renamed, so a crash
+    mid-save never leaves a half checkpoint that --resume would pick."""
+    run_dir = Path(run_dir)
+    final = run_dir / f"step_{step:06d}"
+    tmp = run_dir / f".step_{step:06d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingDiverged(f"refusing to save step {step}: the weights hold NaN/inf")
+    transformer = model.transformer
+    if _is_lora(transformer):
+        transformer.save_lora_adapter(tmp / LORA_DIR, weight_name=LORA_WEIGHTS)  # peft's get_peft_model_state_dict
+    else:
+        model.save_pretrained(tmp / TRANSFORMER_DIR)  # diffusers' layout + V4SModel's small v4s_config.json
+    if ema is not None:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        ema.store(trainable)
+        ema.copy_to(trainable)
+        (transformer.save_lora_adapter(tmp / EMA_DIR, weight_name=LORA_WEIGHTS) if _is_lora(transformer)
+         else transformer.save_pretrained(tmp / EMA_DIR))
+        ema.restore(trainable)
+    state = {"step": step, "torch_rng": torch.get_rng_state()}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if lr_scheduler is not None:
+        state["lr_scheduler"] = lr_scheduler.state_dict()
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    torch.save(state, tmp / STATE_FILE)
+    meta = {"step": step, "config": asdict(cfg) if cfg is not None else None}
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def latest_checkpoint(run_dir) -> Path | None:
+    steps = sorted(Path(run_dir).glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]"))
+    return steps[-1] if steps else None
+
+
+def load_checkpoint(path, model, optimizer=None, lr_scheduler=None, ema=None) -> int:
+    """Load what save_checkpoint wrote into existing objects; returns the step."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / META_FILE).exists():
+        raise V4SError(f"{path} is not a training checkpoint (no {META_FILE}); pass a step_XXXXXX folder "
+                       "or the run folder that holds them")
+    transformer = model.transformer
+    if _is_lora(transformer):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(transformer, load_file(path / LORA_DIR / LORA_WEIGHTS))
+    else:
+        files = sorted((path / TRANSFORMER_DIR).glob("*.safetensors"))
+        state = {}
+        for f in files:
+            state.update(load_file(f))
+        missing, unexpected = transformer.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise V4SError(f"checkpoint {path} does not fit this model: missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]}; was it trained with another `model` config?")
+    state = torch.load(path / STATE_FILE, weights_only=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if lr_scheduler is not None:
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
+
+
+# --------------------------------------------------------------------------------------------- loop
+def read_log(run_dir) -> list[dict]:
+    path = Path(run_dir) / "loss.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def plot_loss(run_dir, out=None, ax=None):
+    """The loss curve (raw and smoothed) of a run; saved as loss.png beside the log unless ax is given."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    log = read_log(run_dir)
+    steps = np.array([r["step"] for r in log])
+    loss = np.array([r["loss"] for r in log])
+    own = ax is None
+    if own:
+        matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
+        fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    ax.plot(steps, loss, alpha=0.35, label="loss")
+    k = max(1, len(loss) // 10)
+    if len(loss) >= k:
+        ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), label=f"mean of {k}")
+    ax.set(xlabel="step", ylabel="flow-matching MSE", yscale="log")
+    ax.legend()
+    if own:
+        fig.tight_layout()
+        fig.savefig(out or Path(run_dir) / "loss.png")
+        plt.close(fig)
+    return ax
+
+
+def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None) -> Path:
+    """Train with flow matching; returns the run folder (checkpoints step_XXXXXX/, loss.jsonl, loss.png).
+
+    resume: None, True (the latest checkpoint in cfg.out_dir) or a step_XXXXXX path.
+    model / items / null_text: an already built V4SModel, pre-encoded clips and the "" embedding (otherwise
+    build_model / encode_clips / the text encoder): the full-model path passes its own (LoRA on
+    Wan2.2-TI2V-5B, items = full.LatentCache(folder), whose `null_embeds` is used when null_text is None).
+    """
+    from accelerate import Accelerator
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel, compute_loss_weighting_for_sd3
+    from tqdm.auto import tqdm
+
+    device = get_device(cfg.device)
+    precision = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if device.type == "cuda" else "no")
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.batch_size % world:
+        raise V4SError(f"batch_size={cfg.batch_size} must be a multiple of the {world} processes")
+    seed_everything(cfg.seed)
+    run_dir = Path(cfg.out_dir)
+
+    if model is None:
+        model = build_model(cfg)
+    if items is None:
+        codec, text_encoder = build_codecs(cfg)
+        items = encode_clips(cfg, codec, text_encoder)
+        null_text = text_encoder.encode([""])[0].float().cpu()
+    elif null_text is None:
+        if not hasattr(items, "null_embeds"):
+            raise V4SError("train(items=...) needs null_text (the \"\" embedding) unless items has .null_embeds")
+        null_text = items.null_embeds
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=cfg.warmup_steps)
+    ema = EMAModel(params, decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
+
+    start = 0
+    if resume:
+        ckpt = latest_checkpoint(run_dir) if resume is True else Path(resume)
+        if ckpt is None:
+            raise V4SError(f"--resume: no step_XXXXXX checkpoint in {run_dir}; start without --resume")
+        start = load_checkpoint(ckpt, model, optimizer, lr_scheduler, ema)
+        if accelerator.is_main_process:  # the log continues from the checkpoint, dropping steps after it
+            kept = [r for r in read_log(run_dir) if r["step"] <= start]
+            (run_dir / "loss.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    elif accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "loss.jsonl").write_text("")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    if ema is not None:
+        ema.to(accelerator.device)
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    ddp_model, optimizer = accelerator.prepare(model, optimizer)
+    ddp_model.train()
+    recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=not (cfg.progress and accelerator.is_main_process))
+    local = cfg.batch_size // world
+    for step in bar:
+        idx = batch_indices(len(items), cfg.batch_size, step, cfg.seed)
+        positions = list(range(step * cfg.batch_size, (step + 1) * cfg.batch_size))
+        mine = slice(rank * local, (rank + 1) * local)  # this process's share of the global batch
+        batch = make_batch(items, idx[mine], positions[mine], cfg, step, null_text)
+        with accelerator.autocast():
+            pred = predict(ddp_model, batch, accelerator.device, dtype)
+        err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
+        weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
+        loss = (weight * err.flatten(1).mean(1)).mean()
+        global_loss = accelerator.reduce(loss.detach(), "mean").item()
+        _check_loss(global_loss, recent, cfg, step, last_good)
+        accelerator.backward(loss)
+        grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
+        if grad_norm is not None and not torch.isfinite(torch.as_tensor(grad_norm)):
+            raise TrainingDiverged(f"step {step + 1}: the gradient norm is {float(grad_norm)}; "
+                                   f"last good checkpoint: {last_good}. Lower lr or raise grad clipping.")
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(params)
+        recent = (recent + [global_loss])[-50:]
+        done = step + 1
+        if accelerator.is_main_process:
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                row = {"step": done, "loss": global_loss, "lr": lr_scheduler.get_last_lr()[0],
+                       "grad_norm": None if grad_norm is None else float(grad_norm)}
+                with open(run_dir / "loss.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{global_loss:.4f}")
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model), optimizer,
+                                            lr_scheduler, ema, cfg)
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        plot_loss(run_dir)
+    return run_dir
+
+
+def _check_loss(loss: float, recent: list, cfg: TrainConfig, step: int, last_good):
+    """Stop on NaN/inf or an explosion before the bad step touches the weights."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"step {step + 1}: the loss is {loss}. Training stopped; the last good checkpoint "
+                               f"is {last_good}. Lower lr, keep grad_clip on, or check the data for NaNs.")
+    if len(recent) >= 10 and loss > cfg.explode_factor * float(np.median(recent)):
+        raise TrainingDiverged(f"step {step + 1}: the loss {loss:.3g} exploded (> {cfg.explode_factor:g} x the recent "
+                               f"median {np.median(recent):.3g}). Training stopped; the last good checkpoint is "
+                               f"{last_good}. Lower lr or warm up longer.")
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def add_cli(subparsers):
+    p = subparsers.add_parser("train", help="train the lite model with flow matching (configs/*.yaml)")
+    p.add_argument("config", help="a YAML training config, e.g. configs/quick.yaml")
+    p.add_argument("--resume", nargs="?", const=True, default=None,
+                   help="continue the run in out_dir from its latest checkpoint (or from the step folder given)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set steps=20 --set out_dir=runs/try")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args):
+    cfg = load_config(args.config, **dict(parse_override(s) for s in args.set))
+    run_dir = train(cfg, resume=args.resume)
+    log = read_log(run_dir)
+    if log:
+        print(f"trained {log[-1]['step']} steps; final loss {log[-1]['loss']:.4g}; run in {run_dir} "
+              f"(checkpoints step_XXXXXX/, loss.jsonl, loss.png)")
+    return 0
