@@ -220,3 +220,29 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert v["denoise_reuse"]["rel_error_vs_masked"] < 1e-5
     assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
+
+
+@pytest.mark.slow
+def test_wan_train_end_to_end_on_tiny_pipeline(tmp_path, capsys):
+    """`v4s wan-train`'s path: clips -> cache (encoders freed) -> LoRA training -> checkpoint -> resume."""
+    from v4s_lite.config import ClipConfig
+    from v4s_lite.data import make_dataset
+    from v4s_lite.train import read_log
+
+    clip = ClipConfig(width=64, height=64, scan_frames=33, context_chunks=2, target_chunks=2, box_frames=4)
+    make_dataset(tmp_path / "data", "grounding", 2, seed=0, clip_cfg=clip, progress=False)
+    tiny_wan22_pipeline(seed=0).save_pretrained(tmp_path / "wan")
+    over = dict(clip=clip, data_root=str(tmp_path / "data"), out_dir=str(tmp_path / "run"), steps=2, batch_size=1,
+                checkpoint_every=1, progress=False, device="cpu", mixed_precision="no", lora_rank=4, lora_alpha=4,
+                **{"wan.source": str(tmp_path / "wan"), "wan.text_encoder": "lite", "wan.checkpointing": 1})
+    cfg, wan = full.read_wan_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", **over)
+    run = full.wan_train(cfg, wan)
+    assert "memory estimate" in capsys.readouterr().out  # printed before training starts
+    manifest = run / "latent_cache" / "cache.json"
+    assert json.loads(manifest.read_text())["count"] == 2 and len(LatentCache(run / "latent_cache")) == 2
+    assert (run / "step_000002" / "transformer_lora").is_dir()
+    stamp = manifest.stat().st_mtime_ns
+    cfg, wan = full.read_wan_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", **{**over, "steps": 3})
+    full.wan_train(cfg, wan, resume=True)
+    assert manifest.stat().st_mtime_ns == stamp  # the cache is reused, the encoders are not loaded again
+    assert [r["step"] for r in read_log(run)] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in read_log(run))

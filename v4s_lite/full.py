@@ -594,20 +594,25 @@ def wan_train(cfg, wan, resume=None):
     for row in table:
         print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
     cache = Path(wan["cache_dir"] or Path(cfg.out_dir) / "latent_cache")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not (cache / "cache.json").exists():
-        vae = load_wan22(wan["source"], "vae").to(device)
-        if wan["text_encoder"] == "umt5":
-            text = UMT5TextEncoder(load_wan22(wan["source"], "text_encoder").to(device),
-                                   load_wan22(wan["source"], "tokenizer"))
-        else:
-            text = LiteTextEncoder(dim=load_wan22(wan["source"], "transformer").config.text_dim)
-        clips = ClipDataset(cfg.data_root, cfg.clip_config, sampling=cfg.sampling, seed=cfg.seed)
-        with oom_guard("caching latents"):
-            cache_clips(clips, _OnDevice(WanVAECodec(vae), device), text, cache,
-                        box_frames=cfg.clip_config.box_frames if cfg.box_frames else 0, progress=cfg.progress)
-        free(vae, getattr(text, "pipe", None) and text.pipe.text_encoder)
-    model = V4SModel(load_wan22(wan["source"], "transformer"))
+    from accelerate import PartialState
+    from .utils import get_device
+
+    state = PartialState(cpu=get_device(cfg.device).type == "cpu")  # one process per GPU under accelerate launch
+    with state.main_process_first():  # the main process fills the cache; the others then read it
+        if not (cache / "cache.json").exists():
+            vae = load_wan22(wan["source"], "vae").to(state.device)
+            if wan["text_encoder"] == "umt5":
+                text = UMT5TextEncoder(load_wan22(wan["source"], "text_encoder").to(state.device),
+                                       load_wan22(wan["source"], "tokenizer"))
+            else:  # offline runs and tests: the lite encoder at the transformer's text width
+                text = LiteTextEncoder(dim=load_wan22(wan["source"], "transformer").config.text_dim)
+            clips = ClipDataset(cfg.data_root, cfg.clip_config, sampling=cfg.sampling, seed=cfg.seed)
+            with oom_guard("caching latents"):
+                cache_clips(clips, _OnDevice(WanVAECodec(vae), state.device), text, cache,
+                            box_frames=cfg.clip_config.box_frames if cfg.box_frames else 0, progress=cfg.progress)
+            free(vae, getattr(text, "pipe", None) and text.pipe.text_encoder)
+    dtype = torch.bfloat16 if state.device.type == "cuda" else torch.float32
+    model = V4SModel(load_wan22(wan["source"], "transformer", dtype=dtype))
     add_lora(model, cfg)
     configure_speed(model, wan["checkpointing"], wan["attention_backend"], wan["compile"])
     with oom_guard("training", est):
