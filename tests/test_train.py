@@ -243,6 +243,7 @@ def test_lora_trains_only_adapters_and_loads_back(tmp_path):
     # --resume's path: the adapter state goes back into a fresh LoRA model through peft
     from v4s_lite.train import load_checkpoint
 
+    torch.manual_seed(0)
     again = build_model(cfg)
     assert load_checkpoint(run / "step_000002", again) == 2
     with torch.no_grad():
