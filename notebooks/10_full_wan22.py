@@ -180,7 +180,7 @@ if quick:
 print(sorted(p.name for p in (work / "lora").iterdir()))
 
 # %% [markdown]
-# ## 6. Context reuse: why the guided denoising step got 2.8x faster
+# ## 6. Context reuse: why the guided denoising step got about 3x faster
 # If clean context tokens attend only to context, nothing about them depends on the noisy target: their keys and
 # values are computed once per sample (`full.ContextCache`, mode "fill") and each denoising step runs only the
 # target tokens (mode "reuse"). It is a model choice (the attention mask changes), so a model must be trained
@@ -236,5 +236,7 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 # - Speed (H100, 9,256 tokens; `python benchmarks/bench_wan.py --out results/bench_wan_h100`): training step
 #   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB), 0.689 s checkpointing 10 blocks
 #   (0.57x, 40.3 GB); guided denoising step (2 passes) 0.641 s -> 0.419 s compiled (0.65x) -> 0.227 s compiled
-#   + context reuse (0.35x). Results: `results/bench_wan_h100.md`.
+#   + context reuse (0.35x). At the paper's inference shape (13,624 tokens): denoising 1.006 s -> 0.259 s (0.26x),
+#   training 1.916 s -> 1.380 s (0.72x, 16.8 GB), 1.237 s checkpointing 18 blocks (40.5 GB).
+#   Results and caveats: `results/bench_wan_h100.md`, `results/bench_wan_h100_paper.md`, `results/bench_wan_notes.md`.
 # - Adapter for diffusers: `full.export_lora` -> `WanPipeline.load_lora_weights`. Context reuse: `full.ContextCache`.
