@@ -102,6 +102,14 @@ if res_path.exists():
             print(f"{name:24s} failed: {row['error'][:40]}")
     for k, s in res["summary"].items():
         print(k, {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in s.items()})
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=72)
+    rows = [(n, r) for n, r in res["variants"].items() if "seconds" in r]
+    ax.barh([n for n, _ in rows], [r["seconds"] for _, r in rows],
+            color=["tab:orange" if r["kind"] == "train" else "tab:green" for _, r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per step, H100 (orange: training, green: guided denoising)")
+    plt.tight_layout()
+    plt.show()
 else:
     print("results/bench_wan_h100.json is in the course repository (a pip install does not ship it)")
 
@@ -176,7 +184,9 @@ if quick:
     with torch.no_grad():
         ours = model.transformer(x, ts, emb, return_dict=False)[0]
         theirs = stock.transformer(x, ts, emb, return_dict=False)[0]
+        base = full.tiny_wan22_pipeline(seed=seed).transformer(x, ts, emb, return_dict=False)[0]
     print(f"max |ours - stock pipeline with our LoRA| = {(ours - theirs).abs().max().item():.1e}")
+    print("the adapter changed the model (vs no LoRA):", bool((ours - base).abs().max() > 1e-6))
 print(sorted(p.name for p in (work / "lora").iterdir()))
 
 # %% [markdown]
