@@ -385,14 +385,16 @@ def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, de
         R = cams[:, :3, :3].float()
         origin = cams[:, :3, 3].float()
 
-        def rays(cam_idx, u, v):  # pixel coordinates (float) -> world rays with camera-z = 1 (t is depth)
-            dc = torch.stack([(u - Kf[0, 2]) / Kf[0, 0], (v - Kf[1, 2]) / Kf[1, 1], torch.ones_like(u)], -1)
-            Rm = _take(R, cam_idx)
-            return _take(origin, cam_idx), (Rm * dc[:, None, :]).sum(-1)
+        right, down, fwd = R[:, :, 0], R[:, :, 1], R[:, :, 2]  # camera axes in world coordinates
 
-        dc = torch.stack([(uu.reshape(-1) + 0.5 - Kf[0, 2]) / Kf[0, 0], (vv.reshape(-1) + 0.5 - Kf[1, 2]) / Kf[1, 1],
-                          torch.ones(HW, device=dev)], -1)
-        d = (dc @ R.transpose(1, 2)).reshape(-1, 3)  # (n*HW, 3), camera-z = 1 so t is depth
+        def rays(cam_idx, u, v):  # pixel coordinates (float) -> world rays with camera-z = 1 (t is depth)
+            x, y = ((u - Kf[0, 2]) / Kf[0, 0])[:, None], ((v - Kf[1, 2]) / Kf[1, 1])[:, None]
+            return (_take(origin, cam_idx),
+                    x * _take(right, cam_idx) + y * _take(down, cam_idx) + _take(fwd, cam_idx))
+
+        x = ((uu.reshape(-1) + 0.5 - Kf[0, 2]) / Kf[0, 0])[None, :, None]
+        y = ((vv.reshape(-1) + 0.5 - Kf[1, 2]) / Kf[1, 1])[None, :, None]
+        d = (x * right[:, None] + y * down[:, None] + fwd[:, None]).reshape(-1, 3)  # (n*HW, 3)
         o = origin.repeat_interleave(HW, 0)
         groups = _groups_from_rects(st, _rects(st, cams, K, W_, H_), W_, H_) if st.n_objects else []
         rgb, t, obj, hits = _trace(st, o, d, groups, want_coverage=True)
@@ -400,7 +402,7 @@ def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, de
             mark = torch.zeros(n * st.n_objects * HW, dtype=torch.uint8, device=dev)
             cam = torch.div(hits[0], HW, rounding_mode="floor")
             mark.index_fill_(0, (cam * st.n_objects + hits[1] - 1) * HW + (hits[0] - cam * HW), 1)
-            cov_out[s:s + n] = mark.view(n, st.n_objects, HW).sum(-1, dtype=torch.int32).cpu()
+            cov_out[s:s + n] = torch.count_nonzero(mark.view(n, st.n_objects, HW), dim=-1).to(torch.int32).cpu()
         rgb = rgb.view(n, H_, W_, 3)
         obj = obj.view(n, H_, W_)
         if antialias > 1:
