@@ -52,6 +52,18 @@ def test_batched_passes_equal_one_at_a_time_and_the_paper_formula(setup):
     assert (joint - text).abs().max() > 1e-3  # the context branch changes the guidance
 
 
+def test_per_sample_positions_are_repeated_for_every_pass(setup):
+    model, x, t, kw, z = setup
+    rows = torch.tensor([[0, 2, 5], [0, 4, 9]])
+    with torch.no_grad():
+        got = joint_cfg(model, x, t, mode="joint", scale=3.0, noise_context=z, **{**kw, "context_positions": rows})
+        for b in range(B):
+            one = {k: (v[b:b + 1] if k != "null_text_emb" else v) for k, v in kw.items() if k != "context_positions"}
+            want = joint_cfg(model, x[b:b + 1], t[b:b + 1], mode="joint", scale=3.0, noise_context=z[b:b + 1],
+                             context_positions=rows[b].tolist(), **one)
+            torch.testing.assert_close(got[b:b + 1], want, rtol=1e-4, atol=1e-4)
+
+
 def test_noise_context_is_reproducible_from_a_generator(setup):
     model, x, t, kw, _ = setup
     with torch.no_grad():

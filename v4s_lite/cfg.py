@@ -69,7 +69,11 @@ def guidance_batch(mode, text_emb, null_text_emb, context_latents, noise_context
     """The (text, context) conditions of each pass, stacked on the batch axis: (texts, contexts, n_passes)."""
     if mode not in MODES:
         raise V4SError(f"unknown guidance mode {mode!r}; choose one of {list(MODES)}")
-    null = null_text_emb.expand_as(text_emb) if null_text_emb.shape[0] == 1 else null_text_emb
+    null = null_text_emb.expand(text_emb.shape[0], *null_text_emb.shape[1:]) if null_text_emb.shape[0] == 1 \
+        else null_text_emb
+    if null.shape != text_emb.shape:
+        raise V4SError(f"null_text_emb {tuple(null_text_emb.shape)} does not match text_emb {tuple(text_emb.shape)}: "
+                       "encode the null instruction with the same text encoder (TextEncoder.null())")
     passes = {"none": [(text_emb, context_latents)],
               "text": [(text_emb, context_latents), (null, context_latents)],
               "joint": [(text_emb, context_latents), (null, noise_context)],
@@ -98,7 +102,7 @@ def joint_cfg(model, noisy_latents, t, *, context_latents, first_latent, text_em
 
     `noise_context`: the Gaussian stand-in for the context in the null branch (drawn with `generator` when not
     given; pass the same tensor every step to keep one null context over a whole sampling run).
-    All passes share the same token layout (context positions), so RoPE tables are shared by the batch.
+    Every pass keeps its sample's token layout: shared positions (F,) stay shared, per-sample (B, F) are repeated.
     """
     if mode not in MODES:
         raise V4SError(f"unknown guidance mode {mode!r}; choose one of {list(MODES)}")
@@ -108,8 +112,13 @@ def joint_cfg(model, noisy_latents, t, *, context_latents, first_latent, text_em
         noise_context = torch.randn(context_latents.shape, generator=generator, dtype=torch.float32)
         noise_context = noise_context.to(context_latents.device, context_latents.dtype)
     texts, contexts, n = guidance_batch(mode, text_emb, null_text_emb, context_latents, noise_context)
-    rep = lambda x: None if x is None else torch.cat([torch.as_tensor(x)] * n) if torch.as_tensor(x).ndim == 2 else x
+
+    def per_pass(positions):  # one layout per sample (B, F) is repeated for every pass; a shared (F,) one is kept
+        if positions is None or torch.as_tensor(positions).ndim < 2:
+            return positions
+        return torch.cat([torch.as_tensor(positions)] * n)
+
     t = torch.as_tensor(t, dtype=torch.float32, device=noisy_latents.device).reshape(-1).expand(noisy_latents.shape[0])
     pred = model(contexts, torch.cat([first_latent] * n), torch.cat([noisy_latents] * n), torch.cat([t] * n), texts,
-                 rep(context_positions), rep(target_positions))
+                 per_pass(context_positions), per_pass(target_positions))
     return combine(mode, list(pred.chunk(n)), scale, text_scale, context_scale)
