@@ -18,6 +18,15 @@ from v4s_lite.utils import V4SError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny tensors: a second thread only adds synchronisation (and stalls badly on a busy 2-core machine)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def fake_items(n=4, seed=0, fc=3, ft=3, h=4, w=6):
     """Pre-encoded clips in the layout encode_clips / full.LatentCache produce; the target is a function of
     the context so there is something to learn."""

@@ -1,0 +1,126 @@
+"""Sampling: diffusers' flow schedulers land on x0 when the velocity is exact, guidance modes reduce to each
+other where the formulas say so, outputs (mp4 + box JSON) carry what the detector read, and the CLI runs."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from v4s_lite.bbox import bbox_frames
+from v4s_lite.model import V4SModel
+from v4s_lite.sample import Sample, generate, make_scheduler, write_sample
+from v4s_lite.utils import V4SError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny tensors: a second thread only adds synchronisation (and stalls badly on a busy 2-core machine)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class ExactVelocity(torch.nn.Module):
+    """A V4SModel-shaped callable that knows x0: v = (x_sigma - x0) / sigma, the true flow velocity."""
+
+    def __init__(self, x0, sigmas):
+        super().__init__()
+        self.x0, self.sigmas = x0, sigmas
+
+    def forward(self, context, first, noisy, t, text, context_positions, target_positions=None):
+        # UniPC hands the model integer timesteps (round(1000 sigma)); use the schedule's exact sigma
+        sigma = self.sigmas[(self.sigmas - t[0] / 1000).abs().argmin()]
+        return (noisy - self.x0.repeat(noisy.shape[0] // self.x0.shape[0], 1, 1, 1, 1)) / sigma
+
+
+def conditions(b=1, c=12, fc=3, h=4, w=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, c, fc, h, w, generator=g), torch.randn(b, c, 1, h, w, generator=g),
+            torch.randn(b, 32, 64, generator=g), torch.zeros(b, 32, 64), [0, 2, 5])
+
+
+@pytest.mark.parametrize("name", ["euler", "unipc"])
+@pytest.mark.parametrize("guidance", ["none", "joint"])
+def test_exact_velocity_lands_on_x0(name, guidance):
+    ctx, first, text, null, pos = conditions()
+    x0 = torch.randn(1, 12, 3, 4, 6, generator=torch.Generator().manual_seed(3))
+    sched = make_scheduler(name, shift=3.0)
+    sched.set_timesteps(8)
+    oracle = ExactVelocity(x0, torch.cat([sched.sigmas[:-1], torch.tensor([1e-9])]))
+    out = generate(oracle, ctx, first, text, null, pos, 3, scheduler=sched, steps=8, guidance=guidance, scale=4.0)
+    torch.testing.assert_close(out[:, :, 1:], x0, atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[:, :, :1], first, atol=0, rtol=0)  # the clean first latent is kept
+
+
+def test_guidance_modes_reduce_to_conditional_at_scale_one():
+    torch.manual_seed(0)
+    model = V4SModel.from_preset("tiny").eval()
+    args = conditions()
+    kw = dict(scheduler="euler", steps=3, seed=11)
+    plain = generate(model, *args, 2, guidance="none", **kw)
+    for mode in ("text", "joint"):  # uncond + 1 * (cond - uncond) = cond
+        torch.testing.assert_close(generate(model, *args, 2, guidance=mode, scale=1.0, **kw), plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(generate(model, *args, 2, guidance="three", text_scale=1.0, context_scale=1.0, **kw),
+                               plain, atol=1e-5, rtol=0)
+    guided = generate(model, *args, 2, guidance="joint", scale=5.0, **kw)
+    assert (guided - plain).abs().max() > 1e-3
+    torch.testing.assert_close(generate(model, *args, 2, guidance="joint", scale=5.0, **kw), guided, atol=0, rtol=0)
+    other_seed = generate(model, *args, 2, guidance="joint", scale=5.0, scheduler="euler", steps=3, seed=12)
+    assert (other_seed - guided).abs().max() > 1e-3
+
+
+def test_scheduler_choices_and_errors():
+    from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    assert isinstance(make_scheduler("euler"), FlowMatchEulerDiscreteScheduler)
+    u = make_scheduler("unipc", shift=5.0)
+    assert isinstance(u, UniPCMultistepScheduler) and u.config.use_flow_sigmas and u.config.flow_shift == 5.0
+    assert isinstance(make_scheduler("FlowMatchEulerDiscreteScheduler", shift=2.0), FlowMatchEulerDiscreteScheduler)
+    with pytest.raises(V4SError, match="flow"):
+        make_scheduler("DDIMScheduler")  # an epsilon-prediction scheduler cannot take a flow velocity
+    with pytest.raises(V4SError, match="euler"):
+        make_scheduler("nonsense")
+
+
+def test_written_sample_carries_the_detected_box(tmp_path):
+    from v4s_lite.bbox import detect_red_box
+    from v4s_lite.data import read_video
+
+    rng = np.random.default_rng(0)
+    context = rng.integers(40, 160, (5, 64, 104, 3), dtype=np.uint8)
+    target = np.full((9, 64, 104, 3), 90, np.uint8)
+    box = np.array([30.0, 14.0, 70.0, 50.0])
+    target = bbox_frames(target, box, 4)
+    boxes, conf = detect_red_box(target)
+    mp4, js = write_sample(tmp_path, "s", context, Sample(3, target, boxes, conf), n_box_frames=4, fps=8)
+    info = json.loads(js.read_text())
+    assert info["seed"] == 3 and len(info["frames"]) == 9
+    assert all(f["box"] is None for f in info["frames"][:5]), "no box before the box frames"
+    np.testing.assert_allclose(info["final_box"], box, atol=1.0)
+    video = read_video(mp4, expected_frames=14)  # the context, then the generated frames
+    assert video.shape == (14, 64, 104, 3)
+    yellow = (video[-1, ..., 0] > 180) & (video[-1, ..., 1] > 180) & (video[-1, ..., 2] < 100)
+    assert yellow.sum() > 50, "the detected box is drawn (yellow) on the box frames"
+
+
+@pytest.mark.slow
+def test_train_then_sample_cli(tmp_path):
+    """Real clips end to end: make-data -> v4s train (2 steps) -> v4s sample writes an mp4 and a box JSON."""
+    from v4s_lite.cli import main
+    from v4s_lite.data import make_dataset
+
+    make_dataset(tmp_path / "data", "grounding", 1, seed=0, clip_cfg="quick", progress=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"out_dir: {tmp_path / 'run'}\ndata_root: {tmp_path / 'data'}\nclip: quick\nmodel: tiny\n"
+                   "steps: 2\nbatch_size: 1\ncheckpoint_every: 2\nprogress: false\ndevice: cpu\ncontext_views: 1\n")
+    assert main(["train", str(cfg)]) == 0
+    assert (tmp_path / "run" / "loss.png").exists()
+    assert main(["sample", str(tmp_path / "run" / "step_000002"), "--clip", str(tmp_path / "data" / "grounding_000000"),
+                 "--out", str(tmp_path / "out"), "--steps", "2", "--tries", "2", "--scheduler", "euler",
+                 "--device", "cpu"]) == 0
+    for seed in (0, 1):
+        info = json.loads((tmp_path / "out" / f"grounding_000000_seed{seed}.json").read_text())
+        assert len(info["frames"]) == 17 and info["guidance"] == "joint" and info["instruction"]
+        assert (tmp_path / "out" / f"grounding_000000_seed{seed}.mp4").stat().st_size > 0
+    assert main(["sample", str(tmp_path / "run"), "--clip", str(tmp_path / "data" / "grounding_000000")]) == 2
