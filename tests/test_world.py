@@ -164,7 +164,7 @@ def test_instructions_name_and_disambiguate():
 
 @pytest.mark.parametrize("task", ["grounding", "navigation"])
 def test_make_clip(task):
-    cfg = QUICK.with_(width=W, height=H)
+    cfg = QUICK.with_(width=W, height=H, scan_frames=33, context_chunks=4)
     s = make_scene(2)
     clip = make_clip(s, task, cfg, seed=2)
     n = len(s.objects)
