@@ -62,6 +62,7 @@ class TrainConfig:
     max_clips: int = 0  # 0 = all clips in data_root
     # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
     model: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
     init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
     codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
     text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
@@ -198,7 +199,13 @@ def build_model(cfg: TrainConfig):
     elif cfg.init_from:
         model = model_lib.V4SModel.from_pretrained(cfg.init_from)
     else:
-        model = model_lib.V4SModel.from_preset(cfg.model)
+        from diffusers import WanTransformer3DModel
+
+        config = {**model_lib.transformer_config(cfg.model), **cfg.model_overrides}
+        try:
+            model = model_lib.V4SModel(WanTransformer3DModel(**config))
+        except TypeError as e:
+            raise V4SError(f"model_overrides {cfg.model_overrides}: {e}; use WanTransformer3DModel's argument names") from None
     if cfg.lora_rank > 0:
         add_lora(model, cfg)
     if cfg.gradient_checkpointing:

@@ -1,0 +1,240 @@
+# %% [markdown]
+# # 05 · Training: flow matching, live
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/v4s-lite/v4s-lite/blob/main/notebooks/05_training.ipynb)
+#
+# Wan2.2, and therefore Video4Spatial, is trained with **flow matching** (rectified flow): mix a clean
+# latent video with Gaussian noise along a straight line, and teach the transformer the direction of that line.
+# Here we train a small model on the course's rooms, live, and watch the loss fall.
+#
+# **You will learn:** the flow-matching forward process and its velocity target; Wan's shifted noise-level
+# sampling; condition dropout (which makes guidance possible, notebook 06); how `v4s_lite.train` runs a
+# training loop with checkpoints and exact resume; what a model samples before and after training.
+#
+# **You need:** a CPU, about a minute in quick mode (a tiny model, a few rooms); `quick=False` trains the
+# lite model on more rooms (CPU hours, or minutes on a GPU). **Comes before:** `04_context_conditioning`.
+
+# %%
+# Install: a no-op in a checkout (the package is already installed); on Colab it fetches the course.
+import importlib.util, subprocess, sys
+if importlib.util.find_spec("v4s_lite") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/v4s-lite/v4s-lite"], check=True)
+
+# %% tags=["parameters"]
+quick = True       # quick: a 2-layer model, 3 rooms, 100 steps (about a minute on a CPU); full: the lite model
+device = "auto"    # "auto" picks a CUDA GPU when there is one
+seed = 0
+n_scenes = 3       # rooms rendered for training (quick); full: 64
+steps = 100        # training steps (quick); full: 3000
+batch_size = 3
+lr = 3e-3
+sample_steps = 10  # denoising steps for the before/after samples
+
+# %%
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from v4s_lite.codec import video_to_frames
+from v4s_lite.config import QUICK
+from v4s_lite.data import make_dataset
+from v4s_lite.exercises import check_exercise
+from v4s_lite.rope import context_positions
+from v4s_lite.sample import generate
+from v4s_lite.train import (TrainConfig, add_noise, build_codecs, build_model, count_parameters, encode_clips,
+                            flow_target, load_config, plot_loss, read_log, sample_sigmas, train)
+from v4s_lite.utils import get_device, seed_everything
+
+seed_everything(seed)
+torch.set_num_threads(1)  # same float results on every machine, and no thread stalls on a busy CPU
+dev = get_device(device)
+if not quick:
+    n_scenes, steps = 64, 3000
+
+# %% [markdown]
+# ## Flow matching in one picture
+# Take a clean latent $x_0$ and noise $\varepsilon \sim \mathcal N(0, I)$. For a noise level $\sigma \in (0, 1)$
+#
+# $$x_\sigma = (1-\sigma)\,x_0 + \sigma\,\varepsilon, \qquad v = \frac{d x_\sigma}{d\sigma} = \varepsilon - x_0 .$$
+#
+# The model $v_\theta(x_\sigma, \sigma, \text{conditions})$ is trained with $\lVert v_\theta - v\rVert^2$.
+# To generate, start at pure noise ($\sigma = 1$) and integrate back to $\sigma = 0$ with a few solver
+# steps: $x \leftarrow x + (\sigma_{next} - \sigma)\, v_\theta$. The path is a straight line, so few steps suffice.
+# In Video4Spatial only the target's generated latents are noised; the context and the first target latent
+# stay clean (timestep 0, notebook 04).
+
+# %%
+g = torch.Generator().manual_seed(seed)
+x0, noise = torch.tensor([1.0, -0.5]), torch.randn(2, generator=g)
+sigmas = torch.linspace(0, 1, 6)
+path = torch.stack([add_noise(x0[None], noise[None], s[None])[0] for s in sigmas])
+print("velocity (noise - x0):", np.round(flow_target(x0, noise).numpy(), 3))
+for s, p in zip(sigmas, path):
+    print(f"sigma {s:.1f}: x = {np.round(p.numpy(), 3)}")
+fig, ax = plt.subplots(figsize=(3.2, 3), dpi=80)
+ax.plot(path[:, 0], path[:, 1], "o-")
+ax.annotate("x0 (clean)", path[0].tolist()), ax.annotate("noise", path[-1].tolist())
+ax.set_title("x_sigma walks a straight line", fontsize=9)
+plt.show()
+
+# %% [markdown]
+# ## Which noise levels to train on: Wan's shift
+# Draw $u \sim U(0,1)$ and shift it: $\sigma = \dfrac{s\,u}{1 + (s-1)\,u}$ (the formula of diffusers'
+# `FlowMatchEulerDiscreteScheduler(shift=s)`; Wan uses $s$ = 3 to 5). A larger shift spends more training on
+# high noise, where the layout of the video is decided: for a camera walk that is *where to go*.
+
+# %%
+fig, ax = plt.subplots(figsize=(4, 2.4), dpi=80)
+for shift in (1.0, 3.0):
+    s = sample_sigmas(4000, TrainConfig(flow_shift=shift), torch.Generator().manual_seed(seed))
+    ax.hist(s.numpy(), bins=40, alpha=0.6, label=f"shift {shift:g}")
+    print(f"shift {shift:g}: median sigma {float(s.median()):.3f}, share above 0.5: {float((s > 0.5).float().mean()):.3f}")
+ax.set(xlabel="sigma", ylabel="count")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## Exercise: one training pair
+# Write the function that turns a clean latent, noise and a noise level into what a training step feeds the
+# model and what it asks back: return `torch.stack([x_sigma, v])`. `sigma` is a number here.
+
+# %%
+def my_training_pair(x0, noise, sigma):
+    raise NotImplementedError  # your code here: x_sigma = ..., v = ...
+
+
+# %% jupyter={"source_hidden": true}
+def solution_training_pair(x0, noise, sigma):
+    return torch.stack([(1 - sigma) * x0 + sigma * noise, noise - x0])
+
+
+# %%
+ex_x0, ex_noise = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+_ = check_exercise("flow-matching training pair", my_training_pair, solution_training_pair,
+               reference=lambda: torch.stack([add_noise(ex_x0, ex_noise, torch.tensor([0.3, 0.3])),
+                                              flow_target(ex_x0, ex_noise)]),
+               args=(ex_x0, ex_noise, 0.3))
+
+# %% [markdown]
+# ## The data: a few rooms, pre-encoded
+# `make_dataset` renders grounding clips (a scan of the room, an instruction, the walk to the object);
+# `encode_clips` reads them through `ClipDataset`, draws the red box on the target's last frames, and encodes
+# everything once with the lite codec and text encoder (cached in memory: a step then costs only the
+# transformer). `context_views` encodes each clip with several samplings of its context chunks.
+
+# %%
+work = Path(tempfile.mkdtemp(prefix="v4s05_"))
+make_dataset(work / "data", "grounding", n_scenes, seed=seed, clip_cfg=QUICK, progress=False)
+cfg = load_config("../configs/quick.yaml", data_root=str(work / "data"), out_dir=str(work / "run"), seed=seed,
+                  steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=steps, progress=False,
+                  device=str(dev))
+if not quick:  # the full lite transformer instead of quick.yaml's 2-layer cut
+    cfg = dataclasses.replace(cfg, model_overrides={})
+codec, text_encoder = build_codecs(cfg)
+items = encode_clips(cfg, codec, text_encoder)
+null_text = text_encoder.encode([""])[0]
+it = items[0]
+c, fc, h, w = it["context_latents"].shape
+tokens = (fc + it["target_latents"].shape[1]) * (h // 2) * (w // 2)
+print(f"{len(items)} training items ({n_scenes} rooms x {cfg.context_views} context samplings)")
+print(f"context latents {tuple(it['context_latents'].shape)}, target latents {tuple(it['target_latents'].shape)}, "
+      f"text {tuple(it['prompt_embeds'].shape)}; {tokens} tokens per sample")
+print("instruction:", it["instruction"])
+
+# %% [markdown]
+# ## Before training
+# A freshly initialised model, sampled with the Euler flow solver from the clip's context and first frame.
+# We measure the sample against the real target latents (mean squared error; lower is better).
+
+# %%
+torch.manual_seed(seed)
+model = build_model(cfg).to(dev)
+print(f"model '{cfg.model}' {cfg.model_overrides}: {count_parameters(model):,} parameters, all trained "
+      "(LoRA is for the big model, notebook 10)")
+
+
+def sample_item(model, item, seed=seed):
+    model.eval()
+    lat = generate(model, item["context_latents"][None].to(dev), item["target_latents"][None, :, :1].to(dev),
+                   item["prompt_embeds"][None].to(dev), null_text[None].to(dev),
+                   context_positions(item["context_frame_indices"].tolist()),
+                   item["target_latents"].shape[1] - 1, scheduler="euler", steps=sample_steps, guidance="none",
+                   seed=seed)
+    model.train()
+    err = float((lat[0, :, 1:].cpu() - item["target_latents"][:, 1:]).square().mean())
+    return lat.cpu(), err
+
+
+before, err_before = sample_item(model, items[0])
+print(f"before training: sample vs real target latents, MSE {err_before:.3g}")
+
+# %% [markdown]
+# ## Train
+# `train(cfg)` is the whole loop (`v4s train configs/quick.yaml` on the command line): per step it draws the
+# clips, a shifted $\sigma$ and noise per sample, drops conditions at random (`cfg.drop_conditions`: the
+# instruction becomes the null text, the context becomes Gaussian noise, or both), predicts the velocity of
+# the noisy target latents, and takes an AdamW step with gradient clipping. It writes `loss.jsonl`,
+# checkpoints `step_XXXXXX/` (diffusers `save_pretrained` + optimizer state) and stops with a clear message on
+# a NaN or exploding loss. Every random draw is a function of (seed, step, sample), so `--resume` continues
+# bit for bit and two processes compute the same update as one.
+
+# %%
+run = train(cfg, model=model, items=items, null_text=null_text)
+loss = np.array([r["loss"] for r in read_log(run)])
+k = max(1, len(loss) // 6)
+print(f"{len(loss)} steps; mean loss of the first {k}: {loss[:k].mean():.3g}, of the last {k}: {loss[-k:].mean():.3g} "
+      f"({100 * (1 - loss[-k:].mean() / loss[:k].mean()):.0f}% lower)")
+print("checkpoints:", sorted(p.name for p in run.glob("step_*")))
+plot_loss(run, ax=plt.subplots(figsize=(4.5, 2.6), dpi=80)[1])
+plt.show()
+
+# %% [markdown]
+# ## After training
+# The same clip, the same seed. Trained a minute on three rooms, the model has learned the room's colours and
+# coarse layout from the context; the walk itself and the red box need the lite model trained longer (below).
+
+# %%
+after, err_after = sample_item(model, items[0])
+print(f"sample vs real target latents, MSE: before {err_before:.3g}, after {err_after:.3g}")
+truth = video_to_frames(codec.decode(items[0]["target_latents"][None]))[0]
+rows = {"real target": truth, "before training": video_to_frames(codec.decode(before))[0],
+        "after training": video_to_frames(codec.decode(after))[0]}
+idx = np.linspace(0, len(truth) - 1, 5).round().astype(int)
+fig, axes = plt.subplots(3, len(idx), figsize=(1.5 * len(idx), 3.2), dpi=80)
+for r, (name, frames) in enumerate(rows.items()):
+    for j, i in enumerate(idx):
+        axes[r, j].imshow(frames[i])
+        axes[r, j].set_axis_off()
+        axes[r, j].set_title(f"{name}, frame {i}" if j == 0 else f"frame {i}", fontsize=6)
+fig.tight_layout(pad=0.2)
+plt.show()
+
+# %% [markdown]
+# ## The trained lite model (when it ships)
+# A later release ships a lite model trained on many rooms in `data/v4s-lite/`. When that folder exists this
+# cell loads it with `v4s_lite.sample.load_model` and samples the same clip; otherwise it says so.
+
+# %%
+lite_dir = Path("../data/v4s-lite")
+if (lite_dir / "config.json").exists() or any(lite_dir.glob("step_*")):
+    from v4s_lite.sample import load_model
+
+    ckpt = lite_dir if (lite_dir / "config.json").exists() else sorted(lite_dir.glob("step_*"))[-1]
+    lite_model, *_ = load_model(ckpt, device=dev)
+    print(f"loaded the trained lite model from {ckpt}: {count_parameters(lite_model):,} parameters")
+else:
+    print("data/v4s-lite/ is not there yet: the trained lite model ships in a later release "
+          "(train your own: v4s train configs/lite.yaml)")
+
+# %% [markdown]
+# ## What you learned / where it lives in v4s_lite
+# * Flow matching: $x_\sigma = (1-\sigma)x_0 + \sigma\varepsilon$, target $v = \varepsilon - x_0$ —
+#   `v4s_lite.train.add_noise`, `flow_target`; Wan's shifted $\sigma$ — `shift_sigmas`, `sample_sigmas`
+#   (diffusers' `compute_density_for_timestep_sampling`).
+# * The loop — `train.train(cfg)` / `v4s train configs/quick.yaml [--resume]`: condition dropout
+#   (`cfg.drop_conditions`), AdamW, clipping, EMA (diffusers `EMAModel`), accelerate for several GPUs, LoRA via
+#   peft for the big model (`lora_rank` in the config), checkpoints loadable by diffusers' `from_pretrained`.
+# * Sampling with diffusers' flow schedulers — `v4s_lite.sample.generate`; next, notebook 06 adds guidance.
