@@ -18,7 +18,7 @@ course: setup
 	$(BIN)/v4s course
 
 test: setup
-	$(BIN)/pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval-sanitize.cfg -p no:randomly --durations=15
+	$(BIN)/pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval-sanitize.cfg --timeout=900 --durations=15
 
 # Rebuild (execute) the notebooks from their jupytext sources after changing them or the package.
 notebooks: setup

@@ -30,7 +30,8 @@ seed = 0
 # If `cuda` says `False` on Colab, switch the runtime on: *Runtime > Change runtime type > GPU*.
 
 # %%
-# NBVAL_IGNORE_OUTPUT  (reason: versions and hardware differ between machines)
+# NBVAL_IGNORE_OUTPUT
+# reason: versions and hardware differ between machines
 import platform
 
 import diffusers, peft, torch

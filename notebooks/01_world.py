@@ -122,7 +122,8 @@ print(f"scan: {len(scan_c2w)} frames; every object seen: {bool((scan_vis.max(0) 
 print("first frame in which each object appears:", first_seen)
 
 # %% tags=["nbval-ignore-output"]
-# NBVAL_IGNORE_OUTPUT  (reason: the embedded mp4 bytes depend on the ffmpeg build)
+# NBVAL_IGNORE_OUTPUT
+# reason: the embedded mp4 bytes depend on the ffmpeg build
 show_video(scan.rgb, fps=cfg.fps)
 
 # %%
@@ -151,7 +152,8 @@ print(f"final box {np.round(b, 1).tolist()}, centre ({(b[0] + b[2]) / 2:.3g}, {(
       f"vs image centre ({W / 2}, {H / 2})")
 
 # %% tags=["nbval-ignore-output"]
-# NBVAL_IGNORE_OUTPUT  (reason: the embedded mp4 bytes depend on the ffmpeg build)
+# NBVAL_IGNORE_OUTPUT
+# reason: the embedded mp4 bytes depend on the ffmpeg build
 show_video(tgt.rgb, fps=cfg.fps)
 
 # %%
@@ -259,7 +261,8 @@ plt.show()
 # strips above show the same frames.
 
 # %% tags=["nbval-ignore-output"]
-# NBVAL_IGNORE_OUTPUT  (reason: widget model ids change on every run)
+# NBVAL_IGNORE_OUTPUT
+# reason: widget model ids change on every run
 try:
     import ipywidgets as widgets
 

@@ -178,8 +178,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# (reason: widget state and model ids differ between runs; the figure above is the fallback. nbval only
-# recognises the marker alone on its line, so the reason is on this one.)
+# reason: widget state and model ids differ between runs; the figure above is the fallback
 try:
     import ipywidgets as widgets
 
