@@ -282,3 +282,23 @@ def test_make_data_cli_writes_dataset(tmp_path):
     assert rec.context.shape == (QUICK.scan_frames, 24, 40, 3)
     item = ClipDataset(tmp_path, QUICK.with_(width=40, height=24))[0]
     assert torch.isnan(item["boxes"]).all()
+
+
+def test_splits_keep_the_heldout_pair_out_of_training_and_make_it_the_ood_target():
+    from v4s_lite.data import HELDOUT_PAIR, OOD_ROOM, split_scene
+
+    n_id = n_ood = 0
+    for s in range(300):
+        drawn = split_scene(s, "id")
+        if drawn is not None:
+            n_id += 1
+            assert all((o.color, o.category) != HELDOUT_PAIR for o in drawn[0].objects)
+        drawn = split_scene(s, "ood")
+        if drawn is not None:
+            scene, target = drawn
+            n_ood += 1
+            assert (scene.object(target).color, scene.object(target).category) == HELDOUT_PAIR
+            assert len(scene.objects) >= 11 and min(scene.room[:2]) >= OOD_ROOM[0]
+    assert n_id > 250 and n_ood >= 3  # both splits are reachable from ordinary seed ranges
+    with pytest.raises(V4SError, match="unknown split"):
+        split_scene(0, "test")

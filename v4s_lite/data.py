@@ -339,23 +339,65 @@ def clip_folders(root) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/meta.json"))
 
 
-def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", progress: bool = True) -> list[Path]:
-    """Render `n_scenes` clips into `out/<task>_<seed>/`; scene i uses seed + i (disjoint ranges = disjoint sets)."""
+# Splits. "id" scenes (training and held-out alike: use disjoint --seed ranges) never contain the held-out
+# pair below; "ood" scenes are out of distribution the way the paper's outdoor scenes are: rooms larger than
+# any trained on, 11-12 objects (training has 4-10), and the target is always the held-out pair, a colour and
+# category each trained on but never together.
+SPLITS = ("id", "ood")
+HELDOUT_PAIR = ("blue", "plant")
+OOD_ROOM = (8.8, 10.5)  # metres; training rooms are at most 4.6 + 0.15 * 10 + 2.5 = 8.6 m on a side
+
+
+def _has_pair(scene, pair=HELDOUT_PAIR):
+    return [o.id for o in scene.objects if (o.color, o.category) == pair]
+
+
+def split_scene(seed: int, split: str = "id"):
+    """The scene of `seed` in `split`, with the target id to use, or None when this seed is not in the split."""
+    from .world import make_scene
+
+    if split == "id":
+        scene = make_scene(seed)
+        return None if _has_pair(scene) else (scene, None)
+    if split == "ood":
+        rng = np.random.default_rng([seed, 77])
+        room = (float(rng.uniform(*OOD_ROOM)), float(rng.uniform(*OOD_ROOM)), float(rng.uniform(2.8, 3.2)))
+        scene = make_scene(seed, n_objects=int(rng.integers(11, 13)), room=room)
+        ids = _has_pair(scene)
+        return (scene, ids[0]) if ids else None
+    raise V4SError(f"unknown split {split!r}; choose one of {SPLITS}")
+
+
+def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", progress: bool = True,
+                 split: str = "id") -> list[Path]:
+    """Render `n_scenes` clips into `out/<task>_<seed>/`, drawing seeds seed, seed+1, ... and keeping those that
+    belong to `split` (every seed belongs to "id" unless its room holds the held-out pair). Disjoint seed ranges
+    give disjoint sets."""
     from tqdm.auto import tqdm
 
-    from .world import make_clip, make_scene
+    from .world import make_clip
 
     if task not in TASKS:
         raise V4SError(f"unknown task {task!r}; choose one of {TASKS}")
     if n_scenes < 1:
         raise V4SError(f"n_scenes={n_scenes} must be >= 1")
+    if split == "ood" and task != "grounding":
+        raise V4SError("the ood split holds out a target (colour, category) pair, so it is for --task grounding")
     clip_cfg = get_clip_config(clip_cfg)
     out = Path(out)
     folders = []
-    for i in tqdm(range(n_scenes), desc=f"make-data {task}", unit="clip", disable=not progress):
-        s = seed + i
-        clip = make_clip(make_scene(s), task, clip_cfg, seed=s)
-        folders.append(save_clip(clip, out / f"{task}_{s:06d}", clip_cfg))
+    s = seed
+    with tqdm(total=n_scenes, desc=f"make-data {task} ({split})", unit="clip", disable=not progress) as bar:
+        while len(folders) < n_scenes:
+            drawn = split_scene(s, split)
+            if drawn is not None:
+                scene, target_id = drawn
+                clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id)
+                folders.append(save_clip(clip, out / f"{task}_{s:06d}", clip_cfg))
+                bar.update(1)
+            s += 1
+            if s - seed > 200 * n_scenes + 1000:
+                raise V4SError(f"found only {len(folders)} of {n_scenes} {split} scenes in seeds {seed}..{s}")
     return folders
 
 
@@ -434,7 +476,8 @@ def _cli(args) -> int:
     if args.size:
         w, h = parse_size(args.size)
         cfg = cfg.with_(width=w, height=h)
-    folders = make_dataset(args.out, args.task, args.scenes, args.seed, cfg, progress=not args.no_progress)
+    folders = make_dataset(args.out, args.task, args.scenes, args.seed, cfg, progress=not args.no_progress,
+                           split=args.split)
     print(f"wrote {len(folders)} {args.task} clips ({cfg.width}x{cfg.height}, scan {cfg.scan_frames} frames, "
           f"target {cfg.target_frames}) to {args.out}")
     return 0
@@ -450,6 +493,9 @@ def add_cli(sub) -> None:
     p.add_argument("--size", default=None, help="WIDTHxHEIGHT, e.g. 104x64 (default: the clip config's)")
     p.add_argument("--clip-config", default="lite", choices=["quick", "lite", "paper"],
                    help="frame counts: quick (CPU), lite (default), paper")
+    p.add_argument("--split", default="id", choices=SPLITS,
+                   help="id: the training distribution (default; training and held-out sets from disjoint seed ranges); "
+                        f"ood: larger rooms, 11-12 objects, target a {' '.join(HELDOUT_PAIR)} (never trained on)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)
