@@ -24,7 +24,7 @@ import torch
 
 from .config import ClipConfig, get_clip_config
 from .sampling import MODES, sample_context_frames
-from .utils import V4SError
+from .utils import V4SError, get_device
 
 META_VERSION = 1
 TASKS = ("grounding", "navigation")
@@ -369,7 +369,7 @@ def split_scene(seed: int, split: str = "id"):
 
 
 def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", progress: bool = True,
-                 split: str = "id") -> list[Path]:
+                 split: str = "id", device: str = "cpu") -> list[Path]:
     """Render `n_scenes` clips into `out/<task>_<seed>/`, drawing seeds seed, seed+1, ... and keeping those that
     belong to `split` (every seed belongs to "id" unless its room holds the held-out pair). Disjoint seed ranges
     give disjoint sets."""
@@ -392,7 +392,7 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
             drawn = split_scene(s, split)
             if drawn is not None:
                 scene, target_id = drawn
-                clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id)
+                clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device)
                 folders.append(save_clip(clip, out / f"{task}_{s:06d}", clip_cfg))
                 bar.update(1)
             s += 1
@@ -477,7 +477,7 @@ def _cli(args) -> int:
         w, h = parse_size(args.size)
         cfg = cfg.with_(width=w, height=h)
     folders = make_dataset(args.out, args.task, args.scenes, args.seed, cfg, progress=not args.no_progress,
-                           split=args.split)
+                           split=args.split, device=str(get_device(args.device)))
     print(f"wrote {len(folders)} {args.task} clips ({cfg.width}x{cfg.height}, scan {cfg.scan_frames} frames, "
           f"target {cfg.target_frames}) to {args.out}")
     return 0
@@ -496,6 +496,7 @@ def add_cli(sub) -> None:
     p.add_argument("--split", default="id", choices=SPLITS,
                    help="id: the training distribution (default; training and held-out sets from disjoint seed ranges); "
                         f"ood: larger rooms, 11-12 objects, target a {' '.join(HELDOUT_PAIR)} (never trained on)")
+    p.add_argument("--device", default="cpu", help="where to render: cpu (default), cuda or auto (same bytes)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)
