@@ -186,6 +186,36 @@ def _detect_one(t: np.ndarray, k: int, min_side: int, gap: int, deep: int):
     return box.astype(float), float(score[best])
 
 
+def _sizes(width: int) -> tuple[int, int, int, int]:
+    """(gap, deep, window, min_side) in px, relative to the lite 104 px width where the codec averages 4x4 pixels."""
+    gap = max(2, int(np.ceil(width / 26)))  # the outside ring clears a line blurred by the codec
+    deep = gap + int(np.ceil(PAPER_LINE_PX[1] * width / PAPER_WIDTH))  # past the thickest line and its blur
+    return gap, deep, 2 * deep + 1, max(4, int(round(0.06 * width)))
+
+
+def red_box_mask(frames, boxes=None) -> np.ndarray:
+    """bool (N, H, W): the pixels of the drawn red box (its thin red line and the blur around it), to leave out
+    when comparing a frame with the room. Only near the detected box (`boxes` from detect_red_box, else detected
+    here), so the thin red speckle of a noisy frame is not excused."""
+    frames = _as_frames(frames)
+    n, h, w = frames.shape[:3]
+    if boxes is None:
+        boxes, _ = detect_red_box(frames)
+    gap, deep, window, _ = _sizes(w)
+    thin = thin_red(frames, window) > 0.1
+    mask = np.zeros((n, h, w), bool)
+    for i, box in enumerate(np.asarray(boxes, float)):
+        if np.isnan(box).any():
+            continue
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        band = np.zeros((h, w), bool)
+        band[max(0, y0 - gap):y1 + gap, max(0, x0 - gap):x1 + gap] = True
+        band[y0 + deep:max(y0 + deep, y1 - deep), x0 + deep:max(x0 + deep, x1 - deep)] = False
+        mask[i] = thin[i] & band
+    mask = torch.from_numpy(mask).float()[:, None]
+    return (F.max_pool2d(mask, 3, stride=1, padding=1)[:, 0] > 0).numpy()  # one more pixel for the blur's tail
+
+
 def detect_red_box(frames, min_confidence: float = 0.25, max_candidates: int = 16):
     """Find the red box in each frame.
 
@@ -195,11 +225,7 @@ def detect_red_box(frames, min_confidence: float = 0.25, max_candidates: int = 1
     """
     frames = _as_frames(frames)
     n, h, w = frames.shape[:3]
-    # Sizes relative to the lite 104 px width, where the codec averages 4x4 pixels and lines are 1-2 px.
-    gap = max(2, int(np.ceil(w / 26)))  # the outside ring clears a line blurred by the codec
-    deep = gap + int(np.ceil(PAPER_LINE_PX[1] * w / PAPER_WIDTH))  # past the thickest line and its blur
-    window = 2 * deep + 1
-    min_side = max(4, int(round(0.06 * w)))
+    gap, deep, window, min_side = _sizes(w)
     t = thin_red(frames, window).astype(np.float64)
     boxes = np.full((n, 4), np.nan)
     conf = np.zeros(n)

@@ -1,0 +1,177 @@
+"""Ground-truth evaluation: pose helpers, image metrics against reference formulas, and the calibration the issue
+asks for: ground truth scores well, the approach to another object, a wrong box, shuffled / frozen / noise videos
+score badly; `v4s eval` writes metrics.json from clip folders on disk."""
+import json
+
+import numpy as np
+import pytest
+
+from v4s_lite import evaluate as E
+from v4s_lite.config import ClipConfig
+from v4s_lite.utils import V4SError
+
+SEED = 8  # a room whose final grounding view also shows another object (for the wrong-box video)
+# QUICK's frame size and box frames, a shorter walk (9 target frames) to keep the suite fast
+CFG = ClipConfig(width=104, height=64, scan_frames=17, context_chunks=2, target_chunks=2, box_frames=4)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    from v4s_lite.data import clip_meta
+    from v4s_lite.world import make_clip, make_scene
+
+    scene = make_scene(SEED)
+    c = make_clip(scene, "grounding", CFG, seed=SEED)
+    meta = json.loads(json.dumps(clip_meta(c, CFG)))  # exactly what meta.json holds
+    return scene, meta
+
+
+@pytest.fixture(scope="module")
+def scores(clip):
+    """Every calibration video of one clip, scored with one shared estimator (one render library)."""
+    scene, meta = clip
+    est = E.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
+    gt = E.ground_truth_video(meta)
+    other = next(o.id for o in scene.objects if o.id != meta["target_id"])
+    wrong, _ = E.wrong_box_video(meta, gt_frames_without_box(meta))
+    videos = {"gt": gt, "other": E.approach_video(meta, other), "wrong_box": wrong,
+              "shuffle": E.corrupt(gt, "shuffle", seed=0), "freeze": E.corrupt(gt, "freeze"),
+              "noise": E.corrupt(gt, "noise", seed=0)}
+    return {k: E.score_clip(meta, v, est, lpips=False) for k, v in videos.items()}
+
+
+def gt_frames_without_box(meta):
+    return E.ground_truth_video(meta, with_box=False)
+
+
+def test_pose_parameters_round_trip_and_match_world():
+    from v4s_lite.world import make_scene, pose_from_yaw_pitch, scan_trajectory
+
+    c2w = scan_trajectory(make_scene(0), 9, seed=0)
+    np.testing.assert_allclose(E._pose_matrices(E._pose_params(c2w)), c2w, atol=1e-12)
+    p = np.array([[1.0, 2.0, 1.4, 0.3, -0.2], [3.0, 1.0, 1.6, -2.5, 0.1]])
+    want = np.stack([pose_from_yaw_pitch(q[:3], q[3], q[4]) for q in p])
+    np.testing.assert_allclose(E._pose_matrices(p), want, atol=1e-12)
+
+
+def test_pose_errors_are_metres_and_degrees():
+    a = E._pose_matrices([[1.0, 1.0, 1.5, 0.0, 0.0]])
+    b = E._pose_matrices([[1.0, 2.0, 1.5, np.radians(10), 0.0]])
+    pos, ang = E.pose_errors(a, b)
+    np.testing.assert_allclose(pos, [1.0])
+    np.testing.assert_allclose(ang, [10.0], atol=1e-6)
+
+
+def test_cube_map_library_matches_direct_renders(clip):
+    scene, meta = clip
+    est = E.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], grid_step=1.0, n_yaw=8)
+    grid, lib = est.library()
+    pick = np.linspace(0, len(grid) - 1, 12).astype(int)
+    direct = E._blur(est._render(grid[pick], est.coarse)).flatten(1)
+    err = (direct - lib[pick]).abs().mean(1).numpy()
+    other = (direct - lib[np.roll(pick, 1)]).abs().mean(1).numpy()
+    assert err.max() < 0.06 and np.median(err) < 0.03 and np.median(err) < 0.5 * np.median(other)
+
+
+def _ssim_naive(a, b):
+    """SSIM written out window by window (a reference for the convolution version)."""
+    g = E._gaussian_window().double().numpy()
+    w = np.outer(g, g)
+    x, y = a.astype(float) / 255, b.astype(float) / 255
+    vals = []
+    for c in range(3):
+        for i in range(x.shape[0] - 10):
+            for j in range(x.shape[1] - 10):
+                px, py = x[i:i + 11, j:j + 11, c], y[i:i + 11, j:j + 11, c]
+                mx, my = (w * px).sum(), (w * py).sum()
+                vx, vy = (w * px * px).sum() - mx ** 2, (w * py * py).sum() - my ** 2
+                cxy = (w * px * py).sum() - mx * my
+                c1, c2 = 0.01 ** 2, 0.03 ** 2
+                vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    return np.mean(vals)
+
+
+def test_psnr_and_ssim_against_reference_formulas():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (1, 20, 24, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    mse = ((a / 255.0 - b / 255.0) ** 2).mean()
+    np.testing.assert_allclose(E.psnr(a, b), [10 * np.log10(1 / mse)], rtol=1e-6)
+    np.testing.assert_allclose(E.ssim(a, b), [_ssim_naive(a[0], b[0])], rtol=1e-9)
+    np.testing.assert_allclose(E.ssim(a, a), [1.0])
+    assert np.isinf(E.psnr(a, a)).all()
+    noisier = np.clip(a.astype(int) + rng.integers(-90, 91, a.shape), 0, 255).astype(np.uint8)
+    assert E.ssim(a, noisier)[0] < E.ssim(a, b)[0] < 1 and E.psnr(a, noisier)[0] < E.psnr(a, b)[0]
+
+
+def test_bootstrap_interval_brackets_the_mean_and_shrinks():
+    rng = np.random.default_rng(0)
+    small, big = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
+    lo, hi = E.bootstrap_ci(small)
+    assert lo < small.mean() < hi
+    lo2, hi2 = E.bootstrap_ci(big)
+    assert hi2 - lo2 < (hi - lo) / 4
+    assert E.bootstrap_ci(small) == (lo, hi)  # seeded
+    assert E.bootstrap_ci([1.0, np.nan, 1.0]) == (1.0, 1.0)
+
+
+def test_grounded_pixel_moves_off_the_wall_onto_the_object():
+    inst = np.zeros((10, 20), np.int16)
+    inst[2:8, 5:7] = 3  # a thin pole on the left side of its box
+    assert E.grounded_pixel(inst, np.array([4.0, 2.0, 14.0, 8.0])) == (6, 5)  # centre (9, 5) is wall
+    inst[5, 9] = 2
+    assert E.grounded_pixel(inst, np.array([4.0, 2.0, 14.0, 8.0])) == (9, 5)
+    assert E.grounded_pixel(np.zeros((10, 20), np.int16), None) == (10, 5)  # nothing: the image centre
+
+
+@pytest.mark.slow  # the calibration videos share one ~60 s fixture
+def test_ground_truth_scores_well(scores, clip):
+    gt = scores["gt"]
+    assert gt["SD"] < 0.1 and gt["IF"] == 1 and gt["IF@0.1"] == 1 and gt["box_IoU"] > 0.6
+    assert gt["DD"] == 1 and gt["PSNR"] > 24 and gt["residual"] < 0.05
+    _, meta = clip
+    pos, ang = E.pose_errors(gt["c2w"], meta["target"]["c2w"])
+    assert np.median(pos) < 0.3 and np.median(ang) < 4.0  # render-and-compare recovers the walk
+
+
+@pytest.mark.slow  # the calibration videos share one ~60 s fixture
+def test_wrong_answers_lose_instruction_following(scores):
+    assert scores["other"]["IF"] == 0 and scores["other"]["SD"] > 0.15  # a perfect walk to another object
+    assert scores["wrong_box"]["IF"] == 0 and scores["wrong_box"]["box_IoU"] < 0.3  # the right walk, wrong box
+
+
+@pytest.mark.slow  # the calibration videos share one ~60 s fixture
+def test_corrupted_videos_score_badly(scores):
+    gt = scores["gt"]
+    assert scores["freeze"]["DD"] == 0 and scores["freeze"]["IF@0.1"] == 0
+    assert scores["noise"]["PSNR"] < gt["PSNR"] - 8 and scores["noise"]["SSIM"] < 0.2 and scores["noise"]["IF"] == 0
+    assert scores["noise"]["residual"] > 2 * gt["residual"]
+    assert scores["shuffle"]["IF@0.1"] == 0 or scores["shuffle"]["jump_m"] > 1.5 * gt["jump_m"]
+    assert scores["shuffle"]["pose_err_m"] > 2 * gt["pose_err_m"]
+
+
+def test_score_clip_rejects_a_video_of_the_wrong_shape(clip):
+    scene, meta = clip
+    with pytest.raises(V4SError, match="uint8"):
+        E.score_clip(meta, np.zeros((3, 64, 104, 3), np.uint8))
+    with pytest.raises(V4SError, match="corruption"):
+        E.corrupt(np.zeros((3, 4, 4, 3), np.uint8), "blur")
+
+
+@pytest.mark.slow  # the calibration videos share one ~60 s fixture
+def test_v4s_eval_writes_metrics_for_clip_folders(tmp_path, clip, scores):
+    from v4s_lite.cli import main
+    from v4s_lite.data import write_clip, write_video
+
+    scene, meta = clip
+    context = np.zeros((len(meta["context"]["frame_indices"]), meta["height"], meta["width"], 3), np.uint8)
+    folder = write_clip(tmp_path / "videos" / "clip_a", context, gt_frames_without_box(meta), meta)
+    write_video(folder / "target.mp4", E.ground_truth_video(meta), meta["fps"])  # the "generated" video
+    assert main(["eval", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    for key in ("SD", "IF", "IF@0.2", "IF@0.1", "box_IoU", "PSNR", "SSIM", "DD", "n"):
+        assert key in result
+    assert result["n"] == 1 and result["IF"]["mean"] == 1.0 and result["SD"]["mean"] < 0.1
+    assert (tmp_path / "out" / "metrics.md").read_text().startswith("| Method | SD")
+    assert (tmp_path / "out" / "figures" / "clip_a.png").stat().st_size > 1000
+    assert main(["eval", "--checkpoint", "nowhere", "--out", str(tmp_path / "o2")]) == 2  # needs --data
