@@ -404,6 +404,11 @@ def grounded_pixel(instance: np.ndarray, box) -> tuple[int, int]:
     return int(us[j] + x0), int(vs[j] + y0)
 
 
+def spatial_distance(point, target_center, room) -> float:
+    """SD: distance from the grounded scene point to the target's 3D centre, divided by the room's diagonal."""
+    return float(np.linalg.norm(np.asarray(point, float) - np.asarray(target_center, float)) / np.linalg.norm(room))
+
+
 def _unproject(u: int, v: int, depth: float, c2w, K) -> np.ndarray:
     ray = np.array([(u + 0.5 - K[0, 2]) / K[0, 0], (v + 0.5 - K[1, 2]) / K[1, 1], 1.0]) * depth
     return np.asarray(c2w)[:3, :3] @ ray + np.asarray(c2w)[:3, 3]
@@ -456,14 +461,12 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
     out.update({k: nan for k in ("SD", "IF", "IF@0.2", "IF@0.1", "box_IoU", "GT_PSNR", "GT_SSIM")})
     if meta["task"] == "grounding":
         target = scene.object(meta["target_id"])
-        W_, D_, H_ = scene.room
-        diag = math.sqrt(W_ ** 2 + D_ ** 2 + H_ ** 2)
         sd, hit = [], []
         for i in range(n_t - n_box, n_t):  # each final frame grounds its own point: its box, else its centre
             inst = view.instance[i]
             u, v = grounded_pixel(inst, boxes[i])
             p = _unproject(u, v, float(view.depth[i, v, u]), est.c2w[i], K)
-            sd.append(np.linalg.norm(p - target.center) / diag)
+            sd.append(spatial_distance(p, target.center, scene.room))
             hit.append(inst[v, u] == target.id and (inst == target.id).mean() >= MIN_TARGET_PIXELS)
         final = _final_box(boxes[-n_box:])
         proj, _ = boxes_from_instance(view.instance[-1:], len(scene.objects))
@@ -649,11 +652,11 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
 
 # ------------------------------------------------------------------------------------------ picture
 def diagnostic_figure(meta: dict, frames, metrics: dict):
-    """Generated last frame | the room re-rendered at its estimated pose | top-down map (estimated path, the
-    ground-truth path dashed, the target in red)."""
+    """Generated last frame | the room re-rendered at its estimated pose | top-down map (the estimated path and
+    the clip's ground-truth path, the target outlined)."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
 
+    from .plotting import topdown_map
     from .world import Scene
 
     scene = Scene.from_dict(meta["scene"])
@@ -664,26 +667,12 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
     ax[1].set_title(f"re-rendered at estimated pose\nresidual {metrics['residuals'][-1]:.3f}", fontsize=8)
     for a in ax[:2]:
         a.axis("off")
-    W, D, _ = scene.room
-    m = ax[2]
-    m.add_patch(Rectangle((0, 0), W, D, fill=False, color="k", lw=1))
-    for o in scene.objects:
-        lo, hi = o.aabb
-        is_target = meta.get("target_id") == o.id
-        m.add_patch(Rectangle(lo[:2], *(hi - lo)[:2], color="red" if is_target else "0.6", alpha=0.8 if is_target else 0.5))
-    gt = np.asarray(meta["target"]["c2w"], float)
-    m.plot(gt[:, 0, 3], gt[:, 1, 3], "k--", lw=1, label="ground truth")
-    est = metrics["c2w"]
-    m.plot(est[:, 0, 3], est[:, 1, 3], "-o", ms=2, lw=1, color="tab:blue", label="estimated")
-    f = est[-1, :3, 2]
-    m.arrow(est[-1, 0, 3], est[-1, 1, 3], 0.6 * f[0], 0.6 * f[1], width=0.03, color="tab:blue")
-    m.set_xlim(-0.2, W + 0.2)
-    m.set_ylim(-0.2, D + 0.2)
-    m.set_aspect("equal")
-    m.tick_params(labelsize=6)
-    m.legend(fontsize=6, loc="upper right")
+    topdown_map(scene, {"ground truth": np.asarray(meta["target"]["c2w"], float), "estimated": metrics["c2w"]},
+                target_id=meta.get("target_id"), ax=ax[2], every=4)
+    ax[2].tick_params(labelsize=6)
     sd = metrics.get("SD")
-    m.set_title("top-down" + ("" if sd is None or np.isnan(sd) else f"  SD {sd:.3f}  IF {metrics['IF']:.0f}"), fontsize=8)
+    ax[2].set_title("top-down" + ("" if sd is None or np.isnan(sd) else f"  SD {sd:.3f}  IF {metrics['IF']:.0f}"),
+                    fontsize=8)
     fig.tight_layout()
     return fig
 
