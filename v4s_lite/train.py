@@ -105,7 +105,10 @@ class TrainConfig:
             raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
         if self.flow_shift <= 0:
             raise V4SError(f"flow_shift={self.flow_shift} must be > 0 (1 = no shift, Wan uses 3-5)")
-        get_clip_config(self.clip) if isinstance(self.clip, str) else None
+        try:
+            get_clip_config(self.clip)
+        except ValueError as e:
+            raise V4SError(str(e)) from None
 
     @property
     def clip_config(self):
@@ -422,7 +425,6 @@ def read_log(run_dir) -> list[dict]:
 
 def plot_loss(run_dir, out=None, ax=None):
     """The loss curve (raw and smoothed) of a run; saved as loss.png beside the log unless ax is given."""
-    import matplotlib
     import matplotlib.pyplot as plt
 
     log = read_log(run_dir)
@@ -430,7 +432,6 @@ def plot_loss(run_dir, out=None, ax=None):
     loss = np.array([r["loss"] for r in log])
     own = ax is None
     if own:
-        matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
         fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
     ax.plot(steps, loss, alpha=0.35, label="loss")
     k = max(1, len(loss) // 10)
