@@ -67,7 +67,8 @@ n = len(video)
 fig = frame_strip(video, indices=list(range(n - cfg.box_frames - 1, n)))
 
 # %% tags=["nbval-ignore-output"]
-# NBVAL_IGNORE_OUTPUT  (reason: the embedded mp4 bytes depend on the ffmpeg build)
+# NBVAL_IGNORE_OUTPUT
+# reason: the embedded mp4 bytes depend on the ffmpeg build
 show_video(video, fps=cfg.fps)
 
 # %% [markdown]
