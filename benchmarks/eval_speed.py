@@ -60,7 +60,8 @@ def main() -> None:
     print(f"pose error: median {np.median(pos):.3f} m / {np.median(ang):.2f} deg; 90th percentile "
           f"{np.quantile(pos, 0.9):.2f} m / {np.quantile(ang, 0.9):.1f} deg")
     print(f"grounding on ground truth: SD mean {np.mean(sd):.3f}, IF mean {np.mean(if_):.2f}")
-    print(f"speed: {60 / np.mean(secs):.2f} clips per minute ({np.mean(secs):.1f} s per clip)")
+    print(f"speed: {60 / np.median(secs):.2f} clips per minute (median {np.median(secs):.1f} s per clip, mean "
+          f"{np.mean(secs):.1f} s: on a shared machine the median resists other processes' bursts)")
     print(f"render library: cube maps {np.mean(lib_cube):.2f} s vs direct views {np.mean(lib_direct):.2f} s "
           f"(x{np.mean(lib_direct) / np.mean(lib_cube):.1f} faster)")
 

@@ -122,6 +122,11 @@ def test_grounded_pixel_moves_off_the_wall_onto_the_object():
     inst[5, 9] = 2
     assert E.grounded_pixel(inst, np.array([4.0, 2.0, 14.0, 8.0])) == (9, 5)
     assert E.grounded_pixel(np.zeros((10, 20), np.int16), None) == (10, 5)  # nothing: the image centre
+    inst = np.zeros((10, 20), np.int16)
+    inst[4:7] = 3  # a cabinet across the view
+    inst[:, 5:7] = 4  # a lamp pole in front of it, framed by the box; the box centre (7, 5) is on the cabinet
+    assert E.grounded_pixel(inst, np.array([5.0, 0.0, 9.0, 10.0])) == (6, 5)
+    assert E.grounded_pixel(inst, None) == (10, 5)  # no box: what is under the image centre
 
 
 @pytest.mark.slow  # the calibration videos share one ~60 s fixture

@@ -5,11 +5,12 @@ number here is checkable:
 
 1. Pose estimation by render-and-compare (`PoseEstimator`): match each frame against a library of low-resolution
    renders on a grid of positions x headings x tilts (one matrix of L1 distances), then refine the best candidates
-   by a pattern search over (x, y, z, yaw, pitch) at a finer resolution. The residual (mean absolute pixel
+   by Levenberg-Marquardt over (x, y, yaw, pitch) at 26x16, then at 52x32. The residual (mean absolute pixel
    difference of the best render, in [0, 1]) says how well the room explains the frame.
 2. Metrics (`score_clip`), at the estimated poses:
-   - SD  = |p - c_target| / room diagonal, p = the scene point under the centre of the detected red box (the
-           image centre when no box is found), c_target = the target's 3D centre. Median over the box frames.
+   - SD  = |p - c_target| / room diagonal, p = the scene point the view grounds: under the centre of the detected
+           red box, on the object the box frames (`grounded_pixel`), or under the image centre when no box is
+           found; c_target = the target's 3D centre. Median over the box frames.
    - IF  = p lies on the target (instance buffer) and the target is visible; IF@0.2 = IF and SD < 0.2,
            IF@0.1 = IF and SD < 0.1 (the paper's IF(SD<0.2), IF(SD<0.1)).
    - box_IoU: the detected box against the target's box in the instance buffer (0 when no box is found).
@@ -26,7 +27,6 @@ number here is checkable:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -141,8 +141,9 @@ class PoseEstimate:
 class PoseEstimator:
     """Render-and-compare camera poses in a known scene (one estimator per scene; its render library is reused).
 
-    coarse: (width, height) of the library renders; refine: the size of the pattern search. grid_step (m),
-    n_yaw and pitches_deg span the library (cameras at eye height `z`); iterations of the pattern search.
+    coarse: (width, height) of the library renders; refine: the size of the final Levenberg-Marquardt. grid_step (m),
+    n_yaw and pitches_deg span the library (cameras at eye height `z`); iterations of the final refinement;
+    top_k coarse candidates are refined per frame (three times as many for the final view).
     """
 
     def __init__(self, scene, K, width: int, height: int, coarse=(26, 16), refine=(52, 32), grid_step: float = 0.5,
@@ -217,8 +218,8 @@ class PoseEstimator:
         return ((a - b).abs() * weight).sum((1, 2, 3)) / (3 * weight.sum((1, 2, 3))).clamp(min=1)
 
     def estimate(self, frames, n_final: int = 0) -> PoseEstimate:
-        """Poses of uint8 frames (N, H, W, 3); the last `n_final` frames (and the one before, where the camera
-        stopped) get three times the coarse candidates."""
+        """Poses of uint8 frames (N, H, W, 3). The final view decides SD / IF, so the frame where the camera stops
+        (the one before the last `n_final`) and the last frame get three times the coarse candidates."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
             raise V4SError(f"frames must be uint8 (N, {self.height}, {self.width}, 3) like the clip; got "
@@ -245,7 +246,7 @@ class PoseEstimator:
         for i in range(n):
             wi = w_coarse[i].expand(3, -1, -1).flatten()
             d = ((lib - coarse[i].flatten()).abs() * wi).sum(1) / (wi.sum() + 1e-6)
-            k = self.top_k * (3 if i >= n - n_final else 1)  # the final view decides SD / IF: look harder
+            k = self.top_k * (3 if i in (n - n_final, n - 1) else 1)  # the final view decides SD / IF: look harder
             cand.append(grid[torch.topk(-d, k).indices.numpy()])
             owner += [i] * k
         cand, owner = np.concatenate(cand), np.array(owner)
@@ -255,7 +256,6 @@ class PoseEstimator:
                                          h=(0.1, 0.1, 2 * hz, 0.04, 0.04))
         res = self._residuals(cand[:, None], coarse[owner], w_coarse[owner], self.coarse, True)[:, 0]
         best = np.stack([cand[owner == i][np.argmin(res[owner == i])] for i in range(n)])
-        step0 = np.array([self.grid_step / 2, self.grid_step / 2, 0.1, np.pi / self.n_yaw, np.radians(6.0)])
         # 3. At the refine size, twice: try the neighbours' poses too (a video is smooth: a frame stuck in a wrong
         #    valley is pulled out by its neighbour's pose), then Levenberg-Marquardt again.
         target, weight = self._prepare(frames, self.refine)
@@ -300,22 +300,6 @@ class PoseEstimator:
             cost = np.where(ok, c1, cost)
             lam = np.where(ok, lam / 3, lam * 4)
         return p
-
-    def _pattern_search(self, best, target, weight, size, step0, iterations, blur=False):
-        """Try +-step along each of x, y, z, yaw, pitch; move to the best trial if it is better, else halve the steps."""
-        n = len(best)
-        res = self._residuals(best[:, None], target, weight, size, blur)[:, 0]
-        step = np.tile(step0, (n, 1))
-        eye = np.eye(5)
-        for _ in range(iterations):
-            trial = best[:, None] + np.concatenate([eye, -eye])[None] * step[:, None]  # (n, 10, 5)
-            r = self._residuals(trial, target, weight, size, blur)
-            j = r.argmin(1)
-            better = r[np.arange(n), j] < res
-            best = np.where(better[:, None], trial[np.arange(n), j], best)
-            res = np.where(better, r[np.arange(n), j], res)
-            step = np.where(better[:, None], step, step / 2)
-        return best, res
 
     def _residuals(self, params, target, weight, size, blur=False) -> np.ndarray:
         n, k, _ = params.shape
@@ -385,14 +369,30 @@ def dynamic_degree(c2w, n_moving: int | None = None) -> tuple[int, float, float]
     return int(path >= DD_MIN_PATH_M or turn >= DD_MIN_TURN_DEG), path, turn
 
 
-def grounded_pixel(instance: np.ndarray, box) -> tuple[int, int]:
-    """The pixel the view grounds: the centre of the box (the image centre without one), moved to the nearest
-    object pixel inside the box (inside the middle half of the image without one) when it falls on the room:
-    a lamp's or a table's box centre can lie on the wall seen between its parts."""
+def grounded_pixel(instance: np.ndarray, box, min_iou: float = 0.25) -> tuple[int, int]:
+    """The pixel a view grounds, on the instance buffer at the estimated pose.
+
+    With a box: a box names the object it frames, so when some object's visible extent matches the box
+    (IoU >= min_iou, the best one) the grounded pixel is that object's pixel nearest to the box centre (a thin lamp
+    whose pole misses the centre by a pixel of pose error, or stands in front of a cabinet, is still the answer).
+    Otherwise, and without a box: the pixel under the box centre (the image centre without a box), moved to the
+    nearest object pixel inside the box (the middle half of the image without one) when it falls on the room.
+    """
+    from .render import boxes_from_instance
+
     h, w = instance.shape
-    if box is None or np.isnan(box).any():
+    has_box = box is not None and not np.isnan(box).any()
+    if not has_box:
         box = np.array([w / 4, h / 4, 3 * w / 4, 3 * h / 4])
     u, v = int(np.clip((box[0] + box[2]) / 2, 0, w - 1)), int(np.clip((box[1] + box[3]) / 2, 0, h - 1))
+    n = int(instance.max())
+    if has_box and n > 0:
+        extents, _ = boxes_from_instance(instance[None], n)
+        iou = np.nan_to_num(box_iou(extents[0], np.asarray(box, float)[None]))
+        if iou.max() >= min_iou:
+            vs, us = np.nonzero(instance == int(np.argmax(iou)) + 1)
+            j = int(np.argmin((us - u) ** 2 + (vs - v) ** 2))
+            return int(us[j]), int(vs[j])
     if instance[v, u] != 0:
         return u, v
     x0, y0 = int(max(0, np.floor(box[0]))), int(max(0, np.floor(box[1])))
