@@ -14,7 +14,6 @@ detected red box per frame.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json

@@ -22,7 +22,6 @@ with B/N samples each compute the same update as one process with B samples.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import json
@@ -60,6 +59,7 @@ class TrainConfig:
     box_frames: bool = True  # draw the red box on the target's last frames (off: the ablation)
     context_views: int = 1  # context samplings pre-encoded per clip (each a different set of chunks)
     max_clips: int = 0  # 0 = all clips in data_root
+    num_workers: int = 0  # processes decoding clips while encode_clips pre-encodes them (0 = this process)
     # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
@@ -263,20 +263,24 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
     from .bbox import bbox_frames
     from .codec import frames_to_video
     from .data import ClipDataset
-    from .rope import context_positions
 
     clip_cfg = cfg.clip_config
     root = Path(cfg.data_root)
     if not root.exists():
         raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
                        f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip}`")
-    items = []
+    from tqdm.auto import tqdm
+
     ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
     n = len(ds) if not cfg.max_clips else min(cfg.max_clips, len(ds))
+    items = []
     for view in range(cfg.context_views):
         ds.set_epoch(view)  # a fresh draw of the context chunks
-        for i in range(n):
-            ex = ds[i]
+        # decoding the mp4s is the slow part: DataLoader workers do it in parallel, in order
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=None,
+                                             num_workers=cfg.num_workers)
+        for ex in tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
+                       disable=not cfg.progress):
             target = ex["target"].numpy()
             # grounding targets end on the red box; navigation targets have no object to box
             if cfg.box_frames and ex["meta"]["task"] == "grounding":
