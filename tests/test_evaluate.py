@@ -164,7 +164,7 @@ def test_score_clip_rejects_a_video_of_the_wrong_shape(clip):
 
 
 @pytest.mark.slow  # the calibration videos share one ~60 s fixture
-def test_v4s_eval_writes_metrics_for_clip_folders(tmp_path, clip, scores):
+def test_v4s_eval_writes_metrics_for_clip_folders(tmp_path, clip):
     from v4s_lite.cli import main
     from v4s_lite.data import write_clip, write_video
 

@@ -646,7 +646,8 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, indent=1, allow_nan=False))
-        (out / "metrics.md").write_text(markdown_table({Path(videos).name: result["summary"]}) + "\n")
+        (out / "metrics.md").write_text(markdown_table({Path(videos).name: result["summary"]}) + "\n\n" +
+                                        "\n".join(result["notes"]) + "\n")
     return result
 
 
@@ -728,6 +729,7 @@ def _cli(args) -> int:
                                  get_device(args.device), steps=args.steps)
         name = "target.mp4"
     result = evaluate_videos(videos, args.out, video_name=name, figures=not args.no_figures)
-    print(markdown_table({Path(videos).name: result["summary"]}))
+    label = Path(args.checkpoint).name if args.checkpoint else Path(videos).name
+    print(markdown_table({label: result["summary"]}))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
