@@ -85,10 +85,13 @@ def bbox_frames(frames, boxes, n_box_frames: int, widths=None) -> np.ndarray:
         raise V4SError(f"box frames {bad} have no box (NaN): the target must be visible while the camera holds "
                        "still. Use a trajectory that ends looking at the target (world.approach_trajectory).")
     ints = np.array([_pixel_box(b, w, h) for b in boxes])
-    if ((ints[:, 2] - ints[:, 0]) < 1).any() or ((ints[:, 3] - ints[:, 1]) < 1).any():
-        raise V4SError(f"a box is empty inside the {w}x{h} image: {boxes[(ints[:, 2] <= ints[:, 0]) | (ints[:, 3] <= ints[:, 1])][0].tolist()}; "
+    empty = (ints[:, 2] <= ints[:, 0]) | (ints[:, 3] <= ints[:, 1])
+    if empty.any():
+        raise V4SError(f"a box is empty inside the {w}x{h} image: {boxes[empty][0].tolist()}; "
                        "boxes are (x0, y0, x1, y1) in pixels with x0 < x1, y0 < y1")
-    widths = box_line_widths(n_box_frames, w) if widths is None else np.broadcast_to(np.asarray(widths, int), (n_box_frames,))
+    if widths is None:
+        widths = box_line_widths(n_box_frames, w)
+    widths = np.broadcast_to(np.asarray(widths, int), (n_box_frames,))
     out = frames.copy()
     for i in range(n_box_frames):
         draw_box(out[n - n_box_frames + i], boxes[i], int(widths[i]))
