@@ -108,7 +108,9 @@ def context_positions(frame_indices, stride: int = TEMPORAL_STRIDE):
         return [context_positions(row, stride) for row in idx]
     idx = idx.tolist()
     n = len(idx)
-    if n == 0 or (n - 1) % stride:
+    if n == 0:  # no context at all (the first-frame-only ablation)
+        return []
+    if (n - 1) % stride:
         raise V4SError(f"a context has 1 + {stride}k frames (first frame + chunks of {stride}); got {n} indices")
     chunks = [idx[i:i + stride] for i in range(1, n, stride)]
     for c in chunks:

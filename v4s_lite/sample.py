@@ -111,8 +111,11 @@ def encode_example(example: dict, codec, text_encoder, device="cpu") -> dict:
     from .rope import context_positions
 
     with torch.no_grad():
-        ctx = codec.encode(frames_to_video(example["context"]).to(device))
         first = codec.encode(frames_to_video(example["target"][:1]).to(device))
+        if len(example["context"]):
+            ctx = codec.encode(frames_to_video(example["context"]).to(device))
+        else:  # no context (the first-frame-only ablation): an empty latent sequence
+            ctx = first.new_zeros(*first.shape[:2], 0, *first.shape[3:])
         return {"context_latents": ctx, "first_latent": first,
                 "text_emb": text_encoder.encode([example["instruction"]]).to(device),
                 "null_text_emb": text_encoder.encode([""]).to(device),
