@@ -8,3 +8,14 @@ def test_every_command_is_registered():
     sub = next(a for a in parser._actions if a.dest == "command")
     missing = EXPECTED - set(sub.choices)
     assert not missing, f"v4s lacks commands {sorted(missing)}: their module's add_cli is missing"
+
+
+def test_v4s_train_hands_a_wan_config_to_the_full_model_path(monkeypatch):
+    """`v4s train configs/wan22_ti2v_5b.yaml` is the Wan2.2 LoRA path (v4s_lite.full), a lite config is not."""
+    from v4s_lite import full
+    from v4s_lite.cli import main
+
+    seen = []
+    monkeypatch.setattr(full, "_cli_train", lambda args: seen.append(args.config) or 0)
+    assert main(["train", "configs/wan22_ti2v_5b.yaml", "--set", "steps=1"]) == 0
+    assert seen == ["configs/wan22_ti2v_5b.yaml"]

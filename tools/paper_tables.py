@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def main(argv=None):
                 break
         pool.terminate()
     print(f"{done} of {len(tasks)} tasks done")
-    out = {"command": "python tools/paper_tables.py " + " ".join(argv or []), "seconds": round(time.time() - t0, 1),
+    out = {"command": "python tools/paper_tables.py " + " ".join(sys.argv[1:] if argv is None else argv), "seconds": round(time.time() - t0, 1),
            "conditions": {}, "tries": {}}
     for name, clips in per.items():
         if not clips:

@@ -573,6 +573,10 @@ def add_cli(subparsers):
 
 
 def _cli(args):
+    if "wan" in (yaml.safe_load(Path(args.config).read_text()) or {}):  # a Wan2.2-TI2V-5B config: v4s_lite.full
+        from .full import _cli_train
+
+        return _cli_train(args)
     cfg = load_config(args.config, **dict(parse_override(s) for s in args.set))
     run_dir = train(cfg, resume=args.resume)
     log = read_log(run_dir)
