@@ -12,13 +12,7 @@ from v4s_lite.sample import Sample, generate, make_scheduler, write_sample
 from v4s_lite.utils import V4SError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and stalls badly on a busy 2-core machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ExactVelocity(torch.nn.Module):

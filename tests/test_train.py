@@ -18,13 +18,7 @@ from v4s_lite.utils import V4SError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and stalls badly on a busy 2-core machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fake_items(n=4, seed=0, fc=3, ft=3, h=4, w=6):

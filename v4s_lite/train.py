@@ -346,7 +346,7 @@ def _is_lora(transformer) -> bool:
 def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None, ema=None,
                     cfg: TrainConfig | None = None) -> Path:
     """`run_dir/step_XXXXXX/`: transformer/ (diffusers save_pretrained; LoRA: transformer_lora/ via peft's
-    state dict), transformer_ema/, training_state.pt (optimizer, lr scheduler, EMA, RNG: torch.load(weights_only)
+    state dict), transformer_ema/, training_state.pt (optimizer, lr scheduler, EMA, RNG: loaded with weights_only=True
     loads it) and trainer_state.json (step, config). Written to a temporary folder, then renamed, so a crash
     mid-save never leaves a half checkpoint that --resume would pick."""
     run_dir = Path(run_dir)
