@@ -488,7 +488,7 @@ def add_cli(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=TASKS, required=True)
     p.add_argument("--scenes", type=int, required=True, help="number of scenes (one clip each)")
-    p.add_argument("--seed", type=int, default=0, help="scene i uses seed + i (default 0); use disjoint ranges for "
+    p.add_argument("--seed", type=int, default=0, help="seeds seed, seed+1, ... are drawn (default 0); use disjoint ranges for "
                                                        "training and held-out sets")
     p.add_argument("--size", default=None, help="WIDTHxHEIGHT, e.g. 104x64 (default: the clip config's)")
     p.add_argument("--clip-config", default="lite", choices=["quick", "lite", "paper"],
