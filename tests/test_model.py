@@ -130,3 +130,47 @@ def test_wan_5b_preset_is_the_published_shape():
     assert m.config.num_attention_heads * m.config.attention_head_dim == 3072
     rope = m.transformer.rope
     assert (rope.t_dim, rope.h_dim, rope.w_dim) == (44, 42, 42)
+
+
+# ------------------------------------------------------------------ context-only attention (issue 6's lever)
+def _context_hidden(m, ctx, first, noisy, t, text, pos):
+    """The last block's output on the context tokens (what reuse would cache)."""
+    seen = {}
+    h = m.transformer.blocks[-1].register_forward_hook(lambda mod, a, out: seen.update(out=out))
+    with torch.no_grad():
+        m(ctx, first, noisy, t, text, context_positions=pos)
+    h.remove()
+    n = ctx.shape[2] * m.layout(ctx.shape[2], noisy.shape[2], ctx.shape[3], ctx.shape[4]).tokens_per_frame
+    return seen["out"][:, :n]
+
+
+def test_context_only_attention_makes_context_independent_of_the_target(model):
+    d = inputs()
+    ctx, first, noisy, t, text = (d[k] for k in ("context_latents", "first_latent", "noisy_latents", "t", "text_emb"))
+    pos = [0, 4, 8]
+    other_noisy, other_first = torch.randn_like(noisy), torch.randn_like(first)
+    masked = copy.deepcopy(model)
+    masked.context_attention = "context_only"
+    a = _context_hidden(masked, ctx, first, noisy, t, text, pos)
+    b = _context_hidden(masked, ctx, other_first, other_noisy, 700.0, text, pos)
+    assert torch.equal(a, b)  # nothing of the target reaches the context: its k/v can be computed once
+    # the paper's full attention mixes the target into the context tokens
+    assert not torch.allclose(_context_hidden(model, ctx, first, noisy, t, text, pos),
+                              _context_hidden(model, ctx, other_first, other_noisy, 700.0, text, pos))
+    # and the target still sees the context: a different context changes the prediction
+    with torch.no_grad():
+        p1 = masked(ctx, first, noisy, t, text, context_positions=pos)
+        p2 = masked(torch.randn_like(ctx), first, noisy, t, text, context_positions=pos)
+        p_full = model(ctx, first, noisy, t, text, context_positions=pos)
+    assert not torch.allclose(p1, p2) and not torch.allclose(p1, p_full)
+
+
+def test_context_only_attention_is_saved_and_checked(model, tmp_path):
+    m = copy.deepcopy(model)
+    m.context_attention = "context_only"
+    m.save_pretrained(tmp_path / "m")
+    assert V4SModel.from_pretrained(tmp_path / "m").context_attention == "context_only"
+    model.save_pretrained(tmp_path / "full")
+    assert V4SModel.from_pretrained(tmp_path / "full").context_attention == "full"
+    with pytest.raises(V4SError, match="context_attention"):
+        V4SModel(m.transformer, context_attention="causal")

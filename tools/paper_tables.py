@@ -25,15 +25,21 @@ TRIES = 5
 
 
 def conditions(runs: Path) -> dict:
-    main, nobox, contig = runs / "lite", runs / "lite_nobox", runs / "lite_contiguous"
+    """Every condition of the tables. The ablation variants are trained for fewer steps than the shipped
+    model; each is compared with the shipped run's checkpoint at the same step (the same budget)."""
+    main, nobox, contig, ctxonly = runs / "lite", runs / "lite_nobox", runs / "lite_contiguous", runs / "lite_ctxonly"
+    variants = [r for r in (nobox, contig, ctxonly) if r.exists()]
+    budget = min((int(checkpoint(r).name[5:]) for r in variants), default=None)
     c = {
         "ground truth": dict(kind="gt", split="id"),
         "full (joint CFG)": dict(ckpt=main, split="id", tries=TRIES),
         "no context (first frame only)": dict(ckpt=main, split="id", chunks=-1),
         "guidance none": dict(ckpt=main, split="id", guidance="none"),
         "guidance text": dict(ckpt=main, split="id", guidance="text"),
-        "without box frames": dict(ckpt=nobox, split="id"),
-        "contiguous context": dict(ckpt=contig, split="id", sampling="contiguous"),
+        "full, same budget": dict(ckpt=main, step=budget, split="id"),
+        "without box frames": dict(ckpt=nobox, step=budget, split="id"),
+        "contiguous context": dict(ckpt=contig, step=budget, split="id", sampling="contiguous"),
+        "context-only attention": dict(ckpt=ctxonly, step=budget, split="id"),
         "OOD scenes": dict(ckpt=main, split="ood"),
         "navigation": dict(ckpt=main, split="nav"),
         "navigation, no context": dict(ckpt=main, split="nav", chunks=-1),
@@ -64,9 +70,10 @@ def _task(args):
     est = PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"])
     if spec.get("kind") == "gt":
         return [score_clip(meta, ground_truth_video(meta), est)]
-    key = str(spec["ckpt"])
+    path = checkpoint(spec["ckpt"], spec.get("step"))
+    key = str(path)
     if key not in _MODELS:
-        _MODELS[key] = load_model(latest(spec["ckpt"]), device=device)
+        _MODELS[key] = load_model(path, device=device)
     model, codec, text_encoder, cfg = _MODELS[key]
     clip_cfg = get_clip_config(cfg.clip)
     chunks = spec.get("chunks", clip_cfg.context_chunks)
@@ -89,10 +96,11 @@ def _task(args):
     return out
 
 
-def latest(run: Path) -> Path:
-    steps = sorted(Path(run).glob("step_*"))
+def checkpoint(run: Path, step: int | None = None) -> Path:
+    """The run's latest checkpoint, or its last one at or before `step`."""
+    steps = [s for s in sorted(Path(run).glob("step_[0-9]*")) if step is None or int(s.name[5:]) <= step]
     if not steps:
-        raise SystemExit(f"{run}: no step_XXXXXX checkpoint")
+        raise SystemExit(f"{run}: no step_XXXXXX checkpoint" + (f" at or before step {step}" if step else ""))
     return steps[-1]
 
 
@@ -148,6 +156,11 @@ def main(argv=None):
     print(f"{done} of {len(tasks)} tasks done")
     out = {"command": "python tools/paper_tables.py " + " ".join(sys.argv[1:] if argv is None else argv), "seconds": round(time.time() - t0, 1),
            "conditions": {}, "tries": {}}
+    if a.only and Path(a.out).exists():  # a partial run updates the conditions it ran and keeps the others
+        old = json.loads(Path(a.out).read_text())
+        out = {**old, "command": old["command"] + " && " + out["command"], "seconds": old["seconds"] + out["seconds"]}
+    out["checkpoints"] = {**out.get("checkpoints", {}), **{
+        name: str(checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
         if not clips:
             continue

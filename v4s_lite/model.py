@@ -15,6 +15,7 @@ config works: the presets below are a tiny test model, the CPU-trainable lite mo
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,13 +94,22 @@ class V4SModel(nn.Module):
     `rope_gap`: distance between the last context latent's position and the first target latent's (rope.py).
     `rope_max_seq_len`: build a longer RoPE table than the config's (saved into the transformer's config, so
     diffusers' own `from_pretrained` rebuilds it).
+    `context_attention`: "full" (the paper: every token attends to every token) or "context_only" (our choice
+    for speed: context tokens attend only to context tokens, target tokens to everything). With "context_only"
+    the context's keys/values do not depend on the noisy target, so sampling can compute them once per sample
+    instead of at every denoising step (full.ContextCache). A model must be trained the way it is sampled.
     """
 
+    ATTENTION = ("full", "context_only")
+
     def __init__(self, transformer: WanTransformer3DModel, rope_gap: int = DEFAULT_GAP,
-                 rope_max_seq_len: int | None = None):
+                 rope_max_seq_len: int | None = None, context_attention: str = "full"):
         super().__init__()
         if not isinstance(transformer, WanTransformer3DModel):
             raise V4SError(f"V4SModel wraps a diffusers WanTransformer3DModel, got {type(transformer).__name__}")
+        if context_attention not in self.ATTENTION:
+            raise V4SError(f"context_attention={context_attention!r}: choose one of {self.ATTENTION}")
+        self.context_attention = context_attention
         self.transformer = transformer
         if rope_max_seq_len is not None:
             transformer.register_to_config(rope_max_seq_len=rope_max_seq_len)
@@ -167,12 +177,23 @@ class V4SModel(nn.Module):
         t = torch.as_tensor(t, dtype=torch.float32, device=noisy_latents.device).reshape(-1).expand(b)
         x = torch.cat([context_latents, first_latent, noisy_latents], dim=2)
         self.transformer.rope.set_positions(self.positions(cp, n_noisy, target_positions))
+        masked = self.context_attention == "context_only" and n_context > 0
         try:
-            out = self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=layout.timesteps(t),
-                                   encoder_hidden_states=text_emb.to(self.transformer.dtype), return_dict=False)[0]
+            with self._context_mask(n_context * layout.tokens_per_frame) if masked else nullcontext():
+                out = self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=layout.timesteps(t),
+                                       encoder_hidden_states=text_emb.to(self.transformer.dtype), return_dict=False)[0]
         finally:
             self.transformer.rope.set_positions(None)  # a later plain forward must not reuse this layout
         return out[:, :, n_context + 1:]
+
+    def _context_mask(self, n_context_tokens: int):
+        # ContextCache's "masked" mode is that attention pattern in one sequence (the reference its cached
+        # fill/reuse modes are tested against), so training and plain sampling share one implementation.
+        from .full import ContextCache
+
+        cache = ContextCache(self.transformer)
+        cache.n_context_tokens = n_context_tokens
+        return cache
 
     # ---------------------------------------------------------------------------------------------- saving
     def save_pretrained(self, folder, **kw) -> None:
@@ -180,7 +201,8 @@ class V4SModel(nn.Module):
         plus the V4S settings in `v4s_config.json`."""
         folder = Path(folder)
         self.transformer.save_pretrained(folder, **kw)
-        (folder / V4S_CONFIG_NAME).write_text(json.dumps({"rope_gap": self.rope_gap}, indent=2))
+        (folder / V4S_CONFIG_NAME).write_text(json.dumps({"rope_gap": self.rope_gap,
+                                                          "context_attention": self.context_attention}, indent=2))
 
     @classmethod
     def from_pretrained(cls, folder, **kw) -> "V4SModel":
@@ -189,4 +211,5 @@ class V4SModel(nn.Module):
             raise V4SError(f"{folder} holds no saved transformer (config.json missing); save with V4SModel.save_pretrained")
         settings = json.loads((folder / V4S_CONFIG_NAME).read_text()) if (folder / V4S_CONFIG_NAME).exists() else {}
         transformer = WanTransformer3DModel.from_pretrained(folder, **kw)
-        return cls(transformer, rope_gap=settings.get("rope_gap", DEFAULT_GAP))
+        kw = {"context_attention": settings["context_attention"]} if "context_attention" in settings else {}
+        return cls(transformer, rope_gap=settings.get("rope_gap", DEFAULT_GAP), **kw)

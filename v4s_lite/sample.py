@@ -188,6 +188,7 @@ def load_model(path, ema: bool = True, device="cpu"):
             model.transformer.load_lora_adapter(str(adapter), prefix=None, weight_name=LORA_WEIGHTS)
         else:
             model = V4SModel.from_pretrained(path / (EMA_DIR if ema and (path / EMA_DIR).exists() else TRANSFORMER_DIR))
+            model.context_attention = cfg.context_attention  # trained that way, so sampled that way
         codec, text_encoder = build_codecs(cfg)
     elif (path / "config.json").exists():
         from .codec import LiteCodec, LiteTextEncoder

@@ -64,6 +64,7 @@ class TrainConfig:
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
     init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
+    context_attention: str = "full"  # "full" (the paper) | "context_only" (context attends to context: reusable k/v)
     codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
     text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
     lora_rank: int = 0  # 0 = train every weight (the lite model); > 0 = peft LoRA (the big model)
@@ -197,6 +198,8 @@ def build_model(cfg: TrainConfig):
     """The V4SModel to train: from a transformer_config name, a factory, or init_from; LoRA if asked."""
     from . import model as model_lib
 
+    if cfg.context_attention not in model_lib.V4SModel.ATTENTION:
+        raise V4SError(f"context_attention={cfg.context_attention!r}: choose one of {model_lib.V4SModel.ATTENTION}")
     if ":" in cfg.model:
         model = _import(cfg.model)(cfg)
     elif cfg.init_from:
@@ -209,6 +212,7 @@ def build_model(cfg: TrainConfig):
             model = model_lib.V4SModel(WanTransformer3DModel(**config))
         except TypeError as e:
             raise V4SError(f"model_overrides {cfg.model_overrides}: {e}; use WanTransformer3DModel's argument names") from None
+    model.context_attention = cfg.context_attention  # the config decides, also over an init_from folder's setting
     if cfg.lora_rank > 0:
         add_lora(model, cfg)
     if cfg.gradient_checkpointing:
@@ -366,7 +370,7 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None
         ema.store(trainable)
         ema.copy_to(trainable)
         (transformer.save_lora_adapter(tmp / EMA_DIR, weight_name=LORA_WEIGHTS) if _is_lora(transformer)
-         else transformer.save_pretrained(tmp / EMA_DIR))
+         else model.save_pretrained(tmp / EMA_DIR))
         ema.restore(trainable)
     state = {"step": step, "torch_rng": torch.get_rng_state()}
     if optimizer is not None:
