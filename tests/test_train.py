@@ -136,6 +136,47 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert any((mid[k] - a[k]).abs().max() > 1e-4 for k in a)
 
 
+def test_batch_workers_train_exactly_like_the_loop(tmp_path):
+    """Batches built ahead in 2 worker processes = batches built in the loop (every draw is seeded by step)."""
+    items = fake_items()
+    a = train(small_cfg(tmp_path / "loop", steps=4, checkpoint_every=4), items=items, null_text=NULL)
+    b = train(small_cfg(tmp_path / "workers", steps=4, checkpoint_every=4, batch_workers=2), items=items,
+              null_text=NULL)
+    assert [r["loss"] for r in read_log(a)] == [r["loss"] for r in read_log(b)]
+    sa, sb = transformer_state(a / "step_000004"), transformer_state(b / "step_000004")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch):
+    """Encoding in 2 worker processes gives the serial result; a second run loads the saved cache instead of
+    decoding any clip; a setting that changes the items (box frames) gets its own cache file."""
+    from v4s_lite import data
+    from v4s_lite.codec import LiteCodec, LiteTextEncoder
+    from v4s_lite.train import encode_clips, latent_cache_file
+
+    data.make_dataset(tmp_path / "clips", "grounding", 2, seed=0, clip_cfg="quick", progress=False)
+    cfg = TrainConfig(data_root=str(tmp_path / "clips"), clip="quick", context_views=2, progress=False,
+                      latent_cache=str(tmp_path / "cache"))
+    codec, text = LiteCodec(), LiteTextEncoder()
+    serial = encode_clips(TrainConfig(**{**cfg.__dict__, "latent_cache": ""}), codec, text)
+    parallel = encode_clips(TrainConfig(**{**cfg.__dict__, "num_workers": 2}), codec, text)
+    assert len(serial) == len(parallel) == 4 and latent_cache_file(cfg, 2).exists()
+    for a, b in zip(serial, parallel):
+        assert a["instruction"] == b["instruction"]
+        for k in ("context_latents", "target_latents", "prompt_embeds", "context_frame_indices"):
+            assert torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])), k
+
+    def no_decoding(*a, **k):
+        raise AssertionError("the cache should have been used")
+    monkeypatch.setattr(data, "read_video", no_decoding)
+    cached = encode_clips(cfg, codec, text)
+    assert all(torch.equal(a["target_latents"], b["target_latents"]) for a, b in zip(serial, cached))
+    nobox = TrainConfig(**{**cfg.__dict__, "box_frames": False})
+    assert latent_cache_file(nobox, 2) != latent_cache_file(cfg, 2)
+    with pytest.raises(AssertionError, match="cache should"):
+        encode_clips(nobox, codec, text)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

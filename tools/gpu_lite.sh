@@ -32,11 +32,20 @@ data)
   wait
   echo "data: $(ls data/lite/train | wc -l) training clips; held-out $(ls data/lite/heldout | wc -l) id," \
        "$(ls data/lite/ood | wc -l) ood, $(ls data/lite/nav | wc -l) nav; $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
+  # encode once per data setting (lite and lite_ctxonly share one): 2026-12-01 lost 141 s per view to this
+  # in every run and every resume
+  enc="$V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false --set num_workers=5"
+  $enc > $OUT/enc_main.log 2>&1 &
+  $enc --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
+  $enc --set box_frames=false > $OUT/enc_nobox.log 2>&1 &
+  wait
+  tail -n 1 $OUT/enc_*.log | tee -a $OUT/summary.txt
+  echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   ;;
 train)
   SECS=${1:?seconds}; shift
   n=$#; export OMP_NUM_THREADS=$(( 16 / n ))
-  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250 --set context_views=2"
+  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250"
   for r in "$@"; do
     case $r in
       lite) extra="" ;;

@@ -59,7 +59,9 @@ class TrainConfig:
     box_frames: bool = True  # draw the red box on the target's last frames (off: the ablation)
     context_views: int = 1  # context samplings pre-encoded per clip (each a different set of chunks)
     max_clips: int = 0  # 0 = all clips in data_root
-    num_workers: int = 0  # processes decoding clips while encode_clips pre-encodes them (0 = this process)
+    num_workers: int = 0  # processes decoding + encoding clips in encode_clips (0 = this process)
+    latent_cache: str = ""  # a folder: encode_clips saves its result there once; later runs and resumes load it
+    batch_workers: int = 0  # processes building the next noised batches while the model trains (0 = this process)
     # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
@@ -255,47 +257,90 @@ def count_parameters(model, trainable_only=False) -> int:
 
 
 # ------------------------------------------------------------------------------------------- data
+class _EncodedClips(torch.utils.data.Dataset):
+    """ClipDataset items, box frames drawn and encoded: what encode_clips keeps of a clip. A Dataset so that
+    DataLoader workers do all of a clip's work (decoding is the slow part, encoding is not free either)."""
+
+    def __init__(self, ds, n, codec, text_encoder, box_frames: int, device):
+        self.ds, self.n, self.codec, self.text_encoder = ds, n, codec, text_encoder
+        self.box_frames, self.device = box_frames, device
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        from .bbox import bbox_frames
+        from .codec import frames_to_video
+
+        ex = self.ds[i]
+        target = ex["target"].numpy()
+        # grounding targets end on the red box; navigation targets have no object to box
+        if self.box_frames and ex["meta"]["task"] == "grounding":
+            target = bbox_frames(target, ex["boxes"].numpy(), self.box_frames)
+        with torch.no_grad():
+            ctx = self.codec.encode(frames_to_video(ex["context"]).to(self.device))[0]
+            tgt = self.codec.encode(frames_to_video(target).to(self.device))[0]
+            text = self.text_encoder.encode([ex["instruction"]])[0]
+        return {"context_latents": ctx.float().cpu(), "target_latents": tgt.float().cpu(),
+                "prompt_embeds": text.float().cpu(), "context_frame_indices": ex["context_frame_indices"],
+                "instruction": ex["instruction"]}
+
+
+def latent_cache_file(cfg: TrainConfig, n_clips: int) -> Path:
+    """Where encode_clips keeps its result: one file per setting that changes the encoded items."""
+    import hashlib
+
+    key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
+                                        "seed", "codec", "text_encoder")}
+    key["n_clips"] = n_clips
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(cfg.latent_cache) / f"latents-{cfg.clip}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}.pt"
+
+
 def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
-    """Pre-encode every clip once (latents cached in memory): the lite codec is cheap but not free, and
-    a training step should cost only the transformer.
+    """Pre-encode every clip once (latents kept in memory): a training step should cost only the transformer.
 
     Items have the keys of full.LatentCache (so the big model's disk cache trains through the same loop):
     `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
     `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
     With context_views > 1 each clip is encoded with several context samplings (different chunks).
+    With `cfg.latent_cache` set, the result is saved there and loaded by every later run with the same data
+    settings (the variants of one experiment, and every --resume) instead of decoding the clips again.
     """
-    from .bbox import bbox_frames
-    from .codec import frames_to_video
-    from .data import ClipDataset
+    from .data import ClipDataset, clip_folders
 
     clip_cfg = cfg.clip_config
     root = Path(cfg.data_root)
     if not root.exists():
         raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
                        f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip}`")
+    n_all = len(clip_folders(root))
+    n = n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
+    cache = latent_cache_file(cfg, n) if cfg.latent_cache else None
+    if cache is not None and cache.exists():
+        items = torch.load(cache, weights_only=True)
+        if len(items) != n * cfg.context_views:
+            raise V4SError(f"{cache} holds {len(items)} items, expected {n} clips x {cfg.context_views} views: "
+                           "delete it and run again")
+        return items
     from tqdm.auto import tqdm
 
     ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
-    n = len(ds) if not cfg.max_clips else min(cfg.max_clips, len(ds))
+    box = clip_cfg.box_frames if cfg.box_frames else 0
     items = []
     for view in range(cfg.context_views):
         ds.set_epoch(view)  # a fresh draw of the context chunks
-        # decoding the mp4s is the slow part: DataLoader workers do it in parallel, in order
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=None,
-                                             num_workers=cfg.num_workers)
-        for ex in tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
-                       disable=not cfg.progress):
-            target = ex["target"].numpy()
-            # grounding targets end on the red box; navigation targets have no object to box
-            if cfg.box_frames and ex["meta"]["task"] == "grounding":
-                target = bbox_frames(target, ex["boxes"].numpy(), clip_cfg.box_frames)
-            with torch.no_grad():
-                ctx = codec.encode(frames_to_video(ex["context"]).to(device))[0]
-                tgt = codec.encode(frames_to_video(target).to(device))[0]
-                text = text_encoder.encode([ex["instruction"]])[0]
-            items.append({"context_latents": ctx.float().cpu(), "target_latents": tgt.float().cpu(),
-                          "prompt_embeds": text.float().cpu(), "context_frame_indices": ex["context_frame_indices"],
-                          "instruction": ex["instruction"]})
+        # each worker decodes and encodes whole clips (in order); a GPU codec stays in this process
+        workers = cfg.num_workers if torch.device(device).type == "cpu" else 0
+        loader = torch.utils.data.DataLoader(_EncodedClips(ds, n, codec, text_encoder, box, device),
+                                             batch_size=None, num_workers=workers)
+        items += list(tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
+                           disable=not cfg.progress))
+    if cache is not None:  # written under a temporary name, so an interrupted save is never loaded
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save(items, tmp)
+        tmp.rename(cache)
     return items
 
 
@@ -328,6 +373,26 @@ def make_batch(items, indices: list[int], positions: list[int], cfg: TrainConfig
     return {"context": torch.stack(ctx), "first": torch.stack(first), "noisy": add_noise(x0, noise, sigma),
             "sigma": sigma, "text": _pad_text(text), "positions": torch.stack(pos),
             "velocity": flow_target(x0, noise)}
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item k = this process's noised batch of step `start + k`. Every draw of a batch is a pure function of
+    (seed, step, position), so DataLoader workers can build the next batches while the model trains on this
+    one, with the same numbers as building them in the loop."""
+
+    def __init__(self, items, cfg: TrainConfig, null_text, start: int, rank: int = 0, world: int = 1):
+        self.items, self.cfg, self.null_text, self.start = items, cfg, null_text, start
+        self.local = cfg.batch_size // world
+        self.mine = slice(rank * self.local, (rank + 1) * self.local)  # this process's share of the global batch
+
+    def __len__(self):
+        return self.cfg.steps - self.start
+
+    def __getitem__(self, k):
+        step, b = self.start + k, self.cfg.batch_size
+        idx = batch_indices(len(self.items), b, step, self.cfg.seed)
+        positions = list(range(step * b, (step + 1) * b))
+        return make_batch(self.items, idx[self.mine], positions[self.mine], self.cfg, step, self.null_text)
 
 
 def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
@@ -513,12 +578,10 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not (cfg.progress and accelerator.is_main_process))
-    local = cfg.batch_size // world
-    for step in bar:
-        idx = batch_indices(len(items), cfg.batch_size, step, cfg.seed)
-        positions = list(range(step * cfg.batch_size, (step + 1) * cfg.batch_size))
-        mine = slice(rank * local, (rank + 1) * local)  # this process's share of the global batch
-        batch = make_batch(items, idx[mine], positions[mine], cfg, step, null_text)
+    batches = torch.utils.data.DataLoader(StepBatches(items, cfg, null_text, start, rank, world), batch_size=None,
+                                          num_workers=cfg.batch_workers, prefetch_factor=4 if cfg.batch_workers else None,
+                                          pin_memory=accelerator.device.type == "cuda")
+    for step, batch in zip(bar, batches):
         with accelerator.autocast():
             pred = predict(ddp_model, batch, accelerator.device, dtype)
         err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
@@ -573,6 +636,8 @@ def add_cli(subparsers):
                    help="continue the run in out_dir from its latest checkpoint (or from the step folder given)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set steps=20 --set out_dir=runs/try")
+    p.add_argument("--encode-only", action="store_true",
+                   help="only encode the clips into latent_cache (so parallel runs and resumes skip decoding)")
     p.set_defaults(func=_cli)
 
 
@@ -582,6 +647,14 @@ def _cli(args):
 
         return _cli_train(args)
     cfg = load_config(args.config, **dict(parse_override(s) for s in args.set))
+    if args.encode_only:
+        if not cfg.latent_cache:
+            raise V4SError("--encode-only fills latent_cache: set it, e.g. --set latent_cache=data/lite/latents")
+        codec, text_encoder = build_codecs(cfg)
+        items = encode_clips(cfg, codec, text_encoder)
+        n_all = len(items) // cfg.context_views
+        print(f"{len(items)} encoded items in {latent_cache_file(cfg, n_all)}")
+        return 0
     run_dir = train(cfg, resume=args.resume)
     log = read_log(run_dir)
     if log:
