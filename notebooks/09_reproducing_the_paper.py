@@ -35,7 +35,7 @@ import numpy as np
 from v4s_lite.evaluate import markdown_table
 from v4s_lite.exercises import check_exercise
 
-REBUILD = ("bash tools/gpu_train_lite.sh OUT 430   # data + the three training runs\n"
+REBUILD = ("bash tools/gpu_lite.sh data OUT && bash tools/gpu_lite.sh train OUT 540 lite lite_contiguous lite_nobox lite_ctxonly\n"
            "python tools/paper_tables.py --runs runs --data data/lite --out results/lite_tables.json --device cuda")
 if rebuild:
     subprocess.run([sys.executable, "../tools/paper_tables.py", "--runs", "../runs", "--data", "../data/lite",
@@ -75,11 +75,14 @@ for name in rows:
 # 95% intervals do not overlap; anything else is not evidence either way with 24 rooms.
 
 # %%
+# A variant trained separately is compared with the shipped run's checkpoint at the same step when the results
+# file has one ("full, same budget"): a longer-trained model would win for the wrong reason.
+SAME = "full, same budget" if "full, same budget" in C else "full (joint CFG)"
 ABLATIONS = [  # (paper's claim, worse variant, better variant, metric, paper's numbers)
     ("joint CFG vs no guidance", "guidance none", "full (joint CFG)", "IF@0.2", "IF 0.04 -> 0.65"),
     ("joint CFG vs text-only CFG", "guidance text", "full (joint CFG)", "IF@0.2", "(joint > text)"),
-    ("auxiliary box frames", "without box frames", "full (joint CFG)", "IF@0.2", "0.54 -> 0.65"),
-    ("non-contiguous context", "contiguous context", "full (joint CFG)", "IF@0.2", "0.46 -> 0.65"),
+    ("auxiliary box frames", "without box frames", SAME, "IF@0.2", "0.54 -> 0.65"),
+    ("non-contiguous context", "contiguous context", SAME, "IF@0.2", "0.46 -> 0.65"),
     ("video context vs first frame", "no context (first frame only)", "full (joint CFG)", "IF@0.2", "0.22 -> 0.65"),
 ]
 for claim, worse, better, k, paper in ABLATIONS:
@@ -130,6 +133,24 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## Context-only attention: a speed choice with a possible quality cost
+# Not in the paper. If context tokens attend only to context tokens, their keys and values do not depend on the
+# noisy target, so sampling computes them once per video instead of at every denoising step (notebook 10:
+# about a third of the denoising time at the paper's shape). A model must be trained that way
+# (`v4s train configs/lite.yaml --set context_attention=context_only`). The only comparison so far is after 500
+# steps of batch 64 for both variants (`results/lite_2026-12-01/`), where neither has learned to ground yet:
+
+# %%
+early = json.loads(Path(results_file).with_name("lite_2026-12-01").joinpath("lite_tables_step500.json").read_text())
+E = {name: c["summary"] for name, c in early["conditions"].items()}
+for name in ("full, same budget", "context-only attention", "ground truth"):
+    print(f"{name:24s} SD {cell(E[name], 'SD'):>20s}  PSNR vs re-render {E[name]['PSNR']['mean']:.2f} dB  n={E[name]['n']}")
+
+# %% [markdown]
+# Same SD within the intervals and the same consistency with the room (PSNR): at this budget the choice costs
+# nothing measurable, and says nothing yet about a trained model. The rerun commands at the top train both.
+
+# %% [markdown]
 # ## Reading these results
 # The lite model was trained for 2,100 steps (7 minutes of one GPU, shared with the two ablation runs). It
 # grounds about 3 in 10 held-out targets, and none of the out-of-distribution ones, while ground truth
@@ -164,6 +185,6 @@ check_exercise("IF@0.2 of the full model", if_at, solution_if_at,
 # * The paper's tables at lite scale: `tools/paper_tables.py` (conditions, repeated sampling, selection rule),
 #   scored by `v4s_lite.evaluate` (`score_clip`, `summarize` with bootstrap intervals, `markdown_table`).
 # * The shipped model and how it was trained: `data/v4s-lite/README.md` (model card); training:
-#   `tools/gpu_train_lite.sh`, `v4s train configs/lite.yaml`.
+#   `tools/gpu_lite.sh` (GPU phases: data, train, eval), `v4s train configs/lite.yaml`.
 # * An ablation is evidence only when its intervals separate; an under-trained model shows none of the effects.
 #   Next: **10 · full Wan2.2**, the real model on a GPU.
