@@ -197,6 +197,9 @@ plt.show()
 # coarse layout from the context; the walk itself and the red box need the lite model trained longer (below).
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# reason: sampled through a 20-step solver, whose third digit differs between CPU models (AVX2 vs AVX-512
+# kernels); the asserts at the end check what this cell shows.
 after, err_after = sample_item(model, items[0])
 print(f"sample vs real target latents, MSE: before {err_before:.3g}, after {err_after:.3g}")
 truth = video_to_frames(codec.decode(items[0]["target_latents"][None]))[0]
@@ -211,6 +214,7 @@ for r, (name, frames) in enumerate(rows.items()):
         axes[r, j].set_title(f"{name}, frame {i}" if j == 0 else f"frame {i}", fontsize=6)
 fig.tight_layout(pad=0.2)
 plt.show()
+assert err_after < 0.6 * err_before, "a minute of training should bring the sample much closer to the real target"
 
 # %% [markdown]
 # ## The trained lite model (when it ships)

@@ -180,10 +180,16 @@ fig.tight_layout()
 # held-out clips (it needs the clips in `data/v4s-lite/clips`).
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# reason: sampled through a 20-step solver, whose third digit differs between CPU models (AVX2 vs AVX-512
+# kernels); the asserts at the end check what this cell shows.
 ckpt = Path(checkpoint)
 if ckpt.exists() and (ckpt / "clips").exists():
     result = E.evaluate_videos(E.generate_videos(ckpt, ckpt / "clips", "build/lite_videos"), "build/lite_eval", progress=False)
     print(E.markdown_table({"lite model": result["summary"]}))
+    lite = result["summary"]
+    assert lite["n"] == 2 and 0 <= lite["SD"]["mean"] <= 1 and lite["DD"]["mean"] == 1, lite
+    assert lite["PSNR"]["mean"] > 17, "the generated walk should agree with the room (ground truth: about 29 dB)"
 else:
     print(f"no trained lite model at {ckpt} yet: skipping this section (train one with notebook 05 / `v4s train`)")
 

@@ -180,3 +180,31 @@ def test_v4s_eval_writes_metrics_for_clip_folders(tmp_path, clip):
     assert (tmp_path / "out" / "metrics.md").read_text().startswith("| Method | SD")
     assert (tmp_path / "out" / "figures" / "clip_a.png").stat().st_size > 1000
     assert main(["eval", "--checkpoint", "nowhere", "--out", str(tmp_path / "o2")]) == 2  # needs --data
+
+
+def test_condition_gaps_see_exactly_which_condition_a_model_uses():
+    """A model whose cross-attention outputs are zeroed cannot read the instruction: its instruction gaps are
+    exactly 0, while the context (read through self-attention) still matters; the intact model uses both."""
+    import torch
+
+    from v4s_lite.model import V4SModel
+
+    g = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 4, 5, 6, 7, 12, 13, 14, 15])
+    items = [{"context_latents": torch.randn(12, 3, 4, 6, generator=g), "target_latents": torch.randn(12, 3, 4, 6, generator=g),
+              "prompt_embeds": torch.randn(5, 64, generator=g), "context_frame_indices": idx} for _ in range(3)]
+    null = torch.zeros(5, 64)
+    torch.manual_seed(0)
+    model = V4SModel.from_preset("tiny").eval()
+    used = E.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
+    assert set(E.CONDITION_PROBES) <= set(used)
+    for probe in E.CONDITION_PROBES[1:]:
+        assert abs(used[probe + " gap"]) > 1e-4, probe
+    for block in model.transformer.blocks:
+        torch.nn.init.zeros_(block.attn2.to_out[0].weight)
+        torch.nn.init.zeros_(block.attn2.to_out[0].bias)
+    deaf = E.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
+    assert deaf["other instruction gap"] == 0 and deaf["null instruction gap"] == 0
+    assert abs(deaf["other room's context gap"]) > 1e-4 and abs(deaf["noise context gap"]) > 1e-4
+    with pytest.raises(V4SError, match="at least 2"):
+        E.condition_gaps(model, items[:1], null)

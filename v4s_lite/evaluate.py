@@ -733,3 +733,56 @@ def _cli(args) -> int:
     print(markdown_table({label: result["summary"]}))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
+
+
+# ----------------------------------------------------------------------------------- does the model listen?
+CONDITION_PROBES = ("true", "other instruction", "null instruction", "other room's context", "noise context")
+
+
+@torch.no_grad()
+def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: int = 0, device="cpu") -> dict:
+    """How much each condition helps the model denoise: its flow-matching loss on held-out encoded clips
+    (`train.encode_clips` items) with the true conditions, and with each condition replaced.
+
+    A model that uses the instruction denoises worse with another clip's instruction; one that uses the room
+    denoises worse with another room's context. A gap near 0 means that condition is ignored: the paper's
+    "weak context" failure, measured in seconds on a CPU instead of by sampling and scoring videos.
+    Same noise and sigma for every probe of a clip (paired), so the gaps are not noise. Needs >= 2 items.
+    Returns {probe: mean loss} and {probe + " gap": mean (loss - true loss) / true loss}.
+    """
+    from .rope import context_positions
+    from .train import _pad_text, add_noise, flow_target
+
+    if len(items) < 2:
+        raise V4SError("condition_gaps needs at least 2 clips: the 'other' probes borrow the next clip's conditions")
+    losses = {p: [] for p in CONDITION_PROBES}
+    g = torch.Generator().manual_seed(seed)
+    for i, it in enumerate(items):
+        other = items[(i + 1) % len(items)]
+        tgt = it["target_latents"].float()[None]
+        x0, first = tgt[:, :, 1:], tgt[:, :, :1]
+        ctx = it["context_latents"].float()[None]
+        pos = context_positions(torch.as_tensor(it["context_frame_indices"]).tolist())
+        probes = {"true": (it["prompt_embeds"], ctx), "other instruction": (other["prompt_embeds"], ctx),
+                  "null instruction": (null_text, ctx),
+                  "other room's context": (it["prompt_embeds"], other["context_latents"].float()[None]),
+                  "noise context": (it["prompt_embeds"], torch.randn(ctx.shape, generator=g))}
+        if probes["other room's context"][1].shape != ctx.shape:
+            raise V4SError("condition_gaps needs clips of one clip config (the context shapes differ)")
+        names = list(probes)
+        text = _pad_text([torch.as_tensor(t).float() for t, _ in probes.values()]).to(device)
+        ctxs = torch.cat([c for _, c in probes.values()]).to(device)
+        for s in sigmas:  # the five probes of one sigma are one batch: same noise, one forward
+            noise = torch.randn(x0.shape, generator=g)
+            xt, v = add_noise(x0, noise, torch.tensor([s])), flow_target(x0, noise)
+            k = len(names)
+            pred = model(ctxs, first.expand(k, -1, -1, -1, -1).to(device), xt.expand(k, -1, -1, -1, -1).to(device),
+                         s * 1000.0, text, context_positions=pos)
+            err = (pred.float().cpu() - v).square().flatten(1).mean(1)
+            for name, e in zip(names, err.tolist()):
+                losses[name].append(e)
+    out = {p: float(np.mean(v)) for p, v in losses.items()}
+    true = np.array(losses["true"])
+    for p in CONDITION_PROBES[1:]:
+        out[p + " gap"] = float(np.mean((np.array(losses[p]) - true) / true))
+    return out
