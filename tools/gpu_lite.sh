@@ -45,7 +45,10 @@ data)
 train)
   SECS=${1:?seconds}; shift
   n=$#; export OMP_NUM_THREADS=$(( 16 / n ))
-  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250"
+  # batches travel from the batch workers through /dev/shm (about 32 MB each at batch 64): only with room for it
+  shm=$(df -k --output=avail /dev/shm 2>/dev/null | tail -n 1); bw=4; [ "${shm:-0}" -lt 2000000 ] && bw=0
+  echo "/dev/shm free: ${shm:-?} kB -> batch_workers=$bw" | tee -a $OUT/summary.txt
+  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250 --set batch_workers=$bw"
   for r in "$@"; do
     case $r in
       lite) extra="" ;;

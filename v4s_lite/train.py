@@ -579,7 +579,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not (cfg.progress and accelerator.is_main_process))
     batches = torch.utils.data.DataLoader(StepBatches(items, cfg, null_text, start, rank, world), batch_size=None,
-                                          num_workers=cfg.batch_workers, prefetch_factor=4 if cfg.batch_workers else None,
+                                          num_workers=cfg.batch_workers, prefetch_factor=2 if cfg.batch_workers else None,
                                           pin_memory=accelerator.device.type == "cuda")
     for step, batch in zip(bar, batches):
         with accelerator.autocast():
