@@ -177,6 +177,42 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
         encode_clips(nobox, codec, text)
 
 
+INTERRUPT_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from test_train import NULL, fake_items, small_cfg
+import v4s_lite.train as T
+real = T.make_batch
+def make_batch(items, idx, pos, cfg, step, null):  # Ctrl-C arrives while step 3 is being computed
+    if step == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+    return real(items, idx, pos, cfg, step, null)
+T.make_batch = make_batch
+T.train(small_cfg(sys.argv[1], steps=50, checkpoint_every=40, ema_decay=0.9), items=fake_items(), null_text=NULL)
+"""
+
+
+def test_interrupt_finishes_the_step_saves_and_resumes_exactly(tmp_path):
+    """SIGINT (Ctrl-C, a notebook interrupt, `timeout -s INT`) ends training after the current step with a
+    checkpoint there, and --resume from it continues exactly like an uninterrupted run."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupt.py"
+    script.write_text(INTERRUPT_SCRIPT.format(tests=str(ROOT / "tests")))
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "cut")], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "interrupted: stopped after step 3" in r.stdout
+    assert latest_checkpoint(tmp_path / "cut").name == "step_000003"
+    items = fake_items()
+    resumed = train(small_cfg(tmp_path / "cut", steps=6, ema_decay=0.9), resume=True, items=items, null_text=NULL)
+    full = train(small_cfg(tmp_path / "full", steps=6, ema_decay=0.9), items=items, null_text=NULL)
+    a, b = transformer_state(full / "step_000006"), transformer_state(resumed / "step_000006")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@
 # data/lite and runs/ (ignored paths) between calls, so the phases can follow each other:
 #   bash tools/gpu_lite.sh data  OUT [N_GROUND_PER_SHARD]   # training clips (12 + 4 shards) and held-out clips
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]     # train or resume the runs side by side for SECS s
+#                                                           (then SIGINT: each run checkpoints its last step)
 #   bash tools/gpu_lite.sh eval  OUT DEADLINE [paper_tables.py options]
 # RUN is a folder name under runs/: lite (the shipped model), lite_contiguous, lite_nobox, lite_ctxonly.
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).

@@ -27,6 +27,7 @@ import importlib
 import json
 import math
 import shutil
+import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -529,7 +530,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     """
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel, compute_loss_weighting_for_sd3
+    from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
     device = get_device(cfg.device)
@@ -575,12 +576,46 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     ddp_model.train()
-    recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not (cfg.progress and accelerator.is_main_process))
     batches = torch.utils.data.DataLoader(StepBatches(items, cfg, null_text, start, rank, world), batch_size=None,
                                           num_workers=cfg.batch_workers, prefetch_factor=2 if cfg.batch_workers else None,
                                           pin_memory=accelerator.device.type == "cuda")
+    with _StopOnInterrupt() as interrupt:
+        _loop(cfg, accelerator, ddp_model, optimizer, lr_scheduler, ema, params, bar, batches, dtype, run_dir,
+              interrupt)
+    if accelerator.is_main_process:
+        plot_loss(run_dir)
+    return run_dir
+
+
+class _StopOnInterrupt:
+    """Ctrl-C, a notebook's interrupt or `timeout -s INT`: finish the current step, save a checkpoint, return.
+    A second interrupt stops at once. (Outside the main thread Python allows no handler: Ctrl-C stays as is.)"""
+
+    def __enter__(self):
+        self.requested, self._old = False, None
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _loop(cfg, accelerator, ddp_model, optimizer, lr_scheduler, ema, params, bar, batches, dtype, run_dir, interrupt):
+    from diffusers.training_utils import compute_loss_weighting_for_sd3
+
+    recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
     for step, batch in zip(bar, batches):
         with accelerator.autocast():
             pred = predict(ddp_model, batch, accelerator.device, dtype)
@@ -608,13 +643,18 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
                 with open(run_dir / "loss.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
             bar.set_postfix(loss=f"{global_loss:.4f}")
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        stop = interrupt.requested
+        if accelerator.num_processes > 1:  # every process stops at the same step, or the others would hang
+            stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item())
+        if accelerator.is_main_process:
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
                 last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model), optimizer,
                                             lr_scheduler, ema, cfg)
+            if stop:
+                print(f"interrupted: stopped after step {done} and saved {last_good}; continue with --resume")
         accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        plot_loss(run_dir)
-    return run_dir
+        if stop:
+            break
 
 
 def _check_loss(loss: float, recent: list, cfg: TrainConfig, step: int, last_good):
