@@ -179,7 +179,8 @@ print(f"before training: sample vs real target latents, MSE {err_before:.3g}")
 # the noisy target latents, and takes an AdamW step with gradient clipping. It writes `loss.jsonl`,
 # checkpoints `step_XXXXXX/` (diffusers `save_pretrained` + optimizer state) and stops with a clear message on
 # a NaN or exploding loss. Every random draw is a function of (seed, step, sample), so `--resume` continues
-# bit for bit and two processes compute the same update as one.
+# bit for bit and two processes compute the same update as one. Interrupting (the stop button, Ctrl-C) ends the
+# run after the current step with a checkpoint there: `train(cfg, resume=True)` picks it up.
 
 # %%
 run = train(cfg, model=model, items=items, null_text=null_text)
