@@ -19,3 +19,22 @@ def test_v4s_train_hands_a_wan_config_to_the_full_model_path(monkeypatch):
     monkeypatch.setattr(full, "_cli_train", lambda args: seen.append(args.config) or 0)
     assert main(["train", "configs/wan22_ti2v_5b.yaml", "--set", "steps=1"]) == 0
     assert seen == ["configs/wan22_ti2v_5b.yaml"]
+
+
+def test_readme_commands_parse():
+    """Every `v4s` line of the README's command block is a command the CLI accepts (flags that no longer exist,
+    or a positional argument written as a flag, fail here rather than on a student's machine)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from v4s_lite.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("v4s ")]
+    assert len(lines) >= 5
+    parser = build_parser()
+    for line in lines:
+        args = shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:]  # optional parts in [brackets] are left out
+        parser.parse_args(args)
