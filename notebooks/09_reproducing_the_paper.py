@@ -135,8 +135,9 @@ plt.show()
 # %% [markdown]
 # ## Context-only attention: a speed choice with a possible quality cost
 # Not in the paper. If context tokens attend only to context tokens, their keys and values do not depend on the
-# noisy target, so sampling computes them once per video instead of at every denoising step (notebook 10:
-# about a third of the denoising time at the paper's shape). A model must be trained that way
+# noisy target, so sampling computes them once per video instead of at every denoising step
+# (`V4SModel.reuse_context`, used by `generate` for such a model: a lite video in 0.53x the time on a CPU,
+# `benchmarks/context_reuse_cpu.py`; Wan2.2-5B at the paper's shape, notebook 10). A model must be trained that way
 # (`v4s train configs/lite.yaml --set context_attention=context_only`). The only comparison so far is after 500
 # steps of batch 64 for both variants (`results/lite_2026-12-01/`), where neither has learned to ground yet:
 

@@ -118,3 +118,27 @@ def test_train_then_sample_cli(tmp_path):
         assert len(info["frames"]) == 17 and info["guidance"] == "joint" and info["instruction"]
         assert (tmp_path / "out" / f"grounding_000000_seed{seed}.mp4").stat().st_size > 0
     assert main(["sample", str(tmp_path / "run"), "--clip", str(tmp_path / "data" / "grounding_000000")]) == 2
+
+
+@pytest.mark.parametrize("guidance", ["none", "joint", "three"])
+def test_context_reuse_samples_what_the_masked_model_samples(guidance):
+    """A context_only model samples the same latents whether the context's keys/values are computed at every
+    step (the masked reference) or once per video (reuse_context), for every guidance mode: the passes of a
+    step have different contexts and instructions, and the cache is filled per pass."""
+    torch.manual_seed(0)
+    model = V4SModel.from_preset("tiny").eval()
+    model.context_attention = "context_only"
+    g = torch.Generator().manual_seed(1)
+    ctx, first = torch.randn(1, 12, 3, 4, 6, generator=g), torch.randn(1, 12, 1, 4, 6, generator=g)
+    text, null = torch.randn(1, 7, 64, generator=g), torch.zeros(1, 7, 64)
+    kw = dict(n_noisy=2, steps=4, guidance=guidance, scale=3.0, seed=0)
+    with torch.no_grad():
+        reused = generate(model, ctx, first, text, null, [0, 4, 8], **kw)
+        masked = generate(model, ctx, first, text, null, [0, 4, 8], reuse_context=False, **kw)
+        model.context_attention = "full"
+        full = generate(model, ctx, first, text, null, [0, 4, 8], **kw)
+    torch.testing.assert_close(reused, masked, atol=1e-5, rtol=1e-5)
+    assert (reused - full).abs().max() > 1e-3  # and the masked model is a different model
+    with pytest.raises(V4SError, match="context_only"):
+        with model.reuse_context():
+            pass

@@ -15,7 +15,7 @@ config works: the presets below are a tiny test model, the CPU-trainable lite mo
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +110,7 @@ class V4SModel(nn.Module):
         if context_attention not in self.ATTENTION:
             raise V4SError(f"context_attention={context_attention!r}: choose one of {self.ATTENTION}")
         self.context_attention = context_attention
+        self._reuse = None  # set inside reuse_context()
         self.transformer = transformer
         if rope_max_seq_len is not None:
             transformer.register_to_config(rope_max_seq_len=rope_max_seq_len)
@@ -175,6 +176,9 @@ class V4SModel(nn.Module):
 
         layout = self.layout(n_context, n_noisy, h, w)
         t = torch.as_tensor(t, dtype=torch.float32, device=noisy_latents.device).reshape(-1).expand(b)
+        if self._reuse is not None and n_context > 0:
+            return self._forward_reusing(context_latents, first_latent, noisy_latents, t, text_emb,
+                                         self.positions(cp, n_noisy, target_positions), layout)
         x = torch.cat([context_latents, first_latent, noisy_latents], dim=2)
         self.transformer.rope.set_positions(self.positions(cp, n_noisy, target_positions))
         masked = self.context_attention == "context_only" and n_context > 0
@@ -185,6 +189,47 @@ class V4SModel(nn.Module):
         finally:
             self.transformer.rope.set_positions(None)  # a later plain forward must not reuse this layout
         return out[:, :, n_context + 1:]
+
+    @contextmanager
+    def reuse_context(self):
+        """Sampling a "context_only" model: inside this block the context's keys and values are computed by the
+        first forward and reused by every later one with the same context and instruction (each denoising step
+        of one video), so a step costs only the target's tokens. The same numbers as the masked forward."""
+        if self.context_attention != "context_only":
+            raise V4SError("reuse_context needs a model trained with context_attention='context_only': with full "
+                           "attention the context's keys and values change with the noisy target at every step")
+        from .full import ContextCache
+
+        with ContextCache(self.transformer) as cache:
+            self._reuse = {"cache": cache, "key": None}
+            try:
+                yield self
+            finally:
+                self._reuse = None
+
+    def _forward_reusing(self, context_latents, first_latent, noisy_latents, t, text_emb, positions, layout):
+        state, n_context = self._reuse, context_latents.shape[2]
+        n_ctx_tokens = n_context * layout.tokens_per_frame
+        timesteps = layout.timesteps(t)
+
+        def run(x, pos, ts):
+            self.transformer.rope.set_positions(pos)
+            try:
+                return self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=ts,
+                                        encoder_hidden_states=text_emb.to(self.transformer.dtype),
+                                        return_dict=False)[0]
+            finally:
+                self.transformer.rope.set_positions(None)
+
+        # the context tokens also read the instruction (cross-attention): the cache belongs to both
+        key = state["key"]
+        if key is None or any(a.shape != b.shape or not torch.equal(a, b) for a, b in zip(key, (context_latents, text_emb))):
+            state["cache"].mode = "fill"
+            run(context_latents, positions[..., :n_context], timesteps[:, :n_ctx_tokens])
+            state["key"] = (context_latents.clone(), text_emb.clone())
+        state["cache"].mode = "reuse"
+        out = run(torch.cat([first_latent, noisy_latents], dim=2), positions[..., n_context:], timesteps[:, n_ctx_tokens:])
+        return out[:, :, 1:]
 
     def _context_mask(self, n_context_tokens: int):
         # ContextCache's "masked" mode is that attention pattern in one sequence (the reference its cached

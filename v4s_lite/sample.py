@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,15 +55,15 @@ def make_scheduler(name: str = "unipc", shift: float = 3.0, **kwargs):
 def generate(model, context_latents, first_latent, text_emb, null_text_emb, context_positions, n_noisy: int, *,
              scheduler="unipc", steps: int = 20, shift: float = 3.0, guidance: str = "joint", scale: float = 5.0,
              text_scale: float | None = None, context_scale: float | None = None, seed: int = 0,
-             callback=None) -> torch.Tensor:
+             callback=None, reuse_context: bool = True) -> torch.Tensor:
     """Sample the target latents (B, C, 1 + n_noisy, h, w): the clean first latent, then n_noisy generated.
 
     scheduler: a name for make_scheduler or a diffusers scheduler instance (copied: solvers keep state).
     The starting noise and the null context of joint CFG come from `seed`: same seed, same video.
     callback(i, t, latents) is called after each step (notebook 06 shows the trajectory).
+    reuse_context: a model trained with context_attention="context_only" computes the context's keys/values
+    once per video (V4SModel.reuse_context); False runs the whole sequence at every step (the reference).
     """
-    from .cfg import joint_cfg
-
     if steps < 1:
         raise V4SError(f"steps={steps} must be >= 1")
     sched = make_scheduler(scheduler, shift) if isinstance(scheduler, str) else copy.deepcopy(scheduler)
@@ -73,6 +74,17 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
     # one Gaussian stand-in for the context over the whole run, as in training's dropped context
     noise_context = torch.randn(context_latents.shape, generator=g).to(device, context_latents.dtype)
     sched.set_timesteps(steps, device=device)
+    reuse = reuse_context and getattr(model, "context_attention", "full") == "context_only"
+    with model.reuse_context() if reuse else nullcontext():
+        latents = _denoise(model, sched, latents, context_latents, first_latent, text_emb, null_text_emb,
+                           context_positions, guidance, scale, text_scale, context_scale, noise_context, callback)
+    return torch.cat([first_latent.float(), latents], dim=2)
+
+
+def _denoise(model, sched, latents, context_latents, first_latent, text_emb, null_text_emb, context_positions,
+             guidance, scale, text_scale, context_scale, noise_context, callback):
+    from .cfg import joint_cfg
+
     for i, t in enumerate(sched.timesteps):
         v = joint_cfg(model, latents, t, context_latents=context_latents, first_latent=first_latent,
                       text_emb=text_emb, null_text_emb=null_text_emb, context_positions=context_positions,
@@ -81,7 +93,7 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
         latents = sched.step(v.float(), t, latents.float(), return_dict=False)[0]
         if callback is not None:
             callback(i, t, latents)
-    return torch.cat([first_latent.float(), latents], dim=2)
+    return latents
 
 
 # ------------------------------------------------------------------------------------ whole clips
