@@ -47,7 +47,9 @@ def conditions(runs: Path) -> dict:
     }
     for k in (0, 2, 4, 16):
         c[f"context {k} chunks"] = dict(ckpt=main, split="id", chunks=k)
-    return c
+    # a variant that was not trained has no row (and "same budget" needs at least one variant)
+    return {name: spec for name, spec in c.items()
+            if "ckpt" not in spec or (spec["ckpt"].exists() and (spec["ckpt"] != main or budget or "step" not in spec))}
 
 
 _MODELS = {}
