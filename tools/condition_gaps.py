@@ -22,18 +22,19 @@ def main(argv=None):
     p.add_argument("--clip", default="lite")
     p.add_argument("--max-clips", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     cols = ["true"] + [c + " gap" for c in CONDITION_PROBES[1:]]
     print("| checkpoint | data | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for ck in a.checkpoints:
-        model, codec, text, _ = load_model(ck)
+        model, codec, text, _ = load_model(ck, device=a.device)
         null = text.encode([""])[0]
         for root in a.data:
             items = encode_clips(TrainConfig(data_root=root, clip=a.clip, progress=False, max_clips=a.max_clips),
                                  codec, text)
-            r = condition_gaps(model, items, null, seed=a.seed)
+            r = condition_gaps(model, items, null, seed=a.seed, device=a.device)
             print(f"| {ck} | {root} ({len(items)} clips) | " + " | ".join(
                 f"{r[c]:.3f}" if c == "true" else f"{100 * r[c]:+.1f}%" for c in cols) + " |")
 

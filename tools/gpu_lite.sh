@@ -70,6 +70,10 @@ train)
     tar czf $OUT/$r.tgz runs/$r/config.yaml runs/$r/loss.jsonl $last/trainer_state.json $last/transformer_ema
   done
   echo "train: $(( $(date +%s)-t0 )) s wall for $*" | tee -a $OUT/summary.txt
+  # the cheap early signal: does the model denoise worse with another room's context? (tools/condition_gaps.py)
+  last=$(ls -d runs/$1/step_* | sort | tail -n 1)
+  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/heldout --max-clips 8 --device cuda 2>&1 \
+      | grep "^|" | tee -a $OUT/summary.txt
   ;;
 eval)
   DL=${1:?deadline}; shift
