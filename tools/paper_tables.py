@@ -27,30 +27,32 @@ TRIES = 5
 def conditions(runs: Path) -> dict:
     """Every condition of the tables. The ablation variants are trained for fewer steps than the shipped
     model; each is compared with the shipped run's checkpoint at the same step (the same budget)."""
-    main, nobox, contig, ctxonly = runs / "lite", runs / "lite_nobox", runs / "lite_contiguous", runs / "lite_ctxonly"
-    variants = [r for r in (nobox, contig, ctxonly) if r.exists()]
-    budget = min((int(checkpoint(r).name[5:]) for r in variants), default=None)
+    main = runs / "lite"
+    variants = {"without box frames": (runs / "lite_nobox", {}),
+                "contiguous context": (runs / "lite_contiguous", {"sampling": "contiguous"}),
+                "context-only attention": (runs / "lite_ctxonly", {})}
+    trained = {name: v for name, v in variants.items() if v[0].exists()}  # a variant not trained has no row
+    budget = min((int(checkpoint(run).name[5:]) for run, _ in trained.values()), default=None)
     c = {
         "ground truth": dict(kind="gt", split="id"),
         "full (joint CFG)": dict(ckpt=main, split="id", tries=TRIES),
         "no context (first frame only)": dict(ckpt=main, split="id", chunks=-1),
         "guidance none": dict(ckpt=main, split="id", guidance="none"),
         "guidance text": dict(ckpt=main, split="id", guidance="text"),
-        "full, same budget": dict(ckpt=main, step=budget, split="id"),
-        "without box frames": dict(ckpt=nobox, step=budget, split="id"),
-        "contiguous context": dict(ckpt=contig, step=budget, split="id", sampling="contiguous"),
-        "context-only attention": dict(ckpt=ctxonly, step=budget, split="id"),
+    }
+    if trained:
+        c["full, same budget"] = dict(ckpt=main, step=budget, split="id")
+        for name, (run, extra) in trained.items():
+            c[name] = dict(ckpt=run, step=budget, split="id", **extra)
+    c.update({
         "OOD scenes": dict(ckpt=main, split="ood"),
         "navigation": dict(ckpt=main, split="nav"),
         "navigation, no context": dict(ckpt=main, split="nav", chunks=-1),
         "ground truth OOD": dict(kind="gt", split="ood"),
-    }
+    })
     for k in (0, 2, 4, 16):
         c[f"context {k} chunks"] = dict(ckpt=main, split="id", chunks=k)
-    # a variant that was not trained has no row (and "same budget" needs at least one variant)
-    return {name: spec for name, spec in c.items()
-            if "ckpt" not in spec or (spec["ckpt"].exists() and (spec["ckpt"] != main or budget or "step" not in spec))}
-
+    return c
 
 _MODELS = {}
 

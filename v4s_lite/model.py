@@ -180,15 +180,19 @@ class V4SModel(nn.Module):
             return self._forward_reusing(context_latents, first_latent, noisy_latents, t, text_emb,
                                          self.positions(cp, n_noisy, target_positions), layout)
         x = torch.cat([context_latents, first_latent, noisy_latents], dim=2)
-        self.transformer.rope.set_positions(self.positions(cp, n_noisy, target_positions))
         masked = self.context_attention == "context_only" and n_context > 0
+        with self._context_mask(n_context * layout.tokens_per_frame) if masked else nullcontext():
+            out = self._run(x, self.positions(cp, n_noisy, target_positions), layout.timesteps(t), text_emb)
+        return out[:, :, n_context + 1:]
+
+    def _run(self, x, positions, timesteps, text_emb):
+        """The diffusers transformer on latent frames `x` at temporal RoPE `positions`, per-token `timesteps`."""
+        self.transformer.rope.set_positions(positions)
         try:
-            with self._context_mask(n_context * layout.tokens_per_frame) if masked else nullcontext():
-                out = self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=layout.timesteps(t),
-                                       encoder_hidden_states=text_emb.to(self.transformer.dtype), return_dict=False)[0]
+            return self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=timesteps,
+                                    encoder_hidden_states=text_emb.to(self.transformer.dtype), return_dict=False)[0]
         finally:
             self.transformer.rope.set_positions(None)  # a later plain forward must not reuse this layout
-        return out[:, :, n_context + 1:]
 
     @contextmanager
     def reuse_context(self):
@@ -211,24 +215,15 @@ class V4SModel(nn.Module):
         state, n_context = self._reuse, context_latents.shape[2]
         n_ctx_tokens = n_context * layout.tokens_per_frame
         timesteps = layout.timesteps(t)
-
-        def run(x, pos, ts):
-            self.transformer.rope.set_positions(pos)
-            try:
-                return self.transformer(hidden_states=x.to(self.transformer.dtype), timestep=ts,
-                                        encoder_hidden_states=text_emb.to(self.transformer.dtype),
-                                        return_dict=False)[0]
-            finally:
-                self.transformer.rope.set_positions(None)
-
         # the context tokens also read the instruction (cross-attention): the cache belongs to both
         key = state["key"]
         if key is None or any(a.shape != b.shape or not torch.equal(a, b) for a, b in zip(key, (context_latents, text_emb))):
             state["cache"].mode = "fill"
-            run(context_latents, positions[..., :n_context], timesteps[:, :n_ctx_tokens])
+            self._run(context_latents, positions[..., :n_context], timesteps[:, :n_ctx_tokens], text_emb)
             state["key"] = (context_latents.clone(), text_emb.clone())
         state["cache"].mode = "reuse"
-        out = run(torch.cat([first_latent, noisy_latents], dim=2), positions[..., n_context:], timesteps[:, n_ctx_tokens:])
+        out = self._run(torch.cat([first_latent, noisy_latents], dim=2), positions[..., n_context:],
+                        timesteps[:, n_ctx_tokens:], text_emb)
         return out[:, :, 1:]
 
     def _context_mask(self, n_context_tokens: int):

@@ -64,6 +64,8 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
     reuse_context: a model trained with context_attention="context_only" computes the context's keys/values
     once per video (V4SModel.reuse_context); False runs the whole sequence at every step (the reference).
     """
+    from .cfg import joint_cfg
+
     if steps < 1:
         raise V4SError(f"steps={steps} must be >= 1")
     sched = make_scheduler(scheduler, shift) if isinstance(scheduler, str) else copy.deepcopy(scheduler)
@@ -76,24 +78,15 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
     sched.set_timesteps(steps, device=device)
     reuse = reuse_context and getattr(model, "context_attention", "full") == "context_only"
     with model.reuse_context() if reuse else nullcontext():
-        latents = _denoise(model, sched, latents, context_latents, first_latent, text_emb, null_text_emb,
-                           context_positions, guidance, scale, text_scale, context_scale, noise_context, callback)
+        for i, t in enumerate(sched.timesteps):
+            v = joint_cfg(model, latents, t, context_latents=context_latents, first_latent=first_latent,
+                          text_emb=text_emb, null_text_emb=null_text_emb, context_positions=context_positions,
+                          mode=guidance, scale=scale, text_scale=text_scale, context_scale=context_scale,
+                          noise_context=noise_context)
+            latents = sched.step(v.float(), t, latents.float(), return_dict=False)[0]
+            if callback is not None:
+                callback(i, t, latents)
     return torch.cat([first_latent.float(), latents], dim=2)
-
-
-def _denoise(model, sched, latents, context_latents, first_latent, text_emb, null_text_emb, context_positions,
-             guidance, scale, text_scale, context_scale, noise_context, callback):
-    from .cfg import joint_cfg
-
-    for i, t in enumerate(sched.timesteps):
-        v = joint_cfg(model, latents, t, context_latents=context_latents, first_latent=first_latent,
-                      text_emb=text_emb, null_text_emb=null_text_emb, context_positions=context_positions,
-                      mode=guidance, scale=scale, text_scale=text_scale, context_scale=context_scale,
-                      noise_context=noise_context)
-        latents = sched.step(v.float(), t, latents.float(), return_dict=False)[0]
-        if callback is not None:
-            callback(i, t, latents)
-    return latents
 
 
 # ------------------------------------------------------------------------------------ whole clips
