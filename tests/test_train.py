@@ -152,7 +152,7 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
     decoding any clip; a setting that changes the items (box frames) gets its own cache file."""
     from v4s_lite import data
     from v4s_lite.codec import LiteCodec, LiteTextEncoder
-    from v4s_lite.train import encode_clips, latent_cache_file
+    from v4s_lite.train import encode_clips, latent_cache_folder
 
     data.make_dataset(tmp_path / "clips", "grounding", 2, seed=0, clip_cfg="quick", progress=False)
     cfg = TrainConfig(data_root=str(tmp_path / "clips"), clip="quick", context_views=2, progress=False,
@@ -160,7 +160,7 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
     codec, text = LiteCodec(), LiteTextEncoder()
     serial = encode_clips(TrainConfig(**{**cfg.__dict__, "latent_cache": ""}), codec, text)
     parallel = encode_clips(TrainConfig(**{**cfg.__dict__, "num_workers": 2}), codec, text)
-    assert len(serial) == len(parallel) == 4 and latent_cache_file(cfg, 2).exists()
+    assert len(serial) == len(parallel) == 4 and latent_cache_folder(cfg, 2).exists()
     for a, b in zip(serial, parallel):
         assert a["instruction"] == b["instruction"]
         for k in ("context_latents", "target_latents", "prompt_embeds", "context_frame_indices"):
@@ -172,7 +172,7 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
     cached = encode_clips(cfg, codec, text)
     assert all(torch.equal(a["target_latents"], b["target_latents"]) for a, b in zip(serial, cached))
     nobox = TrainConfig(**{**cfg.__dict__, "box_frames": False})
-    assert latent_cache_file(nobox, 2) != latent_cache_file(cfg, 2)
+    assert latent_cache_folder(nobox, 2) != latent_cache_folder(cfg, 2)
     with pytest.raises(AssertionError, match="cache should"):
         encode_clips(nobox, codec, text)
 

@@ -397,52 +397,66 @@ def _to_video(frames) -> torch.Tensor:
 
 
 @torch.no_grad()
-def cache_clips(clips, codec, text_encoder, folder, box_frames: int = 0, progress: bool = False) -> Path:
-    """Precompute what training reads from the encoders, once, to `folder`.
+def encode_clip(item, codec, text_encoder, box_frames: int = 0) -> dict:
+    """One ClipDataset-style item (`context`, `target` uint8 (F,H,W,3), `instruction`, `context_frame_indices`)
+    -> what training reads, the keys of LatentCache items. `box_frames` > 0 draws the red box on the last frames
+    of a grounding target first (bbox.bbox_frames); navigation targets have no object to box."""
+    missing = [k for k in ("context", "target", "instruction") if k not in item]
+    if missing:
+        raise V4SError(f"a clip lacks {missing}; the encoders read ClipDataset items")
+    target = item["target"]
+    if box_frames and item.get("meta", {}).get("task") == "grounding":
+        from .bbox import bbox_frames
+        target = bbox_frames(torch.as_tensor(target).numpy(), torch.as_tensor(item["boxes"]).numpy(), box_frames)
+    idx = torch.as_tensor(item.get("context_frame_indices", range(len(item["context"]))), dtype=torch.long)
+    return {"context_latents": codec.encode(_to_video(item["context"]))[0].contiguous().cpu(),
+            "target_latents": codec.encode(_to_video(target))[0].contiguous().cpu(),
+            "prompt_embeds": text_encoder.encode([item["instruction"]])[0].contiguous().cpu(),
+            "context_frame_indices": idx.contiguous(), "instruction": item["instruction"]}
 
-    clips: any sequence of ClipDataset-style items (`context`, `target` uint8 (F,H,W,3), `instruction`,
-    `context_frame_indices`). codec: a LatentCodec (`encode(video) -> latents`); text_encoder: a TextEncoder
-    (`encode(list[str]) -> (B, L, D)`). Writes one safetensors file per clip (context and target latents, the
-    instruction's embedding), the null ("") embedding; `box_frames` > 0 draws the red box on the last frames of
-    grounding targets first (bbox.bbox_frames, as train.encode_clips does), and `cache.json` (count, shapes, a fingerprint of the
-    encoders' outputs) that LatentCache checks. Free the encoders afterwards: `free(codec_module, text_module)`.
-    """
+
+def write_latent_cache(folder, items, null, n: int) -> Path:
+    """`n` encode_clip items (any iterable: written as they come) and the null ("") embedding -> the folder
+    LatentCache reads: one safetensors file per item, `null.safetensors`, and `cache.json` (count, shapes, a
+    fingerprint of the null embedding) written last, so an interrupted write is never read as complete."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    n = len(clips)
-    if n == 0:
-        raise V4SError("no clips to cache: the dataset is empty (make one with `v4s make-data`)")
-    null = text_encoder.encode([""])[0].contiguous().cpu()
+    (folder / "cache.json").unlink(missing_ok=True)
+    null = null.contiguous().cpu()
     save_file({"prompt_embeds": null}, str(folder / "null.safetensors"))
-    iterator = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="caching latents")
-    shapes = None
-    for i in iterator:
-        item = clips[i]
-        missing = [k for k in ("context", "target", "instruction") if k not in item]
-        if missing:
-            raise V4SError(f"clip {i} lacks {missing}; cache_clips reads ClipDataset items")
-        target = item["target"]
-        if box_frames and item.get("meta", {}).get("task") == "grounding":
-            from .bbox import bbox_frames
-            target = bbox_frames(torch.as_tensor(target).numpy(), torch.as_tensor(item["boxes"]).numpy(), box_frames)
-        ctx = codec.encode(_to_video(item["context"]))[0].contiguous().cpu()
-        tgt = codec.encode(_to_video(target))[0].contiguous().cpu()
-        emb = text_encoder.encode([item["instruction"]])[0].contiguous().cpu()
-        idx = torch.as_tensor(item.get("context_frame_indices", range(len(item["context"]))), dtype=torch.long)
-        save_file({"context_latents": ctx, "target_latents": tgt, "prompt_embeds": emb,
-                   "context_frame_indices": idx.contiguous()}, str(folder / f"{i:06d}.safetensors"),
-                  metadata={"instruction": item["instruction"]})
-        shapes = {"context_latents": list(ctx.shape), "target_latents": list(tgt.shape),
-                  "prompt_embeds": list(emb.shape)}
+    shapes, count = None, 0
+    for i, item in enumerate(items):
+        save_file({k: item[k] for k in ("context_latents", "target_latents", "prompt_embeds", "context_frame_indices")},
+                  str(folder / f"{i:06d}.safetensors"), metadata={"instruction": item["instruction"]})
+        shapes = {k: list(item[k].shape) for k in ("context_latents", "target_latents", "prompt_embeds")}
+        count += 1
+    if count != n:
+        raise V4SError(f"write_latent_cache: expected {n} items, got {count}")
     manifest = {"version": CACHE_VERSION, "count": n, "shapes": shapes,
                 "null_fingerprint": hashlib.sha1(null.float().numpy().tobytes()).hexdigest()[:16]}
     (folder / "cache.json").write_text(json.dumps(manifest, indent=1))
     return folder
+
+
+@torch.no_grad()
+def cache_clips(clips, codec, text_encoder, folder, box_frames: int = 0, progress: bool = False) -> Path:
+    """Precompute what training reads from the encoders, once, to `folder` (encode_clip per clip, then
+    write_latent_cache). clips: any sequence of ClipDataset-style items. codec: a LatentCodec
+    (`encode(video) -> latents`); text_encoder: a TextEncoder (`encode(list[str]) -> (B, L, D)`). `box_frames`
+    > 0 draws the red box on the last frames of grounding targets first, as train.encode_clips does. Free the
+    encoders afterwards: `free(codec_module, text_module)`.
+    """
+    n = len(clips)
+    if n == 0:
+        raise V4SError("no clips to cache: the dataset is empty (make one with `v4s make-data`)")
+    iterator = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(iterator, desc="caching latents")
+    items = (encode_clip(clips[i], codec, text_encoder, box_frames) for i in iterator)
+    return write_latent_cache(folder, items, text_encoder.encode([""])[0], n)
 
 
 class LatentCache(torch.utils.data.Dataset):

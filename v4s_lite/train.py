@@ -259,43 +259,31 @@ def count_parameters(model, trainable_only=False) -> int:
 
 # ------------------------------------------------------------------------------------------- data
 class _EncodedClips(torch.utils.data.Dataset):
-    """ClipDataset items, box frames drawn and encoded: what encode_clips keeps of a clip. A Dataset so that
-    DataLoader workers do all of a clip's work (decoding is the slow part, encoding is not free either)."""
+    """ClipDataset items through full.encode_clip. A Dataset so that DataLoader workers do all of a clip's work
+    (decoding is the slow part, encoding is not free either)."""
 
-    def __init__(self, ds, n, codec, text_encoder, box_frames: int, device):
-        self.ds, self.n, self.codec, self.text_encoder = ds, n, codec, text_encoder
-        self.box_frames, self.device = box_frames, device
+    def __init__(self, ds, n, codec, text_encoder, box_frames: int):
+        self.ds, self.n, self.codec, self.text_encoder, self.box_frames = ds, n, codec, text_encoder, box_frames
 
     def __len__(self):
         return self.n
 
     def __getitem__(self, i):
-        from .bbox import bbox_frames
-        from .codec import frames_to_video
+        from .full import encode_clip
 
-        ex = self.ds[i]
-        target = ex["target"].numpy()
-        # grounding targets end on the red box; navigation targets have no object to box
-        if self.box_frames and ex["meta"]["task"] == "grounding":
-            target = bbox_frames(target, ex["boxes"].numpy(), self.box_frames)
-        with torch.no_grad():
-            ctx = self.codec.encode(frames_to_video(ex["context"]).to(self.device))[0]
-            tgt = self.codec.encode(frames_to_video(target).to(self.device))[0]
-            text = self.text_encoder.encode([ex["instruction"]])[0]
-        return {"context_latents": ctx.float().cpu(), "target_latents": tgt.float().cpu(),
-                "prompt_embeds": text.float().cpu(), "context_frame_indices": ex["context_frame_indices"],
-                "instruction": ex["instruction"]}
+        item = encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames)
+        return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
 
 
-def latent_cache_file(cfg: TrainConfig, n_clips: int) -> Path:
-    """Where encode_clips keeps its result: one file per setting that changes the encoded items."""
+def latent_cache_folder(cfg: TrainConfig, n_clips: int) -> Path:
+    """Where encode_clips keeps its result (a full.LatentCache folder): one per setting that changes the items."""
     import hashlib
 
     key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
                                         "seed", "codec", "text_encoder")}
     key["n_clips"] = n_clips
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cfg.latent_cache) / f"latents-{cfg.clip}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}.pt"
+    return Path(cfg.latent_cache) / f"latents-{cfg.clip}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
 
 
 def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
@@ -305,10 +293,12 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
     `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
     `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
     With context_views > 1 each clip is encoded with several context samplings (different chunks).
-    With `cfg.latent_cache` set, the result is saved there and loaded by every later run with the same data
-    settings (the variants of one experiment, and every --resume) instead of decoding the clips again.
+    With `cfg.latent_cache` set, the result is written there as a full.LatentCache folder and read by every
+    later run with the same data settings (the variants of one experiment, and every --resume) instead of
+    decoding the clips again.
     """
     from .data import ClipDataset, clip_folders
+    from .full import LatentCache, _OnDevice, write_latent_cache
 
     clip_cfg = cfg.clip_config
     root = Path(cfg.data_root)
@@ -317,31 +307,29 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
                        f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip}`")
     n_all = len(clip_folders(root))
     n = n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
-    cache = latent_cache_file(cfg, n) if cfg.latent_cache else None
-    if cache is not None and cache.exists():
-        items = torch.load(cache, weights_only=True)
-        if len(items) != n * cfg.context_views:
-            raise V4SError(f"{cache} holds {len(items)} items, expected {n} clips x {cfg.context_views} views: "
+    cache = latent_cache_folder(cfg, n) if cfg.latent_cache else None
+    if cache is not None and (cache / "cache.json").exists():
+        saved = LatentCache(cache)
+        if len(saved) != n * cfg.context_views:
+            raise V4SError(f"{cache} holds {len(saved)} items, expected {n} clips x {cfg.context_views} views: "
                            "delete it and run again")
-        return items
+        return [saved[i] for i in range(len(saved))]
     from tqdm.auto import tqdm
 
     ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
     box = clip_cfg.box_frames if cfg.box_frames else 0
+    on_cpu = torch.device(device).type == "cpu"
     items = []
     for view in range(cfg.context_views):
         ds.set_epoch(view)  # a fresh draw of the context chunks
         # each worker decodes and encodes whole clips (in order); a GPU codec stays in this process
-        workers = cfg.num_workers if torch.device(device).type == "cpu" else 0
-        loader = torch.utils.data.DataLoader(_EncodedClips(ds, n, codec, text_encoder, box, device),
-                                             batch_size=None, num_workers=workers)
+        loader = torch.utils.data.DataLoader(
+            _EncodedClips(ds, n, codec if on_cpu else _OnDevice(codec, device), text_encoder, box),
+            batch_size=None, num_workers=cfg.num_workers if on_cpu else 0)
         items += list(tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
                            disable=not cfg.progress))
-    if cache is not None:  # written under a temporary name, so an interrupted save is never loaded
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save(items, tmp)
-        tmp.rename(cache)
+    if cache is not None:
+        write_latent_cache(cache, items, text_encoder.encode([""])[0], len(items))
     return items
 
 
@@ -530,7 +518,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     """
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
+    from diffusers.training_utils import EMAModel, compute_loss_weighting_for_sd3
     from tqdm.auto import tqdm
 
     device = get_device(cfg.device)
@@ -582,8 +570,46 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
                                           num_workers=cfg.batch_workers, prefetch_factor=2 if cfg.batch_workers else None,
                                           pin_memory=accelerator.device.type == "cuda")
     with _StopOnInterrupt() as interrupt:
-        _loop(cfg, accelerator, ddp_model, optimizer, lr_scheduler, ema, params, bar, batches, dtype, run_dir,
-              interrupt)
+        recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
+        for step, batch in zip(bar, batches):
+            with accelerator.autocast():
+                pred = predict(ddp_model, batch, accelerator.device, dtype)
+            err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
+            weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
+            loss = (weight * err.flatten(1).mean(1)).mean()
+            global_loss = accelerator.reduce(loss.detach(), "mean").item()
+            _check_loss(global_loss, recent, cfg, step, last_good)
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
+            if grad_norm is not None and not torch.isfinite(torch.as_tensor(grad_norm)):
+                raise TrainingDiverged(f"step {step + 1}: the gradient norm is {float(grad_norm)}; "
+                                       f"last good checkpoint: {last_good}. Lower lr or raise grad clipping.")
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.step(params)
+            recent = (recent + [global_loss])[-50:]
+            done = step + 1
+            if accelerator.is_main_process:
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    row = {"step": done, "loss": global_loss, "lr": lr_scheduler.get_last_lr()[0],
+                           "grad_norm": None if grad_norm is None else float(grad_norm)}
+                    with open(run_dir / "loss.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=f"{global_loss:.4f}")
+            stop = interrupt.requested
+            if accelerator.num_processes > 1:  # every process stops at the same step, or the others would hang
+                stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item())
+            if accelerator.is_main_process:
+                if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
+                    last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model), optimizer,
+                                                lr_scheduler, ema, cfg)
+                if stop:
+                    print(f"interrupted: stopped after step {done} and saved {last_good}; continue with --resume")
+            accelerator.wait_for_everyone()
+            if stop:
+                break
     if accelerator.is_main_process:
         plot_loss(run_dir)
     return run_dir
@@ -610,51 +636,6 @@ class _StopOnInterrupt:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
         return False
-
-
-def _loop(cfg, accelerator, ddp_model, optimizer, lr_scheduler, ema, params, bar, batches, dtype, run_dir, interrupt):
-    from diffusers.training_utils import compute_loss_weighting_for_sd3
-
-    recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
-    for step, batch in zip(bar, batches):
-        with accelerator.autocast():
-            pred = predict(ddp_model, batch, accelerator.device, dtype)
-        err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
-        weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
-        loss = (weight * err.flatten(1).mean(1)).mean()
-        global_loss = accelerator.reduce(loss.detach(), "mean").item()
-        _check_loss(global_loss, recent, cfg, step, last_good)
-        accelerator.backward(loss)
-        grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
-        if grad_norm is not None and not torch.isfinite(torch.as_tensor(grad_norm)):
-            raise TrainingDiverged(f"step {step + 1}: the gradient norm is {float(grad_norm)}; "
-                                   f"last good checkpoint: {last_good}. Lower lr or raise grad clipping.")
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if ema is not None:
-            ema.step(params)
-        recent = (recent + [global_loss])[-50:]
-        done = step + 1
-        if accelerator.is_main_process:
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                row = {"step": done, "loss": global_loss, "lr": lr_scheduler.get_last_lr()[0],
-                       "grad_norm": None if grad_norm is None else float(grad_norm)}
-                with open(run_dir / "loss.jsonl", "a") as f:
-                    f.write(json.dumps(row) + "\n")
-            bar.set_postfix(loss=f"{global_loss:.4f}")
-        stop = interrupt.requested
-        if accelerator.num_processes > 1:  # every process stops at the same step, or the others would hang
-            stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item())
-        if accelerator.is_main_process:
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
-                last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model), optimizer,
-                                            lr_scheduler, ema, cfg)
-            if stop:
-                print(f"interrupted: stopped after step {done} and saved {last_good}; continue with --resume")
-        accelerator.wait_for_everyone()
-        if stop:
-            break
 
 
 def _check_loss(loss: float, recent: list, cfg: TrainConfig, step: int, last_good):
@@ -693,7 +674,7 @@ def _cli(args):
         codec, text_encoder = build_codecs(cfg)
         items = encode_clips(cfg, codec, text_encoder)
         n_all = len(items) // cfg.context_views
-        print(f"{len(items)} encoded items in {latent_cache_file(cfg, n_all)}")
+        print(f"{len(items)} encoded items in {latent_cache_folder(cfg, n_all)}")
         return 0
     run_dir = train(cfg, resume=args.resume)
     log = read_log(run_dir)
