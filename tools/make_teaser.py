@@ -8,12 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from v4s_lite.config import LITE
 from v4s_lite.data import ClipDataset
+from v4s_lite.plotting import generation_figure
 from v4s_lite.sample import load_model, sample_clip
 
 
@@ -29,16 +28,7 @@ def main():
     ds = ClipDataset(folder.parent, LITE, seed=a.seed)
     ex = ds[ds.folders.index(folder)]
     s = sample_clip(model, codec, text, ex, LITE, seed=a.seed)[0]
-    ctx = np.asarray(ex["context"])
-    rows = [("context (non-contiguous chunks of the scan)", ctx[np.linspace(0, len(ctx) - 1, 8).round().astype(int)]),
-            (f'generated: "{ex["instruction"]}"', s.frames[np.linspace(0, len(s.frames) - 1, 8).round().astype(int)])]
-    fig, axes = plt.subplots(2, 8, figsize=(13, 2.6))
-    for r, (title, frames) in enumerate(rows):
-        for c, f in enumerate(frames):
-            axes[r, c].imshow(f)
-            axes[r, c].axis("off")
-        axes[r, 0].set_title(title, loc="left", fontsize=9)
-    plt.tight_layout()
+    fig = generation_figure(ex["context"], s.frames, ex["instruction"], boxes=s.boxes, scale=1.6)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=90)
     print(f"{a.out}: {ex['instruction']}")

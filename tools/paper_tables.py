@@ -26,7 +26,9 @@ TRIES = 5
 
 def conditions(runs: Path) -> dict:
     """Every condition of the tables. The ablation variants are trained for fewer steps than the shipped
-    model; each is compared with the shipped run's checkpoint at the same step (the same budget)."""
+    model; each is compared with the shipped run's checkpoint at the same step (the same budget): the budget is
+    the fewest steps any variant reached, and every same-budget row takes its run's checkpoint nearest to it
+    (runs interrupted at the end of a device call stop a few steps apart; checkpoints every 250 steps)."""
     main = runs / "lite"
     variants = {"without box frames": (runs / "lite_nobox", {}),
                 "contiguous context": (runs / "lite_contiguous", {"sampling": "contiguous"}),
@@ -101,11 +103,11 @@ def _task(args):
 
 
 def checkpoint(run: Path, step: int | None = None) -> Path:
-    """The run's latest checkpoint, or its last one at or before `step`."""
-    steps = [s for s in sorted(Path(run).glob("step_[0-9]*")) if step is None or int(s.name[5:]) <= step]
+    """The run's latest checkpoint, or the one nearest to `step` (the earlier one on a tie)."""
+    steps = sorted(Path(run).glob("step_[0-9]*"))
     if not steps:
-        raise SystemExit(f"{run}: no step_XXXXXX checkpoint" + (f" at or before step {step}" if step else ""))
-    return steps[-1]
+        raise SystemExit(f"{run}: no step_XXXXXX checkpoint; train it first (tools/gpu_lite.sh train)")
+    return steps[-1] if step is None else min(steps, key=lambda s: (abs(int(s.name[5:]) - step), int(s.name[5:])))
 
 
 def _jsonable(m):
@@ -182,7 +184,7 @@ def main(argv=None):
             out["tries"][name] = {"n": list(range(1, TRIES + 1)), "any": curve_any, "selected": curve_pick}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))
-    print(f"{len(tasks)} tasks in {out['seconds']} s -> {a.out}")
+    print(f"{done} of {len(tasks)} tasks in {out['seconds']} s -> {a.out}")
     for name, c in out["conditions"].items():
         s = c["summary"]
         print(f"{name:32s} " + " ".join(f"{k}={s[k]['mean']:.3f}" for k in ("SD", "IF", "IF@0.2", "box_IoU", "PSNR", "GT_PSNR")

@@ -87,6 +87,31 @@ def frame_strip(frames, indices=None, n: int = 8, boxes=None, labels=None, title
     return fig
 
 
+def generation_figure(context, generated, instruction: str, boxes=None, truth=None, n: int = 8, scale: float = 1.3):
+    """What a person judges a generation by, one strip per row: the context the model watched, the video it
+    generated for `instruction` (the red box it drew outlined in cyan: `boxes`, from `bbox.detect_red_box`),
+    and optionally the ground-truth walk (`truth`). Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    rows = [("context (non-contiguous chunks of the scan)", _frames(context), None),
+            (f'generated: "{instruction}"', _frames(generated), boxes)]
+    if truth is not None:
+        rows.append(("ground truth", _frames(truth), None))
+    h, w = rows[0][1].shape[1:3]
+    fig, axes = plt.subplots(len(rows), n, figsize=(scale * n * w / max(h, w) * 1.05, scale * len(rows) * 0.85),
+                             squeeze=False)
+    for r, (title, f, b) in enumerate(rows):
+        idx = np.linspace(0, len(f) - 1, n).round().astype(int)
+        for ax, i in zip(axes[r], idx):
+            ax.imshow(f[i], interpolation="nearest")
+            ax.set_axis_off()
+            if b is not None and not np.isnan(b[i]).any():
+                _box_patch(ax, np.asarray(b[i], float) + np.array([-1, -1, 1, 1]), "cyan", lw=0.8)
+        axes[r, 0].set_title(title, loc="left", fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
 def topdown_map(scene, trajectories=None, target_id=None, ax=None, every: int = 4, size: float = 5.0):
     """The room seen from above: object footprints in their colours (numbered by id), camera paths with
     arrows for where the camera looks.
