@@ -208,3 +208,21 @@ def test_condition_gaps_see_exactly_which_condition_a_model_uses():
     assert abs(deaf["other room's context gap"]) > 1e-4 and abs(deaf["noise context gap"]) > 1e-4
     with pytest.raises(V4SError, match="at least 2"):
         E.condition_gaps(model, items[:1], null)
+
+
+def test_repeated_sampling_any_and_selection_rules():
+    from v4s_lite.evaluate import SELECTION_RULES, repeated_sampling
+
+    def m(ok, conf, res, res_end):
+        return {"IF@0.2": float(ok), "box_confidence": conf, "residual": res, "residual_end": res_end}
+
+    per_try = {"a": [m(0, 0.9, 0.05, 0.09), m(1, 0.5, 0.04, 0.02), m(0, 0.4, 0.03, 0.05)],
+               "b": [m(1, 0.3, 0.06, 0.03), m(0, 0.8, 0.07, 0.06), m(0, 0.2, 0.02, 0.08)]}
+    r = repeated_sampling(per_try)
+    assert r["n"] == [1, 2, 3] and r["any"] == [0.5, 1.0, 1.0]
+    # box confidence picks a's try 1 (wrong) and b's try 2 (wrong) once it has two tries
+    assert r["box confidence"] == [0.5, 0.0, 0.0]
+    assert r["pose residual"] == [0.5, 1.0, 0.0]  # a: try 2, then the wrong try 3; b: try 1, then the wrong try 3
+    assert r["final-view residual"] == [0.5, 1.0, 1.0]  # the views holding the answer fit the room best when right
+    for name in SELECTION_RULES:  # no rule beats an oracle, and with one try every rule is that try
+        assert all(x <= y for x, y in zip(r[name], r["any"])) and r[name][0] == r["any"][0]

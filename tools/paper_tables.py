@@ -94,12 +94,7 @@ def _task(args):
         example["context_frame_indices"] = example["context_frame_indices"][:0]
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=spec.get("tries", 1), seed=seed,
                           device=device, guidance=spec.get("guidance", "joint"))
-    out = []
-    for s in samples:
-        m = score_clip(meta, s.frames, est)
-        m["box_confidence"] = float(np.nanmax(s.confidence[-clip_cfg.box_frames:])) if len(s.confidence) else 0.0
-        out.append(m)
-    return out
+    return [score_clip(meta, s.frames, est) for s in samples]
 
 
 def checkpoint(run: Path, step: int | None = None) -> Path:
@@ -119,7 +114,7 @@ def main(argv=None):
     import multiprocessing as mp
 
     from v4s_lite.data import clip_folders
-    from v4s_lite.evaluate import summarize
+    from v4s_lite.evaluate import repeated_sampling, summarize
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", default="runs")
@@ -172,16 +167,9 @@ def main(argv=None):
             continue
         first = {k: ms[0] for k, ms in clips.items()}
         out["conditions"][name] = {"summary": summarize(first), "per_clip": {k: _jsonable(m) for k, m in first.items()}}
-        if len(next(iter(clips.values()))) > 1:  # repeated sampling: any try succeeds / pick by a GT-free rule
-            curve_any, curve_pick = [], []
-            for n in range(1, TRIES + 1):
-                any_ok = [max(m["IF@0.2"] for m in ms[:n]) for ms in clips.values()]
-                # selection without ground truth: the most confident red box, ties broken by the pose residual
-                pick = [min(ms[:n], key=lambda m: (-m["box_confidence"], m.get("residual", 0.0)))["IF@0.2"]
-                        for ms in clips.values()]
-                curve_any.append(float(np.mean(any_ok)))
-                curve_pick.append(float(np.mean(pick)))
-            out["tries"][name] = {"n": list(range(1, TRIES + 1)), "any": curve_any, "selected": curve_pick}
+        if len(next(iter(clips.values()))) > 1:  # repeated sampling: any try succeeds / chosen by GT-free rules
+            out["tries"][name] = {**repeated_sampling(clips),
+                                  "per_try": {k: [_jsonable(m) for m in ms] for k, ms in clips.items()}}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))
     print(f"{done} of {len(tasks)} tasks in {out['seconds']} s -> {a.out}")

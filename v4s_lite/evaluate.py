@@ -476,6 +476,7 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
                     "box_IoU": float(np.nan_to_num(iou))})
         out["box"] = None if final is None else [float(x) for x in final]
         out["box_confidence"] = float(np.median(conf[-n_box:]))
+        out["residual_end"] = float(np.mean(est.residual[-n_box:]))  # how well the views that hold the answer fit the room
         out["grounded_pixel"] = [u, v]
     else:
         gt = render(scene, arrays["target_c2w"], K, W, H, antialias=2).rgb
@@ -577,6 +578,28 @@ def summarize(per_clip: dict) -> dict:
         n = int((~np.isnan(v)).sum())
         out[k] = {"mean": float(np.nanmean(v)) if n else None, "ci95": list(bootstrap_ci(v)) if n else None, "n": n}
     out["n"] = len(per_clip)
+    return out
+
+
+# Choosing one of several tries without ground truth (the paper only reports "any try succeeds"): each rule is a
+# sort key over one try's `score_clip` metrics; the try with the smallest key is chosen. None of them looks at the
+# target: the box detector's confidence, and how well the generated views fit the room (the pose residual; in the
+# synthetic world the room is known, with real scans it would be a reconstruction from the context video).
+SELECTION_RULES = {
+    "box confidence": lambda m: (-m["box_confidence"], m["residual"]),
+    "pose residual": lambda m: m["residual"],
+    "final-view residual": lambda m: m["residual_end"],
+}
+
+
+def repeated_sampling(per_try: dict, rules: dict = SELECTION_RULES, key: str = "IF@0.2") -> dict:
+    """per_try: {clip: [metrics of try 1, try 2, ...]}. Returns {"n": [1..T], "any": [...], rule: [...]}: the mean
+    of `key` over clips when any of the first n tries succeeds, and when each rule picks one of the first n."""
+    n_tries = min(len(ms) for ms in per_try.values())
+    out = {"n": list(range(1, n_tries + 1)),
+           "any": [float(np.mean([max(m[key] for m in ms[:n]) for ms in per_try.values()])) for n in range(1, n_tries + 1)]}
+    for name, rule in rules.items():
+        out[name] = [float(np.mean([min(ms[:n], key=rule)[key] for ms in per_try.values()])) for n in range(1, n_tries + 1)]
     return out
 
 
