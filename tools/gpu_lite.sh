@@ -4,7 +4,7 @@
 #   bash tools/gpu_lite.sh data  OUT [N_GROUND_PER_SHARD]   # training clips (12 + 4 shards) and held-out clips
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]     # train or resume the runs side by side for SECS s
 #                                                           (then SIGINT: each run checkpoints its last step)
-#   bash tools/gpu_lite.sh eval  OUT DEADLINE [paper_tables.py options]
+#   bash tools/gpu_lite.sh eval  OUT DEADLINE [v4s eval options]     # the tables -> OUT/lite_tables.json
 # RUN is a folder name under runs/: lite (the shipped model), lite_contiguous, lite_nobox, lite_ctxonly.
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).
 set -uo pipefail
@@ -78,8 +78,8 @@ train)
 eval)
   DL=${1:?deadline}; shift
   export OMP_NUM_THREADS=1
-  python3 tools/paper_tables.py --runs runs --data data/lite --device cuda --workers 16 --deadline $DL "$@" 2>&1 \
-      | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
+  $V4S eval --runs runs --data data/lite --out $OUT/lite_tables.json --device cuda --workers 16 --deadline $DL "$@" \
+      2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   ;;
 esac
 tail -n 3 $OUT/*.log 2>/dev/null | tail -n 60 > $OUT/log_tails.txt

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # results files record the command that made them
     try:
         return int(args.func(args) or 0)
     except V4SError as e:

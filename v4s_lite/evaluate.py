@@ -730,20 +730,39 @@ def add_cli(subparsers) -> None:
     src.add_argument("--videos", help="clip folders laid out as the dataset; the video scored is each folder's "
                                       "target.mp4 (or --video-name)")
     src.add_argument("--checkpoint", help="a trained checkpoint: generate each clip of --data, then score")
-    p.add_argument("--data", help="with --checkpoint: the clip folders to generate for")
-    p.add_argument("--out", required=True, help="output folder: metrics.json, metrics.md, figures/")
+    src.add_argument("--runs", help="training runs (RUNS/lite and the ablation runs beside it): every condition of "
+                                    "the paper's tables (notebook 09) on the held-out clips of --data")
+    p.add_argument("--data", help="with --checkpoint: the clip folders to generate for; with --runs: the folder "
+                                  "holding heldout/, ood/ and nav/")
+    p.add_argument("--out", required=True, help="output folder: metrics.json, metrics.md, figures/ (with --runs: "
+                                                "the results file, e.g. results/lite_tables.json)")
     p.add_argument("--video-name", default="target.mp4", help="the file scored in each clip folder (default target.mp4)")
     p.add_argument("--clip-config", default=None, help="with --checkpoint: quick | lite | paper (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=20, help="with --checkpoint: sampling steps")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-figures", action="store_true", help="skip the per-clip diagnostic pictures")
+    tables = p.add_argument_group("with --runs (v4s_lite.tables)")
+    tables.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
+    tables.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
+    tables.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
+    tables.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
     from .utils import get_device
 
+    if args.runs:
+        import shlex
+
+        from .tables import paper_tables
+
+        if not args.data:
+            raise V4SError("--runs needs --data DIR: the folder holding the held-out clips (heldout/, ood/, nav/)")
+        paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only,
+                     args.seed, args.deadline, args.max_clips, command=shlex.join(["v4s", *getattr(args, "argv", [])]))
+        return 0
     videos, name = args.videos, args.video_name
     if args.checkpoint:
         if not args.data:

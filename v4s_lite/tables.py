@@ -1,7 +1,7 @@
-"""The paper's tables at lite scale: generate held-out clips under each condition, score them with
-`v4s_lite.evaluate`, write one results file that notebook 09 reads.
+"""The paper's tables at lite scale (notebook 09): generate the held-out clips under each condition, score them
+with `v4s_lite.evaluate`, write one results file.
 
-    python tools/paper_tables.py --runs runs --data data/lite --out results/lite_tables.json --device cuda --workers 16
+    v4s eval --runs runs --data data/lite --out results/lite_tables.json --device cuda --workers 16
 
 Conditions (all on held-out scenes, disjoint seeds from training):
     ground truth, full model (joint CFG), no context (first frame only, as Wan2.2-5B sees it),
@@ -12,14 +12,12 @@ Each (condition, clip) is one task: generate on the device, then render-and-comp
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from .utils import V4SError
 
 TRIES = 5
 
@@ -56,7 +54,7 @@ def conditions(runs: Path) -> dict:
         c[f"context {k} chunks"] = dict(ckpt=main, split="id", chunks=k)
     return c
 
-_MODELS = {}
+_MODELS = {}  # per worker process: each checkpoint is loaded once
 
 
 def _task(args):
@@ -64,11 +62,11 @@ def _task(args):
     import torch
 
     torch.set_num_threads(1)
-    from v4s_lite.config import get_clip_config
-    from v4s_lite.data import ClipDataset
-    from v4s_lite.evaluate import PoseEstimator, ground_truth_video, score_clip
-    from v4s_lite.sample import load_model, sample_clip
-    from v4s_lite.world import Scene
+    from .config import get_clip_config
+    from .data import ClipDataset
+    from .evaluate import PoseEstimator, ground_truth_video, score_clip
+    from .sample import load_model, sample_clip
+    from .world import Scene
 
     name, spec, folder, device, seed = args
     folder = Path(folder)
@@ -101,51 +99,42 @@ def checkpoint(run: Path, step: int | None = None) -> Path:
     """The run's latest checkpoint, or the one nearest to `step` (the earlier one on a tie)."""
     steps = sorted(Path(run).glob("step_[0-9]*"))
     if not steps:
-        raise SystemExit(f"{run}: no step_XXXXXX checkpoint; train it first (tools/gpu_lite.sh train)")
+        raise V4SError(f"{run}: no step_XXXXXX checkpoint; train it first (tools/gpu_lite.sh train)")
     return steps[-1] if step is None else min(steps, key=lambda s: (abs(int(s.name[5:]) - step), int(s.name[5:])))
 
 
-def _jsonable(m):
-    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in m.items()
-            if isinstance(v, (int, float, str, bool, type(None)))}
-
-
-def main(argv=None):
+def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
+                 deadline: float = 0, max_clips: int = 0, command: str = "") -> dict:
+    """Run the conditions (all, or the names in `only`) over the clips in data/heldout, data/ood, data/nav and
+    write `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the repeated-sampling
+    curves with every try's metrics, and the checkpoint each row used. With `only` and an existing `out`, the
+    conditions run replace theirs and the others are kept. `deadline` (s): stop and write what is done by then."""
     import multiprocessing as mp
 
-    from v4s_lite.data import clip_folders
-    from v4s_lite.evaluate import repeated_sampling, summarize
+    from .data import clip_folders
+    from .evaluate import _jsonable, repeated_sampling, summarize
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default="runs")
-    p.add_argument("--data", default="data/lite", help="holds heldout/, ood/, nav/ clip folders")
-    p.add_argument("--out", default="results/lite_tables.json")
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--workers", type=int, default=os.cpu_count())
-    p.add_argument("--max-clips", type=int, default=0)
-    p.add_argument("--only", nargs="*", help="condition names to run")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--deadline", type=float, default=0, help="seconds; stop and write what is done by then")
-    a = p.parse_args(argv)
-    data = Path(a.data)
+    data, out = Path(data), Path(out)
     splits = {"id": data / "heldout", "ood": data / "ood", "nav": data / "nav"}
-    conds = conditions(Path(a.runs))
-    if a.only:
-        conds = {k: v for k, v in conds.items() if k in a.only}
+    conds = conditions(Path(runs))
+    if only:
+        unknown = set(only) - set(conds)
+        if unknown:
+            raise V4SError(f"unknown condition(s) {sorted(unknown)}; the conditions are: {list(conds)}")
+        conds = {k: v for k, v in conds.items() if k in only}
     tasks = []
     for name, spec in conds.items():
         folders = clip_folders(splits[spec["split"]])
-        folders = folders[: a.max_clips] if a.max_clips else folders
-        tasks += [(i, name, spec, str(f), a.device, a.seed) for i, f in enumerate(folders)]
-    # clip-major order: a --deadline then cuts every condition to the same clips, not whole conditions
+        folders = folders[:max_clips] if max_clips else folders
+        tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders)]
+    # clip-major order: a deadline then cuts every condition to the same clips, not whole conditions
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
-    ctx = mp.get_context("spawn")
     per, done = {}, 0
-    with ctx.Pool(a.workers) as pool:
+    with mp.get_context("spawn").Pool(workers or os.cpu_count()) as pool:
         pending = [pool.apply_async(_task, (t,)) for t in tasks]
         for (name, _, folder, _, _), r in zip(tasks, pending):
-            left = a.deadline - (time.time() - t0) if a.deadline else None
+            left = deadline - (time.time() - t0) if deadline else None
             if left is not None and left <= 0:
                 break
             try:
@@ -154,30 +143,23 @@ def main(argv=None):
             except mp.TimeoutError:
                 break
         pool.terminate()
-    print(f"{done} of {len(tasks)} tasks done")
-    out = {"command": "python tools/paper_tables.py " + " ".join(sys.argv[1:] if argv is None else argv), "seconds": round(time.time() - t0, 1),
-           "conditions": {}, "tries": {}}
-    if a.only and Path(a.out).exists():  # a partial run updates the conditions it ran and keeps the others
-        old = json.loads(Path(a.out).read_text())
-        out = {**old, "command": old["command"] + " && " + out["command"], "seconds": old["seconds"] + out["seconds"]}
-    out["checkpoints"] = {**out.get("checkpoints", {}), **{
+    res = {"command": command, "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {}}
+    if only and out.exists():  # a partial run updates the conditions it ran and keeps the others
+        old = json.loads(out.read_text())
+        res = {**old, "command": old["command"] + " && " + command, "seconds": old["seconds"] + res["seconds"]}
+    res["checkpoints"] = {**res.get("checkpoints", {}), **{
         name: str(checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
-        if not clips:
-            continue
         first = {k: ms[0] for k, ms in clips.items()}
-        out["conditions"][name] = {"summary": summarize(first), "per_clip": {k: _jsonable(m) for k, m in first.items()}}
+        res["conditions"][name] = {"summary": summarize(first), "per_clip": {k: _jsonable(m) for k, m in first.items()}}
         if len(next(iter(clips.values()))) > 1:  # repeated sampling: any try succeeds / chosen by GT-free rules
-            out["tries"][name] = {**repeated_sampling(clips),
+            res["tries"][name] = {**repeated_sampling(clips),
                                   "per_try": {k: [_jsonable(m) for m in ms] for k, ms in clips.items()}}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1))
-    print(f"{done} of {len(tasks)} tasks in {out['seconds']} s -> {a.out}")
-    for name, c in out["conditions"].items():
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1, default=float))
+    print(f"{done} of {len(tasks)} tasks in {res['seconds']} s -> {out}")
+    for name, c in res["conditions"].items():
         s = c["summary"]
         print(f"{name:32s} " + " ".join(f"{k}={s[k]['mean']:.3f}" for k in ("SD", "IF", "IF@0.2", "box_IoU", "PSNR", "GT_PSNR")
                                           if k in s and s[k]["mean"] is not None) + f" n={s['n']}")
-
-
-if __name__ == "__main__":
-    main()
+    return res
