@@ -132,8 +132,10 @@ print("tries", tries["n"], "any", np.round(tries["any"], 3).tolist(),
       *[f"{k} {np.round(v, 3).tolist()}" for k, v in rules.items()])
 fig, ax = plt.subplots(1, 2, figsize=(9, 3))
 x = np.arange(len(lengths))
-ax[0].plot(x, [C[n]["IF@0.2"]["mean"] for _, n in lengths], "o-", label="IF@0.2")
-ax[0].plot(x, [C[n]["SD"]["mean"] for _, n in lengths], "s-", label="SD")
+for k, marker in (("IF@0.2", "o-"), ("SD", "s-")):  # with the 95% intervals: is the peak at 2 chunks real?
+    m = np.array([C[n][k]["mean"] for _, n in lengths])
+    ci = np.array([C[n][k]["ci95"] for _, n in lengths]).T
+    ax[0].errorbar(x, m, yerr=[m - ci[0], ci[1] - m], fmt=marker, capsize=3, label=k)
 ax[0].set_xticks(x, [l for l, _ in lengths], fontsize=8)
 ax[0].set_xlabel("context chunks at inference")
 ax[0].legend()
@@ -167,6 +169,14 @@ print("the same today (19 minutes on 2 CPU cores): v4s eval --runs runs --data d
       "--device cpu --workers 2 --out results/lite_2026-12-01b/tries_cpu.json")
 for k in ("any", *SELECTION_RULES):
     print(f"{k:20s} IF@0.2 with 1..5 tries: {np.round(curves[k], 3).tolist()}")
+fig, ax = plt.subplots(figsize=(5, 3))
+for k in ("any", *SELECTION_RULES):
+    ax.plot(curves["n"], curves[k], "o-" if k == "any" else "s--", label="any try succeeds" if k == "any" else f"chosen by {k}")
+ax.set_xlabel("tries")
+ax.set_ylabel("IF@0.2 (24 rooms)")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
 
 # %% [markdown]
 # The first tries agree with the GPU's on all 18 rooms both files share (same seeds; the CPU's float rounding
