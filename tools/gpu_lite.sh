@@ -5,13 +5,15 @@
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]     # train or resume the runs side by side for SECS s
 #                                                           (then SIGINT: each run checkpoints its last step)
 #   bash tools/gpu_lite.sh eval  OUT DEADLINE [v4s eval options]     # the tables -> OUT/lite_tables.json
-# RUN is a folder name under runs/: lite (the shipped model), lite_contiguous, lite_nobox, lite_ctxonly.
+# RUN is a folder name under runs/: lite (the shipped model), lite_contiguous, lite_nobox, lite_ctxonly, and
+# lite_more (the shipped model in data/v4s-lite/ trained further).
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).
 set -uo pipefail
 PHASE=${1:?phase}; OUT=${2:?out dir}; shift 2
 export PYTHONUNBUFFERED=1
 V4S="python3 -m v4s_lite.cli"
 mkdir -p runs data/lite $OUT
+run_dir() { if [ "$1" = lite_more ]; then echo runs/lite; else echo runs/$1; fi; }
 t0=$(date +%s)
 case $PHASE in
 data)
@@ -56,22 +58,26 @@ train)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
       lite_ctxonly) extra="--set context_attention=context_only" ;;
+      # the shipped model trained further: its weights carry with the checkpoint (a run's optimizer state plus the
+      # wheels would not fit the 64 MiB carry), so a fresh optimizer with a short warm-up
+      # (it writes runs/lite, the folder `eval` scores: give it instead of lite)
+      lite_more) extra="--set init_from=data/v4s-lite --set warmup_steps=100" ;;
       *) echo "unknown run $r"; exit 2 ;;
     esac
-    resume=""; ls -d runs/$r/step_* > /dev/null 2>&1 && resume="--resume"
-    cmd="$V4S train configs/lite.yaml $common --set out_dir=runs/$r $extra $resume"
+    resume=""; ls -d $(run_dir $r)/step_* > /dev/null 2>&1 && resume="--resume"
+    cmd="$V4S train configs/lite.yaml $common --set out_dir=$(run_dir $r) $extra $resume"
     echo "$cmd" | tee -a $OUT/train_$r.log
     timeout -s INT $SECS $cmd >> $OUT/train_$r.log 2>&1 &
   done
   wait
   for r in "$@"; do
-    last=$(ls -d runs/$r/step_* | sort | tail -n 1)
-    echo "$r: $last, last log: $(tail -n 1 runs/$r/loss.jsonl)" | tee -a $OUT/summary.txt
-    tar czf $OUT/$r.tgz runs/$r/config.yaml runs/$r/loss.jsonl $last/trainer_state.json $last/transformer_ema
+    d=$(run_dir $r); last=$(ls -d $d/step_* | sort | tail -n 1)
+    echo "$r: $last, last log: $(tail -n 1 $d/loss.jsonl)" | tee -a $OUT/summary.txt
+    tar czf $OUT/$r.tgz $d/config.yaml $d/loss.jsonl $last/trainer_state.json $last/transformer_ema
   done
   echo "train: $(( $(date +%s)-t0 )) s wall for $*" | tee -a $OUT/summary.txt
   # the cheap early signal: does the model denoise worse with another room's context? (tools/condition_gaps.py)
-  last=$(ls -d runs/$1/step_* | sort | tail -n 1)
+  last=$(ls -d $(run_dir $1)/step_* | sort | tail -n 1)
   OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/heldout --max-clips 8 --device cuda 2>&1 \
       | grep "^|" | tee -a $OUT/summary.txt
   ;;
