@@ -215,7 +215,7 @@ if ckpt.exists() and (ckpt / "clips").exists():
         m = result["per_clip"][folder.name]
         print(f"{folder.name}: \"{meta['instruction']}\"  SD {m['SD']:.3f}  IF {m['IF']:.0f}  PSNR {m['PSNR']:.1f} dB")
         generation_figure(read_video(folder / "context.mp4"), generated, meta["instruction"],
-                          boxes=detect_red_box(generated)[0], truth=read_video(folder / "target.mp4"))
+                          boxes=detect_red_box(generated)[0], truth=read_video(folder / "target.mp4"), n=6)
         plt.show()
         display(Image(filename=f"build/lite_eval/figures/{folder.name}.png"))  # written by evaluate_videos
     show_video(generated, fps=8)  # the last clip, as a video
