@@ -138,6 +138,44 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
                   titles=list(rows), box_color="cyan")
 
 # %% [markdown]
+# ## The boxes a trained model draws
+# The box frames are only a training target: what does a model trained on them draw? The course's lite model
+# (`data/v4s-lite/`) generates the walk for the two held-out rooms shipped with it. Below, every other box frame
+# with two boxes: the one the detector reads in the generated frame ("read", cyan) and where the target is in the
+# same frame of the true walk ("target", yellow); then the detector's confidence and the IoU of the two, per box
+# frame (the generated camera may stand elsewhere than the true one, so the IoU also asks whether the walk ended
+# in the right place). Generated boxes are messier than drawn ones: a doubled or stray red line can pull the
+# detector off the box the model meant (look for it in the first room), and its confidence says how box-like the
+# red is, not whether the box surrounds the named object; notebook 09 finds it a poor guide to which try is right.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
+from pathlib import Path
+
+from v4s_lite.data import ClipDataset
+from v4s_lite.sample import load_model, sample_clip
+
+lite_dir = Path("../data/v4s-lite")
+if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
+    lite_model, lite_codec, lite_text, _ = load_model(lite_dir)
+    held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)
+    for i in range(len(held_out)):
+        ex = held_out[i]
+        s = sample_clip(lite_model, lite_codec, lite_text, ex, LITE, seed=seed)[0]
+        true = ex["boxes"].numpy()
+        box_idx = list(range(len(s.frames) - LITE.box_frames, len(s.frames)))
+        frame_strip(s.frames, indices=box_idx[::2], boxes=np.stack([s.boxes, true], axis=1),
+                    labels=["read", "target"], box_color=["cyan", "yellow"])
+        plt.show()
+        iou = np.nan_to_num(box_iou(s.boxes[box_idx], true[box_idx]))
+        print(f'"{ex["instruction"]}"  confidence {np.round(s.confidence[box_idx], 2).tolist()}\n'
+              f'{"":{len(ex["instruction"]) + 2}s}  IoU with the target {np.round(iou, 2).tolist()}')
+else:
+    print("data/v4s-lite/ (the trained lite model and its clips) is missing from this checkout: "
+          "restore it with `git checkout -- data/v4s-lite`")
+
+# %% [markdown]
 # ## Exercise: the line widths
 # Write `my_line_widths(n_box_frames, width)`: integer line thickness per box frame, growing linearly from
 # `max(1, 1.5 * width / 416)` to `max(2, 8 * width / 416)` px, rounded. The check compares it with
@@ -166,4 +204,6 @@ check_exercise("box line widths", my_line_widths, solution_line_widths,
 #   low confidence where there is no box. On a rendered clip it recovers the drawn box exactly; after the lite codec
 #   it keeps IoU around 0.9 (tests: `tests/test_bbox.py`).
 # - `red_box_mask` tells the evaluation which pixels are the model's mark rather than the room.
+# - What a trained model draws: `v4s_lite.sample.sample_clip` reads each generated frame's box (`Sample.boxes`,
+#   `Sample.confidence`) with the same detector.
 # - Next, `08_evaluation`: the box's centre is the *grounded point* behind SD and IF.

@@ -224,9 +224,11 @@ if ckpt.exists() and (ckpt / "clips").exists():
 # Judge before you read the numbers: does the generated walk stay in the same room (colours, walls, furniture in
 # the places the context showed)? Does it end facing the object the instruction names, with the box around it?
 # SD and IF say the same thing as a number; PSNR against the re-render says whether the frames are views of this
-# room at all. Here the bookshelf is found (SD 0.03); for the black lamp the model paints a lamp-like object on a
-# wall where the room has none: it has learnt what a lamp looks like better than where this room keeps it, the
-# weak-context failure notebook 09 measures.
+# room at all. Here the bookshelf is found (SD 0.03). The black lamp is harder to judge: the model ends facing a
+# black lamp with a box around it, as the true walk does, but in front of a wall of the wrong colour, so
+# render-and-compare places the camera elsewhere in the room, and the detector reads the box off a stray red line
+# beside it (notebook 07 shows both boxes). The scores call it a failure (SD 0.74); your eyes may give it half
+# marks. What the model got wrong is the room around the target: the weak context that notebook 09 measures.
 
 # %% [markdown]
 # ## Exercise: spatial distance

@@ -181,8 +181,9 @@ plt.show()
 # %% [markdown]
 # The first tries agree with the GPU's on all 18 rooms both files share (same seeds; the CPU's float rounding
 # differs, the outcomes do not), and the 6 rooms the GPU's deadline cut are mostly failures: over all 24 rooms
-# the model grounds 0.42, not 0.50. The box detector's confidence is a poor judge: the model draws confident boxes
-# around objects it invented, so that rule does *worse* than taking the first try. How well the views fit the room
+# the model grounds 0.42, not 0.50. The box detector's confidence is a poor judge: it measures how box-like the
+# red is, not whether the box surrounds the named object in the right room, and that rule does *worse* than taking
+# the first try. How well the views fit the room
 # is a better one: the lowest pose residual lifts 0.42 to 0.58 with 3 tries, most of the way to the oracle's 0.62.
 # With 24 rooms these gaps are a few rooms each: a lead, not a result. Try your own rule: any function of one try's
 # metrics that does not read `SD`, `IF` or the pose errors, passed to `repeated_sampling(per_try, {"mine": rule})`.

@@ -65,7 +65,8 @@ def frame_strip(frames, indices=None, n: int = 8, boxes=None, labels=None, title
                 scale: float = 1.6):
     """A row of frames (evenly spaced, or `indices`), optionally with boxes.
 
-    boxes: (N, 4) one box per frame, or (N, K, 4) several; NaN rows are skipped. labels: K names for the boxes.
+    boxes: (N, 4) one box per frame, or (N, K, 4) several; NaN rows are skipped. labels: K names for the boxes;
+    box_color: one colour, or K.
     Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
@@ -82,7 +83,8 @@ def frame_strip(frames, indices=None, n: int = 8, boxes=None, labels=None, title
             b = np.asarray(boxes[i], float).reshape(-1, 4)
             for j, bb in enumerate(b):
                 if not np.isnan(bb).any():
-                    _box_patch(ax, bb, box_color, label=None if labels is None else labels[j])
+                    color = box_color[j] if isinstance(box_color, (list, tuple)) else box_color
+                    _box_patch(ax, bb, color, label=None if labels is None else labels[j])
     fig.tight_layout(pad=0.2)
     return fig
 
