@@ -54,6 +54,7 @@ def conditions(runs: Path) -> dict:
         c[f"context {k} chunks"] = dict(ckpt=main, split="id", chunks=k)
     return c
 
+
 _MODELS = {}  # per worker process: each checkpoint is loaded once
 
 
@@ -97,7 +98,9 @@ def _task(args):
 
 def checkpoint(run: Path, step: int | None = None) -> Path:
     """The run's latest checkpoint, or the one nearest to `step` (the earlier one on a tie)."""
-    steps = sorted(Path(run).glob("step_[0-9]*"))
+    from .train import checkpoints
+
+    steps = checkpoints(run)
     if not steps:
         raise V4SError(f"{run}: no step_XXXXXX checkpoint; train it first (tools/gpu_lite.sh train)")
     return steps[-1] if step is None else min(steps, key=lambda s: (abs(int(s.name[5:]) - step), int(s.name[5:])))

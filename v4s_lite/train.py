@@ -441,8 +441,13 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None
     return final
 
 
+def checkpoints(run_dir) -> list[Path]:
+    """The run's step_XXXXXX checkpoint folders, oldest first."""
+    return sorted(Path(run_dir).glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]"))
+
+
 def latest_checkpoint(run_dir) -> Path | None:
-    steps = sorted(Path(run_dir).glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]"))
+    steps = checkpoints(run_dir)
     return steps[-1] if steps else None
 
 
