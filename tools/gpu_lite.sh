@@ -17,6 +17,7 @@
 set -uo pipefail
 PHASE=${1:?phase}; OUT=${2:?out dir}; shift 2
 export PYTHONUNBUFFERED=1
+ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)  # the encoding workers pass clips through file descriptors
 V4S="python3 -m v4s_lite.cli"
 mkdir -p runs data/lite $OUT
 t0=$(date +%s)

@@ -327,6 +327,8 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
     ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
     box = clip_cfg.box_frames if cfg.box_frames else 0
     on_cpu = torch.device(device).type == "cpu"
+    if cfg.num_workers and on_cpu:  # workers hand clips back through shared memory files, not one descriptor each
+        torch.multiprocessing.set_sharing_strategy("file_system")
     items = []
     for view in range(cfg.context_views):
         ds.set_epoch(view)  # a fresh draw of the context chunks
