@@ -7,13 +7,16 @@ Each module mirrors a notebook:
     data       clips on disk (mp4 + meta.json), decord reading  01
     sampling   non-contiguous context chunks                    01
     codec      latent codecs (lite, Wan2.2 VAE), text encoders  02
+    latents    encoded clips, the latent cache on disk          02
+    budget     tokens, FLOPs, training memory                   02
     rope       non-contiguous RoPE (context_positions)          03
+    attention  context reuse (context attends to context)      04
     model      context-conditioned Wan transformer              04
     train      flow-matching training, LoRA                     05
     cfg        joint classifier-free guidance                   06
     sample     denoising with diffusers schedulers              06
     bbox       auxiliary box frames and the red-box detector    07
     evaluate   render-and-compare poses, SD / IF metrics        08
-    full       Wan2.2-TI2V-5B: caches, LoRA export, memory      10
+    full       Wan2.2-TI2V-5B: loading, speed, LoRA export      10
 """
 __version__ = "0.1.0"

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 TEMPORAL_STRIDE = 4  # frames per latent frame (Wan VAE); context chunks are this long
+# LoRA on the attention (self + cross) and FFN projections of diffusers' WanTransformerBlock. Here, not in
+# train.py, because the memory arithmetic (budget.py) prices the same list before any training code loads.
+WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
+from .attention import ContextCache
 from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions
 from .utils import V4SError
 
@@ -97,7 +98,7 @@ class V4SModel(nn.Module):
     `context_attention`: "full" (the paper: every token attends to every token) or "context_only" (our choice
     for speed: context tokens attend only to context tokens, target tokens to everything). With "context_only"
     the context's keys/values do not depend on the noisy target, so sampling can compute them once per sample
-    instead of at every denoising step (full.ContextCache). A model must be trained the way it is sampled.
+    instead of at every denoising step (attention.ContextCache). A model must be trained the way it is sampled.
     """
 
     ATTENTION = ("full", "context_only")
@@ -202,8 +203,6 @@ class V4SModel(nn.Module):
         if self.context_attention != "context_only":
             raise V4SError("reuse_context needs a model trained with context_attention='context_only': with full "
                            "attention the context's keys and values change with the noisy target at every step")
-        from .full import ContextCache
-
         with ContextCache(self.transformer) as cache:
             self._reuse = {"cache": cache, "key": None}
             try:
@@ -229,8 +228,6 @@ class V4SModel(nn.Module):
     def _context_mask(self, n_context_tokens: int):
         # ContextCache's "masked" mode is that attention pattern in one sequence (the reference its cached
         # fill/reuse modes are tested against), so training and plain sampling share one implementation.
-        from .full import ContextCache
-
         cache = ContextCache(self.transformer)
         cache.n_context_tokens = n_context_tokens
         return cache

@@ -35,11 +35,9 @@ import numpy as np
 import torch
 import yaml
 
-from .config import get_clip_config
+from .config import WAN_LORA_TARGETS, get_clip_config
+from .latents import LatentCache, OnDevice, encode_clip, write_latent_cache
 from .utils import V4SError, get_device, seed_everything
-
-# Attention (self + cross) and FFN projections of diffusers' WanTransformerBlock.
-WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 
 
 class TrainingDiverged(V4SError):
@@ -259,7 +257,7 @@ def count_parameters(model, trainable_only=False) -> int:
 
 # ------------------------------------------------------------------------------------------- data
 class _EncodedClips(torch.utils.data.Dataset):
-    """ClipDataset items through full.encode_clip. A Dataset so that DataLoader workers do all of a clip's work
+    """ClipDataset items through latents.encode_clip. A Dataset so that DataLoader workers do all of a clip's work
     (decoding is the slow part, encoding is not free either)."""
 
     def __init__(self, ds, n, codec, text_encoder, box_frames: int):
@@ -269,14 +267,12 @@ class _EncodedClips(torch.utils.data.Dataset):
         return self.n
 
     def __getitem__(self, i):
-        from .full import encode_clip
-
         item = encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames)
         return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
 
 
 def latent_cache_folder(cfg: TrainConfig, n_clips: int) -> Path:
-    """Where encode_clips keeps its result (a full.LatentCache folder): one per setting that changes the items."""
+    """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items."""
     import hashlib
 
     key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
@@ -289,16 +285,15 @@ def latent_cache_folder(cfg: TrainConfig, n_clips: int) -> Path:
 def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
     """Pre-encode every clip once (latents kept in memory): a training step should cost only the transformer.
 
-    Items have the keys of full.LatentCache (so the big model's disk cache trains through the same loop):
+    Items have the keys of latents.LatentCache (so the big model's disk cache trains through the same loop):
     `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
     `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
     With context_views > 1 each clip is encoded with several context samplings (different chunks).
-    With `cfg.latent_cache` set, the result is written there as a full.LatentCache folder and read by every
+    With `cfg.latent_cache` set, the result is written there as a latents.LatentCache folder and read by every
     later run with the same data settings (the variants of one experiment, and every --resume) instead of
     decoding the clips again.
     """
     from .data import ClipDataset, clip_folders
-    from .full import LatentCache, _OnDevice, write_latent_cache
 
     clip_cfg = cfg.clip_config
     root = Path(cfg.data_root)
@@ -324,7 +319,7 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
         ds.set_epoch(view)  # a fresh draw of the context chunks
         # each worker decodes and encodes whole clips (in order); a GPU codec stays in this process
         loader = torch.utils.data.DataLoader(
-            _EncodedClips(ds, n, codec if on_cpu else _OnDevice(codec, device), text_encoder, box),
+            _EncodedClips(ds, n, codec if on_cpu else OnDevice(codec, device), text_encoder, box),
             batch_size=None, num_workers=cfg.num_workers if on_cpu else 0)
         items += list(tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
                            disable=not cfg.progress))
@@ -519,7 +514,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     resume: None, True (the latest checkpoint in cfg.out_dir) or a step_XXXXXX path.
     model / items / null_text: an already built V4SModel, pre-encoded clips and the "" embedding (otherwise
     build_model / encode_clips / the text encoder): the full-model path passes its own (LoRA on
-    Wan2.2-TI2V-5B, items = full.LatentCache(folder), whose `null_embeds` is used when null_text is None).
+    Wan2.2-TI2V-5B, items = latents.LatentCache(folder), whose `null_embeds` is used when null_text is None).
     """
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
@@ -668,10 +663,6 @@ def add_cli(subparsers):
 
 
 def _cli(args):
-    if "wan" in (yaml.safe_load(Path(args.config).read_text()) or {}):  # a Wan2.2-TI2V-5B config: v4s_lite.full
-        from .full import _cli_train
-
-        return _cli_train(args)
     cfg = load_config(args.config, **dict(parse_override(s) for s in args.set))
     if args.encode_only:
         if not cfg.latent_cache:
