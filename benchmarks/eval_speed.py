@@ -19,7 +19,8 @@ import torch
 from v4s_lite import evaluate as E
 from v4s_lite.config import get_clip_config
 from v4s_lite.data import clip_meta
-from v4s_lite.world import make_clip, make_scene
+from v4s_lite.scene import make_scene
+from v4s_lite.world import make_clip
 
 
 def main() -> None:

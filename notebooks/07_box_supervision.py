@@ -36,8 +36,9 @@ from v4s_lite.codec import LiteCodec, frames_to_video, video_to_frames
 from v4s_lite.config import LITE, PAPER, QUICK
 from v4s_lite.exercises import check_exercise
 from v4s_lite.plotting import frame_strip, show_video
+from v4s_lite.scene import PALETTE, is_strong_red, make_scene
 from v4s_lite.utils import seed_everything
-from v4s_lite.world import PALETTE, is_strong_red, make_clip, make_scene
+from v4s_lite.world import make_clip
 
 seed_everything(seed)
 torch.set_num_threads(1)  # same float results on every machine

@@ -123,7 +123,8 @@ else:
 # %%
 from v4s_lite.codec import LiteTextEncoder, UMT5TextEncoder, WanVAECodec
 from v4s_lite.sampling import sample_context_frames
-from v4s_lite.world import make_clip, make_scene
+from v4s_lite.scene import make_scene
+from v4s_lite.world import make_clip
 
 clip_cfg = ClipConfig(width=64, height=64, scan_frames=33, context_chunks=2, target_chunks=2, box_frames=4) if quick \
     else PAPER

@@ -18,7 +18,8 @@ CFG = ClipConfig(width=104, height=64, scan_frames=17, context_chunks=2, target_
 @pytest.fixture(scope="module")
 def clip():
     from v4s_lite.data import clip_meta
-    from v4s_lite.world import make_clip, make_scene
+    from v4s_lite.scene import make_scene
+    from v4s_lite.world import make_clip
 
     scene = make_scene(SEED)
     c = make_clip(scene, "grounding", CFG, seed=SEED)
@@ -45,7 +46,9 @@ def gt_frames_without_box(meta):
 
 
 def test_pose_parameters_round_trip_and_match_world():
-    from v4s_lite.world import make_scene, pose_from_yaw_pitch, scan_trajectory
+    from v4s_lite.camera import pose_from_yaw_pitch
+    from v4s_lite.scene import make_scene
+    from v4s_lite.trajectories import scan_trajectory
 
     c2w = scan_trajectory(make_scene(0), 9, seed=0)
     np.testing.assert_allclose(E._pose_matrices(E._pose_params(c2w)), c2w, atol=1e-12)

@@ -2,8 +2,12 @@
 
 Each module mirrors a notebook:
     config     clip shapes (paper and lite)                     00
-    world      procedural rooms, cameras, trajectories          01
+    scene      procedural rooms, palette, free space            01
+    camera     pinhole cameras, poses                           01
     render     torch ray caster: RGB, depth, instance ids       01
+    trajectories  scan, approach and navigation walks           01
+    language   instructions, navigation commands                01
+    world      one rendered, annotated clip (make_clip)         01
     data       clips on disk (mp4 + meta.json), decord reading  01
     sampling   non-contiguous context chunks                    01
     codec      latent codecs (lite, Wan2.2 VAE), text encoders  02

@@ -149,7 +149,7 @@ class PoseEstimator:
     def __init__(self, scene, K, width: int, height: int, coarse=(26, 16), refine=(52, 32), grid_step: float = 0.5,
                  n_yaw: int = 24, pitches_deg=(-30.0, -18.0, -6.0), z: float | None = None, iterations: int = 8,
                  top_k: int = 5, cube_size: int = 32, fit_height: bool = False, still: float = 0.004):
-        from .world import EYE_HEIGHT
+        from .scene import EYE_HEIGHT
 
         self.scene, self.K, self.width, self.height = scene, np.asarray(K, float), int(width), int(height)
         self.coarse, self.refine = tuple(coarse), tuple(refine)
@@ -165,7 +165,8 @@ class PoseEstimator:
     def library(self):
         if self._library is None:
             from .render import render
-            from .world import intrinsics, is_free
+            from .camera import intrinsics
+            from .scene import is_free
 
             W, D, _ = self.scene.room
             s = self.grid_step
@@ -429,7 +430,7 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
     from .config import ClipConfig
     from .data import validate_meta
     from .render import boxes_from_instance, render
-    from .world import Scene
+    from .scene import Scene
 
     arrays = validate_meta(meta)
     if meta.get("scene") is None:
@@ -498,7 +499,7 @@ def ground_truth_video(meta: dict, with_box: bool = True, antialias: int = 2) ->
     from .config import ClipConfig
     from .data import validate_meta
     from .render import render
-    from .world import Scene
+    from .scene import Scene
 
     arrays = validate_meta(meta)
     frames = render(Scene.from_dict(meta["scene"]), arrays["target_c2w"], arrays["K"], meta["width"], meta["height"],
@@ -513,7 +514,8 @@ def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
     """A perfect video for another instruction: the approach to `object_id`, boxed (for IF near 0 on this clip)."""
     from .config import ClipConfig
     from .render import boxes_from_instance, render
-    from .world import Scene, approach_trajectory
+    from .scene import Scene
+    from .trajectories import approach_trajectory
 
     scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
     c2w = approach_trajectory(scene, object_id, cfg.target_frames, cfg.box_frames, seed)
@@ -648,7 +650,7 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
         frames = read_video(video, expected_frames=len(meta["target"]["frame_indices"]))
         key = json.dumps(meta["scene"], sort_keys=True)  # clips of one room share the render library
         if key not in estimators:
-            from .world import Scene
+            from .scene import Scene
 
             estimators = {key: PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"])}
         m = score_clip(meta, frames, estimators[key], lpips=status)
@@ -681,7 +683,7 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
     import matplotlib.pyplot as plt
 
     from .plotting import topdown_map
-    from .world import Scene
+    from .scene import Scene
 
     scene = Scene.from_dict(meta["scene"])
     fig, ax = plt.subplots(1, 3, figsize=(9, 2.6), gridspec_kw={"width_ratios": [1.6, 1.6, 1.2]})

@@ -67,7 +67,7 @@ def _task(args):
     from .data import ClipDataset
     from .evaluate import PoseEstimator, ground_truth_video, score_clip
     from .sample import load_model, sample_clip
-    from .world import Scene
+    from .scene import Scene
 
     name, spec, folder, device, seed = args
     folder = Path(folder)
