@@ -154,8 +154,9 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
 from pathlib import Path
 
+from v4s_lite.checkpoints import load_model
 from v4s_lite.data import ClipDataset
-from v4s_lite.sample import load_model, sample_clip
+from v4s_lite.sample import sample_clip
 
 lite_dir = Path("../data/v4s-lite")
 if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():

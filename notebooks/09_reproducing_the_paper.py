@@ -221,9 +221,10 @@ for label, r in (("step 500", early), ("results file", res)):
 # grounds must lose accuracy when it is given another room or another target; gaps near 0 mean it ignores them.
 
 # %%
+from v4s_lite.checkpoints import load_model
+from v4s_lite.config import TrainConfig
 from v4s_lite.evaluate import CONDITION_PROBES, condition_gaps
-from v4s_lite.sample import load_model
-from v4s_lite.train import TrainConfig, encode_clips
+from v4s_lite.train import encode_clips
 
 lite_dir = Path("../data/v4s-lite")
 if (lite_dir / "config.json").exists():

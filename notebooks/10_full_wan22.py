@@ -156,7 +156,9 @@ print("instruction:", item["instruction"])
 # and the cached items. A CUDA out-of-memory inside `full.oom_guard` becomes a message saying what to lower.
 
 # %%
-from v4s_lite.train import add_lora, load_config, read_log, train
+from v4s_lite.config import load_config
+from v4s_lite.model import add_lora
+from v4s_lite.train import read_log, train
 
 cfg = load_config(None, out_dir=str(work / "run"), model="tiny", lora_rank=4, steps=train_steps, batch_size=1,
                   lr=1e-3, warmup_steps=1, checkpoint_every=train_steps, progress=False, seed=seed,

@@ -1,7 +1,7 @@
 """v4s-lite: the Video4Spatial method, built up step by step (see notebooks/).
 
 Each module mirrors a notebook:
-    config     clip shapes (paper and lite)                     00
+    config     clip shapes (paper and lite), TrainConfig        00
     scene      procedural rooms, palette, free space            01
     camera     pinhole cameras, poses                           01
     render     torch ray caster: RGB, depth, instance ids       01
@@ -16,6 +16,7 @@ Each module mirrors a notebook:
     rope       non-contiguous RoPE (context_positions)          03
     attention  context reuse (context attends to context)      04
     model      context-conditioned Wan transformer              04
+    checkpoints  the run folder: save, resume, load a model      05
     train      flow-matching training, LoRA                     05
     cfg        joint classifier-free guidance                   06
     sample     denoising with diffusers schedulers              06

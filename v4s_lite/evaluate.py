@@ -709,7 +709,8 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
     the generated video as target.mp4), ready for `evaluate_videos`."""
     from .config import get_clip_config
     from .data import ClipDataset, write_video
-    from .sample import load_model, sample_clip
+    from .checkpoints import load_model
+    from .sample import sample_clip
 
     model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
     clip_cfg = get_clip_config(clip_config or (cfg.clip if cfg else "lite"))

@@ -192,7 +192,7 @@ def read_wan_config(path, **overrides):
     checkpointing, compile, attention_backend, text_encoder). Returns (TrainConfig, wan settings dict)."""
     import yaml
 
-    from .train import load_config
+    from .config import load_config
 
     path = Path(path)
     if not path.exists():
@@ -235,7 +235,8 @@ def wan_train(cfg, wan, resume=None):
     from .codec import LiteTextEncoder, UMT5TextEncoder, WanVAECodec
     from .data import ClipDataset
     from .model import V4SModel
-    from .train import add_lora, train
+    from .model import add_lora
+    from .train import train
 
     est, table = memory_report(cfg, wan)
     print(f"memory estimate per GPU: {est}")
@@ -302,7 +303,7 @@ def _cli_memory(args):
 
 
 def _cli_train(args):
-    from .train import parse_override
+    from .config import parse_override
 
     cfg, wan = read_wan_config(args.config, **dict(parse_override(s) for s in args.set))
     print(f"trained; run in {wan_train(cfg, wan, resume=args.resume)}")

@@ -66,7 +66,8 @@ def _task(args):
     from .config import get_clip_config
     from .data import ClipDataset
     from .evaluate import PoseEstimator, ground_truth_video, score_clip
-    from .sample import load_model, sample_clip
+    from .checkpoints import load_model
+    from .sample import sample_clip
     from .scene import Scene
 
     name, spec, folder, device, seed = args
@@ -98,7 +99,7 @@ def _task(args):
 
 def checkpoint(run: Path, step: int | None = None) -> Path:
     """The run's latest checkpoint, or the one nearest to `step` (the earlier one on a tie)."""
-    from .train import checkpoints
+    from .checkpoints import list_checkpoints as checkpoints
 
     steps = checkpoints(run)
     if not steps:

@@ -22,123 +22,22 @@ with B/N samples each compute the same update as one process with B samples.
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 import math
-import shutil
 import signal
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from .config import WAN_LORA_TARGETS, get_clip_config
+from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from .codec import build_codecs
+from .config import TrainConfig, load_config, parse_override
 from .latents import LatentCache, OnDevice, encode_clip, write_latent_cache
-from .utils import V4SError, get_device, seed_everything
-
-
-class TrainingDiverged(V4SError):
-    """The loss became NaN/inf or exploded; the last good checkpoint is kept."""
-
-
-# --------------------------------------------------------------------------------------------- config
-@dataclass
-class TrainConfig:
-    # run
-    out_dir: str = "runs/quick"
-    seed: int = 0
-    device: str = "auto"
-    # data: clip folders written by `v4s make-data`
-    data_root: str = "data/quick"
-    clip: str = "quick"  # a v4s_lite.config preset
-    sampling: str = "noncontiguous"  # context chunks: "noncontiguous" (the paper) or "contiguous" (ablation)
-    box_frames: bool = True  # draw the red box on the target's last frames (off: the ablation)
-    context_views: int = 1  # context samplings pre-encoded per clip (each a different set of chunks)
-    max_clips: int = 0  # 0 = all clips in data_root
-    num_workers: int = 0  # processes decoding + encoding clips in encode_clips (0 = this process)
-    latent_cache: str = ""  # a folder: encode_clips saves its result there once; later runs and resumes load it
-    batch_workers: int = 0  # processes building the next noised batches while the model trains (0 = this process)
-    # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
-    model: str = "tiny"
-    model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
-    init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
-    context_attention: str = "full"  # "full" (the paper) | "context_only" (context attends to context: reusable k/v)
-    codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
-    text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
-    lora_rank: int = 0  # 0 = train every weight (the lite model); > 0 = peft LoRA (the big model)
-    lora_alpha: float = 0.0  # 0 = same as the rank
-    lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
-    gradient_checkpointing: bool = False
-    # flow matching
-    flow_shift: float = 3.0  # Wan2.2's shift
-    weighting_scheme: str = "none"  # diffusers' compute_density_for_timestep_sampling: none | logit_normal | mode
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
-    mode_scale: float = 1.29
-    # condition dropout (cfg.drop_conditions): rates of dropping the instruction, the context, both
-    p_drop_text: float = 0.1
-    p_drop_context: float = 0.1
-    p_drop_both: float = 0.1
-    # optimisation
-    steps: int = 100
-    batch_size: int = 2  # global: split evenly across processes
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    betas: list = field(default_factory=lambda: [0.9, 0.99])
-    warmup_steps: int = 10
-    grad_clip: float = 1.0
-    ema_decay: float = 0.0  # 0 = no EMA
-    mixed_precision: str = "auto"  # auto = bf16 on GPU, fp32 ("no") on CPU
-    # logging and checkpoints
-    log_every: int = 1
-    checkpoint_every: int = 50
-    explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.sampling not in ("noncontiguous", "contiguous"):
-            raise V4SError(f"sampling={self.sampling!r}: choose 'noncontiguous' or 'contiguous'")
-        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
-            raise V4SError("steps, batch_size and checkpoint_every must be >= 1")
-        if not 0 <= self.p_drop_text + self.p_drop_context + self.p_drop_both <= 1:
-            raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
-        if self.flow_shift <= 0:
-            raise V4SError(f"flow_shift={self.flow_shift} must be > 0 (1 = no shift, Wan uses 3-5)")
-        try:
-            get_clip_config(self.clip)
-        except ValueError as e:
-            raise V4SError(str(e)) from None
-
-    @property
-    def clip_config(self):
-        return get_clip_config(self.clip)
-
-
-def load_config(path=None, **overrides) -> TrainConfig:
-    """A TrainConfig from a YAML file (keys = field names), then keyword overrides."""
-    data = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise V4SError(f"config {path} does not exist; the course's configs are in configs/ (quick.yaml, lite.yaml)")
-        data = yaml.safe_load(path.read_text()) or {}
-    data.update(overrides)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise V4SError(f"unknown training option(s) {unknown} in {path or 'overrides'}; known: {sorted(known)}")
-    return TrainConfig(**data)
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """'key=value' from the command line; the value is read as YAML (numbers, bools, lists)."""
-    if "=" not in text:
-        raise V4SError(f"--set expects key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+from .model import build_model
+from .utils import TrainingDiverged, V4SError, get_device, seed_everything
 
 
 # ------------------------------------------------------------------------------------ flow matching
@@ -186,71 +85,6 @@ def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[i
     return out
 
 
-# ----------------------------------------------------------------------------------- model building
-def _import(spec: str):
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise V4SError(f"cannot import {spec!r} ({e}); write it as 'package.module:function'") from None
-
-
-def build_model(cfg: TrainConfig):
-    """The V4SModel to train: from a transformer_config name, a factory, or init_from; LoRA if asked."""
-    from . import model as model_lib
-
-    if cfg.context_attention not in model_lib.V4SModel.ATTENTION:
-        raise V4SError(f"context_attention={cfg.context_attention!r}: choose one of {model_lib.V4SModel.ATTENTION}")
-    if ":" in cfg.model:
-        model = _import(cfg.model)(cfg)
-    elif cfg.init_from:
-        model = model_lib.V4SModel.from_pretrained(cfg.init_from)
-    else:
-        from diffusers import WanTransformer3DModel
-
-        config = {**model_lib.transformer_config(cfg.model), **cfg.model_overrides}
-        try:
-            model = model_lib.V4SModel(WanTransformer3DModel(**config))
-        except TypeError as e:
-            raise V4SError(f"model_overrides {cfg.model_overrides}: {e}; use WanTransformer3DModel's argument names") from None
-    model.context_attention = cfg.context_attention  # the config decides, also over an init_from folder's setting
-    if cfg.lora_rank > 0:
-        add_lora(model, cfg)
-    if cfg.gradient_checkpointing:
-        model.transformer.enable_gradient_checkpointing()
-    return model
-
-
-def add_lora(model, cfg: TrainConfig):
-    """peft LoRA on the attention and FFN projections; everything else is frozen."""
-    from peft import LoraConfig
-
-    model.requires_grad_(False)
-    model.transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or cfg.lora_rank,
-                                             target_modules=list(cfg.lora_targets), init_lora_weights=True))
-    for name, p in model.transformer.named_parameters():
-        p.requires_grad_("lora_" in name)
-    return model
-
-
-def build_codecs(cfg: TrainConfig):
-    from . import codec as codec_lib
-
-    # the big model's codecs load from a local Wan2.2 folder: its full-model path passes them through factories
-    codecs = {"lite": codec_lib.LiteCodec}
-    encoders = {"lite": codec_lib.LiteTextEncoder}
-    codec = _import(cfg.codec)(cfg) if ":" in cfg.codec else _pick(codecs, cfg.codec, "codec")()
-    text = (_import(cfg.text_encoder)(cfg) if ":" in cfg.text_encoder
-            else _pick(encoders, cfg.text_encoder, "text_encoder")())
-    return codec, text
-
-
-def _pick(table, key, what):
-    if key not in table:
-        raise V4SError(f"{what}={key!r}: choose one of {sorted(table)} or 'package.module:function'")
-    return table[key]
-
-
 def count_parameters(model, trainable_only=False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
@@ -278,8 +112,10 @@ def latent_cache_folder(cfg: TrainConfig, n_clips: int) -> Path:
     key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
                                         "seed", "codec", "text_encoder")}
     key["n_clips"] = n_clips
+    if not isinstance(cfg.clip, str):  # a custom ClipConfig: its fields are the key (a preset keeps its name, so
+        key["clip"] = cfg.clip.to_dict()  # the folders of earlier runs are still found)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cfg.latent_cache) / f"latents-{cfg.clip}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
+    return Path(cfg.latent_cache) / f"latents-{cfg.clip_name}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
 
 
 def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
@@ -299,7 +135,7 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
     root = Path(cfg.data_root)
     if not root.exists():
         raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
-                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip}`")
+                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip_name}`")
     n_all = len(clip_folders(root))
     n = n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
     cache = latent_cache_folder(cfg, n) if cfg.latent_cache else None
@@ -384,99 +220,6 @@ def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
     mv = lambda x: x.to(device, dtype or x.dtype)
     return model(mv(batch["context"]), mv(batch["first"]), mv(batch["noisy"]), (batch["sigma"] * 1000).to(device),
                  mv(batch["text"]), context_positions=batch["positions"])
-
-
-# ------------------------------------------------------------------------------------- checkpoints
-TRANSFORMER_DIR, LORA_DIR, EMA_DIR = "transformer", "transformer_lora", "transformer_ema"
-STATE_FILE, META_FILE = "training_state.pt", "trainer_state.json"
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' name: load_lora_adapter(folder, weight_name=...)
-
-
-def _is_lora(transformer) -> bool:
-    return bool(getattr(transformer, "peft_config", None))
-
-
-def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None, ema=None,
-                    cfg: TrainConfig | None = None) -> Path:
-    """`run_dir/step_XXXXXX/`: transformer/ (diffusers save_pretrained; LoRA: transformer_lora/ via peft's
-    state dict), transformer_ema/, training_state.pt (optimizer, lr scheduler, EMA, RNG: loaded with weights_only=True
-    loads it) and trainer_state.json (step, config). Written to a temporary folder, then renamed, so a crash
-    mid-save never leaves a half checkpoint that --resume would pick."""
-    run_dir = Path(run_dir)
-    final = run_dir / f"step_{step:06d}"
-    tmp = run_dir / f".step_{step:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
-        raise TrainingDiverged(f"refusing to save step {step}: the weights hold NaN/inf")
-    transformer = model.transformer
-    if _is_lora(transformer):
-        transformer.save_lora_adapter(tmp / LORA_DIR, weight_name=LORA_WEIGHTS)  # peft's get_peft_model_state_dict
-    else:
-        model.save_pretrained(tmp / TRANSFORMER_DIR)  # diffusers' layout + V4SModel's small v4s_config.json
-    if ema is not None:
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        ema.store(trainable)
-        ema.copy_to(trainable)
-        (transformer.save_lora_adapter(tmp / EMA_DIR, weight_name=LORA_WEIGHTS) if _is_lora(transformer)
-         else model.save_pretrained(tmp / EMA_DIR))
-        ema.restore(trainable)
-    state = {"step": step, "torch_rng": torch.get_rng_state()}
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if lr_scheduler is not None:
-        state["lr_scheduler"] = lr_scheduler.state_dict()
-    if ema is not None:
-        state["ema"] = ema.state_dict()
-    torch.save(state, tmp / STATE_FILE)
-    meta = {"step": step, "config": asdict(cfg) if cfg is not None else None}
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
-
-
-def checkpoints(run_dir) -> list[Path]:
-    """The run's step_XXXXXX checkpoint folders, oldest first."""
-    return sorted(Path(run_dir).glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]"))
-
-
-def latest_checkpoint(run_dir) -> Path | None:
-    steps = checkpoints(run_dir)
-    return steps[-1] if steps else None
-
-
-def load_checkpoint(path, model, optimizer=None, lr_scheduler=None, ema=None) -> int:
-    """Load what save_checkpoint wrote into existing objects; returns the step."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not (path / META_FILE).exists():
-        raise V4SError(f"{path} is not a training checkpoint (no {META_FILE}); pass a step_XXXXXX folder "
-                       "or the run folder that holds them")
-    transformer = model.transformer
-    if _is_lora(transformer):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(transformer, load_file(path / LORA_DIR / LORA_WEIGHTS))
-    else:
-        files = sorted((path / TRANSFORMER_DIR).glob("*.safetensors"))
-        state = {}
-        for f in files:
-            state.update(load_file(f))
-        missing, unexpected = transformer.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise V4SError(f"checkpoint {path} does not fit this model: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}; was it trained with another `model` config?")
-    state = torch.load(path / STATE_FILE, weights_only=True)
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if lr_scheduler is not None:
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
 
 
 # --------------------------------------------------------------------------------------------- loop
