@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fake_items(n=4, seed=0, fc=3, ft=3, h=4, w=6):
-    """Pre-encoded clips in the layout encode_clips / full.LatentCache produce; the target is a function of
+    """Pre-encoded clips in the layout encode_clips / latents.LatentCache produce; the target is a function of
     the context so there is something to learn."""
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -224,7 +224,7 @@ def _free_port():
 
 TWO_PROCESS_SCRIPT = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
 from v4s_lite.train import train
 train(small_cfg(sys.argv[1], batch_size=4, steps=3), items=fake_items(), null_text=NULL)
@@ -239,7 +239,7 @@ def test_two_processes_equal_one(tmp_path):
 
     one = train(small_cfg(tmp_path / "one", batch_size=4, steps=3), items=fake_items(), null_text=NULL)
     script = tmp_path / "two.py"
-    script.write_text(TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent), root=str(ROOT)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
