@@ -9,7 +9,7 @@ import yaml
 
 from v4s_lite.checkpoints import (latest_checkpoint, list_checkpoints, load_model, nearest_checkpoint, read_config,
                                   save_checkpoint)
-from v4s_lite.config import QUICK, ClipConfig, TrainConfig, load_config
+from v4s_lite.config import ClipConfig, TrainConfig, load_config
 from v4s_lite.model import build_model
 from v4s_lite.utils import V4SError
 
