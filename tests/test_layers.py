@@ -9,11 +9,8 @@ PACKAGE = ROOT / "v4s_lite"
 
 # Imports that break the order today and are being fixed elsewhere. Each entry is (importer, imported). The test
 # fails when an entry is no longer needed, so whoever fixes one removes it here in the same commit.
-KNOWN_TO_FIX = {
-    # evaluate.py's `v4s eval --runs` calls tables.paper_tables while tables.py imports evaluate: issue 12 gives the
-    # tables their own command (`v4s tables`), after which evaluation never imports them.
-    ("evaluate", "tables"),
-}
+# (evaluate -> tables left with `v4s tables`, its own command: evaluation no longer imports the tables.)
+KNOWN_TO_FIX: set[tuple[str, str]] = set()
 
 
 def layer_order() -> list[str]:

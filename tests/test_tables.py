@@ -1,9 +1,10 @@
-"""The paper's tables (`v4s eval --runs`, v4s_lite.tables): which checkpoint each row uses, and the results file."""
+"""The paper's tables (`v4s tables`, v4s_lite.tables): which checkpoint each row uses, and the results file."""
 import json
 
 import pytest
 
 from v4s_lite import tables as paper_tables
+from v4s_lite.checkpoints import nearest_checkpoint
 from v4s_lite.utils import V4SError
 
 
@@ -15,11 +16,10 @@ def _run(root, name, *steps):
 def test_ablations_are_compared_at_the_same_step(tmp_path):
     _run(tmp_path, "lite", 250, 500, 750, 1000)
     _run(tmp_path, "lite_nobox", 250, 500)
-    _run(tmp_path, "lite_ctxonly", 250, 500, 750)
     c = paper_tables.conditions(tmp_path)
-    pick = lambda name: paper_tables.checkpoint(c[name]["ckpt"], c[name].get("step")).name
+    pick = lambda name: nearest_checkpoint(c[name]["ckpt"], c[name].get("step")).name
     assert pick("full (joint CFG)") == "step_001000"  # the headline rows: the shipped run's latest
-    assert pick("full, same budget") == pick("without box frames") == pick("context-only attention") == "step_000500"
+    assert pick("full, same budget") == pick("without box frames") == "step_000500"
     assert "contiguous context" not in c  # not trained: no row rather than a crash
 
 
@@ -27,12 +27,12 @@ def test_runs_stopped_a_few_steps_apart_pair_at_their_nearest_checkpoints(tmp_pa
     # 2026-12-01b: four runs interrupted together at the end of a device call, the shipped run trained on alone
     _run(tmp_path, "lite", 2500, 2750, 2803, 3501)
     _run(tmp_path, "lite_nobox", 2500, 2750, 2763)
-    _run(tmp_path, "lite_ctxonly", 2500, 2736)
+    _run(tmp_path, "lite_contiguous", 2500, 2736)
     c = paper_tables.conditions(tmp_path)
-    pick = lambda name: paper_tables.checkpoint(c[name]["ckpt"], c[name].get("step")).name
+    pick = lambda name: nearest_checkpoint(c[name]["ckpt"], c[name].get("step")).name
     assert pick("full (joint CFG)") == "step_003501"
     assert pick("full, same budget") == pick("without box frames") == "step_002750"  # not 2,500: 236 steps short
-    assert pick("context-only attention") == "step_002736"
+    assert pick("contiguous context") == "step_002736"
 
 
 def test_without_variants_there_is_no_same_budget_row(tmp_path):
@@ -44,32 +44,49 @@ def test_without_variants_there_is_no_same_budget_row(tmp_path):
 def test_a_run_without_checkpoints_says_what_to_do(tmp_path):
     (tmp_path / "lite").mkdir()
     with pytest.raises(V4SError, match="train it first"):
-        paper_tables.checkpoint(tmp_path / "lite")
+        nearest_checkpoint(tmp_path / "lite")
+
+
+def test_paired_rows_compare_the_same_clips():
+    res = {"conditions": {
+        "guidance text": {"per_clip": {"a": {"IF@0.2": 0.0, "SD": 0.3, "PSNR": 20.0}, "b": {"IF@0.2": 1.0, "SD": 0.1, "PSNR": 21.0}}},
+        "full (joint CFG)": {"per_clip": {"a": {"IF@0.2": 1.0, "SD": 0.1, "PSNR": 20.5}, "b": {"IF@0.2": 1.0, "SD": 0.1, "PSNR": 21.5},
+                                          "c": {"IF@0.2": 1.0, "SD": 0.0, "PSNR": 30.0}}}}}
+    d = paper_tables.paired(res)
+    row = d["joint vs text-only CFG (the paper's 'without context CFG'): IF@0.2"]
+    assert row["n"] == 2 and row["mean"] == 0.5 and (row["wins"], row["losses"], row["ties"]) == (1, 0, 1)
+    assert d["joint vs text-only CFG (the paper's 'without context CFG'): PSNR"]["mean"] == pytest.approx(0.5)
+    assert not any(k.startswith("joint CFG vs no guidance") for k in d)  # a condition not run: no row
 
 
 @pytest.mark.slow
-def test_v4s_eval_runs_writes_the_results_file_notebook_09_reads(tmp_path):
-    """make-data -> v4s train (2 steps) -> v4s eval --runs: summaries, every try's metrics, the checkpoints."""
+def test_v4s_tables_writes_the_results_file_notebook_09_reads(tmp_path):
+    """make-data -> v4s train (2 steps) -> v4s tables: summaries, paired rows, every try's metrics, the checkpoints."""
     from v4s_lite.cli import main
     from v4s_lite.data import make_dataset
 
     make_dataset(tmp_path / "data" / "train", "grounding", 1, seed=0, clip_cfg="quick", progress=False)
-    make_dataset(tmp_path / "data" / "heldout", "grounding", 1, seed=100000, clip_cfg="quick", progress=False)
+    for split in ("id", "ood", "nav"):
+        (tmp_path / "data" / "val" / split).mkdir(parents=True)
+    make_dataset(tmp_path / "data" / "val" / "id", "grounding", 1, seed=300000, clip_cfg="quick", progress=False)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"out_dir: {tmp_path / 'runs' / 'lite'}\ndata_root: {tmp_path / 'data' / 'train'}\nclip: quick\n"
                    "model: tiny\nsteps: 2\nbatch_size: 1\ncheckpoint_every: 2\nprogress: false\ndevice: cpu\n"
                    "context_views: 1\n")
     assert main(["train", str(cfg)]) == 0
     out = tmp_path / "tables.json"
-    args = ["eval", "--runs", str(tmp_path / "runs"), "--data", str(tmp_path / "data"), "--out", str(out),
+    args = ["tables", "--runs", str(tmp_path / "runs"), "--data", str(tmp_path / "data" / "val"), "--out", str(out),
             "--device", "cpu", "--workers", "1"]
-    assert main(args + ["--only", "ground truth", "full (joint CFG)"]) == 0
+    assert main(args + ["--tries", "3", "--only", "ground truth", "full (joint CFG)", "guidance text"]) == 0
     res = json.loads(out.read_text())
-    assert res["command"].startswith("v4s eval --runs") and "'full (joint CFG)'" in res["command"]  # re-runnable
-    assert set(res["conditions"]) == {"ground truth", "full (joint CFG)"}
-    assert res["conditions"]["ground truth"]["summary"]["IF@0.2"]["mean"] == 1.0
+    assert res["command"].startswith("v4s tables --runs") and "'full (joint CFG)'" in res["command"]  # re-runnable
+    assert set(res["conditions"]) == {"ground truth", "full (joint CFG)", "guidance text"}
+    assert res["conditions"]["ground truth"]["summary"]["walk"]["mean"] == 1.0
     tries = res["tries"]["full (joint CFG)"]
-    assert tries["n"] == [1, 2, 3, 4, 5] and len(tries["per_try"]["grounding_100000"]) == 5
+    assert tries["n"] == [1, 2, 3] and len(tries["per_try"]["grounding_300000"]) == 3
     assert {"box confidence", "pose residual", "final-view residual"} <= set(tries)
     assert res["checkpoints"]["full (joint CFG)"].endswith("step_000002")
+    assert res["paired"]["joint vs text-only CFG (the paper's 'without context CFG'): SD"]["n"] == 1
     assert main(args + ["--only", "no such row"]) == 2  # a clear error, not an empty table
+    assert main(["tables", "--runs", str(tmp_path / "runs"), "--data", str(tmp_path / "nowhere"), "--out", str(out),
+                 "--device", "cpu", "--only", "ground truth"]) == 2

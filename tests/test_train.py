@@ -330,3 +330,83 @@ def test_lora_trains_only_adapters_and_loads_back(tmp_path):
     assert load_checkpoint(run / "step_000002", again) == 2
     with torch.no_grad():
         torch.testing.assert_close(again.eval()(*args), model(*args), atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------------------------- batches built on the device
+def test_device_batches_have_the_loops_layout_and_are_a_function_of_the_step():
+    """DeviceBatches (the GPU path, here on the CPU) gives the same keys, shapes, clip order and clean parts as
+    StepBatches; its own random draws are a pure function of (seed, step); two processes' shares = one batch."""
+    from v4s_lite.train import DeviceBatches, StepBatches
+
+    items = fake_items(n=5)
+    cfg = small_cfg("unused", batch_size=4, p_drop_text=0.0, p_drop_context=0.0, p_drop_both=0.0)
+    ref = StepBatches(items, cfg, NULL, start=0)[3]
+    dev = DeviceBatches(items, cfg, NULL, "cpu")
+    got = dev(3)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        assert got[k].shape == ref[k].shape, k
+    # same clips in the same order: the clean first latents and (with no dropout) the context are identical
+    torch.testing.assert_close(got["first"], ref["first"])
+    torch.testing.assert_close(got["context"], ref["context"])
+    assert torch.equal(got["positions"], ref["positions"])
+    again = DeviceBatches(items, cfg, NULL, "cpu")(3)
+    assert all(torch.equal(got[k], again[k]) for k in got)
+    assert not torch.equal(dev(4)["noisy"], got["noisy"])
+    halves = [DeviceBatches(items, cfg, NULL, "cpu", rank=r, world=2)(3) for r in (0, 1)]
+    for k in got:
+        torch.testing.assert_close(torch.cat([h[k] for h in halves]), got[k])
+    # x_sigma and the velocity come from one x0 and one noise: x0 = x_sigma - sigma * v
+    s = got["sigma"].view(-1, 1, 1, 1, 1)
+    x0 = got["noisy"] - s * got["velocity"]
+    tgt = torch.stack([items[i]["target_latents"][:, 1:] for i in dev.indices(3).tolist()])
+    torch.testing.assert_close(x0, tgt, atol=1e-5, rtol=0)
+
+
+def test_device_batches_drop_conditions_at_the_configured_rates():
+    from v4s_lite.train import DeviceBatches
+
+    items = fake_items(n=8)
+    cfg = small_cfg("unused", batch_size=64, p_drop_text=0.1, p_drop_context=0.2, p_drop_both=0.3)
+    dev = DeviceBatches(items, cfg, NULL, "cpu")
+    text_dropped = ctx_dropped = 0
+    for step in range(40):
+        b = dev(step)
+        idx = dev.indices(step)
+        ctx = torch.stack([items[i]["context_latents"] for i in idx.tolist()])
+        text = torch.stack([items[i]["prompt_embeds"] for i in idx.tolist()])
+        ctx_dropped += int((b["context"] != ctx).flatten(1).any(1).sum())
+        text_dropped += int((b["text"] != text).flatten(1).any(1).sum())
+    n = 40 * 64
+    assert abs(text_dropped / n - 0.4) < 0.04 and abs(ctx_dropped / n - 0.5) < 0.04
+
+
+def test_device_batch_training_resumes_exactly_and_logs_at_log_steps(tmp_path):
+    items = fake_items()
+    kw = dict(device_batches=True, ema_decay=0.9, log_every=2)
+    full = train(small_cfg(tmp_path / "full", **kw), items=items, null_text=NULL)
+    train(small_cfg(tmp_path / "part", steps=3, **kw), items=items, null_text=NULL)
+    resumed = train(small_cfg(tmp_path / "part", **kw), resume=True, items=items, null_text=NULL)
+    a, b = transformer_state(full / "step_000006"), transformer_state(resumed / "step_000006")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+    # the host reads the loss at log steps and checkpoints only (a window mean), not at every step
+    assert [r["step"] for r in read_log(full)] == [2, 3, 4, 6]
+
+
+def test_compile_failure_falls_back_to_eager(capsys):
+    from v4s_lite.train import _FallbackToEager
+
+    def broken(*a):
+        raise RuntimeError("no compiler here")
+
+    f = _FallbackToEager(broken, lambda x: x + 1)
+    assert f(1) == 2 and f(2) == 3
+    assert "training eagerly" in capsys.readouterr().out
+
+
+def test_bad_speed_settings_are_errors():
+    with pytest.raises(V4SError, match="device_batches"):
+        TrainConfig(device_batches="yes")
+    with pytest.raises(V4SError, match="compile"):
+        TrainConfig(compile="maybe")

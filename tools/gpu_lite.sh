@@ -1,42 +1,49 @@
 #!/usr/bin/env bash
-# Issues 5 and 6 on one GPU machine, in phases that each fit one 10-minute device call. A warm machine keeps
-# data/lite and runs/ (ignored paths) between calls, so the phases can follow each other:
-#   bash tools/gpu_lite.sh data  OUT [N_GROUND_PER_SHARD]   # training clips (12 + 4 shards) and held-out clips
-#   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]     # train or resume the runs side by side for SECS s
-#                                                           (then SIGINT: each run checkpoints its last step)
-#   bash tools/gpu_lite.sh eval  OUT DEADLINE [v4s eval options]     # the tables -> OUT/lite_tables.json
-# RUN is a folder name under runs/: lite (the shipped model), lite_contiguous, lite_nobox, lite_ctxonly, and
-# lite_more (the shipped model in data/v4s-lite/ trained further).
+# The lite model and its tables on one GPU machine, in phases that each fit one 10-minute device call. A warm machine
+# keeps data/lite and runs/ (ignored paths) between calls, so the phases can follow each other:
+#   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
+#   bash tools/gpu_lite.sh bench OUT                  # benchmarks/train_loop.py on the real latents (old vs new loop)
+#   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
+#   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
+#   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
+# RUN is a folder name under runs/: lite (the shipped size), lite_m (the size sweep's larger model), lite_nobox,
+# lite_contiguous (the paper's ablations at the shipped size and recipe).
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).
+#
+# Seeds (docs/DATA.md; every range disjoint, so no evaluated room is ever trained on):
+#   training   grounding 0-29,999 (12 x N from k*2,500), navigation 50,000-59,999 (4 x N from 50,000 + k*2,500)
+#   val        id 300,000+, navigation 310,000+, ood 320,000-359,999: every choice is made here
+#   test       id 400,000+, navigation 410,000+, ood 500,000-599,999: only reported
 set -uo pipefail
 PHASE=${1:?phase}; OUT=${2:?out dir}; shift 2
 export PYTHONUNBUFFERED=1
 V4S="python3 -m v4s_lite.cli"
 mkdir -p runs data/lite $OUT
-run_dir() { if [ "$1" = lite_more ]; then echo runs/lite; else echo runs/$1; fi; }
 t0=$(date +%s)
+mk() {  # mk TASK SPLIT N SEED DEST
+  $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device cuda --out $5 --no-progress \
+    > /dev/null 2>> $OUT/mk_errors.log
+}
 case $PHASE in
 data)
-  N=${1:-120}
+  N=${1:-250}
   export OMP_NUM_THREADS=1
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/gpu.txt
-  # training: grounding seeds k*1000 (k < 12), navigation 50000 + k*1000; held-out from 100000 (id),
-  # 150000 (navigation), 200000 (ood): disjoint seed ranges, so no held-out room is ever trained on
-  for k in $(seq 0 11); do $V4S make-data --task grounding --split id --scenes $N --seed $((k*1000)) \
-      --clip-config lite --device cuda --out data/lite/train --no-progress > $OUT/mk_g$k.log 2>&1 & done
-  for k in $(seq 0 3); do $V4S make-data --task navigation --scenes $N --seed $((50000+k*1000)) \
-      --clip-config lite --device cuda --out data/lite/train --no-progress > $OUT/mk_n$k.log 2>&1 & done
-  for k in 0 1 2 3; do $V4S make-data --task grounding --split id --scenes 6 --seed $((100000+k*1000)) \
-      --clip-config lite --device cuda --out data/lite/heldout --no-progress > /dev/null 2>&1 & done
-  for k in 0 1; do $V4S make-data --task grounding --split ood --scenes 6 --seed $((200000+k*20000)) \
-      --clip-config lite --device cuda --out data/lite/ood --no-progress > /dev/null 2>&1 & done
-  for k in 0 1; do $V4S make-data --task navigation --scenes 6 --seed $((150000+k*1000)) \
-      --clip-config lite --device cuda --out data/lite/nav --no-progress > /dev/null 2>&1 & done
+  for k in $(seq 0 11); do mk grounding id $N $((k*2500)) data/lite/train & done
+  for k in $(seq 0 3); do mk navigation id $N $((50000+k*2500)) data/lite/train & done
   wait
-  echo "data: $(ls data/lite/train | wc -l) training clips; held-out $(ls data/lite/heldout | wc -l) id," \
-       "$(ls data/lite/ood | wc -l) ood, $(ls data/lite/nav | wc -l) nav; $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
-  # encode once per data setting (lite and lite_ctxonly share one): 2026-12-01 lost 141 s per view to this
-  # in every run and every resume
+  echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
+  for k in 0 1 2 3; do mk grounding id 16 $((300000+k*1000)) data/lite/val/id & done
+  for k in 0 1; do mk navigation id 16 $((310000+k*1000)) data/lite/val/nav & done
+  for k in 0 1; do mk grounding ood 16 $((320000+k*20000)) data/lite/val/ood & done
+  for k in $(seq 0 7); do mk grounding id 25 $((400000+k*1000)) data/lite/test/id & done
+  for k in 0 1 2 3; do mk navigation id 25 $((410000+k*1000)) data/lite/test/nav & done
+  for k in 0 1 2 3; do mk grounding ood 25 $((500000+k*25000)) data/lite/test/ood & done
+  wait
+  for s in val test; do echo "$s: $(ls data/lite/$s/id | wc -l) id, $(ls data/lite/$s/ood | wc -l) ood," \
+    "$(ls data/lite/$s/nav | wc -l) nav" | tee -a $OUT/summary.txt; done
+  echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
+  # encode once per data setting (lite and lite_m share one)
   enc="$V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false --set num_workers=5"
   $enc > $OUT/enc_main.log 2>&1 &
   $enc --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
@@ -45,48 +52,54 @@ data)
   tail -n 1 $OUT/enc_*.log | tee -a $OUT/summary.txt
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   ;;
+bench)
+  python3 benchmarks/train_loop.py --data data/lite/train --seconds ${1:-25} 2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
+  ;;
+calibrate)
+  export OMP_NUM_THREADS=1
+  python3 tools/calibrate_judge.py --data data/lite/val/id --max-clips ${1:-32} --workers 16 --device cuda \
+    --out $OUT/calibration_val.json 2>&1 | grep -v -i warn | tail -n 30 | tee -a $OUT/summary.txt
+  ;;
 train)
   SECS=${1:?seconds}; shift
-  n=$#; export OMP_NUM_THREADS=$(( 16 / n ))
-  # batches travel from the batch workers through /dev/shm (about 32 MB each at batch 64): only with room for it
-  shm=$(df -k --output=avail /dev/shm 2>/dev/null | tail -n 1); bw=4; [ "${shm:-0}" -lt 2000000 ] && bw=0
-  echo "/dev/shm free: ${shm:-?} kB -> batch_workers=$bw" | tee -a $OUT/summary.txt
-  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250 --set batch_workers=$bw"
+  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=1000 --set batch_workers=0"
   for r in "$@"; do
     case $r in
       lite) extra="" ;;
+      lite_m) extra="--set model_overrides={attention_head_dim:64,ffn_dim:1024,num_layers:8}" ;;
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
-      lite_ctxonly) extra="--set context_attention=context_only" ;;
-      # the shipped model trained further: its weights carry with the checkpoint (a run's optimizer state plus the
-      # wheels would not fit the 64 MiB carry), so a fresh optimizer with a short warm-up
-      # (it writes runs/lite, the folder `eval` scores: give it instead of lite)
-      lite_more) extra="--set init_from=data/v4s-lite --set warmup_steps=100" ;;
       *) echo "unknown run $r"; exit 2 ;;
     esac
-    resume=""; ls -d $(run_dir $r)/step_* > /dev/null 2>&1 && resume="--resume"
-    cmd="$V4S train configs/lite.yaml $common --set out_dir=$(run_dir $r) $extra $resume"
+    resume=""; ls -d runs/$r/step_* > /dev/null 2>&1 && resume="--resume"
+    cmd="$V4S train configs/lite.yaml $common --set out_dir=runs/$r $extra $resume"
     echo "$cmd" | tee -a $OUT/train_$r.log
-    timeout -s INT $SECS $cmd >> $OUT/train_$r.log 2>&1 &
+    OMP_NUM_THREADS=2 timeout -s INT $SECS $cmd >> $OUT/train_$r.log 2>&1 &
   done
   wait
   for r in "$@"; do
-    d=$(run_dir $r); last=$(ls -d $d/step_* | sort | tail -n 1)
-    echo "$r: $last, last log: $(tail -n 1 $d/loss.jsonl)" | tee -a $OUT/summary.txt
-    tar czf $OUT/$r.tgz $d/config.yaml $d/loss.jsonl $last/trainer_state.json $last/transformer_ema
+    last=$(ls -d runs/$r/step_* | sort | tail -n 1)
+    echo "$r: $last, last log: $(tail -n 1 runs/$r/loss.jsonl)" | tee -a $OUT/summary.txt
   done
   echo "train: $(( $(date +%s)-t0 )) s wall for $*" | tee -a $OUT/summary.txt
-  # the cheap early signal: does the model denoise worse with another room's context? (tools/condition_gaps.py)
-  last=$(ls -d $(run_dir $1)/step_* | sort | tail -n 1)
-  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/heldout --max-clips 8 --device cuda 2>&1 \
-      | grep "^|" | tee -a $OUT/summary.txt
+  # does the model listen? the loss with another room's context / instruction, on validation rooms
+  for r in "$@"; do
+    last=$(ls -d runs/$r/step_* | sort | tail -n 1)
+    OMP_NUM_THREADS=4 python3 tools/condition_gaps.py $last --data data/lite/val/id --max-clips 32 --device cuda 2>&1 \
+        | grep "^|" | sed "s#^#$r #" | tee -a $OUT/summary.txt
+  done
   ;;
-eval)
-  DL=${1:?deadline}; shift
+tables)
+  SET=${1:?val or test}; DL=${2:?deadline}; shift 2
   export OMP_NUM_THREADS=1
-  $V4S eval --runs runs --data data/lite --out $OUT/lite_tables.json --device cuda --workers 16 --deadline $DL "$@" \
-      2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
+  $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device cuda --workers 16 \
+      --deadline $DL "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
+  ;;
+pack)  # the runs' last checkpoints and logs, small enough to come back
+  for r in "$@"; do
+    last=$(ls -d runs/$r/step_* | sort | tail -n 1)
+    tar czf $OUT/$r.tgz runs/$r/config.yaml runs/$r/loss.jsonl $last/trainer_state.json $last/transformer_ema
+  done
   ;;
 esac
 tail -n 3 $OUT/*.log 2>/dev/null | tail -n 60 > $OUT/log_tails.txt
-tar czf $OUT/logs.tgz -C $OUT $(cd $OUT && ls *.log 2>/dev/null) 2>/dev/null && rm -f $OUT/*.log

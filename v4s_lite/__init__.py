@@ -21,7 +21,9 @@ Each module mirrors a notebook (listed in layer order: each imports only modules
     cfg          joint classifier-free guidance                    06
     train        flow-matching training, LoRA                      05
     sample       denoising with diffusers schedulers               06
-    evaluate     render-and-compare poses, SD / IF metrics         08
+    poses        camera poses by render-and-compare                08
+    statistics   intervals, paired differences, result tables      08
+    evaluate     the judge: walk checks, SD / IF metrics           08
     tables       the paper's tables at lite scale                  09
     full         Wan2.2-TI2V-5B: loading, speed, LoRA export       10
 """

@@ -37,7 +37,7 @@ def drop_conditions(text_emb, context_latents, null_text_emb, p_text: float = 0.
 
     The three events are exclusive: one uniform draw per sample picks at most one of them, so the rates are
     realised as given (a sample loses its instruction with probability p_text + p_both).
-    `generator` (CPU) makes the draws and the context noise reproducible.
+    `generator` makes the draws and the context noise reproducible (on its device).
     """
     for name, p in (("p_text", p_text), ("p_context", p_context), ("p_both", p_both)):
         if not 0.0 <= p <= 1.0:
@@ -51,13 +51,15 @@ def drop_conditions(text_emb, context_latents, null_text_emb, p_text: float = 0.
     if null.shape != text_emb.shape:
         raise V4SError(f"null_text_emb shape {tuple(null_text_emb.shape)} does not match text_emb {tuple(text_emb.shape)}")
 
-    u = torch.rand(b, generator=generator)
+    # draws on the generator's device (a CUDA generator builds training batches on the GPU: train.DeviceBatches)
+    dev = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(b, generator=generator, device=dev)
     both = u < p_both
     text_only = (u >= p_both) & (u < p_both + p_text)
     ctx_only = (u >= p_both + p_text) & (u < p_both + p_text + p_context)
     text_dropped, context_dropped = both | text_only, both | ctx_only
 
-    noise = torch.randn(context_latents.shape, generator=generator, dtype=torch.float32)
+    noise = torch.randn(context_latents.shape, generator=generator, dtype=torch.float32, device=dev)
     noise = noise.to(context_latents.device, context_latents.dtype)
     td = text_dropped.to(text_emb.device).view(b, 1, 1)
     cd = context_dropped.to(context_latents.device).view(b, *[1] * (context_latents.ndim - 1))

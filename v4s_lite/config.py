@@ -105,6 +105,9 @@ class TrainConfig:
     num_workers: int = 0  # processes decoding + encoding clips in encode_clips (0 = this process)
     latent_cache: str = ""  # a folder: encode_clips saves its result there once; later runs and resumes load it
     batch_workers: int = 0  # processes building the next noised batches while the model trains (0 = this process)
+    # "auto" = on a GPU: every encoded clip resident on the device and each step's batch drawn there
+    # (DeviceBatches; no host round trip or per-sample Python per step); True / False force it
+    device_batches: object = "auto"
     # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
@@ -116,6 +119,7 @@ class TrainConfig:
     lora_alpha: float = 0.0  # 0 = same as the rank
     lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
     gradient_checkpointing: bool = False
+    compile: object = "auto"  # torch.compile the model: "auto" = on a GPU; falls back to eager if compiling fails
     # flow matching
     flow_shift: float = 3.0  # Wan2.2's shift
     weighting_scheme: str = "none"  # diffusers' compute_density_for_timestep_sampling: none | logit_normal | mode
@@ -161,6 +165,9 @@ class TrainConfig:
             get_clip_config(self.clip)
         except (TypeError, ValueError) as e:
             raise V4SError(str(e)) from None
+        for name in ("device_batches", "compile"):
+            if getattr(self, name) not in ("auto", True, False):
+                raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")
 
     @property
     def clip_config(self) -> ClipConfig:

@@ -127,14 +127,19 @@ def encode_example(example: dict, codec, text_encoder, device="cpu") -> dict:
 
 
 def sample_clip(model, codec, text_encoder, example: dict, clip_cfg, *, tries: int = 1, seed: int = 0,
-                device="cpu", **generate_kw) -> list[Sample]:
-    """Generate `tries` target videos for one clip (seeds seed, seed + 1, ...) and read their red boxes."""
+                device="cpu", drop_context: bool = False, **generate_kw) -> list[Sample]:
+    """Generate `tries` target videos for one clip (seeds seed, seed + 1, ...) and read their red boxes.
+    drop_context: replace the context latents by Gaussian noise (seeded by `seed`), as training does when it drops
+    the context: the "first frame only" input the model was trained on."""
     from .bbox import detect_red_box
     from .codec import video_to_frames
 
     if tries < 1:
         raise V4SError(f"tries={tries} must be >= 1")
     enc = encode_example(example, codec, text_encoder, device)
+    if drop_context:
+        g = torch.Generator().manual_seed(seed + 104729)  # not the starting noise's stream
+        enc["context_latents"] = torch.randn(enc["context_latents"].shape, generator=g).to(enc["context_latents"])
     out = []
     for k in range(tries):
         lat = generate(model, enc["context_latents"], enc["first_latent"], enc["text_emb"], enc["null_text_emb"],

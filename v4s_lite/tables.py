@@ -1,14 +1,19 @@
-"""The paper's tables at lite scale (notebook 09): generate the held-out clips under each condition, score them
-with `v4s_lite.evaluate`, write one results file.
+"""The paper's tables at lite scale (notebook 09): generate the clips of one evaluation set under each condition,
+score them with the judge (`v4s_lite.evaluate`), and compare conditions clip by clip.
 
-    v4s eval --runs runs --data data/lite --out results/lite_tables.json --device cuda --workers 16
+    v4s tables --runs runs --data data/lite/test --out results/lite_tables.json --device cuda --workers 16
 
-Conditions (all on held-out scenes, disjoint seeds from training):
-    ground truth, full model (joint CFG), no context (first frame only, as Wan2.2-5B sees it),
-    guidance none / text / joint, without auxiliary box frames, contiguous context sampling,
-    inference context length 0 / 2 / 4 / 8 (trained) / 16 chunks, repeated sampling 1..5 tries,
-    out-of-distribution scenes, navigation with and without context.
-Each (condition, clip) is one task: generate on the device, then render-and-compare on a CPU core.
+`--data` is one evaluation set: `id/` (grounding rooms), `ood/` (a held-out (colour, category) pair), `nav/`
+(navigation). The course keeps two, from seed ranges disjoint from training (docs/DATA.md): `val/` decides
+everything (checkpoint, model size, guidance scale, the try-selection rule, the judge's thresholds were set on
+ground truth), `test/` is only reported.
+
+Conditions: ground truth and ground truth through the codec (the ceiling a lite model can reach), the shipped run
+with joint CFG (and repeated sampling), guidance text / none, context replaced by noise (the "first frame only"
+input: what training feeds the model when it drops the context), inference context length, the ablation runs
+(without box frames, contiguous context), OOD rooms, navigation with and without context. Each (condition, clip)
+is one task: generate on the device, render-and-compare (renders on the device too). Every condition uses the same
+clips and noise seeds, so `PAIRS` are reported as paired differences (`statistics.paired_difference`).
 """
 from __future__ import annotations
 
@@ -19,39 +24,56 @@ from pathlib import Path
 
 from .utils import V4SError
 
-TRIES = 5
+
+# Ablation runs beside the shipped run (RUNS/<main>): name -> (folder, generation settings). A run that was not
+# trained has no row.
+VARIANTS = {"without box frames": ("lite_nobox", {}), "contiguous context": ("lite_contiguous", {"sampling": "contiguous"})}
+
+# Paired comparisons: name -> (condition a, condition b, metrics); the table reports b - a.
+PAIRS = {
+    "joint vs text-only CFG (the paper's 'without context CFG')": ("guidance text", "full (joint CFG)", ("IF@0.2", "SD", "PSNR")),
+    "joint CFG vs no guidance": ("guidance none", "full (joint CFG)", ("IF@0.2", "SD", "PSNR")),
+    "box frames vs none (same budget)": ("without box frames", "full, same budget", ("IF@0.2", "SD", "PSNR")),
+    "non-contiguous vs contiguous (same budget)": ("contiguous context", "full, same budget", ("IF@0.2", "SD", "PSNR")),
+    "video context vs noise context (first frame only)": ("first frame only (context dropped)", "full (joint CFG)",
+                                                          ("IF@0.2", "SD", "PSNR")),
+    "context 16 vs 8 chunks (longer than trained)": ("full (joint CFG)", "context 16 chunks", ("IF@0.2", "SD")),
+    "context 8 vs 2 chunks": ("context 2 chunks", "full (joint CFG)", ("IF@0.2", "SD")),
+    "navigation: context vs noise context": ("navigation, context dropped", "navigation", ("GT_PSNR", "pose_err_m")),
+}
 
 
-def conditions(runs: Path) -> dict:
-    """Every condition of the tables. The ablation variants are trained for fewer steps than the shipped
-    model; each is compared with the shipped run's checkpoint at the same step (the same budget): the budget is
-    the fewest steps any variant reached, and every same-budget row takes its run's checkpoint nearest to it
-    (runs interrupted at the end of a device call stop a few steps apart; checkpoints every 250 steps)."""
-    main = runs / "lite"
-    variants = {"without box frames": (runs / "lite_nobox", {}),
-                "contiguous context": (runs / "lite_contiguous", {"sampling": "contiguous"}),
-                "context-only attention": (runs / "lite_ctxonly", {})}
-    trained = {name: v for name, v in variants.items() if v[0].exists()}  # a variant not trained has no row
-    budget = min((int(checkpoint(run).name[5:]) for run, _ in trained.values()), default=None)
+def conditions(runs: Path, main: str = "lite", tries: int = 1) -> dict:
+    """Every condition of the tables. The ablation variants (trained at the lite size, RUNS/lite) are compared with
+    RUNS/lite's checkpoint nearest to the fewest steps any variant reached (the same budget and recipe; runs
+    interrupted together stop a few steps apart). `main` is the run the headline rows use; `tries` > 1 adds
+    repeated sampling to the "full" row."""
+    from .checkpoints import nearest_checkpoint
+
+    runs = Path(runs)
+    main_run = runs / main
+    trained = {name: (runs / folder, extra) for name, (folder, extra) in VARIANTS.items() if (runs / folder).exists()}
+    budget = min((int(nearest_checkpoint(run).name[5:]) for run, _ in trained.values()), default=None)
     c = {
         "ground truth": dict(kind="gt", split="id"),
-        "full (joint CFG)": dict(ckpt=main, split="id", tries=TRIES),
-        "no context (first frame only)": dict(ckpt=main, split="id", chunks=-1),
-        "guidance none": dict(ckpt=main, split="id", guidance="none"),
-        "guidance text": dict(ckpt=main, split="id", guidance="text"),
+        "ground truth through the codec": dict(kind="gt_codec", split="id"),
+        "full (joint CFG)": dict(ckpt=main_run, split="id", tries=tries),
+        "guidance text": dict(ckpt=main_run, split="id", guidance="text"),
+        "guidance none": dict(ckpt=main_run, split="id", guidance="none"),
+        "first frame only (context dropped)": dict(ckpt=main_run, split="id", context="noise"),
+        "context 2 chunks": dict(ckpt=main_run, split="id", chunks=2),
+        "context 16 chunks": dict(ckpt=main_run, split="id", chunks=16),
     }
     if trained:
-        c["full, same budget"] = dict(ckpt=main, step=budget, split="id")
+        c["full, same budget"] = dict(ckpt=runs / "lite", step=budget, split="id")
         for name, (run, extra) in trained.items():
             c[name] = dict(ckpt=run, step=budget, split="id", **extra)
     c.update({
-        "OOD scenes": dict(ckpt=main, split="ood"),
-        "navigation": dict(ckpt=main, split="nav"),
-        "navigation, no context": dict(ckpt=main, split="nav", chunks=-1),
         "ground truth OOD": dict(kind="gt", split="ood"),
+        "OOD scenes": dict(ckpt=main_run, split="ood"),
+        "navigation": dict(ckpt=main_run, split="nav"),
+        "navigation, context dropped": dict(ckpt=main_run, split="nav", context="noise"),
     })
-    for k in (0, 2, 4, 16):
-        c[f"context {k} chunks"] = dict(ckpt=main, split="id", chunks=k)
     return c
 
 
@@ -63,64 +85,73 @@ def _task(args):
     import torch
 
     torch.set_num_threads(1)
+    from .checkpoints import load_model, nearest_checkpoint
+    from .codec import LiteCodec
     from .config import get_clip_config
     from .data import ClipDataset
-    from .evaluate import PoseEstimator, ground_truth_video, score_clip
-    from .checkpoints import load_model
+    from .evaluate import codec_round_trip, ground_truth_video, score_clip
+    from .poses import PoseEstimator
     from .sample import sample_clip
     from .scene import Scene
 
     name, spec, folder, device, seed = args
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
-    est = PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"])
+    scene = Scene.from_dict(meta["scene"])
+    estimator = lambda codec: PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec,  # noqa: E731
+                                            device=device)
     if spec.get("kind") == "gt":
-        return [score_clip(meta, ground_truth_video(meta), est)]
-    path = checkpoint(spec["ckpt"], spec.get("step"))
+        return [score_clip(meta, ground_truth_video(meta), estimator(None), lpips=False)]
+    if spec.get("kind") == "gt_codec":
+        codec = LiteCodec()
+        return [score_clip(meta, codec_round_trip(ground_truth_video(meta), codec), estimator(codec), lpips=False)]
+    path = nearest_checkpoint(spec["ckpt"], spec.get("step"))
     key = str(path)
     if key not in _MODELS:
         _MODELS[key] = load_model(path, device=device)
     model, codec, text_encoder, cfg = _MODELS[key]
     clip_cfg = get_clip_config(cfg.clip)
     chunks = spec.get("chunks", clip_cfg.context_chunks)
-    ds_cfg = clip_cfg.with_(context_chunks=max(chunks, 1))
-    ds = ClipDataset(folder.parent, ds_cfg, sampling=spec.get("sampling", "noncontiguous"), seed=seed)
+    ds = ClipDataset(folder.parent, clip_cfg.with_(context_chunks=chunks), sampling=spec.get("sampling", "noncontiguous"),
+                     seed=seed)
     example = ds[ds.folders.index(folder)]
-    if chunks == 0:  # the scan's first frame alone as context
-        example["context"] = example["context"][:1]
-        example["context_frame_indices"] = example["context_frame_indices"][:1]
-    if chunks < 0:  # no context at all: the model sees only the clean first target frame
-        example["context"] = example["context"][:0]
-        example["context_frame_indices"] = example["context_frame_indices"][:0]
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=spec.get("tries", 1), seed=seed,
-                          device=device, guidance=spec.get("guidance", "joint"))
-    return [score_clip(meta, s.frames, est) for s in samples]
+                          device=device, guidance=spec.get("guidance", "joint"),
+                          drop_context=spec.get("context") == "noise")
+    est = estimator(codec)
+    return [score_clip(meta, s.frames, est, lpips=False) for s in samples]
 
 
-def checkpoint(run: Path, step: int | None = None) -> Path:
-    """The run's latest checkpoint, or the one nearest to `step` (the earlier one on a tie)."""
-    from .checkpoints import list_checkpoints as checkpoints
+def paired(res: dict, pairs: dict = PAIRS) -> dict:
+    """The paired differences of the conditions both present in a results file (first try of each)."""
+    from .statistics import paired_difference
 
-    steps = checkpoints(run)
-    if not steps:
-        raise V4SError(f"{run}: no step_XXXXXX checkpoint; train it first (tools/gpu_lite.sh train)")
-    return steps[-1] if step is None else min(steps, key=lambda s: (abs(int(s.name[5:]) - step), int(s.name[5:])))
+    out = {}
+    conds = res["conditions"]
+    for name, (a, b, keys) in pairs.items():
+        if a in conds and b in conds:
+            for k in keys:
+                out[f"{name}: {k}"] = paired_difference(conds[a]["per_clip"], conds[b]["per_clip"], k)
+    return out
 
 
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
-                 deadline: float = 0, max_clips: int = 0, command: str = "") -> dict:
-    """Run the conditions (all, or the names in `only`) over the clips in data/heldout, data/ood, data/nav and
-    write `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the repeated-sampling
-    curves with every try's metrics, and the checkpoint each row used. With `only` and an existing `out`, the
-    conditions run replace theirs and the others are kept. `deadline` (s): stop and write what is done by then."""
+                 deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "") -> dict:
+    """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
+    `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
+    repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
+    existing `out`, the conditions run replace theirs and the others are kept. `deadline` (s): stop and write what
+    is done by then (clip-major order, so every condition is cut to the same clips)."""
     import multiprocessing as mp
 
+    from .checkpoints import nearest_checkpoint
     from .data import clip_folders
-    from .evaluate import _jsonable, repeated_sampling, summarize
+    from .evaluate import jsonable
+    from .statistics import repeated_sampling, summarize
 
     data, out = Path(data), Path(out)
-    splits = {"id": data / "heldout", "ood": data / "ood", "nav": data / "nav"}
-    conds = conditions(Path(runs))
+    splits = {s: data / s for s in ("id", "ood", "nav")}
+    conds = conditions(Path(runs), main, tries)
     if only:
         unknown = set(only) - set(conds)
         if unknown:
@@ -128,10 +159,12 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         conds = {k: v for k, v in conds.items() if k in only}
     tasks = []
     for name, spec in conds.items():
+        if not splits[spec["split"]].is_dir():
+            raise V4SError(f"{splits[spec['split']]} is missing: --data is one evaluation set with id/, ood/ and nav/ "
+                           "(tools/gpu_lite.sh data makes data/lite/val and data/lite/test)")
         folders = clip_folders(splits[spec["split"]])
         folders = folders[:max_clips] if max_clips else folders
         tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders)]
-    # clip-major order: a deadline then cuts every condition to the same clips, not whole conditions
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
     per, done = {}, 0
@@ -147,23 +180,55 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
             except mp.TimeoutError:
                 break
         pool.terminate()
-    res = {"command": command, "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {}}
+    res = {"command": command, "data": str(data), "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {}}
     if only and out.exists():  # a partial run updates the conditions it ran and keeps the others
         old = json.loads(out.read_text())
         res = {**old, "command": old["command"] + " && " + command, "seconds": old["seconds"] + res["seconds"]}
     res["checkpoints"] = {**res.get("checkpoints", {}), **{
-        name: str(checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
+        name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
         first = {k: ms[0] for k, ms in clips.items()}
-        res["conditions"][name] = {"summary": summarize(first), "per_clip": {k: _jsonable(m) for k, m in first.items()}}
+        res["conditions"][name] = {"summary": summarize(first), "per_clip": {k: jsonable(m) for k, m in first.items()}}
         if len(next(iter(clips.values()))) > 1:  # repeated sampling: any try succeeds / chosen by GT-free rules
             res["tries"][name] = {**repeated_sampling(clips),
-                                  "per_try": {k: [_jsonable(m) for m in ms] for k, ms in clips.items()}}
+                                  "per_try": {k: [jsonable(m) for m in ms] for k, ms in clips.items()}}
+    res["paired"] = paired(res)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
     print(f"{done} of {len(tasks)} tasks in {res['seconds']} s -> {out}")
     for name, c in res["conditions"].items():
         s = c["summary"]
-        print(f"{name:32s} " + " ".join(f"{k}={s[k]['mean']:.3f}" for k in ("SD", "IF", "IF@0.2", "box_IoU", "PSNR", "GT_PSNR")
+        print(f"{name:36s} " + " ".join(f"{k}={s[k]['mean']:.3f}" for k in ("IF@0.2", "IF", "SD", "walk", "PSNR", "GT_PSNR")
                                           if k in s and s[k]["mean"] is not None) + f" n={s['n']}")
+    from .statistics import paired_table
+
+    print(paired_table(res["paired"]))
     return res
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser("tables", help="the paper's tables at lite scale: every condition on one evaluation set",
+                              description="Generate and score every condition of the paper's tables (notebook 09).")
+    p.add_argument("--runs", required=True, help="training runs: RUNS/lite (the shipped run) and the ablation runs beside it")
+    p.add_argument("--data", required=True, help="one evaluation set: a folder with id/, ood/ and nav/ (e.g. data/lite/val)")
+    p.add_argument("--out", required=True, help="the results file, e.g. results/lite_tables.json")
+    p.add_argument("--main", default="lite", help="the shipped run's folder name under --runs (default lite)")
+    p.add_argument("--tries", type=int, default=1, help="repeated sampling: tries per clip of the full row")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
+    p.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
+    p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
+    p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    import shlex
+
+    from .utils import get_device
+
+    paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
+                 args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]))
+    return 0

@@ -1,0 +1,88 @@
+"""The real `v4s train` loop, today's way against the GPU way, in one run (issue 13).
+
+    python benchmarks/train_loop.py --data data/lite/train --seconds 25      # on the GPU machine, real latents
+    python benchmarks/train_loop.py --random 256 --steps 6 --device cpu      # a CPU smoke run on random latents
+
+Both arms call `train.train` with configs/lite.yaml (the 2.3M-parameter lite model, batch 64, bf16 on a GPU):
+  baseline: batches built on the host (StepBatches in the loop), eager model (the loop that trained the shipped
+            model in results/lite_2026-12-01b, minus its per-step host reads, which the loop no longer has)
+  gpu way:  device_batches (latents resident on the GPU, each batch drawn there) + torch.compile
+Prints seconds per step over the second half of each run (after compilation and warm-up), the ratio, and the
+model FLOP rate (3 x forward FLOPs of `budget.transformer_flops` per sample).
+"""
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+
+import torch
+
+from v4s_lite.budget import transformer_flops
+from v4s_lite.codec import build_codecs
+from v4s_lite.config import get_clip_config, load_config
+from v4s_lite.model import transformer_config
+from v4s_lite.train import encode_clips, read_log, train
+
+
+def random_items(n, clip_cfg, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    h, w = clip_cfg.height // 4, clip_cfg.width // 4
+    idx = torch.tensor([0] + [4 * (1 + 2 * j) + i for j in range(clip_cfg.context_chunks) for i in range(4)])
+    return [{"context_latents": torch.randn(12, clip_cfg.context_latents, h, w, generator=g),
+             "target_latents": torch.randn(12, clip_cfg.target_latents, h, w, generator=g),
+             "prompt_embeds": torch.randn(32, 64, generator=g), "context_frame_indices": idx,
+             "instruction": "x"} for _ in range(n)]
+
+
+def arm(cfg, items, null, steps_or_seconds):
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dataclasses.replace(cfg, out_dir=tmp)
+        t = time.perf_counter()
+        train(cfg, items=items, null_text=null)
+        wall = time.perf_counter() - t
+        log = read_log(tmp)
+    half = [r for r in log if r["step"] > log[-1]["step"] // 2]
+    per_step = (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
+    return per_step, wall, log[-1]["step"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", help="training clips (their latent cache is read if configs/lite.yaml's one exists)")
+    ap.add_argument("--random", type=int, default=0, help="use this many random latent items instead of --data")
+    ap.add_argument("--steps", type=int, default=400, help="steps per arm")
+    ap.add_argument("--seconds", type=float, default=0, help="instead of --steps: about this long per arm")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=64)
+    a = ap.parse_args()
+    cfg = load_config("configs/lite.yaml", progress=False, device=a.device, batch_size=a.batch, ema_decay=0.999,
+                      log_every=10, checkpoint_every=10 ** 9, **({"data_root": a.data} if a.data else {}))
+    clip_cfg = get_clip_config(cfg.clip)
+    if a.random:
+        items, null = random_items(a.random, clip_cfg), torch.zeros(32, 64)
+    else:
+        codec, text = build_codecs(cfg)
+        items, null = encode_clips(cfg, codec, text), text.encode([""])[0].float().cpu()
+    steps = a.steps
+    if a.seconds:  # calibrate the step count on a short eager run
+        probe, _, n = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False), items, null, 0)
+        steps = max(40, int(a.seconds / probe))
+    base = dataclasses.replace(cfg, steps=steps, device_batches=False, compile=False, batch_workers=0)
+    fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=True)
+    s_base, w_base, _ = arm(base, items, null, steps)
+    s_fast, w_fast, _ = arm(fast, items, null, steps)
+    tokens = (clip_cfg.context_latents + clip_cfg.target_latents) * (clip_cfg.height // 8) * (clip_cfg.width // 8)
+    flops = 3 * transformer_flops(transformer_config(cfg.model), tokens, batch=a.batch, text_tokens=32)
+    res = {"device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"), "batch": a.batch,
+           "tokens_per_sample": tokens, "baseline_s_per_step": s_base, "gpu_way_s_per_step": s_fast,
+           "speedup": s_base / s_fast, "baseline_wall_s": w_base, "gpu_way_wall_s": w_fast,
+           "model_tflops_baseline": flops / s_base / 1e12, "model_tflops_gpu_way": flops / s_fast / 1e12,
+           "steps": [steps, steps * 4]}
+    print(json.dumps(res, indent=1))
+    print(f"baseline {s_base * 1000:.1f} ms/step, gpu way {s_fast * 1000:.1f} ms/step: {s_base / s_fast:.2f}x; "
+          f"{flops / s_fast / 1e12:.1f} model TFLOP/s ({tokens} tokens x batch {a.batch})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The judge's calibration suite on many rooms: every variant of `evaluate.CALIBRATION` scored on each clip.
+
+    python tools/calibrate_judge.py --data data/lite/val/id --max-clips 32 --workers 16 --device cuda --out cal.json
+
+For each grounding clip: ground truth, ground truth through the lite codec (its renders compared through the same
+codec), the walk to another object, a wrong box, frozen, still final view, held scan frame, shuffled, noise, a box
+around the border. Prints, per variant, how often the headline (IF@0.2) and each walk check passes against the
+verdict it must get, the pose error of ground truth (median, against the true and the codec-aligned trajectory),
+and the scoring speed (clips per minute). Thresholds are chosen on these videos, never on model outputs.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _score(args):
+    folder, device = args
+    import torch
+
+    torch.set_num_threads(1)
+    from v4s_lite.codec import LiteCodec
+    from v4s_lite.evaluate import calibration_videos, jsonable, score_clip
+    from v4s_lite.poses import PoseEstimator, codec_aligned, pose_errors
+    from v4s_lite.scene import Scene
+
+    meta = json.loads((Path(folder) / "meta.json").read_text())
+    scene, codec = Scene.from_dict(meta["scene"]), LiteCodec()
+    out = {}
+    for name, frames in calibration_videos(meta, codec).items():
+        deg = codec if "codec" in name else None
+        t = time.perf_counter()
+        m = score_clip(meta, frames, PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=deg,
+                                                   device=device), lpips=False)
+        m["seconds"] = time.perf_counter() - t
+        true = np.asarray(meta["target"]["c2w"])
+        m["pose_median_m"] = float(np.median(pose_errors(m["c2w"], true)[0]))
+        m["pose_group_median_m"] = float(np.median(pose_errors(m["c2w"], codec_aligned(true))[0]))
+        out[name] = jsonable(m)
+    return Path(folder).name, out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="grounding clip folders (v4s make-data)")
+    p.add_argument("--max-clips", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="where the pose estimator renders")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    from v4s_lite.data import clip_folders
+    from v4s_lite.evaluate import CALIBRATION
+
+    folders = clip_folders(a.data)[:a.max_clips or None]
+    t0 = time.time()
+    with mp.get_context("spawn").Pool(a.workers) as pool:
+        per = dict(pool.map(_score, [(str(f), a.device) for f in folders]))
+    wall = time.time() - t0
+    n_videos = sum(len(v) for v in per.values())
+    rows = {}
+    for name, want in CALIBRATION.items():
+        ms = [per[c][name] for c in per]
+        rows[name] = {"must pass": want, "n": len(ms), **{k: float(np.mean([m[k] for m in ms])) for k in
+                      ("IF@0.2", "IF", "walk", "start_ok", "DD", "no_teleport", "fits_room", "box_IoU", "SD")},
+                      "pose_median_m": float(np.median([m["pose_median_m"] for m in ms])),
+                      "pose_group_median_m": float(np.median([m["pose_group_median_m"] for m in ms])),
+                      "residual_max_p95": float(np.percentile([m["residual_max"] for m in ms], 95)),
+                      "jump_m_p95": float(np.percentile([m["jump_m"] for m in ms], 95))}
+    res = {"data": a.data, "clips": len(per), "device": a.device, "workers": a.workers, "seconds": round(wall, 1),
+           "videos_per_minute": round(60 * n_videos / wall, 1), "variants": rows, "per_clip": per}
+    Path(a.out).write_text(json.dumps(res, indent=1, default=float))
+    print(f"{len(per)} clips x {len(CALIBRATION)} videos in {wall:.0f} s on {a.workers} workers ({a.device}): "
+          f"{res['videos_per_minute']} videos per minute")
+    print("| video | must pass | IF@0.2 | IF | walk | start | moves | no teleport | fits room | box IoU | "
+          "pose median m (true / codec-aligned) | residual p95 | jump p95 m |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {'yes' if r['must pass'] else 'no'} | {r['IF@0.2']:.2f} | {r['IF']:.2f} | {r['walk']:.2f} | "
+              f"{r['start_ok']:.2f} | {r['DD']:.2f} | {r['no_teleport']:.2f} | {r['fits_room']:.2f} | "
+              f"{r['box_IoU']:.2f} | {r['pose_median_m']:.2f} / {r['pose_group_median_m']:.2f} | "
+              f"{r['residual_max_p95']:.3f} | {r['jump_m_p95']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

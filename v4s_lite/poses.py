@@ -1,0 +1,363 @@
+"""Camera poses of video frames in a known room, by render-and-compare (notebook 08).
+
+Each frame is matched against a library of low-resolution renders on a grid of positions x headings x tilts (one
+matrix of L1 distances), the best candidates are refined by Levenberg-Marquardt over (x, y, yaw, pitch), a path
+through the candidates is chosen that does not teleport (a video is one camera moving), and the poses are refined
+again at a finer size. The residual (mean absolute pixel difference of the best render, in [0, 1]) says how well the
+room explains the frame: the judge (`evaluate`) treats frames the room cannot explain as failures, not as poses.
+
+A video that went through a codec is blurred: `PoseEstimator(..., degrade=codec)` passes the renders through the
+same codec before comparing, so a blurred frame is compared with an equally blurred render.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .bbox import red_box_mask
+from .camera import intrinsics
+from .render import render
+from .scene import EYE_HEIGHT, is_free
+from .utils import V4SError
+
+
+def pose_params(c2w) -> np.ndarray:
+    """(N, 4, 4) roll-free poses -> (N, 5) [x, y, z, yaw, pitch] (radians)."""
+    c2w = np.asarray(c2w, float).reshape(-1, 4, 4)
+    f = c2w[:, :3, 2]
+    return np.stack([c2w[:, 0, 3], c2w[:, 1, 3], c2w[:, 2, 3], np.arctan2(f[:, 1], f[:, 0]),
+                     np.arcsin(np.clip(f[:, 2], -1, 1))], -1)
+
+
+def pose_matrices(p) -> np.ndarray:
+    """(N, 5) [x, y, z, yaw, pitch] -> (N, 4, 4) c2w, OpenCV camera axes, no roll (camera.pose_from_yaw_pitch)."""
+    p = np.asarray(p, float).reshape(-1, 5)
+    cy, sy, cp, sp = np.cos(p[:, 3]), np.sin(p[:, 3]), np.cos(p[:, 4]), np.sin(p[:, 4])
+    fwd = np.stack([cp * cy, cp * sy, sp], -1)
+    right = np.stack([sy, -cy, np.zeros_like(cy)], -1)  # forward x up, normalised (|forward_xy| = cp > 0)
+    down = np.cross(fwd, right)
+    c2w = np.tile(np.eye(4), (len(p), 1, 1))
+    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = right, down, fwd, p[:, :3]
+    return c2w
+
+
+def pose_errors(c2w_est, c2w_true) -> tuple[np.ndarray, np.ndarray]:
+    """Position error (m) and rotation angle between the two camera orientations (degrees), per frame."""
+    a, b = np.asarray(c2w_est, float).reshape(-1, 4, 4), np.asarray(c2w_true, float).reshape(-1, 4, 4)
+    pos = np.linalg.norm(a[:, :3, 3] - b[:, :3, 3], axis=-1)
+    cos = (np.einsum("nij,nij->n", a[:, :3, :3], b[:, :3, :3]) - 1) / 2  # trace(Ra^T Rb) = sum of products
+    return pos, np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def _scaled_K(K, sx: float, sy: float) -> np.ndarray:
+    K = np.array(K, float)
+    K[0] *= sx
+    K[1] *= sy
+    return K
+
+
+def to_tensor(frames) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+
+
+# Cube faces as camera-to-world rotations (OpenCV axes: right, down, forward): +x, -x, +y, -y, up, down.
+def _face(forward, right) -> np.ndarray:
+    f, r = np.array(forward, float), np.array(right, float)
+    c2w = np.eye(4)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2] = r, np.cross(f, r), f
+    return c2w
+
+
+CUBE = np.stack([_face((1, 0, 0), (0, -1, 0)), _face((-1, 0, 0), (0, 1, 0)), _face((0, 1, 0), (1, 0, 0)),
+                 _face((0, -1, 0), (-1, 0, 0)), _face((0, 0, 1), (1, 0, 0)), _face((0, 0, -1), (1, 0, 0))])
+
+
+def _translation(xyz) -> np.ndarray:
+    t = np.zeros((len(xyz), 4, 4))
+    t[:, :3, 3] = xyz
+    return t
+
+
+def _cube_to_views(faces: torch.Tensor, rotations: np.ndarray, K, width, height, size) -> torch.Tensor:
+    """Pinhole views (P, V, 3, h, w) sampled from cube maps faces (P, 6, 3, S, S) for V camera rotations."""
+    w, h = size
+    Ks = _scaled_K(K, w / width, h / height)
+    v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+    rays = np.stack([(u - Ks[0, 2]) / Ks[0, 0], (v - Ks[1, 2]) / Ks[1, 1], np.ones_like(u)], -1)  # (h, w, 3)
+    d = np.einsum("vij,hwj->vhwi", rotations, rays)  # world directions (V, h, w, 3)
+    local = np.einsum("fji,vhwj->fvhwi", CUBE[:, :3, :3], d)  # in each face's camera frame (6, V, h, w, 3)
+    face = local[..., 2].argmax(0)  # the face a ray leaves the cube through
+    P, V = faces.shape[0], len(rotations)
+    out = torch.zeros((P, 3, V * h, w))
+    for f in range(6):
+        z = np.maximum(local[f, ..., 2], 1e-6)
+        g = torch.from_numpy(np.stack([local[f, ..., 0] / z, local[f, ..., 1] / z], -1).reshape(1, V * h, w, 2)).float()
+        m = torch.from_numpy(face == f).reshape(1, 1, V * h, w).float()
+        out += m * F.grid_sample(faces[:, f], g.expand(P, -1, -1, -1), mode="bilinear", padding_mode="border",
+                                 align_corners=False)
+    return out.view(P, 3, V, h, w).permute(0, 2, 1, 3, 4)
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """3x3 box blur over the last two axes: the coarse match should forgive a pixel of misalignment."""
+    shape = x.shape
+    x = x.reshape(-1, 1, *shape[-2:])
+    return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1).view(shape)
+
+
+@dataclass
+class PoseEstimate:
+    c2w: np.ndarray  # (N, 4, 4) estimated camera-to-world poses
+    residual: np.ndarray  # (N,) mean absolute pixel difference of the best render at the refine size, in [0, 1]
+
+
+# A camera at walking pace moves about 0.3 m and turns up to ~15 degrees a frame (trajectories.approach_trajectory); the
+# path through the candidates is free below these moves between two kept (distinct) frames and pays beyond them.
+FREE_MOVE_M, FREE_TURN_RAD = 1.5, 1.0
+TELEPORT_COST = 0.02  # residual units per metre (and per radian) beyond the free move
+
+
+class PoseEstimator:
+    """Render-and-compare camera poses in a known scene (one estimator per scene; its render library is reused).
+
+    coarse: (width, height) of the library renders; refine: the size of the final Levenberg-Marquardt. grid_step (m),
+    n_yaw and pitches_deg span the library (cameras at eye height `z`; tilts down to -54 degrees, where a camera
+    looks at a stool from close by); iterations of the final refinement; top_k coarse candidates are refined per
+    frame (three times as many for the final view). degrade: a latent codec (or any frames -> frames function)
+    whose round trip the renders pass through before they are compared, for videos that went through it.
+    device: where the renders are cast ("cuda" makes scoring several times faster).
+    """
+
+    def __init__(self, scene, K, width: int, height: int, coarse=(26, 16), refine=(52, 32), grid_step: float = 0.5,
+                 n_yaw: int = 24, pitches_deg=(-54.0, -42.0, -30.0, -18.0, -6.0), z: float | None = None,
+                 iterations: int = 8, top_k: int = 5, cube_size: int = 32, fit_height: bool = False,
+                 still: float = 0.004, degrade=None, device="cpu"):
+        self.scene, self.K, self.width, self.height = scene, np.asarray(K, float), int(width), int(height)
+        self.coarse, self.refine = tuple(coarse), tuple(refine)
+        self.grid_step, self.n_yaw, self.pitches = grid_step, n_yaw, tuple(pitches_deg)
+        self.z = EYE_HEIGHT if z is None else z
+        self.iterations, self.top_k, self.cube_size, self.fit_height = iterations, top_k, cube_size, fit_height
+        self.still, self.device = still, str(device)
+        self.degrade = _degrade_fn(degrade)
+        self._library = None
+        self._mask = None
+
+    # The library: a cube map rendered at every grid position (6 small renders), warped to every heading and tilt
+    # by grid_sample: 6 renders per position instead of n_yaw x n_pitch.
+    def library(self):
+        if self._library is None:
+            W, D, _ = self.scene.room
+            s = self.grid_step
+            xs, ys = np.meshgrid(np.arange(s / 2, W, s), np.arange(s / 2, D, s), indexing="ij")
+            xy = np.stack([xs.ravel(), ys.ravel()], -1)
+            xy = xy[is_free(self.scene, xy, clearance=0.1)]
+            if not len(xy):
+                raise V4SError("the room has no free floor to place library cameras; use a smaller grid_step")
+            S = self.cube_size
+            faces = render(self.scene, (CUBE[None] + 0 * xy[:, None, None, None, 0]).reshape(-1, 4, 4)
+                           + _translation(np.repeat(np.c_[xy, np.full(len(xy), self.z)], 6, 0)),
+                           intrinsics(S, S, 90.0), S, S, antialias=1, device=self.device)
+            faces = to_tensor(faces.rgb).view(len(xy), 6, 3, S, S)
+            yaw = np.linspace(-np.pi, np.pi, self.n_yaw, endpoint=False)
+            pitch = np.radians(self.pitches)
+            views = np.array([[0, 0, 0, a, p] for a in yaw for p in pitch])
+            imgs = blur(_cube_to_views(faces, pose_matrices(views)[:, :3, :3], self.K, self.width, self.height,
+                                       self.coarse))  # (P, V, 3, h, w)
+            grid = np.array([[x, y, self.z, a, p] for x, y in xy for _, _, _, a, p in views])
+            self._library = (grid, imgs.flatten(2).flatten(0, 1))
+        return self._library
+
+    def _clamp(self, params) -> np.ndarray:
+        """Keep cameras inside the room (a camera outside sees the back of the walls) and tilts sensible."""
+        W, D, H = self.scene.room
+        lo = np.array([0.05, 0.05, 0.2, -np.inf, -1.2])
+        hi = np.array([W - 0.05, D - 0.05, H - 0.2, np.inf, 1.2])
+        return np.clip(params, lo, hi)
+
+    def render_view(self, params, size, antialias: int = 1) -> torch.Tensor:
+        """The room seen from poses params (N, 5) [x, y, z, yaw, pitch] at size (w, h): float (N, 3, h, w) in
+        [0, 1], through `degrade` when set (rendered at the video's size, degraded, then area-averaged)."""
+        w, h = size
+        params = self._clamp(params)
+        if self.degrade is None or tuple(size) != self.refine:  # the coarse stages compare blurred images anyway
+            K = _scaled_K(self.K, w / self.width, h / self.height)
+            out = render(self.scene, pose_matrices(params), K, w, h, antialias=antialias, device=self.device)
+            return to_tensor(out.rgb)
+        out = render(self.scene, pose_matrices(params), self.K, self.width, self.height, antialias=antialias,
+                     device=self.device)
+        return F.interpolate(to_tensor(self.degrade(out.rgb)), size=(h, w), mode="area")
+
+    def prepare(self, frames, size):
+        """Frames area-averaged to `size` and a weight per pixel (0 on the red box, which the room does not have)."""
+        w, h = size
+        x = F.interpolate(to_tensor(frames), size=(h, w), mode="area")
+        if self._mask is None or len(self._mask) != len(frames):
+            self._mask = red_box_mask(frames)
+        keep = 1.0 - F.interpolate(torch.from_numpy(self._mask).float()[:, None], size=(h, w), mode="area")
+        return x, (keep > 0.99).float()
+
+    @staticmethod
+    def _l1(a, b, weight):
+        """Weighted mean |a - b| per image: a, b (N, 3, h, w), weight (N, 1, h, w)."""
+        return ((a - b).abs() * weight).sum((1, 2, 3)) / (3 * weight.sum((1, 2, 3))).clamp(min=1)
+
+    def estimate(self, frames, n_final: int = 0) -> PoseEstimate:
+        """Poses of uint8 frames (N, H, W, 3). The final view decides SD / IF, so the frame where the camera stops
+        (the one before the last `n_final`) and the last frame get three times the coarse candidates."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3) or frames.dtype != np.uint8:
+            raise V4SError(f"frames must be uint8 (N, {self.height}, {self.width}, 3) like the clip; got "
+                           f"{frames.dtype} {frames.shape}")
+        # A still camera (a frozen video, the box frames, the lite codec's 4 identical frames per latent) is
+        # estimated once: a frame that differs from the previous kept frame by less than `still` (mean absolute
+        # difference, codec noise) shares its pose.
+        x = frames.astype(np.float32)
+        keep, owner = [0], [0]
+        for i in range(1, len(frames)):
+            if np.abs(x[i] - x[keep[-1]]).mean() / 255 >= self.still:
+                keep.append(i)
+            owner.append(len(keep) - 1)
+        est = self._estimate(frames[keep], n_final=len(keep) - owner[len(frames) - n_final - 1] if n_final else 0)
+        return PoseEstimate(est.c2w[owner], est.residual[owner])
+
+    def _estimate(self, frames, n_final: int = 0) -> PoseEstimate:
+        n = len(frames)
+        self._mask = red_box_mask(frames)
+        grid, lib = self.library()
+        # 1. Coarse: L1 distance of every (blurred) frame to every library view; keep the top_k poses per frame.
+        coarse, w_coarse = self.prepare(frames, self.coarse)
+        coarse = blur(coarse)
+        cand, owner = [], []
+        for i in range(n):
+            wi = w_coarse[i].expand(3, -1, -1).flatten()
+            d = ((lib - coarse[i].flatten()).abs() * wi).sum(1) / (wi.sum() + 1e-6)
+            k = self.top_k * (3 if i in (n - n_final, n - 1) else 1)  # the final view decides SD / IF: look harder
+            cand.append(grid[torch.topk(-d, k).indices.numpy()])
+            owner += [i] * k
+        cand, owner = np.concatenate(cand), np.array(owner)
+        # 2. Refine every candidate at the coarse size (a wide basin), then choose one per frame: the path through
+        #    the candidates with the least residual plus a price on teleporting (Viterbi): a blurred frame whose
+        #    best single match lies across the room is pulled back by its neighbours.
+        hz = 0.03 if self.fit_height else 0.0  # our cameras walk at eye height: by default z stays fixed
+        cand = self._levenberg_marquardt(cand, coarse[owner], w_coarse[owner], self.coarse, 4,
+                                         h=(0.1, 0.1, 2 * hz, 0.04, 0.04))
+        res = self._residuals(cand[:, None], coarse[owner], w_coarse[owner], self.coarse, True)[:, 0]
+        best = smooth_path([cand[owner == i] for i in range(n)], [res[owner == i] for i in range(n)])
+        # 3. At the refine size, twice: try the neighbours' poses too (a frame stuck in a wrong valley is pulled out
+        #    by its neighbour's pose), then Levenberg-Marquardt again.
+        target, weight = self.prepare(frames, self.refine)
+        for rounds in (self.iterations - self.iterations // 2, self.iterations // 2):
+            neigh = np.stack([best[np.clip(np.arange(n) + o, 0, n - 1)] for o in (0, -1, 1)], 1)
+            r = self._residuals(neigh, target, weight, self.refine, True)
+            best = smooth_path(list(neigh), list(r))
+            best = self._levenberg_marquardt(best, target, weight, self.refine, rounds, h=(0.05, 0.05, hz, 0.02, 0.02))
+        res = self._residuals(best[:, None], target, weight, self.refine)[:, 0]
+        return PoseEstimate(pose_matrices(best), res)
+
+    def _levenberg_marquardt(self, p, target, weight, size, iterations, antialias=2, h=(0.05, 0.05, 0.03, 0.02, 0.02)):
+        """Gauss-Newton steps on the blurred image difference, Jacobian by finite differences (5 renders a frame),
+        damped by lambda (Levenberg-Marquardt): it follows the valleys where moving forward and tilting trade off."""
+        n = len(p)
+        h = np.asarray(h, float)  # finite-difference steps: m, m, m, rad, rad
+        tb, wb = blur(target), weight
+        lam = np.full(n, 1e-2)
+
+        def resid(params):  # (n, k, 5) -> (n, k, M) weighted differences
+            k = params.shape[1]
+            imgs = blur(self.render_view(params.reshape(-1, 5), size, antialias)).view(n, k, -1)
+            return ((imgs - tb.flatten(1)[:, None]) * wb.expand(-1, 3, -1, -1).flatten(1)[:, None]).double()
+
+        r0 = resid(p[:, None])[:, 0]
+        cost = (r0 ** 2).sum(1).numpy()
+        for _ in range(iterations):
+            dims = np.nonzero(h)[0]  # h = 0 holds a parameter fixed (the eye height, by default)
+            rp = resid(p[:, None] + np.eye(5)[dims][None] * h[None, dims, None])  # (n, d, M)
+            J = ((rp - r0[:, None]) / torch.from_numpy(h[dims])[None, :, None]).transpose(1, 2)  # (n, M, d)
+            A = J.transpose(1, 2) @ J
+            g = J.transpose(1, 2) @ r0[..., None]
+            A = A + torch.from_numpy(lam)[:, None, None] * torch.diag_embed(torch.diagonal(A, dim1=1, dim2=2) + 1e-9)
+            delta = np.zeros_like(p)
+            delta[:, dims] = -torch.linalg.solve(A, g)[..., 0].numpy()
+            delta = np.clip(delta, -np.array([0.3, 0.3, 0.1, 0.2, 0.2]), np.array([0.3, 0.3, 0.1, 0.2, 0.2]))
+            r1 = resid(self._clamp(p + delta)[:, None])[:, 0]
+            c1 = (r1 ** 2).sum(1).numpy()
+            ok = c1 < cost
+            p = np.where(ok[:, None], self._clamp(p + delta), p)
+            r0 = torch.where(torch.from_numpy(ok)[:, None], r1, r0)
+            cost = np.where(ok, c1, cost)
+            lam = np.where(ok, lam / 3, lam * 4)
+        return p
+
+    def _residuals(self, params, target, weight, size, blurred=False) -> np.ndarray:
+        n, k, _ = params.shape
+        imgs = self.render_view(params.reshape(-1, 5), size)
+        if blurred:
+            imgs = blur(imgs)
+            target = blur(target)
+        r = self._l1(imgs, target.repeat_interleave(k, 0), weight.repeat_interleave(k, 0))
+        return r.view(n, k).numpy().astype(float)
+
+
+def smooth_path(candidates: list, costs: list, free_move: float = FREE_MOVE_M, free_turn: float = FREE_TURN_RAD,
+                price: float = TELEPORT_COST) -> np.ndarray:
+    """One pose per frame from per-frame candidates (k_i, 5) with costs (k_i,): the Viterbi path minimising the
+    summed costs plus `price` x (metres beyond free_move + radians beyond free_turn) between consecutive frames."""
+    total, back = np.asarray(costs[0], float), []
+    for i in range(1, len(candidates)):
+        a, b = candidates[i - 1], candidates[i]
+        move = np.linalg.norm(a[:, None, :2] - b[None, :, :2], axis=-1)
+        turn = np.abs((a[:, None, 3] - b[None, :, 3] + np.pi) % (2 * np.pi) - np.pi)
+        step = total[:, None] + price * (np.maximum(move - free_move, 0) + np.maximum(turn - free_turn, 0))
+        back.append(step.argmin(0))
+        total = step.min(0) + np.asarray(costs[i], float)
+    j = int(total.argmin())
+    path = [j]
+    for bk in reversed(back):
+        j = int(bk[j])
+        path.append(j)
+    return np.stack([c[k] for c, k in zip(candidates, reversed(path))])
+
+
+def _degrade_fn(degrade):
+    """None, a frames -> frames function, or a LatentCodec (each frame encoded and decoded alone: a codec's first
+    latent holds one frame, so a single frame passes through the codec's spatial compression only)."""
+    if degrade is None or not hasattr(degrade, "encode"):
+        return degrade
+    from .codec import frames_to_video, video_to_frames
+
+    def through_codec(frames):
+        with torch.no_grad():
+            video = frames_to_video(frames).permute(2, 1, 0, 3, 4)  # (N, 3, 1, H, W): every frame a clip of one
+            return video_to_frames(degrade.decode(degrade.encode(video)))[:, 0]
+    return through_codec
+
+
+def codec_aligned(c2w, stride: int = 4) -> np.ndarray:
+    """The pose a codec with `stride`x causal time compression can show for each frame: frame 0 alone, then the
+    mean pose (positions and headings) of each group of `stride` frames. The lite codec decodes one picture per
+    group, so its videos are compared with these poses, not with poses it cannot represent."""
+    p = pose_params(c2w)
+    out = p.copy()
+    for s in range(1, len(p), stride):
+        g = p[s:s + stride]
+        m = g.mean(0)
+        m[3] = np.arctan2(np.sin(g[:, 3]).mean(), np.cos(g[:, 3]).mean())
+        out[s:s + stride] = m
+    return pose_matrices(out)
+
+
+def dynamic_degree(c2w, n_moving: int | None = None) -> tuple[int, float, float]:
+    """(DD, path length in m, turning in degrees) of the camera over the first n_moving frames: DD = 1 when the
+    camera moves at least DD_MIN_PATH_M or turns at least DD_MIN_TURN_DEG (a frozen video gets 0)."""
+    p = pose_params(c2w)[:n_moving]
+    path = float(np.linalg.norm(np.diff(p[:, :3], axis=0), axis=1).sum())
+    dyaw = (np.diff(p[:, 3]) + np.pi) % (2 * np.pi) - np.pi
+    turn = float(np.degrees(np.abs(dyaw).sum() + np.abs(np.diff(p[:, 4])).sum()))
+    return int(path >= DD_MIN_PATH_M or turn >= DD_MIN_TURN_DEG), path, turn
+
+
+DD_MIN_PATH_M, DD_MIN_TURN_DEG = 0.3, 20.0

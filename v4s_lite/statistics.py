@@ -1,0 +1,122 @@
+"""Statistics over many clips (notebooks 08 and 09): means with bootstrap intervals, paired differences between
+two conditions scored on the same rooms and noise seeds, repeated sampling, and the paper-style table.
+
+Every condition of the tables is scored on the same rooms with the same noise seeds, so two conditions are
+compared clip by clip (`paired_difference`): the room-to-room spread, which dominates the marginal intervals,
+cancels. A sign test counts the rooms where one condition won and the other lost.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# The table's columns (the paper's grounding table plus the judge's walk check) and the other per-clip numbers
+# `summarize` averages when present.
+METRIC_KEYS = ("SD", "IF", "IF@0.2", "IF@0.1", "walk", "box_IoU", "PSNR", "SSIM", "DD")
+EXTRA_KEYS = ("GT_PSNR", "GT_SSIM", "pose_err_m", "pose_err_deg", "residual", "residual_max", "jump_m",
+              "start_err_m", "LPIPS")
+
+
+def bootstrap_ci(values, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (NaNs dropped)."""
+    v = np.asarray(values, float)
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    means = v[np.random.default_rng(seed).integers(0, len(v), (n, len(v)))].mean(1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial sign test: the probability of a split at least this uneven if either condition
+    were as likely to win each room (ties dropped)."""
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return float(min(1.0, 2 * tail))
+
+
+def paired_difference(a: dict, b: dict, key: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Condition b minus condition a on the clips both scored (a, b: {clip: metrics}): the mean difference, its
+    95% paired bootstrap interval (clips resampled together), wins / losses / ties of b, and the sign test."""
+    clips = [c for c in a if c in b and _finite(a[c].get(key)) and _finite(b[c].get(key))]
+    d = np.array([b[c][key] - a[c][key] for c in clips], float)
+    if not len(d):
+        return {"key": key, "n": 0, "mean": None, "ci95": None, "wins": 0, "losses": 0, "ties": 0, "p_sign": 1.0}
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    lo, hi = bootstrap_ci(d, n=n_boot, seed=seed)
+    return {"key": key, "n": len(d), "mean": float(d.mean()), "ci95": [lo, hi], "wins": wins, "losses": losses,
+            "ties": len(d) - wins - losses, "p_sign": sign_test(wins, losses)}
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def summarize(per_clip: dict) -> dict:
+    """Means and 95% bootstrap intervals of every metric over the clips where it applies."""
+    keys = [k for k in (*METRIC_KEYS, *EXTRA_KEYS) if any(k in m for m in per_clip.values())]
+    out = {}
+    for k in keys:
+        v = np.array([np.nan if m.get(k) is None else m.get(k, np.nan) for m in per_clip.values()], float)
+        n = int((~np.isnan(v)).sum())
+        out[k] = {"mean": float(np.nanmean(v)) if n else None, "ci95": list(bootstrap_ci(v)) if n else None, "n": n}
+    out["n"] = len(per_clip)
+    return out
+
+
+# Choosing one of several tries without ground truth (the paper only reports "any try succeeds"): each rule is a
+# sort key over one try's `score_clip` metrics; the try with the smallest key is chosen. None of them looks at the
+# target: the box detector's confidence, and how well the generated views fit the room (the pose residual; in the
+# synthetic world the room is known, with real scans it would be a reconstruction from the context video). Which
+# rule the course uses is chosen on the validation rooms (notebook 09), and reported on the test rooms.
+SELECTION_RULES = {
+    "box confidence": lambda m: (-m["box_confidence"], m["residual"]),
+    "pose residual": lambda m: m["residual"],
+    "final-view residual": lambda m: m["residual_end"],
+}
+
+
+def repeated_sampling(per_try: dict, rules: dict = SELECTION_RULES, key: str = "IF@0.2") -> dict:
+    """per_try: {clip: [metrics of try 1, try 2, ...]}. Returns {"n": [1..T], "any": [...], rule: [...]}: the mean
+    of `key` over clips when any of the first n tries succeeds, and when each rule picks one of the first n."""
+    n_tries = min(len(ms) for ms in per_try.values())
+    out = {"n": list(range(1, n_tries + 1)),
+           "any": [float(np.mean([max(m[key] for m in ms[:n]) for ms in per_try.values()])) for n in range(1, n_tries + 1)]}
+    for name, rule in rules.items():
+        out[name] = [float(np.mean([min(ms[:n], key=rule)[key] for ms in per_try.values()])) for n in range(1, n_tries + 1)]
+    return out
+
+
+TABLE_COLUMNS = [("SD", "SD ↓"), ("IF", "IF ↑"), ("IF@0.2", "IF(SD<0.2) ↑"), ("IF@0.1", "IF(SD<0.1) ↑"),
+                 ("walk", "walk ↑"), ("box_IoU", "box IoU ↑"), ("PSNR", "PSNR ↑"), ("DD", "DD ↑")]
+
+
+def markdown_table(rows: dict) -> str:
+    """rows: method name -> summary (from `summarize`). Laid out like the paper's grounding table."""
+    head = "| Method | " + " | ".join(t for _, t in TABLE_COLUMNS) + " | n |"
+    lines = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 2)]
+    for name, s in rows.items():
+        cells = []
+        for k, _ in TABLE_COLUMNS:
+            m = s.get(k, {}).get("mean") if isinstance(s.get(k), dict) else None
+            cells.append("-" if m is None or (isinstance(m, float) and math.isnan(m)) else f"{m:.3g}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {s.get('n', 0)} |")
+    return "\n".join(lines)
+
+
+def paired_table(diffs: dict) -> str:
+    """diffs: comparison name -> paired_difference result. One row each: mean, interval, wins/losses, sign test."""
+    lines = ["| comparison (b - a) | metric | mean | 95% interval | wins / losses / ties | sign test p | n |",
+             "|---|---|---|---|---|---|---|"]
+    for name, d in diffs.items():
+        if not d["n"]:
+            lines.append(f"| {name} | {d['key']} | - | - | - | - | 0 |")
+            continue
+        lo, hi = d["ci95"]
+        lines.append(f"| {name} | {d['key']} | {d['mean']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {d['wins']} / "
+                     f"{d['losses']} / {d['ties']} | {d['p_sign']:.3g} | {d['n']} |")
+    return "\n".join(lines)
