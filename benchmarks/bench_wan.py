@@ -9,7 +9,7 @@ speed and memory do not depend on the values. Shapes default to the paper's trai
 43 context + 46 target latents = 9,256 tokens, batch 1, LoRA rank 32 on attention + FFN.
 
 Every variant changes one lever against the stock baseline measured in the same run, and prints seconds,
-tokens/s, model FLOPs utilisation (v4s_lite.full.transformer_flops; training = 3x forward) and peak memory.
+tokens/s, model FLOPs utilisation (v4s_lite.budget.transformer_flops; training = 3x forward) and peak memory.
 Results: <out>.json (every number, the command, the GPU) and <out>.md (the table). The JSON is rewritten
 after every variant, so a run cut short keeps what it measured.
 """
@@ -28,8 +28,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from v4s_lite.full import (GPUS, LORA_TARGETS, ContextCache, configure_speed, estimate_memory, latent_tokens,
-                           transformer_flops)
+from v4s_lite.attention import ContextCache
+from v4s_lite.budget import GPUS, estimate_memory, latent_tokens, transformer_flops
+from v4s_lite.config import WAN_LORA_TARGETS
+from v4s_lite.full import configure_speed
 from v4s_lite.model import transformer_config
 from v4s_lite.rope import ContextRoPE
 
@@ -106,7 +108,7 @@ class Bench:
                         "weights": "random initialisation of the exact architecture (nothing can be downloaded)",
                         "model": args.model, "shape": dict(width=args.width, height=args.height,
                         context_latents=self.fc, target_latents=self.ft, tokens=self.tokens, batch=1,
-                        lora_rank=args.lora_rank, lora_targets=list(LORA_TARGETS)),
+                        lora_rank=args.lora_rank, lora_targets=list(WAN_LORA_TARGETS)),
                         "peak_bf16_tflops": self.peak, "variants": {}}
         import diffusers
         self.results["diffusers"] = diffusers.__version__
@@ -218,7 +220,7 @@ class Bench:
         model = self.model
         try:
             if "default" not in (getattr(model, "peft_config", None) or {}):
-                model.add_adapter(LoraConfig(r=a.lora_rank, lora_alpha=a.lora_rank, target_modules=list(LORA_TARGETS)))
+                model.add_adapter(LoraConfig(r=a.lora_rank, lora_alpha=a.lora_rank, target_modules=list(WAN_LORA_TARGETS)))
             lora_dtype = lora_dtype or self.dtype  # bf16 everything, as diffusers' scripts at bf16
             params = [p for n, p in model.named_parameters() if "lora_" in n]
             for p in params:
@@ -294,7 +296,7 @@ def markdown(r) -> str:
              f"latents = {sh['tokens']} tokens, batch 1 (denoising: the two guidance passes as a batch of 2), LoRA "
              f"rank {sh['lora_rank']} on {', '.join(sh['lora_targets'])}.  ",
              f"MFU = model FLOPs / time / {r['peak_bf16_tflops']} TFLOP/s (dense bf16 peak); model FLOPs from "
-             f"`v4s_lite.full.transformer_flops` (training = 3x forward; recomputation not counted). Measured "
+             f"`v4s_lite.budget.transformer_flops` (training = 3x forward; recomputation not counted). Measured "
              f"8192^3 bf16 matmul: {r['measured_matmul_tflops'] and round(r['measured_matmul_tflops'])} TFLOP/s.", "",
              "| variant | seconds | x stock | tokens/s | TFLOP/s | MFU | peak GB | note |", "|---|---|---|---|---|---|---|---|"]
     for name, row in r["variants"].items():

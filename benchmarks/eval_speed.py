@@ -17,9 +17,11 @@ import numpy as np
 import torch
 
 from v4s_lite import evaluate as E
+from v4s_lite import poses
 from v4s_lite.config import get_clip_config
 from v4s_lite.data import clip_meta
-from v4s_lite.world import make_clip, make_scene
+from v4s_lite.scene import make_scene
+from v4s_lite.world import make_clip
 
 
 def main() -> None:
@@ -36,18 +38,18 @@ def main() -> None:
         scene = make_scene(s)
         meta = json.loads(json.dumps(clip_meta(make_clip(scene, "grounding", cfg, seed=s), cfg)))
         gt = E.ground_truth_video(meta)
-        est = E.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
+        est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
         t0 = time.perf_counter()
         grid, _ = est.library()
         lib_cube.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        est._render(grid, est.coarse)  # baseline: every library view rendered directly
+        est.render_view(grid, est.coarse)  # baseline: every library view rendered directly
         lib_direct.append(time.perf_counter() - t0)
         est._library = None  # time the whole clip, library included
         t0 = time.perf_counter()
         m = E.score_clip(meta, gt, est, lpips=False)
         secs.append(time.perf_counter() - t0)
-        p, a = E.pose_errors(m["c2w"], meta["target"]["c2w"])
+        p, a = poses.pose_errors(m["c2w"], meta["target"]["c2w"])
         pos.append(p)
         ang.append(a)
         sd.append(m["SD"])

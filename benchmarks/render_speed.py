@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 import v4s_lite.render as R
-from v4s_lite.world import intrinsics, make_scene, scan_trajectory
+from v4s_lite.camera import intrinsics
+from v4s_lite.scene import make_scene
+from v4s_lite.trajectories import scan_trajectory
 
 
 def timed(fn, repeat=1):

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from v4s_lite.codec import LiteCodec, LiteTextEncoder
+from v4s_lite.config import TrainConfig
 from v4s_lite.data import make_dataset
-from v4s_lite.train import StepBatches, TrainConfig, encode_clips, make_batch, batch_indices
+from v4s_lite.train import StepBatches, batch_indices, encode_clips, make_batch
 
 
 def main():

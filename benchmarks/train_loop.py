@@ -8,7 +8,7 @@ Both arms call `train.train` with configs/lite.yaml (the 2.3M-parameter lite mod
             model in results/lite_2026-12-01b, minus its per-step host reads, which the loop no longer has)
   gpu way:  device_batches (latents resident on the GPU, each batch drawn there) + torch.compile
 Prints seconds per step over the second half of each run (after compilation and warm-up), the ratio, and the
-model FLOP rate (3 x forward FLOPs of `full.transformer_flops` per sample).
+model FLOP rate (3 x forward FLOPs of `budget.transformer_flops` per sample).
 """
 import argparse
 import dataclasses
@@ -18,10 +18,11 @@ import time
 
 import torch
 
-from v4s_lite.config import get_clip_config
-from v4s_lite.full import transformer_flops
+from v4s_lite.budget import transformer_flops
+from v4s_lite.codec import build_codecs
+from v4s_lite.config import get_clip_config, load_config
 from v4s_lite.model import transformer_config
-from v4s_lite.train import build_codecs, encode_clips, load_config, read_log, train
+from v4s_lite.train import encode_clips, read_log, train
 
 
 def random_items(n, clip_cfg, seed=0):

@@ -12,8 +12,9 @@ import torch
 
 from v4s_lite.codec import LiteCodec, LiteTextEncoder
 from v4s_lite.config import get_clip_config
+from v4s_lite.config import TrainConfig
 from v4s_lite.model import V4SModel
-from v4s_lite.train import TrainConfig, count_parameters, make_batch, predict
+from v4s_lite.train import count_parameters, make_batch, predict
 
 
 def fake_items(clip_cfg, n=4):

@@ -30,14 +30,17 @@ antialias = 2     # 2x2 sub-pixel rays on edges (1 = off)
 import matplotlib.pyplot as plt
 import numpy as np
 
+from v4s_lite.camera import intrinsics, look_at, project
 from v4s_lite.config import LITE, QUICK
 from v4s_lite.exercises import check_exercise
+from v4s_lite.language import make_instruction, parse_command
 from v4s_lite.plotting import frame_strip, show_video, topdown_map
 from v4s_lite.render import boxes_from_instance, render
 from v4s_lite.sampling import sample_context_frames
+from v4s_lite.scene import make_scene
+from v4s_lite.trajectories import approach_trajectory, navigation_trajectory, random_commands, scan_trajectory
 from v4s_lite.utils import V4SError, get_device, seed_everything
-from v4s_lite.world import (approach_trajectory, intrinsics, look_at, make_clip, make_instruction, make_scene,
-                            navigation_trajectory, parse_command, project, random_commands, scan_trajectory)
+from v4s_lite.world import make_clip
 
 seed_everything(seed)
 plt.rcParams["figure.dpi"] = 72  # small figures keep the notebook small
@@ -223,7 +226,7 @@ plt.show()
 # ## 9. Exercise: project a box
 # Write the pinhole projection yourself: world points (N, 3), a camera-to-world pose and K to pixel
 # coordinates (N, 2). Hint: invert the pose to get world-to-camera, then apply the formula above.
-# The check compares your answer with `v4s_lite.world.project` on the 8 corners of the target's 3D box.
+# The check compares your answer with `v4s_lite.camera.project` on the 8 corners of the target's 3D box.
 
 # %%
 def my_project(points, c2w, K):
@@ -276,12 +279,12 @@ except ImportError:
 
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite
-# - Rooms, objects and their JSON recipe: `v4s_lite.world.make_scene`, `Scene.to_dict` / `Scene.from_dict`.
-# - Cameras: `world.intrinsics`, `world.look_at`, `world.project`.
+# - Rooms, objects and their JSON recipe: `v4s_lite.scene.make_scene`, `Scene.to_dict` / `Scene.from_dict`.
+# - Cameras: `camera.intrinsics`, `camera.look_at`, `camera.project`.
 # - The ray caster with depth and instance ids: `v4s_lite.render.render`; boxes and visibility:
 #   `render.boxes_from_instance`.
-# - Trajectories: `world.scan_trajectory` (context), `world.approach_trajectory` (grounding),
-#   `world.navigation_trajectory` + `world.parse_command` (navigation); instructions: `world.make_instruction`.
+# - Trajectories: `trajectories.scan_trajectory` (context), `trajectories.approach_trajectory` (grounding),
+#   `trajectories.navigation_trajectory` + `language.parse_command` (navigation); instructions: `language.make_instruction`.
 # - A whole annotated example: `world.make_clip`; context frames: `v4s_lite.sampling.sample_context_frames`.
 # - Figures: `v4s_lite.plotting` (`show_video`, `frame_strip`, `topdown_map`).
 #

@@ -31,13 +31,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from v4s_lite.budget import latent_tokens, transformer_flops
+from v4s_lite.camera import intrinsics
 from v4s_lite.codec import LiteCodec, WanVAECodec, dct_basis, frames_to_video, video_to_frames
 from v4s_lite.config import LITE, PAPER, PAPER_TRAIN, QUICK
-from v4s_lite.full import latent_tokens, transformer_flops
 from v4s_lite.model import transformer_config
 from v4s_lite.render import render
+from v4s_lite.scene import make_scene
+from v4s_lite.trajectories import scan_trajectory
 from v4s_lite.utils import seed_everything
-from v4s_lite.world import intrinsics, make_scene, scan_trajectory
 
 seed_everything(seed)
 torch.set_num_threads(1)  # same float results on every machine
@@ -197,5 +199,5 @@ print("paper training clip:", solution(*args), "tokens")
 #   `WanVAECodec` (Wan2.2's VAE, normalised as WanPipeline does), `frames_to_video` / `video_to_frames`.
 # * The paper's training clip is 9,256 tokens; lite frames keep the same 104 tokens per latent frame.
 # * Attention cost grows with the square of the token count, so context length is the expensive knob:
-#   `v4s_lite.full.transformer_flops`, `latent_tokens`. Next: `03_rope`, how the model knows *when* each
+#   `v4s_lite.budget.transformer_flops`, `latent_tokens`. Next: `03_rope`, how the model knows *when* each
 #   context chunk was filmed.

@@ -39,13 +39,16 @@ import numpy as np
 import torch
 
 from v4s_lite.codec import video_to_frames
+from v4s_lite.codec import build_codecs
 from v4s_lite.config import QUICK
+from v4s_lite.config import TrainConfig, load_config
 from v4s_lite.data import make_dataset
 from v4s_lite.exercises import check_exercise
+from v4s_lite.model import build_model
 from v4s_lite.rope import context_positions
 from v4s_lite.sample import generate
-from v4s_lite.train import (TrainConfig, add_noise, build_codecs, build_model, count_parameters, encode_clips,
-                            flow_target, load_config, plot_loss, read_log, sample_sigmas, train)
+from v4s_lite.train import (add_noise, count_parameters, encode_clips, flow_target, plot_loss, read_log, sample_sigmas,
+                            train)
 from v4s_lite.utils import get_device, seed_everything
 
 seed_everything(seed)
@@ -227,10 +230,11 @@ assert err_after < 0.6 * err_before, "a minute of training should bring the samp
 # %%
 # NBVAL_IGNORE_OUTPUT
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
+from v4s_lite.checkpoints import load_model
 from v4s_lite.config import LITE
 from v4s_lite.data import ClipDataset
 from v4s_lite.plotting import generation_figure
-from v4s_lite.sample import load_model, sample_clip
+from v4s_lite.sample import sample_clip
 
 lite_dir = Path("../data/v4s-lite")
 if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
@@ -252,4 +256,6 @@ else:
 # * The loop — `train.train(cfg)` / `v4s train configs/quick.yaml [--resume]`: condition dropout
 #   (`cfg.drop_conditions`), AdamW, clipping, EMA (diffusers `EMAModel`), accelerate for several GPUs, LoRA via
 #   peft for the big model (`lora_rank` in the config), checkpoints loadable by diffusers' `from_pretrained`.
+# * The config and the run folder — `v4s_lite.config.TrainConfig` / `load_config`; `v4s_lite.checkpoints`
+#   (`save_checkpoint`, `latest_checkpoint`, `load_model` for sampling, full or LoRA weights).
 # * Sampling with diffusers' flow schedulers — `v4s_lite.sample.generate`; next, notebook 06 adds guidance.

@@ -41,13 +41,17 @@ import torch
 
 from v4s_lite.bbox import detect_red_box
 from v4s_lite.cfg import MODES, combine, drop_conditions
+from v4s_lite.checkpoints import load_model
 from v4s_lite.codec import video_to_frames
+from v4s_lite.codec import build_codecs
 from v4s_lite.config import QUICK
+from v4s_lite.config import load_config
 from v4s_lite.data import make_dataset
 from v4s_lite.exercises import check_exercise
+from v4s_lite.model import build_model
 from v4s_lite.rope import context_positions
-from v4s_lite.sample import generate, load_model
-from v4s_lite.train import build_codecs, build_model, encode_clips, load_config, read_log, train
+from v4s_lite.sample import generate
+from v4s_lite.train import encode_clips, read_log, train
 from v4s_lite.utils import get_device, seed_everything
 
 seed_everything(seed)

@@ -36,8 +36,9 @@ from v4s_lite.codec import LiteCodec, frames_to_video, video_to_frames
 from v4s_lite.config import LITE, PAPER, QUICK
 from v4s_lite.exercises import check_exercise
 from v4s_lite.plotting import frame_strip, show_video
+from v4s_lite.scene import PALETTE, is_strong_red, make_scene
 from v4s_lite.utils import seed_everything
-from v4s_lite.world import PALETTE, is_strong_red, make_clip, make_scene
+from v4s_lite.world import make_clip
 
 seed_everything(seed)
 torch.set_num_threads(1)  # same float results on every machine
@@ -153,8 +154,9 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
 from pathlib import Path
 
+from v4s_lite.checkpoints import load_model
 from v4s_lite.data import ClipDataset
-from v4s_lite.sample import load_model, sample_clip
+from v4s_lite.sample import sample_clip
 
 lite_dir = Path("../data/v4s-lite")
 if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():

@@ -40,8 +40,9 @@ from v4s_lite.config import QUICK, ClipConfig
 from v4s_lite.data import clip_meta
 from v4s_lite.exercises import check_exercise
 from v4s_lite.plotting import frame_strip, topdown_map
+from v4s_lite.scene import make_scene
 from v4s_lite.utils import seed_everything
-from v4s_lite.world import make_clip, make_scene
+from v4s_lite.world import make_clip
 
 seed_everything(seed)
 torch.set_num_threads(1)  # same float results on every machine

@@ -32,7 +32,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from v4s_lite.evaluate import markdown_table
+from v4s_lite.statistics import markdown_table
 from v4s_lite.exercises import check_exercise
 
 REBUILD = ("# three 10-minute device calls on one GPU (results/lite_2026-12-01b/README.md):\n"
@@ -152,14 +152,14 @@ plt.show()
 # %% [markdown]
 # ## Choosing a try without ground truth
 # "Any try succeeds" needs an oracle that knows the answer. A user gets one video, so a sampler needs a rule that
-# picks one of its tries *without* the target. `v4s_lite.evaluate.SELECTION_RULES` holds three: the most confident
+# picks one of its tries *without* the target. `v4s_lite.statistics.SELECTION_RULES` holds three: the most confident
 # red box (the detector's reading), the lowest pose residual (how well all generated views fit the room), and the
 # lowest final-view residual (only the box frames, where the answer is). The GPU results file kept only each
 # room's first try, so the shipped checkpoint re-sampled the 24 in-distribution rooms five times on a CPU, keeping
-# every try's metrics; any rule can be tried on them without sampling again (`evaluate.repeated_sampling`).
+# every try's metrics; any rule can be tried on them without sampling again (`statistics.repeated_sampling`).
 
 # %%
-from v4s_lite.evaluate import SELECTION_RULES, repeated_sampling
+from v4s_lite.statistics import SELECTION_RULES, repeated_sampling
 
 cpu = json.loads(Path(results_file).with_name("lite_2026-12-01b").joinpath("tries_cpu.json").read_text())
 per_try = cpu["tries"]["full (joint CFG)"]["per_try"]
@@ -221,9 +221,10 @@ for label, r in (("step 500", early), ("results file", res)):
 # grounds must lose accuracy when it is given another room or another target; gaps near 0 mean it ignores them.
 
 # %%
+from v4s_lite.checkpoints import load_model
+from v4s_lite.config import TrainConfig
 from v4s_lite.evaluate import CONDITION_PROBES, condition_gaps
-from v4s_lite.sample import load_model
-from v4s_lite.train import TrainConfig, encode_clips
+from v4s_lite.train import encode_clips
 
 lite_dir = Path("../data/v4s-lite")
 if (lite_dir / "config.json").exists():

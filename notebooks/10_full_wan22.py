@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from v4s_lite import full
+from v4s_lite import attention, budget, full, latents
 from v4s_lite.config import PAPER, ClipConfig
 from v4s_lite.model import V4SModel, transformer_config
 from v4s_lite.utils import get_device, seed_everything
@@ -57,25 +57,25 @@ if not quick and dev.type != "cuda":
 # $$M \approx 2P + 8P_\text{LoRA} + S\,\big[(L-n)\,a + n\cdot 2d + a\big], \qquad a = 4\,d_\text{ffn} + c\,d$$
 #
 # with $n$ of the $L$ blocks checkpointed (they keep only their input and recompute the rest), and $c$ measured
-# on an H100 (28.6 bytes per channel compiled). `full.estimate_memory` is this formula; `full.fit_table` asks it
+# on an H100 (28.6 bytes per channel compiled). `budget.estimate_memory` is this formula; `budget.fit_table` asks it
 # for each GPU. The same numbers are printed before `v4s wan-train` starts.
 
 # %%
 cfg5b = transformer_config("wan2.2-ti2v-5b")
-tokens = full.latent_tokens(cfg5b, PAPER.width, PAPER.height, PAPER.context_latents + PAPER.target_latents)
-print(f"parameters {full.count_params(cfg5b) / 1e9:.2f} B, LoRA rank 32: {full.lora_params(cfg5b, 32) / 1e6:.1f} M")
+tokens = budget.latent_tokens(cfg5b, PAPER.width, PAPER.height, PAPER.context_latents + PAPER.target_latents)
+print(f"parameters {budget.count_params(cfg5b) / 1e9:.2f} B, LoRA rank 32: {budget.lora_params(cfg5b, 32) / 1e6:.1f} M")
 print(f"tokens at the paper's setting: {tokens}")
 settings = {"no checkpointing": dict(checkpointing="none"), "checkpoint 18 of 30": dict(checkpointing=18),
             "full checkpointing": dict(checkpointing="full")}
-table = full.fit_table(cfg5b, tokens, settings, compiled=True)
+table = budget.fit_table(cfg5b, tokens, settings, compiled=True)
 for row in table:
     print(f"{row['setting']:>20s}: {row['estimate_gib']:5.1f} GiB  " +
-          "  ".join(f"{g}: {'fits' if row[g] else '-'}" for g in full.GPUS))
+          "  ".join(f"{g}: {'fits' if row[g] else '-'}" for g in budget.GPUS))
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 2.4), dpi=72)
 ax.barh([r["setting"] for r in table], [r["estimate_gib"] for r in table], color="tab:blue")
-for g, spec in full.GPUS.items():
+for g, spec in budget.GPUS.items():
     if g != "A100 80 GB":
         ax.axvline(spec["memory_gib"], ls="--", c="gray")
         ax.text(spec["memory_gib"], 2.45, g, fontsize=7, ha="right")
@@ -87,7 +87,7 @@ plt.show()
 # ## 2. Measured on an H100: our step against stock diffusers
 # `benchmarks/bench_wan.py` times, in one run, stock diffusers and each lever alone at the training shape
 # (9,256 tokens, random weights of the exact architecture). Model FLOPs utilisation counts
-# `full.transformer_flops` (training = 3x forward) over the H100's 989 TFLOP/s.
+# `budget.transformer_flops` (training = 3x forward) over the H100's 989 TFLOP/s.
 
 # %%
 res_path = Path("../results/bench_wan_h100.json")
@@ -117,13 +117,14 @@ else:
 # ## 3. The pipeline, end to end
 # Quick mode builds a `WanPipeline` of Wan2.2-TI2V's family (48 latent channels, 16x spatial VAE, per-token
 # timesteps) with random weights; full mode loads the real components one at a time with `full.load_wan22`.
-# First the encoders fill a cache on disk (`full.cache_clips`), then they are freed: UMT5-XXL alone is ~11 GB
+# First the encoders fill a cache on disk (`latents.cache_clips`), then they are freed: UMT5-XXL alone is ~11 GB
 # and is not needed again while training.
 
 # %%
 from v4s_lite.codec import LiteTextEncoder, UMT5TextEncoder, WanVAECodec
 from v4s_lite.sampling import sample_context_frames
-from v4s_lite.world import make_clip, make_scene
+from v4s_lite.scene import make_scene
+from v4s_lite.world import make_clip
 
 clip_cfg = ClipConfig(width=64, height=64, scan_frames=33, context_chunks=2, target_chunks=2, box_frames=4) if quick \
     else PAPER
@@ -141,9 +142,9 @@ for i in range(2):
     ctx_idx = sample_context_frames(clip_cfg.scan_frames, clip_cfg.context_chunks, np.random.default_rng(seed + i))
     clips.append({"context": torch.from_numpy(c.scan_rgb[ctx_idx]), "target": torch.from_numpy(c.target_rgb),
                   "instruction": c.instruction, "context_frame_indices": torch.tensor(ctx_idx)})
-full.cache_clips(clips, WanVAECodec(vae), text_encoder, work / "latent_cache")
+latents.cache_clips(clips, WanVAECodec(vae), text_encoder, work / "latent_cache")
 full.free(*([] if quick else [vae, text_encoder.pipe.text_encoder]))
-cache = full.LatentCache(work / "latent_cache")
+cache = latents.LatentCache(work / "latent_cache")
 item = cache[0]
 print(len(cache), "clips cached:", {k: tuple(v.shape) for k, v in item.items() if torch.is_tensor(v)})
 print("instruction:", item["instruction"])
@@ -155,7 +156,9 @@ print("instruction:", item["instruction"])
 # and the cached items. A CUDA out-of-memory inside `full.oom_guard` becomes a message saying what to lower.
 
 # %%
-from v4s_lite.train import add_lora, load_config, read_log, train
+from v4s_lite.config import load_config
+from v4s_lite.model import add_lora
+from v4s_lite.train import read_log, train
 
 cfg = load_config(None, out_dir=str(work / "run"), model="tiny", lora_rank=4, steps=train_steps, batch_size=1,
                   lr=1e-3, warmup_steps=1, checkpoint_every=train_steps, progress=False, seed=seed,
@@ -163,7 +166,7 @@ cfg = load_config(None, out_dir=str(work / "run"), model="tiny", lora_rank=4, st
 model = V4SModel(transformer if quick else full.load_wan22(source, "transformer"))
 add_lora(model, cfg)
 full.configure_speed(model, checkpointing="full" if quick else 18, compile=not quick)
-est = full.estimate_memory(dict(model.config), tokens, compiled=not quick, checkpointing="full" if quick else 18)
+est = budget.estimate_memory(dict(model.config), tokens, compiled=not quick, checkpointing="full" if quick else 18)
 with full.oom_guard("training", est):
     run_dir = train(cfg, model=model, items=cache)
 print("losses:", [f"{r['loss']:.3g}" for r in read_log(run_dir)])
@@ -192,13 +195,13 @@ print(sorted(p.name for p in (work / "lora").iterdir()))
 # %% [markdown]
 # ## 6. Context reuse: why the guided denoising step got about 3x faster
 # If clean context tokens attend only to context, nothing about them depends on the noisy target: their keys and
-# values are computed once per sample (`full.ContextCache`, mode "fill") and each denoising step runs only the
+# values are computed once per sample (`attention.ContextCache`, mode "fill") and each denoising step runs only the
 # target tokens (mode "reuse"). It is a model choice (the attention mask changes), so a model must be trained
 # with it ("masked" mode); the reuse then reproduces the masked model exactly.
 
 # %%
-q_tokens = tokens - full.latent_tokens(cfg5b, PAPER.width, PAPER.height, PAPER.context_latents)
-saved = full.transformer_flops(cfg5b, tokens, query_tokens=q_tokens) / full.transformer_flops(cfg5b, tokens)
+q_tokens = tokens - budget.latent_tokens(cfg5b, PAPER.width, PAPER.height, PAPER.context_latents)
+saved = budget.transformer_flops(cfg5b, tokens, query_tokens=q_tokens) / budget.transformer_flops(cfg5b, tokens)
 print(f"paper shape: a reuse step costs {saved:.3f} of a full forward ({q_tokens} of {tokens} tokens are queries)")
 t = full.tiny_wan22_pipeline(seed=seed).transformer
 V4SModel(t)  # gives it the context RoPE (explicit positions)
@@ -206,7 +209,7 @@ fc, ft = 3, 2
 x = torch.randn(1, 48, fc + ft, 4, 4, generator=torch.Generator().manual_seed(seed))
 ts = torch.cat([torch.zeros(1, fc * 4), torch.full((1, ft * 4), 700.0)], 1)
 emb = cache[0]["prompt_embeds"][None]
-with torch.no_grad(), full.ContextCache(t) as cc:
+with torch.no_grad(), attention.ContextCache(t) as cc:
     cc.mode, cc.n_context_tokens = "masked", fc * 4
     masked = t(x, ts, emb, return_dict=False)[0][:, :, fc:]
     cc.mode = "fill"
@@ -235,13 +238,13 @@ def solution(width, height, latent_frames):
 from v4s_lite.exercises import check_exercise
 
 ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
-                    reference=lambda: full.latent_tokens(cfg5b, 416, 256, 131), args=(416, 256, 131))
+                    reference=lambda: budget.latent_tokens(cfg5b, 416, 256, 131), args=(416, 256, 131))
 
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite
-# - Memory before running: `full.estimate_memory`, `full.fit_table`; `v4s wan-memory configs/wan22_ti2v_5b.yaml`.
+# - Memory before running: `budget.estimate_memory`, `budget.fit_table`; `v4s wan-memory configs/wan22_ti2v_5b.yaml`.
 #   What fits: full checkpointing ~16 GiB (L4 24 GB), 18 of 30 blocks ~37 GiB (A100 40 GB), none ~67 GiB (H100).
-# - Caches and freeing encoders: `full.cache_clips`, `full.LatentCache`, `full.free`; loading: `full.load_wan22`.
+# - Caches and freeing encoders: `latents.cache_clips`, `latents.LatentCache`, `full.free`; loading: `full.load_wan22`.
 # - Training: `v4s wan-train configs/wan22_ti2v_5b.yaml` (or `_24gb.yaml`), `--resume` after a disconnect.
 # - Speed (H100, 9,256 tokens; `python benchmarks/bench_wan.py --out results/bench_wan_h100`): training step
 #   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB), 0.689 s checkpointing 10 blocks
@@ -249,4 +252,4 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   + context reuse (0.35x). At the paper's inference shape (13,624 tokens): denoising 1.006 s -> 0.259 s (0.26x),
 #   training 1.916 s -> 1.380 s (0.72x, 16.8 GB), 1.237 s checkpointing 18 blocks (40.5 GB).
 #   Results and caveats: `results/bench_wan_h100.md`, `results/bench_wan_h100_paper.md`, `results/bench_wan_notes.md`.
-# - Adapter for diffusers: `full.export_lora` -> `WanPipeline.load_lora_weights`. Context reuse: `full.ContextCache`.
+# - Adapter for diffusers: `full.export_lora` -> `WanPipeline.load_lora_weights`. Context reuse: `attention.ContextCache`.

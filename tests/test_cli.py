@@ -38,3 +38,21 @@ def test_readme_commands_parse():
     for line in lines:
         args = shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:]  # optional parts in [brackets] are left out
         parser.parse_args(args)
+
+
+def test_a_command_module_that_fails_to_import_is_an_error(monkeypatch, capsys):
+    """A broken command module must not vanish from `v4s` silently: the error names the module and the exception."""
+    import sys
+
+    import pytest
+
+    from v4s_lite import cli
+    from v4s_lite.utils import V4SError
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["data", "no_such_module"])
+    with pytest.raises(V4SError, match=r"v4s_lite\.no_such_module .*ModuleNotFoundError"):
+        cli.build_parser()
+    monkeypatch.setitem(sys.modules, "v4s_lite.broken", None)  # importing it raises ImportError
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["broken"])
+    assert cli.main(["train", "x.yaml"]) == 2
+    assert "v4s_lite.broken" in capsys.readouterr().err

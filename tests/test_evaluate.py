@@ -19,7 +19,8 @@ CFG = ClipConfig(width=104, height=64, scan_frames=17, context_chunks=2, target_
 @pytest.fixture(scope="module")
 def clip():
     from v4s_lite.data import clip_meta
-    from v4s_lite.world import make_clip, make_scene
+    from v4s_lite.scene import make_scene
+    from v4s_lite.world import make_clip
 
     scene = make_scene(SEED)
     c = make_clip(scene, "grounding", CFG, seed=SEED)
@@ -36,7 +37,7 @@ def scores(clip):
     codec = LiteCodec()
     out = {}
     for name, frames in E.calibration_videos(meta, codec).items():
-        est = E.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec if "codec" in name else None)
+        est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec if "codec" in name else None)
         out[name] = E.score_clip(meta, frames, est, lpips=False)
     return out
 
@@ -46,7 +47,9 @@ def gt_frames_without_box(meta):
 
 
 def test_pose_parameters_round_trip_and_match_world():
-    from v4s_lite.world import make_scene, pose_from_yaw_pitch, scan_trajectory
+    from v4s_lite.camera import pose_from_yaw_pitch
+    from v4s_lite.scene import make_scene
+    from v4s_lite.trajectories import scan_trajectory
 
     c2w = scan_trajectory(make_scene(0), 9, seed=0)
     np.testing.assert_allclose(poses.pose_matrices(poses.pose_params(c2w)), c2w, atol=1e-12)
@@ -58,14 +61,14 @@ def test_pose_parameters_round_trip_and_match_world():
 def test_pose_errors_are_metres_and_degrees():
     a = poses.pose_matrices([[1.0, 1.0, 1.5, 0.0, 0.0]])
     b = poses.pose_matrices([[1.0, 2.0, 1.5, np.radians(10), 0.0]])
-    pos, ang = E.pose_errors(a, b)
+    pos, ang = poses.pose_errors(a, b)
     np.testing.assert_allclose(pos, [1.0])
     np.testing.assert_allclose(ang, [10.0], atol=1e-6)
 
 
 def test_cube_map_library_matches_direct_renders(clip):
     scene, meta = clip
-    est = E.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], grid_step=1.0, n_yaw=8)
+    est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], grid_step=1.0, n_yaw=8)
     grid, lib = est.library()
     pick = np.linspace(0, len(grid) - 1, 12).astype(int)
     direct = poses.blur(est.render_view(grid[pick], est.coarse)).flatten(1)
@@ -106,14 +109,16 @@ def test_psnr_and_ssim_against_reference_formulas():
 
 
 def test_bootstrap_interval_brackets_the_mean_and_shrinks():
+    from v4s_lite.statistics import bootstrap_ci
+
     rng = np.random.default_rng(0)
     small, big = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 2000)
-    lo, hi = E.bootstrap_ci(small)
+    lo, hi = bootstrap_ci(small)
     assert lo < small.mean() < hi
-    lo2, hi2 = E.bootstrap_ci(big)
+    lo2, hi2 = bootstrap_ci(big)
     assert hi2 - lo2 < (hi - lo) / 4
-    assert E.bootstrap_ci(small) == (lo, hi)  # seeded
-    assert E.bootstrap_ci([1.0, np.nan, 1.0]) == (1.0, 1.0)
+    assert bootstrap_ci(small) == (lo, hi)  # seeded
+    assert bootstrap_ci([1.0, np.nan, 1.0]) == (1.0, 1.0)
 
 
 def test_grounded_point_takes_the_depth_inside_the_box():
@@ -156,9 +161,9 @@ def test_each_failure_fails_for_its_reason(scores):
 def test_render_and_compare_recovers_the_walk(scores, clip):
     _, meta = clip
     true = np.asarray(meta["target"]["c2w"])
-    pos, ang = E.pose_errors(scores["ground truth"]["c2w"], true)
+    pos, ang = poses.pose_errors(scores["ground truth"]["c2w"], true)
     assert np.median(pos) < 0.3 and np.median(ang) < 4.0
-    pos, _ = E.pose_errors(scores["ground truth through the codec"]["c2w"], poses.codec_aligned(true))
+    pos, _ = poses.pose_errors(scores["ground truth through the codec"]["c2w"], poses.codec_aligned(true))
     assert np.median(pos) < 0.3
 
 

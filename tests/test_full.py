@@ -9,15 +9,18 @@ import torch
 from diffusers import WanTransformer3DModel
 
 from v4s_lite import full
-from v4s_lite.full import (ContextCache, LatentCache, cache_clips, checkpointed_blocks, configure_speed,
-                           estimate_memory, export_lora, load_wan22, oom_guard, tiny_wan22_config,
-                           tiny_wan22_pipeline, tiny_wan22_vae, transformer_flops)
+from v4s_lite.attention import ContextCache
+from v4s_lite.budget import GPUS, checkpointed_blocks, estimate_memory, transformer_flops
+from v4s_lite.codec import frames_to_video
+from v4s_lite.config import WAN_LORA_TARGETS
+from v4s_lite.full import (configure_speed, export_lora, load_wan22, oom_guard, tiny_wan22_config,
+                           tiny_wan22_pipeline, tiny_wan22_vae)
+from v4s_lite.latents import LatentCache, cache_clips
 from v4s_lite.model import transformer_config
 from v4s_lite.rope import ContextRoPE
 from v4s_lite.utils import V4SError
 
 ROOT = Path(__file__).resolve().parents[1]
-
 
 def tiny_transformer(layers=2, seed=0):
     torch.manual_seed(seed)
@@ -25,11 +28,9 @@ def tiny_transformer(layers=2, seed=0):
     t.rope = ContextRoPE.from_rope(t.rope)
     return t
 
-
 def run(t, x, ts, text, positions):
     t.rope.set_positions(positions)
     return t(hidden_states=x, timestep=ts, encoder_hidden_states=text, return_dict=False)[0]
-
 
 def test_flops_formula_equals_torch_flop_counter():
     from torch.utils.flop_counter import FlopCounterMode
@@ -41,7 +42,6 @@ def test_flops_formula_equals_torch_flop_counter():
     with FlopCounterMode(display=False) as fc:
         t(x, torch.zeros(2, tokens), torch.randn(2, 7, 32))
     assert fc.get_total_flops() == transformer_flops(cfg, tokens, batch=2, text_tokens=7)
-
 
 def test_memory_estimate_matches_h100_measurements():
     res = json.loads((ROOT / "results/bench_wan_h100.json").read_text())
@@ -56,9 +56,8 @@ def test_memory_estimate_matches_h100_measurements():
         checked += 1
     assert checked >= 4
     # what the fit table promises for the configs we ship
-    assert estimate_memory(cfg, tokens, checkpointing="full", compiled=True).total_gib < full.GPUS["L4 24 GB"]["memory_gib"]
-    assert estimate_memory(cfg, tokens, checkpointing="none").total_gib > full.GPUS["A100 40 GB"]["memory_gib"]
-
+    assert estimate_memory(cfg, tokens, checkpointing="full", compiled=True).total_gib < GPUS["L4 24 GB"]["memory_gib"]
+    assert estimate_memory(cfg, tokens, checkpointing="none").total_gib > GPUS["A100 40 GB"]["memory_gib"]
 
 def test_checkpointed_blocks_and_bad_settings():
     assert checkpointed_blocks(30, "full") == list(range(30)) and checkpointed_blocks(30, "none") == []
@@ -67,7 +66,6 @@ def test_checkpointed_blocks_and_bad_settings():
     for bad in (31, -1, "some"):
         with pytest.raises(V4SError, match="checkpointing"):
             checkpointed_blocks(30, bad)
-
 
 def test_selective_checkpointing_recomputes_only_chosen_blocks_and_keeps_gradients():
     t = tiny_transformer(layers=4)
@@ -86,7 +84,6 @@ def test_selective_checkpointing_recomputes_only_chosen_blocks_and_keeps_gradien
         grads[mode] = torch.cat([p.grad.flatten() for p in t.parameters() if p.grad is not None])
     torch.testing.assert_close(grads[2], grads["none"])
     torch.testing.assert_close(grads["full"], grads["none"])
-
 
 def test_context_reuse_equals_masked_sequence():
     t = tiny_transformer(layers=2).eval()
@@ -116,13 +113,11 @@ def test_context_reuse_equals_masked_sequence():
     assert (masked - plain).abs().max() > 1e-3  # the mask is a real model change, not a no-op
     torch.testing.assert_close(restored, plain)  # leaving the context manager restores diffusers' attention
 
-
 def _pipe_frames(pipe, embeds, seed=0):
     out = pipe(prompt_embeds=embeds, negative_prompt_embeds=torch.zeros_like(embeds), height=32, width=32,
                num_frames=5, num_inference_steps=2, guidance_scale=2.0, output_type="pt",
                generator=torch.Generator().manual_seed(seed))
     return out.frames
-
 
 def test_lora_export_loads_in_stock_wan_pipeline(tmp_path):
     from peft import LoraConfig
@@ -133,7 +128,7 @@ def test_lora_export_loads_in_stock_wan_pipeline(tmp_path):
     with pytest.raises(V4SError, match="no LoRA adapter"):
         export_lora(pipe.transformer, tmp_path / "lora")
     torch.manual_seed(1)
-    pipe.transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(full.LORA_TARGETS),
+    pipe.transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(WAN_LORA_TARGETS),
                                             init_lora_weights=False))  # random B: the adapter changes outputs
     tuned = _pipe_frames(pipe, embeds)
     export_lora(pipe.transformer, tmp_path / "lora")
@@ -141,7 +136,6 @@ def test_lora_export_loads_in_stock_wan_pipeline(tmp_path):
     fresh.load_lora_weights(str(tmp_path / "lora"))  # diffusers' own loader
     torch.testing.assert_close(_pipe_frames(fresh, embeds), tuned, atol=1e-5, rtol=1e-5)
     assert (tuned - base).abs().max() > 1e-3
-
 
 def test_cache_round_trip_and_checks(tmp_path):
     from v4s_lite.codec import LiteTextEncoder, WanVAECodec
@@ -161,7 +155,7 @@ def test_cache_round_trip_and_checks(tmp_path):
     item = ds[1]
     assert item["instruction"] == "find the blue plant"
     assert item["context_latents"].shape == (48, 3, 2, 3) and item["target_latents"].shape == (48, 2, 2, 3)
-    want = codec.encode(full._to_video(clips[1]["context"]))[0]
+    want = codec.encode(frames_to_video(clips[1]["context"]))[0]
     torch.testing.assert_close(item["context_latents"], want)
     torch.testing.assert_close(item["prompt_embeds"], text.encode(["find the blue plant"])[0])
     torch.testing.assert_close(ds.null_embeds, text.encode([""])[0])
@@ -170,7 +164,6 @@ def test_cache_round_trip_and_checks(tmp_path):
         LatentCache(tmp_path / "c")
     with pytest.raises(V4SError, match="uint8"):
         cache_clips([{**clips[0], "context": clips[0]["context"].float()}], codec, text, tmp_path / "d")
-
 
 def test_load_wan22_from_local_folder(tmp_path):
     pipe = tiny_wan22_pipeline(seed=3)
@@ -184,14 +177,12 @@ def test_load_wan22_from_local_folder(tmp_path):
     with pytest.raises(V4SError, match="unknown component"):
         load_wan22(tmp_path / "wan", "unet")
 
-
 def test_oom_becomes_advice():
     est = estimate_memory(transformer_config("wan2.2-ti2v-5b"), 9256, checkpointing="none")
     with pytest.raises(V4SError, match="checkpointing -> 'full'") as e:
         with oom_guard("training", est):
             raise torch.OutOfMemoryError("CUDA out of memory")
     assert "GiB" in str(e.value) and isinstance(e.value.__cause__, torch.OutOfMemoryError)
-
 
 def test_wan_configs_and_memory_cli(capsys, tmp_path):
     from v4s_lite.cli import main
@@ -200,13 +191,12 @@ def test_wan_configs_and_memory_cli(capsys, tmp_path):
         cfg, wan = full.read_wan_config(ROOT / "configs" / name)
         assert cfg.lora_rank == 32 and cfg.clip_config.context_frames == 337 and cfg.clip_config.target_frames == 181
         est, _ = full.memory_report(cfg, wan)
-        assert est.total_gib < full.GPUS[gpu]["memory_gib"], name  # each config fits the GPU it is for
+        assert est.total_gib < GPUS[gpu]["memory_gib"], name  # each config fits the GPU it is for
     assert main(["wan-memory", str(ROOT / "configs/wan22_ti2v_5b_24gb.yaml")]) == 0
     assert "GiB" in capsys.readouterr().out
     (tmp_path / "c.yaml").write_text("wan:\n  compiler: true\n")
     with pytest.raises(V4SError, match="unknown `wan:`"):
         full.read_wan_config(tmp_path / "c.yaml")
-
 
 def test_benchmark_script_runs_on_cpu(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -220,7 +210,6 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert v["denoise_reuse"]["rel_error_vs_masked"] < 1e-5
     assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
-
 
 @pytest.mark.slow
 def test_wan_train_end_to_end_on_tiny_pipeline(tmp_path, capsys):

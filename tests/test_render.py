@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from v4s_lite.camera import intrinsics, look_at, project, projected_box
 from v4s_lite.render import _SceneTensors, _trace, boxes_from_instance, render
+from v4s_lite.scene import PALETTE, Primitive, Scene, SceneObject, is_strong_red, make_scene
+from v4s_lite.trajectories import scan_trajectory
 from v4s_lite.utils import V4SError
-from v4s_lite.world import (PALETTE, Primitive, Scene, SceneObject, intrinsics, is_strong_red, look_at, make_scene,
-                            project, projected_box, scan_trajectory)
 
 W, H = 64, 40
 

@@ -1,9 +1,10 @@
-"""The paper's tables (`v4s eval --runs`, v4s_lite.tables): which checkpoint each row uses, and the results file."""
+"""The paper's tables (`v4s tables`, v4s_lite.tables): which checkpoint each row uses, and the results file."""
 import json
 
 import pytest
 
 from v4s_lite import tables as paper_tables
+from v4s_lite.checkpoints import nearest_checkpoint
 from v4s_lite.utils import V4SError
 
 
@@ -16,7 +17,7 @@ def test_ablations_are_compared_at_the_same_step(tmp_path):
     _run(tmp_path, "lite", 250, 500, 750, 1000)
     _run(tmp_path, "lite_nobox", 250, 500)
     c = paper_tables.conditions(tmp_path)
-    pick = lambda name: paper_tables.checkpoint(c[name]["ckpt"], c[name].get("step")).name
+    pick = lambda name: nearest_checkpoint(c[name]["ckpt"], c[name].get("step")).name
     assert pick("full (joint CFG)") == "step_001000"  # the headline rows: the shipped run's latest
     assert pick("full, same budget") == pick("without box frames") == "step_000500"
     assert "contiguous context" not in c  # not trained: no row rather than a crash
@@ -28,7 +29,7 @@ def test_runs_stopped_a_few_steps_apart_pair_at_their_nearest_checkpoints(tmp_pa
     _run(tmp_path, "lite_nobox", 2500, 2750, 2763)
     _run(tmp_path, "lite_contiguous", 2500, 2736)
     c = paper_tables.conditions(tmp_path)
-    pick = lambda name: paper_tables.checkpoint(c[name]["ckpt"], c[name].get("step")).name
+    pick = lambda name: nearest_checkpoint(c[name]["ckpt"], c[name].get("step")).name
     assert pick("full (joint CFG)") == "step_003501"
     assert pick("full, same budget") == pick("without box frames") == "step_002750"  # not 2,500: 236 steps short
     assert pick("contiguous context") == "step_002736"
@@ -43,7 +44,7 @@ def test_without_variants_there_is_no_same_budget_row(tmp_path):
 def test_a_run_without_checkpoints_says_what_to_do(tmp_path):
     (tmp_path / "lite").mkdir()
     with pytest.raises(V4SError, match="train it first"):
-        paper_tables.checkpoint(tmp_path / "lite")
+        nearest_checkpoint(tmp_path / "lite")
 
 
 def test_paired_rows_compare_the_same_clips():

@@ -11,8 +11,11 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from safetensors.torch import load_file
 
-from v4s_lite.train import (TrainConfig, TrainingDiverged, _check_loss, add_noise, batch_indices, flow_target,
-                            latest_checkpoint, load_config, read_log, sample_sigmas, shift_sigmas, train)
+from v4s_lite.checkpoints import latest_checkpoint
+from v4s_lite.config import TrainConfig, load_config
+from v4s_lite.train import (_check_loss, add_noise, batch_indices, flow_target, read_log, sample_sigmas, shift_sigmas,
+                            train)
+from v4s_lite.utils import TrainingDiverged
 from v4s_lite.utils import V4SError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fake_items(n=4, seed=0, fc=3, ft=3, h=4, w=6):
-    """Pre-encoded clips in the layout encode_clips / full.LatentCache produce; the target is a function of
+    """Pre-encoded clips in the layout encode_clips / latents.LatentCache produce; the target is a function of
     the context so there is something to learn."""
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -179,7 +182,7 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
 
 INTERRUPT_SCRIPT = """
 import os, signal, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
 import v4s_lite.train as T
 real = T.make_batch
@@ -199,7 +202,7 @@ def test_interrupt_finishes_the_step_saves_and_resumes_exactly(tmp_path):
     import sys
 
     script = tmp_path / "interrupt.py"
-    script.write_text(INTERRUPT_SCRIPT.format(tests=str(ROOT / "tests")))
+    script.write_text(INTERRUPT_SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT)))
     r = subprocess.run([sys.executable, str(script), str(tmp_path / "cut")], capture_output=True, text=True,
                        timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -221,7 +224,7 @@ def _free_port():
 
 TWO_PROCESS_SCRIPT = """
 import sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
 from v4s_lite.train import train
 train(small_cfg(sys.argv[1], batch_size=4, steps=3), items=fake_items(), null_text=NULL)
@@ -236,7 +239,7 @@ def test_two_processes_equal_one(tmp_path):
 
     one = train(small_cfg(tmp_path / "one", batch_size=4, steps=3), items=fake_items(), null_text=NULL)
     script = tmp_path / "two.py"
-    script.write_text(TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent), root=str(ROOT)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -293,9 +296,8 @@ def test_full_checkpoint_loads_with_diffusers(tmp_path):
 def test_lora_trains_only_adapters_and_loads_back(tmp_path):
     from peft import get_peft_model_state_dict
 
-    from v4s_lite.model import V4SModel
-    from v4s_lite.sample import load_model
-    from v4s_lite.train import build_model
+    from v4s_lite.checkpoints import load_model
+    from v4s_lite.model import V4SModel, build_model
 
     cfg = small_cfg(tmp_path, lora_rank=4, steps=2, checkpoint_every=2, lr=1e-2)
     torch.manual_seed(0)
@@ -321,7 +323,7 @@ def test_lora_trains_only_adapters_and_loads_back(tmp_path):
         torch.testing.assert_close(loaded(*args), model(*args), atol=1e-5, rtol=0)
     assert isinstance(loaded, V4SModel)
     # --resume's path: the adapter state goes back into a fresh LoRA model through peft
-    from v4s_lite.train import load_checkpoint
+    from v4s_lite.checkpoints import load_checkpoint
 
     torch.manual_seed(0)
     again = build_model(cfg)

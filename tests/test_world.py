@@ -4,13 +4,14 @@ import math
 import numpy as np
 import pytest
 
+from v4s_lite.camera import intrinsics, look_at, pose_from_yaw_pitch, project, yaw_pitch
 from v4s_lite.config import QUICK
+from v4s_lite.language import describe, make_instruction, parse_command
 from v4s_lite.render import boxes_from_instance, render
+from v4s_lite.scene import CATEGORIES, PALETTE, Primitive, Scene, SceneObject, is_free, is_strong_red, make_scene
+from v4s_lite.trajectories import approach_trajectory, navigation_trajectory, random_commands, scan_trajectory
 from v4s_lite.utils import V4SError
-from v4s_lite.world import (CATEGORIES, PALETTE, Primitive, Scene, SceneObject, approach_trajectory, describe,
-                            intrinsics, is_free, is_strong_red, look_at, make_clip, make_instruction, make_scene,
-                            navigation_trajectory, parse_command, pose_from_yaw_pitch, project, random_commands,
-                            scan_trajectory, yaw_pitch)
+from v4s_lite.world import make_clip
 
 W, H = 64, 40
 

@@ -25,7 +25,7 @@ def _score(args):
     from v4s_lite.codec import LiteCodec
     from v4s_lite.evaluate import calibration_videos, jsonable, score_clip
     from v4s_lite.poses import PoseEstimator, codec_aligned, pose_errors
-    from v4s_lite.world import Scene
+    from v4s_lite.scene import Scene
 
     meta = json.loads((Path(folder) / "meta.json").read_text())
     scene, codec = Scene.from_dict(meta["scene"]), LiteCodec()

@@ -10,9 +10,10 @@ import argparse
 
 import torch
 
+from v4s_lite.checkpoints import load_model
+from v4s_lite.config import TrainConfig
 from v4s_lite.evaluate import CONDITION_PROBES, condition_gaps
-from v4s_lite.sample import load_model
-from v4s_lite.train import TrainConfig, encode_clips
+from v4s_lite.train import encode_clips
 
 
 def main(argv=None):

@@ -10,10 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import torch
 
+from v4s_lite.checkpoints import load_model
 from v4s_lite.config import LITE
 from v4s_lite.data import ClipDataset
 from v4s_lite.plotting import generation_figure
-from v4s_lite.sample import load_model, sample_clip
+from v4s_lite.sample import sample_clip
 
 
 def main():

@@ -1,19 +1,30 @@
 """v4s-lite: the Video4Spatial method, built up step by step (see notebooks/).
 
-Each module mirrors a notebook:
-    config     clip shapes (paper and lite)                     00
-    world      procedural rooms, cameras, trajectories          01
-    render     torch ray caster: RGB, depth, instance ids       01
-    data       clips on disk (mp4 + meta.json), decord reading  01
-    sampling   non-contiguous context chunks                    01
-    codec      latent codecs (lite, Wan2.2 VAE), text encoders  02
-    rope       non-contiguous RoPE (context_positions)          03
-    model      context-conditioned Wan transformer              04
-    train      flow-matching training, LoRA                     05
-    cfg        joint classifier-free guidance                   06
-    sample     denoising with diffusers schedulers              06
-    bbox       auxiliary box frames and the red-box detector    07
-    evaluate   render-and-compare poses, SD / IF metrics        08
-    full       Wan2.2-TI2V-5B: caches, LoRA export, memory      10
+Each module mirrors a notebook (listed in layer order: each imports only modules above it, docs/DESIGN.md):
+    config       clip shapes (paper and lite), TrainConfig         00
+    scene        procedural rooms, palette, free space             01
+    camera       pinhole cameras, poses                            01
+    render       torch ray caster: RGB, depth, instance ids        01
+    language     instructions, navigation commands                 01
+    trajectories scan, approach and navigation walks               01
+    world        one rendered, annotated clip (make_clip)          01
+    sampling     non-contiguous context chunks                     01
+    data         clips on disk (mp4 + meta.json), decord reading   01
+    bbox         auxiliary box frames and the red-box detector     07
+    codec        latent codecs (lite, Wan2.2 VAE), text encoders   02
+    latents      encoded clips, the latent cache on disk           02
+    budget       tokens, FLOPs, training memory                    02
+    rope         non-contiguous RoPE (context_positions)           03
+    attention    context reuse (context attends to context)        04
+    model        context-conditioned Wan transformer               04
+    checkpoints  the run folder: save, resume, load a model        05
+    cfg          joint classifier-free guidance                    06
+    train        flow-matching training, LoRA                      05
+    sample       denoising with diffusers schedulers               06
+    poses        camera poses by render-and-compare                08
+    statistics   intervals, paired differences, result tables      08
+    evaluate     the judge: walk checks, SD / IF metrics           08
+    tables       the paper's tables at lite scale                  09
+    full         Wan2.2-TI2V-5B: loading, speed, LoRA export       10
 """
 __version__ = "0.1.0"

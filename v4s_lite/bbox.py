@@ -83,7 +83,7 @@ def bbox_frames(frames, boxes, n_box_frames: int, widths=None) -> np.ndarray:
     if np.isnan(boxes).any():
         bad = np.nonzero(np.isnan(boxes).any(1))[0].tolist()
         raise V4SError(f"box frames {bad} have no box (NaN): the target must be visible while the camera holds "
-                       "still. Use a trajectory that ends looking at the target (world.approach_trajectory).")
+                       "still. Use a trajectory that ends looking at the target (trajectories.approach_trajectory).")
     ints = np.array([_pixel_box(b, w, h) for b in boxes])
     empty = (ints[:, 2] <= ints[:, 0]) | (ints[:, 3] <= ints[:, 1])
     if empty.any():

@@ -17,12 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="v4s", description="Video4Spatial, lite: the course's command line.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
+        # A module that fails to import is an error, not a command that silently goes missing from `v4s --help`.
         try:
             module = importlib.import_module(f"v4s_lite.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"v4s_lite.{name}":
-                continue  # module not written yet
-            raise
+        except Exception as e:
+            raise V4SError(f"the commands of v4s_lite.{name} are unavailable: importing it failed with "
+                           f"{type(e).__name__}: {e}. Fix that import (or reinstall: pip install -e .)") from e
         if hasattr(module, "add_cli"):  # tests/test_cli.py checks that every command is there
             module.add_cli(sub)
     return parser
@@ -30,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except V4SError as e:
+        print(f"v4s: error: {e}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     args.argv = argv  # results files record the command that made them
     try:
         return int(args.func(args) or 0)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .config import TEMPORAL_STRIDE
-from .utils import V4SError
+from .utils import V4SError, import_object
 
 
 # ----------------------------------------------------------------------------------------------- latents
@@ -292,3 +292,20 @@ class UMT5TextEncoder(TextEncoder):
             e = load_file(self._cache_path(t))["emb"]
             out.append(torch.cat([e, e.new_zeros(self.max_length - e.shape[0], e.shape[1])]))
         return torch.stack(out)
+
+
+def build_codecs(cfg):
+    """(codec, text_encoder) of a TrainConfig: "lite" or a "package.module:function" factory called with cfg."""
+    # the big model's codecs load from a local Wan2.2 folder: its full-model path passes them through factories
+    codecs = {"lite": LiteCodec}
+    encoders = {"lite": LiteTextEncoder}
+    codec = import_object(cfg.codec)(cfg) if ":" in cfg.codec else _pick(codecs, cfg.codec, "codec")()
+    text = (import_object(cfg.text_encoder)(cfg) if ":" in cfg.text_encoder
+            else _pick(encoders, cfg.text_encoder, "text_encoder")())
+    return codec, text
+
+
+def _pick(table, key, what):
+    if key not in table:
+        raise V4SError(f"{what}={key!r}: choose one of {sorted(table)} or 'package.module:function'")
+    return table[key]

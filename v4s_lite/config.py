@@ -1,4 +1,4 @@
-"""Clip shapes: how many frames the context, the target and the box frames have.
+"""Clip shapes (how many frames the context, the target and the box frames have) and the training config.
 
 The paper's numbers and the lite course's numbers are two configurations of the same code.
 Every count is 1 + 4k because the Wan VAE compresses time 4x causally: the first frame is
@@ -9,9 +9,18 @@ encoded alone, then every 4 frames become one latent frame.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import dataclasses
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from .utils import V4SError
 
 TEMPORAL_STRIDE = 4  # frames per latent frame (Wan VAE); context chunks are this long
+# LoRA on the attention (self + cross) and FFN projections of diffusers' WanTransformerBlock. Here, not in
+# train.py, because the memory arithmetic (budget.py) prices the same list before any training code loads.
+WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +86,118 @@ def get_clip_config(name_or_cfg) -> ClipConfig:
         return PRESETS[name_or_cfg]
     except KeyError:
         raise ValueError(f"unknown clip preset {name_or_cfg!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# --------------------------------------------------------------------------------------------- config
+@dataclass
+class TrainConfig:
+    # run
+    out_dir: str = "runs/quick"
+    seed: int = 0
+    device: str = "auto"
+    # data: clip folders written by `v4s make-data`
+    data_root: str = "data/quick"
+    clip: str | ClipConfig = "quick"  # a preset name, or a ClipConfig (a dict of its fields in YAML / saved runs)
+    sampling: str = "noncontiguous"  # context chunks: "noncontiguous" (the paper) or "contiguous" (ablation)
+    box_frames: bool = True  # draw the red box on the target's last frames (off: the ablation)
+    context_views: int = 1  # context samplings pre-encoded per clip (each a different set of chunks)
+    max_clips: int = 0  # 0 = all clips in data_root
+    num_workers: int = 0  # processes decoding + encoding clips in encode_clips (0 = this process)
+    latent_cache: str = ""  # a folder: encode_clips saves its result there once; later runs and resumes load it
+    batch_workers: int = 0  # processes building the next noised batches while the model trains (0 = this process)
+    # "auto" = on a GPU: every encoded clip resident on the device and each step's batch drawn there
+    # (DeviceBatches; no host round trip or per-sample Python per step); True / False force it
+    device_batches: object = "auto"
+    # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
+    model: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
+    init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
+    context_attention: str = "full"  # "full" (the paper) | "context_only" (context attends to context: reusable k/v)
+    codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
+    text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
+    lora_rank: int = 0  # 0 = train every weight (the lite model); > 0 = peft LoRA (the big model)
+    lora_alpha: float = 0.0  # 0 = same as the rank
+    lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
+    gradient_checkpointing: bool = False
+    compile: object = "auto"  # torch.compile the model: "auto" = on a GPU; falls back to eager if compiling fails
+    # flow matching
+    flow_shift: float = 3.0  # Wan2.2's shift
+    weighting_scheme: str = "none"  # diffusers' compute_density_for_timestep_sampling: none | logit_normal | mode
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
+    # condition dropout (cfg.drop_conditions): rates of dropping the instruction, the context, both
+    p_drop_text: float = 0.1
+    p_drop_context: float = 0.1
+    p_drop_both: float = 0.1
+    # optimisation
+    steps: int = 100
+    batch_size: int = 2  # global: split evenly across processes
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: list = field(default_factory=lambda: [0.9, 0.99])
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0  # 0 = no EMA
+    mixed_precision: str = "auto"  # auto = bf16 on GPU, fp32 ("no") on CPU
+    # logging and checkpoints
+    log_every: int = 1
+    checkpoint_every: int = 50
+    explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.sampling not in ("noncontiguous", "contiguous"):
+            raise V4SError(f"sampling={self.sampling!r}: choose 'noncontiguous' or 'contiguous'")
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise V4SError("steps, batch_size and checkpoint_every must be >= 1")
+        if not 0 <= self.p_drop_text + self.p_drop_context + self.p_drop_both <= 1:
+            raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
+        if self.flow_shift <= 0:
+            raise V4SError(f"flow_shift={self.flow_shift} must be > 0 (1 = no shift, Wan uses 3-5)")
+        if isinstance(self.clip, dict):  # a custom ClipConfig after asdict (trainer_state.json, config.yaml)
+            try:
+                self.clip = ClipConfig(**self.clip)
+            except (TypeError, ValueError) as e:
+                raise V4SError(f"clip={self.clip}: {e}; give a preset name {sorted(PRESETS)} or ClipConfig's fields "
+                               f"{[f.name for f in dataclasses.fields(ClipConfig)]}") from None
+        try:
+            get_clip_config(self.clip)
+        except (TypeError, ValueError) as e:
+            raise V4SError(str(e)) from None
+        for name in ("device_batches", "compile"):
+            if getattr(self, name) not in ("auto", True, False):
+                raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")
+
+    @property
+    def clip_config(self) -> ClipConfig:
+        return get_clip_config(self.clip)
+
+    @property
+    def clip_name(self) -> str:
+        """The preset's name, or "custom" for a ClipConfig (folder names, messages)."""
+        return self.clip if isinstance(self.clip, str) else "custom"
+
+
+def load_config(path=None, **overrides) -> TrainConfig:
+    """A TrainConfig from a YAML file (keys = field names), then keyword overrides."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise V4SError(f"config {path} does not exist; the course's configs are in configs/ (quick.yaml, lite.yaml)")
+        data = yaml.safe_load(path.read_text()) or {}
+    data.update(overrides)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise V4SError(f"unknown training option(s) {unknown} in {path or 'overrides'}; known: {sorted(known)}")
+    return TrainConfig(**data)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'key=value' from the command line; the value is read as YAML (numbers, bools, lists)."""
+    if "=" not in text:
+        raise V4SError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)

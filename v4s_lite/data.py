@@ -248,7 +248,7 @@ class ClipRecord:
         """Rebuild the scene from its stored recipe (synthetic clips only)."""
         if self.meta["scene"] is None:
             raise DataError(f"{self.folder}: this clip has no scene recipe (a real scan?), so it cannot be re-rendered")
-        from .world import Scene
+        from .scene import Scene
 
         return Scene.from_dict(self.meta["scene"])
 
@@ -354,7 +354,7 @@ def _has_pair(scene, pair=HELDOUT_PAIR):
 
 def split_scene(seed: int, split: str = "id"):
     """The scene of `seed` in `split`, with the target id to use, or None when this seed is not in the split."""
-    from .world import make_scene
+    from .scene import make_scene
 
     if split == "id":
         scene = make_scene(seed)

@@ -41,12 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from .bbox import bbox_frames, box_iou, detect_red_box, red_box_mask
-from .poses import (PoseEstimate, PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices,
-                    pose_params, to_tensor)
-from .statistics import bootstrap_ci, markdown_table, repeated_sampling, summarize, SELECTION_RULES
+from .poses import PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_params, to_tensor
+from .statistics import METRIC_KEYS, markdown_table, summarize
 from .utils import V4SError
-
-from .statistics import EXTRA_KEYS, METRIC_KEYS
 
 
 @dataclass(frozen=True)
@@ -202,7 +199,7 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
     from .config import ClipConfig
     from .data import validate_meta
     from .render import boxes_from_instance, render
-    from .world import Scene
+    from .scene import Scene
 
     arrays = validate_meta(meta)
     if meta.get("scene") is None:
@@ -274,7 +271,7 @@ def ground_truth_video(meta: dict, with_box: bool = True, antialias: int = 2) ->
     from .config import ClipConfig
     from .data import validate_meta
     from .render import render
-    from .world import Scene
+    from .scene import Scene
 
     arrays = validate_meta(meta)
     frames = render(Scene.from_dict(meta["scene"]), arrays["target_c2w"], arrays["K"], meta["width"], meta["height"],
@@ -289,7 +286,8 @@ def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
     """A perfect video for another instruction: the approach to `object_id`, boxed (for IF near 0 on this clip)."""
     from .config import ClipConfig
     from .render import boxes_from_instance, render
-    from .world import Scene, approach_trajectory
+    from .scene import Scene
+    from .trajectories import approach_trajectory
 
     scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
     c2w = approach_trajectory(scene, object_id, cfg.target_frames, cfg.box_frames, seed)
@@ -348,7 +346,7 @@ def held_scan_frame_video(meta: dict) -> np.ndarray:
     from .config import ClipConfig
     from .data import validate_meta
     from .render import boxes_from_instance, render
-    from .world import Scene
+    from .scene import Scene
 
     arrays = validate_meta(meta)
     scene, n_box = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"]).box_frames
@@ -395,9 +393,16 @@ def calibration_videos(meta: dict, codec=None, seed: int = 0) -> dict:
 
 
 def _scene(meta):
-    from .world import Scene
+    from .scene import Scene
 
     return Scene.from_dict(meta["scene"])
+
+
+def jsonable(m: dict) -> dict:
+    """One clip's metrics (`score_clip`) as a results file keeps them: without the arrays they were computed from
+    (c2w, residuals, render), NaN (a metric that does not apply) as None."""
+    skip = {"c2w", "residuals", "render"}
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items() if k not in skip}
 
 
 def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: bool = True, progress: bool = True,
@@ -426,7 +431,7 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
         frames = read_video(video, expected_frames=len(meta["target"]["frame_indices"]))
         key = json.dumps(meta["scene"], sort_keys=True)  # clips of one room share the render library
         if key not in estimators:
-            from .world import Scene
+            from .scene import Scene
 
             estimators = {key: PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"],
                                              degrade=codec, device=device)}
@@ -461,7 +466,7 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
     import matplotlib.pyplot as plt
 
     from .plotting import topdown_map
-    from .world import Scene
+    from .scene import Scene
 
     scene = Scene.from_dict(meta["scene"])
     fig, ax = plt.subplots(1, 3, figsize=(9, 2.6), gridspec_kw={"width_ratios": [1.6, 1.6, 1.2]})
@@ -485,9 +490,10 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
 def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", **generate_kw):
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec)."""
+    from .checkpoints import load_model
     from .config import get_clip_config
     from .data import ClipDataset, write_video
-    from .sample import load_model, sample_clip
+    from .sample import sample_clip
 
     model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
     clip_cfg = get_clip_config(clip_config or (cfg.clip if cfg else "lite"))

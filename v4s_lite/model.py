@@ -23,8 +23,9 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
+from .attention import ContextCache
 from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions
-from .utils import V4SError
+from .utils import V4SError, import_object
 
 V4S_CONFIG_NAME = "v4s_config.json"
 
@@ -97,7 +98,7 @@ class V4SModel(nn.Module):
     `context_attention`: "full" (the paper: every token attends to every token) or "context_only" (our choice
     for speed: context tokens attend only to context tokens, target tokens to everything). With "context_only"
     the context's keys/values do not depend on the noisy target, so sampling can compute them once per sample
-    instead of at every denoising step (full.ContextCache). A model must be trained the way it is sampled.
+    instead of at every denoising step (attention.ContextCache). A model must be trained the way it is sampled.
     """
 
     ATTENTION = ("full", "context_only")
@@ -202,8 +203,6 @@ class V4SModel(nn.Module):
         if self.context_attention != "context_only":
             raise V4SError("reuse_context needs a model trained with context_attention='context_only': with full "
                            "attention the context's keys and values change with the noisy target at every step")
-        from .full import ContextCache
-
         with ContextCache(self.transformer) as cache:
             self._reuse = {"cache": cache, "key": None}
             try:
@@ -229,8 +228,6 @@ class V4SModel(nn.Module):
     def _context_mask(self, n_context_tokens: int):
         # ContextCache's "masked" mode is that attention pattern in one sequence (the reference its cached
         # fill/reuse modes are tested against), so training and plain sampling share one implementation.
-        from .full import ContextCache
-
         cache = ContextCache(self.transformer)
         cache.n_context_tokens = n_context_tokens
         return cache
@@ -253,3 +250,38 @@ class V4SModel(nn.Module):
         transformer = WanTransformer3DModel.from_pretrained(folder, **kw)
         kw = {"context_attention": settings["context_attention"]} if "context_attention" in settings else {}
         return cls(transformer, rope_gap=settings.get("rope_gap", DEFAULT_GAP), **kw)
+
+
+# ------------------------------------------------------------------------------------ from a TrainConfig
+def build_model(cfg):
+    """The V4SModel to train: from a transformer_config name, a factory, or init_from; LoRA if asked."""
+    if cfg.context_attention not in V4SModel.ATTENTION:
+        raise V4SError(f"context_attention={cfg.context_attention!r}: choose one of {V4SModel.ATTENTION}")
+    if ":" in cfg.model:
+        model = import_object(cfg.model)(cfg)
+    elif cfg.init_from:
+        model = V4SModel.from_pretrained(cfg.init_from)
+    else:
+        config = {**transformer_config(cfg.model), **cfg.model_overrides}
+        try:
+            model = V4SModel(WanTransformer3DModel(**config))
+        except TypeError as e:
+            raise V4SError(f"model_overrides {cfg.model_overrides}: {e}; use WanTransformer3DModel's argument names") from None
+    model.context_attention = cfg.context_attention  # the config decides, also over an init_from folder's setting
+    if cfg.lora_rank > 0:
+        add_lora(model, cfg)
+    if cfg.gradient_checkpointing:
+        model.transformer.enable_gradient_checkpointing()
+    return model
+
+
+def add_lora(model, cfg):
+    """peft LoRA on the attention and FFN projections; everything else is frozen."""
+    from peft import LoraConfig
+
+    model.requires_grad_(False)
+    model.transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or cfg.lora_rank,
+                                             target_modules=list(cfg.lora_targets), init_lora_weights=True))
+    for name, p in model.transformer.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return model

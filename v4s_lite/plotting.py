@@ -123,7 +123,7 @@ def topdown_map(scene, trajectories=None, target_id=None, ax=None, every: int = 
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .world import PALETTE
+    from .scene import PALETTE
 
     W, D, _ = scene.room
     if ax is None:

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from .bbox import red_box_mask
+from .camera import intrinsics
 from .render import render
+from .scene import EYE_HEIGHT, is_free
 from .utils import V4SError
-from .world import EYE_HEIGHT, intrinsics, is_free
 
 
 def pose_params(c2w) -> np.ndarray:
@@ -32,7 +33,7 @@ def pose_params(c2w) -> np.ndarray:
 
 
 def pose_matrices(p) -> np.ndarray:
-    """(N, 5) [x, y, z, yaw, pitch] -> (N, 4, 4) c2w, OpenCV camera axes, no roll (world.pose_from_yaw_pitch)."""
+    """(N, 5) [x, y, z, yaw, pitch] -> (N, 4, 4) c2w, OpenCV camera axes, no roll (camera.pose_from_yaw_pitch)."""
     p = np.asarray(p, float).reshape(-1, 5)
     cy, sy, cp, sp = np.cos(p[:, 3]), np.sin(p[:, 3]), np.cos(p[:, 4]), np.sin(p[:, 4])
     fwd = np.stack([cp * cy, cp * sy, sp], -1)
@@ -114,7 +115,7 @@ class PoseEstimate:
     residual: np.ndarray  # (N,) mean absolute pixel difference of the best render at the refine size, in [0, 1]
 
 
-# A camera at walking pace moves about 0.3 m and turns up to ~15 degrees a frame (world.approach_trajectory); the
+# A camera at walking pace moves about 0.3 m and turns up to ~15 degrees a frame (trajectories.approach_trajectory); the
 # path through the candidates is free below these moves between two kept (distinct) frames and pays beyond them.
 FREE_MOVE_M, FREE_TURN_RAD = 1.5, 1.0
 TELEPORT_COST = 0.02  # residual units per metre (and per radian) beyond the free move

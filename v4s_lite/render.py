@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .scene import PALETTE, PRIMITIVE_KINDS, Scene
 from .utils import V4SError, get_device
-from .world import PALETTE, PRIMITIVE_KINDS, Scene
 
 AMBIENT = 0.42
 EPS = 1e-4

@@ -15,7 +15,6 @@ detected red box per frame.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -183,35 +182,6 @@ def write_sample(out_dir, name: str, context: np.ndarray, sample: Sample, n_box_
     return Path(mp4), js
 
 
-def load_model(path, ema: bool = True, device="cpu"):
-    """(model, codec, text_encoder, train_config) from a training checkpoint step_XXXXXX/ (full or LoRA; the
-    EMA weights when saved and `ema`), or (model, lite codecs, None) from a plain V4SModel.save_pretrained folder."""
-    from .model import V4SModel
-    from .train import EMA_DIR, LORA_DIR, LORA_WEIGHTS, META_FILE, TRANSFORMER_DIR, TrainConfig, build_codecs, build_model
-
-    path = Path(path)
-    if (path / META_FILE).exists():
-        cfg = TrainConfig(**json.loads((path / META_FILE).read_text())["config"])
-        if (path / LORA_DIR).exists():  # the base model as configured, then the adapter through diffusers
-            model = build_model(dataclasses.replace(cfg, lora_rank=0))
-            adapter = path / (EMA_DIR if ema and (path / EMA_DIR).exists() else LORA_DIR)
-            model.transformer.load_lora_adapter(str(adapter), prefix=None, weight_name=LORA_WEIGHTS)
-        else:
-            model = V4SModel.from_pretrained(path / (EMA_DIR if ema and (path / EMA_DIR).exists() else TRANSFORMER_DIR))
-            model.context_attention = cfg.context_attention  # trained that way, so sampled that way
-        codec, text_encoder = build_codecs(cfg)
-    elif (path / "config.json").exists():
-        from .codec import LiteCodec, LiteTextEncoder
-
-        model, codec, text_encoder, cfg = V4SModel.from_pretrained(path), LiteCodec(), LiteTextEncoder(), None
-    else:
-        raise V4SError(f"{path} is neither a training checkpoint (step_XXXXXX/ with trainer_state.json) nor a "
-                       "saved V4SModel (config.json); pass e.g. runs/quick/step_000150")
-    if torch.device(device).type != "cpu":
-        model = model.to(device)
-    return model.eval(), codec, text_encoder, cfg
-
-
 def add_cli(subparsers):
     p = subparsers.add_parser("sample", help="generate target videos for a clip with joint CFG; mp4 + box JSON")
     p.add_argument("checkpoint", help="a training checkpoint (runs/quick/step_000150) or a saved V4SModel folder")
@@ -235,6 +205,7 @@ def add_cli(subparsers):
 
 
 def _cli(args):
+    from .checkpoints import load_model
     from .config import get_clip_config
     from .data import ClipDataset
 

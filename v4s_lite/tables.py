@@ -48,10 +48,12 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1) -> dict:
     RUNS/lite's checkpoint nearest to the fewest steps any variant reached (the same budget and recipe; runs
     interrupted together stop a few steps apart). `main` is the run the headline rows use; `tries` > 1 adds
     repeated sampling to the "full" row."""
+    from .checkpoints import nearest_checkpoint
+
     runs = Path(runs)
     main_run = runs / main
     trained = {name: (runs / folder, extra) for name, (folder, extra) in VARIANTS.items() if (runs / folder).exists()}
-    budget = min((int(checkpoint(run).name[5:]) for run, _ in trained.values()), default=None)
+    budget = min((int(nearest_checkpoint(run).name[5:]) for run, _ in trained.values()), default=None)
     c = {
         "ground truth": dict(kind="gt", split="id"),
         "ground truth through the codec": dict(kind="gt_codec", split="id"),
@@ -83,12 +85,14 @@ def _task(args):
     import torch
 
     torch.set_num_threads(1)
+    from .checkpoints import load_model, nearest_checkpoint
     from .codec import LiteCodec
     from .config import get_clip_config
     from .data import ClipDataset
-    from .evaluate import PoseEstimator, codec_round_trip, ground_truth_video, score_clip
-    from .sample import load_model, sample_clip
-    from .world import Scene
+    from .evaluate import codec_round_trip, ground_truth_video, score_clip
+    from .poses import PoseEstimator
+    from .sample import sample_clip
+    from .scene import Scene
 
     name, spec, folder, device, seed = args
     folder = Path(folder)
@@ -101,7 +105,7 @@ def _task(args):
     if spec.get("kind") == "gt_codec":
         codec = LiteCodec()
         return [score_clip(meta, codec_round_trip(ground_truth_video(meta), codec), estimator(codec), lpips=False)]
-    path = checkpoint(spec["ckpt"], spec.get("step"))
+    path = nearest_checkpoint(spec["ckpt"], spec.get("step"))
     key = str(path)
     if key not in _MODELS:
         _MODELS[key] = load_model(path, device=device)
@@ -116,16 +120,6 @@ def _task(args):
                           drop_context=spec.get("context") == "noise")
     est = estimator(codec)
     return [score_clip(meta, s.frames, est, lpips=False) for s in samples]
-
-
-def checkpoint(run: Path, step: int | None = None) -> Path:
-    """The run's latest checkpoint, or the one nearest to `step` (the earlier one on a tie)."""
-    from .train import checkpoints
-
-    steps = checkpoints(run)
-    if not steps:
-        raise V4SError(f"{run}: no step_XXXXXX checkpoint; train it first (tools/gpu_lite.sh train)")
-    return steps[-1] if step is None else min(steps, key=lambda s: (abs(int(s.name[5:]) - step), int(s.name[5:])))
 
 
 def paired(res: dict, pairs: dict = PAIRS) -> dict:
@@ -150,6 +144,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     is done by then (clip-major order, so every condition is cut to the same clips)."""
     import multiprocessing as mp
 
+    from .checkpoints import nearest_checkpoint
     from .data import clip_folders
     from .evaluate import jsonable
     from .statistics import repeated_sampling, summarize
@@ -190,7 +185,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         old = json.loads(out.read_text())
         res = {**old, "command": old["command"] + " && " + command, "seconds": old["seconds"] + res["seconds"]}
     res["checkpoints"] = {**res.get("checkpoints", {}), **{
-        name: str(checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
+        name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
         first = {k: ms[0] for k, ms in clips.items()}
         res["conditions"][name] = {"summary": summarize(first), "per_clip": {k: jsonable(m) for k, m in first.items()}}

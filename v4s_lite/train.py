@@ -22,133 +22,23 @@ with B/N samples each compute the same update as one process with B samples.
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 import math
-import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from .config import get_clip_config
-from .utils import V4SError, get_device, seed_everything
-
-# Attention (self + cross) and FFN projections of diffusers' WanTransformerBlock.
-WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
-
-
-class TrainingDiverged(V4SError):
-    """The loss became NaN/inf or exploded; the last good checkpoint is kept."""
-
-
-# --------------------------------------------------------------------------------------------- config
-@dataclass
-class TrainConfig:
-    # run
-    out_dir: str = "runs/quick"
-    seed: int = 0
-    device: str = "auto"
-    # data: clip folders written by `v4s make-data`
-    data_root: str = "data/quick"
-    clip: str = "quick"  # a v4s_lite.config preset
-    sampling: str = "noncontiguous"  # context chunks: "noncontiguous" (the paper) or "contiguous" (ablation)
-    box_frames: bool = True  # draw the red box on the target's last frames (off: the ablation)
-    context_views: int = 1  # context samplings pre-encoded per clip (each a different set of chunks)
-    max_clips: int = 0  # 0 = all clips in data_root
-    num_workers: int = 0  # processes decoding + encoding clips in encode_clips (0 = this process)
-    latent_cache: str = ""  # a folder: encode_clips saves its result there once; later runs and resumes load it
-    batch_workers: int = 0  # processes building the next noised batches while the model trains (0 = this process)
-    # "auto" = on a GPU: every encoded clip resident on the device and each step's batch drawn there
-    # (DeviceBatches; no host round trip or per-sample Python per step); True / False force it
-    device_batches: object = "auto"
-    # model: a v4s_lite.model.transformer_config name, or "package.module:function" returning a V4SModel
-    model: str = "tiny"
-    model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
-    init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
-    context_attention: str = "full"  # "full" (the paper) | "context_only" (context attends to context: reusable k/v)
-    codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
-    text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
-    lora_rank: int = 0  # 0 = train every weight (the lite model); > 0 = peft LoRA (the big model)
-    lora_alpha: float = 0.0  # 0 = same as the rank
-    lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
-    gradient_checkpointing: bool = False
-    compile: object = "auto"  # torch.compile the model: "auto" = on a GPU; falls back to eager if compiling fails
-    # flow matching
-    flow_shift: float = 3.0  # Wan2.2's shift
-    weighting_scheme: str = "none"  # diffusers' compute_density_for_timestep_sampling: none | logit_normal | mode
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
-    mode_scale: float = 1.29
-    # condition dropout (cfg.drop_conditions): rates of dropping the instruction, the context, both
-    p_drop_text: float = 0.1
-    p_drop_context: float = 0.1
-    p_drop_both: float = 0.1
-    # optimisation
-    steps: int = 100
-    batch_size: int = 2  # global: split evenly across processes
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    betas: list = field(default_factory=lambda: [0.9, 0.99])
-    warmup_steps: int = 10
-    grad_clip: float = 1.0
-    ema_decay: float = 0.0  # 0 = no EMA
-    mixed_precision: str = "auto"  # auto = bf16 on GPU, fp32 ("no") on CPU
-    # logging and checkpoints
-    log_every: int = 1
-    checkpoint_every: int = 50
-    explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
-    progress: bool = True
-
-    def __post_init__(self):
-        if self.sampling not in ("noncontiguous", "contiguous"):
-            raise V4SError(f"sampling={self.sampling!r}: choose 'noncontiguous' or 'contiguous'")
-        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
-            raise V4SError("steps, batch_size and checkpoint_every must be >= 1")
-        if not 0 <= self.p_drop_text + self.p_drop_context + self.p_drop_both <= 1:
-            raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
-        if self.flow_shift <= 0:
-            raise V4SError(f"flow_shift={self.flow_shift} must be > 0 (1 = no shift, Wan uses 3-5)")
-        try:
-            get_clip_config(self.clip)
-        except ValueError as e:
-            raise V4SError(str(e)) from None
-        for name in ("device_batches", "compile"):
-            if getattr(self, name) not in ("auto", True, False):
-                raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")
-
-    @property
-    def clip_config(self):
-        return get_clip_config(self.clip)
-
-
-def load_config(path=None, **overrides) -> TrainConfig:
-    """A TrainConfig from a YAML file (keys = field names), then keyword overrides."""
-    data = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise V4SError(f"config {path} does not exist; the course's configs are in configs/ (quick.yaml, lite.yaml)")
-        data = yaml.safe_load(path.read_text()) or {}
-    data.update(overrides)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise V4SError(f"unknown training option(s) {unknown} in {path or 'overrides'}; known: {sorted(known)}")
-    return TrainConfig(**data)
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """'key=value' from the command line; the value is read as YAML (numbers, bools, lists)."""
-    if "=" not in text:
-        raise V4SError(f"--set expects key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from .codec import build_codecs
+from .config import TrainConfig, load_config, parse_override
+from .latents import LatentCache, OnDevice, encode_clip, write_latent_cache
+from .model import build_model
+from .utils import TrainingDiverged, V4SError, get_device, seed_everything
 
 
 # ------------------------------------------------------------------------------------ flow matching
@@ -196,78 +86,13 @@ def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[i
     return out
 
 
-# ----------------------------------------------------------------------------------- model building
-def _import(spec: str):
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise V4SError(f"cannot import {spec!r} ({e}); write it as 'package.module:function'") from None
-
-
-def build_model(cfg: TrainConfig):
-    """The V4SModel to train: from a transformer_config name, a factory, or init_from; LoRA if asked."""
-    from . import model as model_lib
-
-    if cfg.context_attention not in model_lib.V4SModel.ATTENTION:
-        raise V4SError(f"context_attention={cfg.context_attention!r}: choose one of {model_lib.V4SModel.ATTENTION}")
-    if ":" in cfg.model:
-        model = _import(cfg.model)(cfg)
-    elif cfg.init_from:
-        model = model_lib.V4SModel.from_pretrained(cfg.init_from)
-    else:
-        from diffusers import WanTransformer3DModel
-
-        config = {**model_lib.transformer_config(cfg.model), **cfg.model_overrides}
-        try:
-            model = model_lib.V4SModel(WanTransformer3DModel(**config))
-        except TypeError as e:
-            raise V4SError(f"model_overrides {cfg.model_overrides}: {e}; use WanTransformer3DModel's argument names") from None
-    model.context_attention = cfg.context_attention  # the config decides, also over an init_from folder's setting
-    if cfg.lora_rank > 0:
-        add_lora(model, cfg)
-    if cfg.gradient_checkpointing:
-        model.transformer.enable_gradient_checkpointing()
-    return model
-
-
-def add_lora(model, cfg: TrainConfig):
-    """peft LoRA on the attention and FFN projections; everything else is frozen."""
-    from peft import LoraConfig
-
-    model.requires_grad_(False)
-    model.transformer.add_adapter(LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or cfg.lora_rank,
-                                             target_modules=list(cfg.lora_targets), init_lora_weights=True))
-    for name, p in model.transformer.named_parameters():
-        p.requires_grad_("lora_" in name)
-    return model
-
-
-def build_codecs(cfg: TrainConfig):
-    from . import codec as codec_lib
-
-    # the big model's codecs load from a local Wan2.2 folder: its full-model path passes them through factories
-    codecs = {"lite": codec_lib.LiteCodec}
-    encoders = {"lite": codec_lib.LiteTextEncoder}
-    codec = _import(cfg.codec)(cfg) if ":" in cfg.codec else _pick(codecs, cfg.codec, "codec")()
-    text = (_import(cfg.text_encoder)(cfg) if ":" in cfg.text_encoder
-            else _pick(encoders, cfg.text_encoder, "text_encoder")())
-    return codec, text
-
-
-def _pick(table, key, what):
-    if key not in table:
-        raise V4SError(f"{what}={key!r}: choose one of {sorted(table)} or 'package.module:function'")
-    return table[key]
-
-
 def count_parameters(model, trainable_only=False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 # ------------------------------------------------------------------------------------------- data
 class _EncodedClips(torch.utils.data.Dataset):
-    """ClipDataset items through full.encode_clip. A Dataset so that DataLoader workers do all of a clip's work
+    """ClipDataset items through latents.encode_clip. A Dataset so that DataLoader workers do all of a clip's work
     (decoding is the slow part, encoding is not free either)."""
 
     def __init__(self, ds, n, codec, text_encoder, box_frames: int):
@@ -277,42 +102,41 @@ class _EncodedClips(torch.utils.data.Dataset):
         return self.n
 
     def __getitem__(self, i):
-        from .full import encode_clip
-
         item = encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames)
         return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
 
 
 def latent_cache_folder(cfg: TrainConfig, n_clips: int) -> Path:
-    """Where encode_clips keeps its result (a full.LatentCache folder): one per setting that changes the items."""
+    """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items."""
     import hashlib
 
     key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
                                         "seed", "codec", "text_encoder")}
     key["n_clips"] = n_clips
+    if not isinstance(cfg.clip, str):  # a custom ClipConfig: its fields are the key (a preset keeps its name, so
+        key["clip"] = cfg.clip.to_dict()  # the folders of earlier runs are still found)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cfg.latent_cache) / f"latents-{cfg.clip}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
+    return Path(cfg.latent_cache) / f"latents-{cfg.clip_name}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
 
 
 def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
     """Pre-encode every clip once (latents kept in memory): a training step should cost only the transformer.
 
-    Items have the keys of full.LatentCache (so the big model's disk cache trains through the same loop):
+    Items have the keys of latents.LatentCache (so the big model's disk cache trains through the same loop):
     `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
     `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
     With context_views > 1 each clip is encoded with several context samplings (different chunks).
-    With `cfg.latent_cache` set, the result is written there as a full.LatentCache folder and read by every
+    With `cfg.latent_cache` set, the result is written there as a latents.LatentCache folder and read by every
     later run with the same data settings (the variants of one experiment, and every --resume) instead of
     decoding the clips again.
     """
     from .data import ClipDataset, clip_folders
-    from .full import LatentCache, _OnDevice, write_latent_cache
 
     clip_cfg = cfg.clip_config
     root = Path(cfg.data_root)
     if not root.exists():
         raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
-                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip}`")
+                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip_name}`")
     n_all = len(clip_folders(root))
     n = n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
     cache = latent_cache_folder(cfg, n) if cfg.latent_cache else None
@@ -334,7 +158,7 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
         ds.set_epoch(view)  # a fresh draw of the context chunks
         # each worker decodes and encodes whole clips (in order); a GPU codec stays in this process
         loader = torch.utils.data.DataLoader(
-            _EncodedClips(ds, n, codec if on_cpu else _OnDevice(codec, device), text_encoder, box),
+            _EncodedClips(ds, n, codec if on_cpu else OnDevice(codec, device), text_encoder, box),
             batch_size=None, num_workers=cfg.num_workers if on_cpu else 0)
         items += list(tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
                            disable=not cfg.progress))
@@ -456,99 +280,6 @@ def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
                  mv(batch["text"]), context_positions=batch["positions"])
 
 
-# ------------------------------------------------------------------------------------- checkpoints
-TRANSFORMER_DIR, LORA_DIR, EMA_DIR = "transformer", "transformer_lora", "transformer_ema"
-STATE_FILE, META_FILE = "training_state.pt", "trainer_state.json"
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' name: load_lora_adapter(folder, weight_name=...)
-
-
-def _is_lora(transformer) -> bool:
-    return bool(getattr(transformer, "peft_config", None))
-
-
-def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None, ema=None,
-                    cfg: TrainConfig | None = None) -> Path:
-    """`run_dir/step_XXXXXX/`: transformer/ (diffusers save_pretrained; LoRA: transformer_lora/ via peft's
-    state dict), transformer_ema/, training_state.pt (optimizer, lr scheduler, EMA, RNG: loaded with weights_only=True
-    loads it) and trainer_state.json (step, config). Written to a temporary folder, then renamed, so a crash
-    mid-save never leaves a half checkpoint that --resume would pick."""
-    run_dir = Path(run_dir)
-    final = run_dir / f"step_{step:06d}"
-    tmp = run_dir / f".step_{step:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
-        raise TrainingDiverged(f"refusing to save step {step}: the weights hold NaN/inf")
-    transformer = model.transformer
-    if _is_lora(transformer):
-        transformer.save_lora_adapter(tmp / LORA_DIR, weight_name=LORA_WEIGHTS)  # peft's get_peft_model_state_dict
-    else:
-        model.save_pretrained(tmp / TRANSFORMER_DIR)  # diffusers' layout + V4SModel's small v4s_config.json
-    if ema is not None:
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        ema.store(trainable)
-        ema.copy_to(trainable)
-        (transformer.save_lora_adapter(tmp / EMA_DIR, weight_name=LORA_WEIGHTS) if _is_lora(transformer)
-         else model.save_pretrained(tmp / EMA_DIR))
-        ema.restore(trainable)
-    state = {"step": step, "torch_rng": torch.get_rng_state()}
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if lr_scheduler is not None:
-        state["lr_scheduler"] = lr_scheduler.state_dict()
-    if ema is not None:
-        state["ema"] = ema.state_dict()
-    torch.save(state, tmp / STATE_FILE)
-    meta = {"step": step, "config": asdict(cfg) if cfg is not None else None}
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
-
-
-def checkpoints(run_dir) -> list[Path]:
-    """The run's step_XXXXXX checkpoint folders, oldest first."""
-    return sorted(Path(run_dir).glob("step_[0-9][0-9][0-9][0-9][0-9][0-9]"))
-
-
-def latest_checkpoint(run_dir) -> Path | None:
-    steps = checkpoints(run_dir)
-    return steps[-1] if steps else None
-
-
-def load_checkpoint(path, model, optimizer=None, lr_scheduler=None, ema=None) -> int:
-    """Load what save_checkpoint wrote into existing objects; returns the step."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not (path / META_FILE).exists():
-        raise V4SError(f"{path} is not a training checkpoint (no {META_FILE}); pass a step_XXXXXX folder "
-                       "or the run folder that holds them")
-    transformer = model.transformer
-    if _is_lora(transformer):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(transformer, load_file(path / LORA_DIR / LORA_WEIGHTS))
-    else:
-        files = sorted((path / TRANSFORMER_DIR).glob("*.safetensors"))
-        state = {}
-        for f in files:
-            state.update(load_file(f))
-        missing, unexpected = transformer.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise V4SError(f"checkpoint {path} does not fit this model: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}; was it trained with another `model` config?")
-    state = torch.load(path / STATE_FILE, weights_only=True)
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if lr_scheduler is not None:
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
-
-
 # --------------------------------------------------------------------------------------------- loop
 def read_log(run_dir) -> list[dict]:
     path = Path(run_dir) / "loss.jsonl"
@@ -584,7 +315,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     resume: None, True (the latest checkpoint in cfg.out_dir) or a step_XXXXXX path.
     model / items / null_text: an already built V4SModel, pre-encoded clips and the "" embedding (otherwise
     build_model / encode_clips / the text encoder): the full-model path passes its own (LoRA on
-    Wan2.2-TI2V-5B, items = full.LatentCache(folder), whose `null_embeds` is used when null_text is None).
+    Wan2.2-TI2V-5B, items = latents.LatentCache(folder), whose `null_embeds` is used when null_text is None).
     """
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
@@ -788,10 +519,6 @@ def add_cli(subparsers):
 
 
 def _cli(args):
-    if "wan" in (yaml.safe_load(Path(args.config).read_text()) or {}):  # a Wan2.2-TI2V-5B config: v4s_lite.full
-        from .full import _cli_train
-
-        return _cli_train(args)
     cfg = load_config(args.config, **dict(parse_override(s) for s in args.set))
     if args.encode_only:
         if not cfg.latent_cache:

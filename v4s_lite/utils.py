@@ -1,6 +1,7 @@
 """Small shared helpers: seeding, device choice, the course's error type."""
 from __future__ import annotations
 
+import importlib
 import os
 import random
 
@@ -36,3 +37,17 @@ def get_device(device: str = "auto") -> torch.device:
             "Use device='cpu' (quick mode), or on Colab choose Runtime > Change runtime type > GPU."
         )
     return torch.device(device)
+
+
+class TrainingDiverged(V4SError):
+    """The loss became NaN/inf or exploded; the last good checkpoint is kept. (Here, not in train.py, because the
+    checkpoint writer refuses NaN weights with it too.)"""
+
+
+def import_object(spec: str):
+    """"package.module:name" -> that object (factories named in configs)."""
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise V4SError(f"cannot import {spec!r} ({e}); write it as 'package.module:function'") from None

@@ -1,0 +1,63 @@
+"""The run folder's one owner (v4s_lite.checkpoints) and the config that travels in it: a run trained with a custom
+ClipConfig saves, lists and loads back for sampling (it failed with `unhashable type: 'dict'`)."""
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+import yaml
+
+from v4s_lite.checkpoints import (latest_checkpoint, list_checkpoints, load_model, nearest_checkpoint, read_config,
+                                  save_checkpoint)
+from v4s_lite.config import ClipConfig, TrainConfig, load_config
+from v4s_lite.model import build_model
+from v4s_lite.utils import V4SError
+
+CUSTOM = ClipConfig(width=48, height=32, scan_frames=33, context_chunks=2, target_chunks=3, box_frames=4)
+
+
+def test_train_config_with_a_custom_clip_round_trips(tmp_path):
+    cfg = TrainConfig(clip=CUSTOM, model="tiny", lora_targets=["to_q", "to_v"])
+    # as trainer_state.json stores it (json of asdict) and as config.yaml does (yaml of asdict)
+    assert TrainConfig(**json.loads(json.dumps(asdict(cfg)))) == cfg
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    again = load_config(tmp_path / "config.yaml")
+    assert again == cfg and again.clip_config == CUSTOM and again.clip_name == "custom"
+    assert TrainConfig(clip="lite").clip_config.width == 104 and TrainConfig(clip="lite").clip_name == "lite"
+
+
+def test_a_bad_clip_says_what_to_give():
+    with pytest.raises(V4SError, match="ClipConfig's fields"):
+        TrainConfig(clip={"width": 48})
+    with pytest.raises(V4SError, match="unknown clip preset"):
+        TrainConfig(clip="huge")
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_a_custom_clip_run_saves_and_loads_for_sampling(tmp_path, lora_rank):
+    cfg = TrainConfig(out_dir=str(tmp_path), clip=CUSTOM, model="tiny", lora_rank=lora_rank, device="cpu",
+                      progress=False)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    for step in (2, 5):
+        save_checkpoint(tmp_path, step, model, cfg=cfg)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_000002", "step_000005"]
+    assert latest_checkpoint(tmp_path).name == "step_000005"
+    assert nearest_checkpoint(tmp_path, 3).name == "step_000002" and nearest_checkpoint(tmp_path, 4).name == "step_000005"
+    assert read_config(tmp_path / "step_000005") == cfg
+    torch.manual_seed(0)  # a LoRA run rebuilds its base from the config: the same random init here
+    loaded, codec, text_encoder, loaded_cfg = load_model(tmp_path / "step_000005")
+    assert loaded_cfg.clip_config == CUSTOM
+    g = torch.Generator().manual_seed(1)  # the tiny model's shapes: 12 latent channels, 64-wide text
+    args = (torch.randn(1, 12, 2, 4, 6, generator=g), torch.randn(1, 12, 1, 4, 6, generator=g),
+            torch.randn(1, 12, 2, 4, 6, generator=g), torch.tensor([500.0]), torch.randn(1, 8, 64, generator=g), [0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*args), model.eval()(*args), atol=1e-5, rtol=0)
+
+
+def test_listing_an_empty_run_says_how_to_fill_it(tmp_path):
+    assert list_checkpoints(tmp_path) == [] and latest_checkpoint(tmp_path) is None
+    with pytest.raises(V4SError, match="no step_XXXXXX checkpoint"):
+        nearest_checkpoint(tmp_path)
+    with pytest.raises(V4SError, match="not a training checkpoint"):
+        read_config(tmp_path)

@@ -1,0 +1,175 @@
+"""What a Wan transformer costs before it runs (notebooks 02 and 10): tokens, FLOPs, parameters and the memory
+of a LoRA training step, and which setting fits on which GPU. Plain arithmetic on a WanTransformer3DModel config.
+
+    latent_tokens         tokens the transformer sees for a video
+    transformer_flops     the FLOP count behind the benchmark's model FLOPs utilisation
+    count_params, lora_params, checkpointed_blocks
+    estimate_memory       what a training step needs (MemoryEstimate); fit_table: what fits where (GPUS)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .config import WAN_LORA_TARGETS
+from .utils import V4SError
+
+TEXT_TOKENS = 512  # UMT5 sequence length in Wan pipelines (prompts are padded to it)
+GiB = 2**30
+
+# Memory a GPU offers to PyTorch (GiB) and its dense bf16 peak (TFLOP/s, datasheet), for fit tables and MFU.
+GPUS = {
+    "L4 24 GB": dict(memory_gib=22.0, bf16_tflops=121.0),
+    "A100 40 GB": dict(memory_gib=39.4, bf16_tflops=312.0),
+    "A100 80 GB": dict(memory_gib=79.1, bf16_tflops=312.0),
+    "H100 80 GB": dict(memory_gib=79.1, bf16_tflops=989.4),
+}
+
+
+# ----------------------------------------------------------------------------------------------- FLOPs
+def transformer_flops(config, tokens: int, batch: int = 1, text_tokens: int = TEXT_TOKENS,
+                      query_tokens: int | None = None) -> float:
+    """Forward FLOPs of a WanTransformer3DModel (matrix products only; norms and activations are noise).
+
+    Per layer, with d = heads * head_dim, S keys/values, Q query tokens (Q = S unless context reuse), T text tokens:
+        projections   2 * Q * (4 d^2 + 2 d^2 + 2 d ffn)    self-attn q,k,v,o + cross-attn q,o + FFN
+                      + 2 * T * 2 d^2                       cross-attn k,v on the text
+        attention     4 * Q * S * d + 4 * Q * T * d         (q k^T and p v, self and cross)
+    plus the patch embedding, output projection, text projection (2 layers) and, because Wan2.2-TI2V gives
+    every token its own timestep, the time embedding MLP per query token. A training step counts 3x this (forward + backward,
+    the usual convention for model FLOPs utilisation; recomputation by checkpointing is not counted).
+    """
+    c = dict(config)
+    d = c["num_attention_heads"] * c["attention_head_dim"]
+    ffn, layers = c["ffn_dim"], c["num_layers"]
+    q = tokens if query_tokens is None else query_tokens
+    patch = math.prod(c["patch_size"])
+    per_layer = (2 * q * (6 * d * d + 2 * d * ffn) + 2 * text_tokens * 2 * d * d
+                 + 4 * q * tokens * d + 4 * q * text_tokens * d)
+    io = (2 * q * d * patch * (c["in_channels"] + c["out_channels"]) + 2 * text_tokens * (c["text_dim"] + d) * d
+          + 2 * q * (c["freq_dim"] + d + 6 * d) * d)
+    return float(batch * (layers * per_layer + io))
+
+
+def latent_tokens(config, width: int, height: int, latent_frames: int, spatial_factor: int = 16) -> int:
+    """Tokens the transformer sees for `latent_frames` latents of a width x height video."""
+    _, ph, pw = config["patch_size"]
+    return latent_frames * (height // spatial_factor // ph) * (width // spatial_factor // pw)
+
+
+# ---------------------------------------------------------------------------------------------- memory
+# Bytes kept for backward per token per transformer block: the FFN's two ffn-wide activations (gelu input and
+# output, bf16) plus ACT_D bytes per model channel (fp32 norms and per-token modulations, q/k/v before and after
+# norm and RoPE, attention output...). Measured on one H100 at 9,256 tokens (results/bench_wan_h100.json):
+# compiled, every block left out of checkpointing adds 1.253 GiB (sel6 -> sel10 -> none agree to 0.1%) -> 28.6;
+# eager without checkpointing did not fit 79 GiB, so eager keeps at least ~2.25 GiB a block -> 66 (a bound).
+ACT_FFN = 4
+ACT_D_EAGER = 66.0
+ACT_D_COMPILED = 28.6  # torch.compile fuses the fp32 norm/modulation/RoPE chains: fewer intermediates kept
+LORA_BYTES = 8  # bf16 LoRA weight + gradient + two AdamW moments (bf16 everything)
+
+
+@dataclass
+class MemoryEstimate:
+    weights_gib: float
+    lora_gib: float
+    activations_gib: float
+    overhead_gib: float
+
+    @property
+    def total_gib(self) -> float:
+        return self.weights_gib + self.lora_gib + self.activations_gib + self.overhead_gib
+
+    def __str__(self) -> str:
+        return (f"weights {self.weights_gib:.1f} GiB + LoRA/optimizer {self.lora_gib:.2f} GiB + activations "
+                f"{self.activations_gib:.1f} GiB + overhead {self.overhead_gib:.1f} GiB = {self.total_gib:.1f} GiB")
+
+
+def count_params(config) -> int:
+    """Parameters of a WanTransformer3DModel built from `config`, without building it (meta device)."""
+    from diffusers import WanTransformer3DModel
+
+    with torch.device("meta"):
+        model = WanTransformer3DModel(**_init_kwargs(config))
+    return sum(p.numel() for p in model.parameters())
+
+
+def lora_params(config, rank: int, targets=WAN_LORA_TARGETS) -> int:
+    """Trainable parameters of a rank-`rank` LoRA on `targets` in every block: rank * (in + out) per matrix."""
+    c = dict(config)
+    d = c["num_attention_heads"] * c["attention_head_dim"]
+    shapes = {"to_q": (d, d), "to_k": (d, d), "to_v": (d, d), "to_out.0": (d, d),
+              "ffn.net.0.proj": (d, c["ffn_dim"]), "ffn.net.2": (c["ffn_dim"], d)}
+    unknown = [t for t in targets if t not in shapes]
+    if unknown:
+        raise V4SError(f"unknown LoRA targets {unknown}; choose from {sorted(shapes)}")
+    per_block = sum(rank * sum(shapes[t]) for t in targets) * 2  # attn1 and attn2 both match to_q/k/v/out
+    per_block -= sum(rank * sum(shapes[t]) for t in targets if t.startswith("ffn"))  # one FFN per block
+    return per_block * c["num_layers"]
+
+
+def checkpointed_blocks(num_layers: int, checkpointing) -> list[int]:
+    """Which blocks recompute their activations in backward.
+
+    "full" = all, "none" = none, an int n = n blocks spread evenly (selective checkpointing: memory grows by one
+    block's activations for every block left out, speed by one block's forward).
+    """
+    if checkpointing in ("full", True):
+        return list(range(num_layers))
+    if checkpointing in ("none", False, None, 0):
+        return []
+    if isinstance(checkpointing, str) and checkpointing.isdigit():
+        checkpointing = int(checkpointing)
+    if not isinstance(checkpointing, int) or not 0 <= checkpointing <= num_layers:
+        raise V4SError(f"gradient checkpointing must be 'full', 'none' or a number of blocks 0..{num_layers}; "
+                       f"got {checkpointing!r}")
+    return sorted({round((i + 0.5) * num_layers / checkpointing - 0.5) for i in range(checkpointing)})
+
+
+def estimate_memory(config, tokens: int, batch: int = 1, lora_rank: int = 32, lora_targets=WAN_LORA_TARGETS,
+                    checkpointing="full", compiled: bool = False, weight_bytes: int = 2) -> MemoryEstimate:
+    """Peak GPU memory of one LoRA training step of the transformer (encoders already freed: see cache_clips).
+
+    Activations: every block keeps `ACT_FFN * ffn + ACT_D * d` bytes per token for backward, a checkpointed
+    block only its input (2 d bytes) plus, while it is recomputed, one block's worth. Calibrated on an H100
+    (see ACT_D_EAGER); the model's own per-token modulation tensors (6 d, bf16) come on top.
+    """
+    c = dict(config)
+    d = c["num_attention_heads"] * c["attention_head_dim"]
+    layers = c["num_layers"]
+    per_block = ACT_FFN * c["ffn_dim"] + (ACT_D_COMPILED if compiled else ACT_D_EAGER) * d
+    n_ckpt = len(checkpointed_blocks(layers, checkpointing))
+    per_token = (layers - n_ckpt) * per_block + n_ckpt * 2 * d + (per_block if n_ckpt else 0) + 2 * 8 * d
+    return MemoryEstimate(
+        weights_gib=count_params(c) * weight_bytes / GiB,
+        lora_gib=lora_params(c, lora_rank, lora_targets) * LORA_BYTES / GiB,
+        activations_gib=batch * tokens * per_token / GiB,
+        overhead_gib=1.0,  # CUDA workspaces, allocator slack, text embeddings, the loss
+    )
+
+
+def fit_table(config, tokens: int, settings: dict | None = None, gpus=GPUS, **kw) -> list[dict]:
+    """Which settings fit on which GPU: one row per setting with the estimate and a yes/no per GPU."""
+    settings = settings or {"no checkpointing": dict(checkpointing="none"),
+                            "checkpoint half the blocks": dict(checkpointing=c_half(config)),
+                            "full checkpointing": dict(checkpointing="full")}
+    rows = []
+    for name, s in settings.items():
+        est = estimate_memory(config, tokens, **{**kw, **s})
+        rows.append({"setting": name, "estimate_gib": round(est.total_gib, 1),
+                     **{g: est.total_gib <= spec["memory_gib"] for g, spec in gpus.items()}})
+    return rows
+
+
+def c_half(config) -> int:
+    return dict(config)["num_layers"] // 2
+
+
+def _init_kwargs(config) -> dict:
+    from diffusers import WanTransformer3DModel
+    import inspect
+
+    allowed = inspect.signature(WanTransformer3DModel.__init__).parameters
+    return {k: v for k, v in dict(config).items() if k in allowed}
