@@ -612,8 +612,3 @@ def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: i
         out[p + " gap"] = float(np.mean((np.array(losses[p]) - true) / true))
     return out
 
-
-def jsonable(m: dict) -> dict:
-    """One clip's metrics for a JSON file: without the arrays (poses, residuals, renders), NaN as null."""
-    skip = {"c2w", "residuals", "render"}
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items() if k not in skip}
