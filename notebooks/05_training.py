@@ -42,6 +42,7 @@ from v4s_lite.codec import video_to_frames
 from v4s_lite.config import QUICK
 from v4s_lite.data import make_dataset
 from v4s_lite.exercises import check_exercise
+from v4s_lite.resources import course_file, shipped_model
 from v4s_lite.rope import context_positions
 from v4s_lite.sample import generate
 from v4s_lite.train import (TrainConfig, add_noise, build_codecs, build_model, count_parameters, encode_clips,
@@ -128,7 +129,7 @@ _ = check_exercise("flow-matching training pair", my_training_pair, solution_tra
 # %%
 work = Path(tempfile.mkdtemp(prefix="v4s05_"))
 make_dataset(work / "data", "grounding", n_scenes, seed=seed, clip_cfg=QUICK, progress=False)
-cfg = load_config("../configs/quick.yaml", data_root=str(work / "data"), out_dir=str(work / "run"), seed=seed,
+cfg = load_config(course_file("configs/quick.yaml"), data_root=str(work / "data"), out_dir=str(work / "run"), seed=seed,
                   steps=steps, batch_size=batch_size, lr=lr, checkpoint_every=steps, progress=False,
                   device=str(dev))
 if not quick:  # the full lite transformer instead of quick.yaml's 2-layer cut
@@ -232,8 +233,8 @@ from v4s_lite.data import ClipDataset
 from v4s_lite.plotting import generation_figure
 from v4s_lite.sample import load_model, sample_clip
 
-lite_dir = Path("../data/v4s-lite")
-if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
+lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
+if lite_dir is not None:
     lite_model, lite_codec, lite_text, _ = load_model(lite_dir, device=dev)
     print(f"the trained lite model: {count_parameters(lite_model):,} parameters")
     held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)[1]  # grounding_101000: a room of seed 101000
@@ -241,8 +242,8 @@ if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
     generation_figure(held_out["context"], lite_sample.frames, held_out["instruction"], boxes=lite_sample.boxes)
     plt.show()
 else:
-    print("data/v4s-lite/ (the trained lite model and its clips) is missing from this checkout: "
-          "restore it with `git checkout -- data/v4s-lite` or train your own (`v4s train configs/lite.yaml`)")
+    print("data/v4s-lite/ (the trained lite model and its clips) was not found: see `shipped_model()`'s error "
+          "for how to get it, or train your own (`v4s train configs/lite.yaml`)")
 
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite

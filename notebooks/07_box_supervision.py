@@ -151,13 +151,12 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
-from pathlib import Path
-
 from v4s_lite.data import ClipDataset
+from v4s_lite.resources import shipped_model
 from v4s_lite.sample import load_model, sample_clip
 
-lite_dir = Path("../data/v4s-lite")
-if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
+lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
+if lite_dir is not None:
     lite_model, lite_codec, lite_text, _ = load_model(lite_dir)
     held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)
     for i in range(len(held_out)):
@@ -172,8 +171,7 @@ if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
         print(f'"{ex["instruction"]}"  confidence {np.round(s.confidence[box_idx], 2).tolist()}\n'
               f'{"":{len(ex["instruction"]) + 2}s}  IoU with the target {np.round(iou, 2).tolist()}')
 else:
-    print("data/v4s-lite/ (the trained lite model and its clips) is missing from this checkout: "
-          "restore it with `git checkout -- data/v4s-lite`")
+    print("data/v4s-lite/ (the trained lite model and its clips) was not found: `shipped_model()` says how to get it")
 
 # %% [markdown]
 # ## Exercise: the line widths

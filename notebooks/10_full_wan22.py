@@ -90,8 +90,10 @@ plt.show()
 # `full.transformer_flops` (training = 3x forward) over the H100's 989 TFLOP/s.
 
 # %%
-res_path = Path("../results/bench_wan_h100.json")
-if res_path.exists():
+from v4s_lite.resources import results_file
+
+res_path = results_file("bench_wan_h100.json", must_exist=False)  # results/, found through the package
+if res_path is not None:
     res = json.loads(res_path.read_text())
     print(res["gpu"], "|", res["command"].replace("/root/out/", "results/"))
     for name, row in res["variants"].items():
@@ -102,7 +104,7 @@ if res_path.exists():
             print(f"{name:24s} failed: {row['error'][:40]}")
     for k, s in res["summary"].items():
         print(k, {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in s.items()})
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=72)
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     rows = [(n, r) for n, r in res["variants"].items() if "seconds" in r]
     ax.barh([n for n, _ in rows], [r["seconds"] for _, r in rows],
             color=["tab:orange" if r["kind"] == "train" else "tab:green" for _, r in rows])
@@ -111,7 +113,7 @@ if res_path.exists():
     plt.tight_layout()
     plt.show()
 else:
-    print("results/bench_wan_h100.json is in the course repository (a pip install does not ship it)")
+    print("results/bench_wan_h100.json was not found: `results_file('bench_wan_h100.json')` says how to get it")
 
 # %% [markdown]
 # ## 3. The pipeline, end to end
