@@ -82,7 +82,7 @@ def course_file(relpath: str, must_exist: bool = True) -> Path:
             raise V4SError(f"{p} does not exist")
         return p
     if p.exists():  # relative to the working directory: the student's own file
-        return p
+        return p.resolve()
     for root in course_roots():
         if (root / p).exists():
             return root / p
