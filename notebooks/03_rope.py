@@ -56,10 +56,10 @@ print("time frequencies (radians per latent frame):", [f"{f:.3g}" for f in freqs
 
 # %%
 table = rope.freqs_cos[:64, : rope.t_dim : 2].T.numpy()  # cos(position x frequency), one row per time pair
-plt.figure(figsize=(6, 1.8))
+plt.figure(figsize=(7, 2.4), dpi=100)
 plt.imshow(table, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
 plt.xlabel("temporal position"), plt.ylabel("frequency (fast -> slow)")
-plt.title("cos of the time rotation angle", fontsize=9), plt.colorbar()
+plt.title("cos of the time rotation angle", fontsize=10), plt.colorbar()
 plt.show()
 
 # %% [markdown]
@@ -91,13 +91,13 @@ for name, idx in (("contiguous", contig), ("non-contiguous", noncontig)):
     layouts[name] = (ctx, target_positions(ctx[-1], n_target))
     print(f"{name:>15}: chunk starts {idx[1::4]} -> context positions {ctx}, target {layouts[name][1]}")
 
-fig, ax = plt.subplots(figsize=(7, 1.4))
+fig, ax = plt.subplots(figsize=(8, 2.2), dpi=100, layout="constrained")
 for row, (name, (ctx, tgt)) in enumerate(layouts.items()):
     ax.scatter(ctx, [row] * len(ctx), c="tab:blue", s=30, label="context" if row == 0 else None)
     ax.scatter(tgt[:1], [row], c="tab:green", s=30, label="first target" if row == 0 else None)
     ax.scatter(tgt[1:], [row] * (len(tgt) - 1), c="tab:orange", s=30, label="noisy target" if row == 0 else None)
 ax.set_yticks([0, 1], list(layouts)), ax.set_xlabel("temporal RoPE position (latent frames)")
-ax.set_ylim(-0.6, 1.6), ax.legend(fontsize=7, ncol=3, loc="upper left")
+ax.set_ylim(-0.6, 1.6), ax.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.show()
 
 # %% [markdown]
@@ -158,23 +158,66 @@ for i in (0, len(freqs_t) // 2, len(freqs_t) - 1):
     print(f"frequency {f:.3g}: training angles up to {f * d_train:.3g} rad, inference up to {f * d_test:.3g} rad")
 
 # %%
-def plot_angles(offset=0, ax=None):
-    """Rotation angle (mod 2 pi) of three time frequencies at positions offset..offset+d_test."""
-    ax = ax or plt.gca()
+FREQS = [0, len(freqs_t) // 2, len(freqs_t) - 1]  # a fast, a middle and the slowest time frequency
+# the rotation of each time frequency at each position, read from the model's own (float32) tables
+rot = (rope.freqs_cos[:, : rope.t_dim : 2] + 1j * rope.freqs_sin[:, : rope.t_dim : 2]).numpy()
+
+
+def relative_angles(offset):
+    """Angle of R(key) R(query)^-1 for a query at the last target latent and keys at offset..offset+d_test,
+    wrapped to (-pi, pi]: the only thing of the positions that reaches the attention logit."""
     pos = np.arange(offset, offset + d_test + 1)
-    for i in (0, len(freqs_t) // 2, len(freqs_t) - 1):
-        ax.plot(pos, np.mod(pos * float(freqs_t[i]), 2 * np.pi), label=f"freq {float(freqs_t[i]):.2g}")
-    ax.axvspan(offset, offset + d_train, color="0.9", label="distances seen in training")
-    ax.set_xlabel("temporal position"), ax.set_ylabel("angle mod 2 pi"), ax.legend(fontsize=7)
+    return np.angle(rot[pos][:, FREQS] * np.conj(rot[pos[-1]][FREQS])).T
 
 
-plt.figure(figsize=(7, 2.2))
-plot_angles()
-plt.show()
+def plot_angles(offset=0, axes=None):
+    """Left: the absolute rotation angle at positions offset..offset+d_test: it moves with the offset.
+    Right: the angle between a query at the last target latent and a key at each position (their difference,
+    what attention sees): the same curves whatever the offset."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100, layout="constrained")
+    pos = np.arange(offset, offset + d_test + 1)
+    distance = pos[-1] - pos
+    for i, rel in zip(FREQS, relative_angles(offset)):
+        label = f"freq {float(freqs_t[i]):.2g}"
+        axes[0].plot(pos, np.mod(np.angle(rot[pos, i]), 2 * np.pi), label=label)
+        axes[1].plot(distance, rel, label=label)
+    axes[0].axvspan(offset, offset + d_train, color="0.9", label="span of a training clip")
+    axes[1].axvspan(0, d_train, color="0.9", label="distances seen in training")
+    axes[0].set_xlabel("temporal position"), axes[0].set_ylabel("angle mod 2 pi (rad)")
+    axes[0].set_title(f"absolute angles, offset {offset}: they move", fontsize=10)
+    axes[1].set_xlabel("distance from the key back to the query (latent frames)")
+    axes[1].set_ylabel("query-key angle (rad, -pi..pi)"), axes[1].set_ylim(-3.4, 3.4)
+    axes[1].set_title("query-key differences: they stay put", fontsize=10)
+    axes[1].invert_xaxis()  # far-away keys (the early context) on the left, as on the timeline
+    for ax in axes:
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
+    return axes
+
 
 # %% [markdown]
-# Explore it: the slider shifts every position (nothing changes but the axis, because only differences
-# matter). Widgets need a live Jupyter kernel; the static figure above is the same picture at offset 0.
+# The same picture at offsets 0 and 400: the left column shifts, the right column (what attention
+# computes from) is identical. This cell's image is what you see without a running kernel; the slider below
+# redraws it live.
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.6), dpi=100, layout="constrained")
+for row, offset in enumerate((0, 400)):
+    plot_angles(offset, axes[row])
+    if row == 0:
+        for ax in axes[row]:
+            ax.get_legend().remove()
+plt.show()
+
+for offset in (10, 400, 800):
+    moved = np.abs(np.angle(np.exp(1j * (relative_angles(offset) - relative_angles(0))))).max()
+    print(f"every position + {offset:>3}: largest change of a query-key angle {moved:.0e} rad (float32 tables)")
+
+# %% [markdown]
+# Explore it: the slider shifts every position. The absolute angles (left) move, because each position is
+# rotated by a different amount; the differences between a query and its keys (right) do not move at all,
+# and those are all that reach the attention logits. Widgets need a live Jupyter kernel (run the notebook, or
+# trust it); the figure above is the static version.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -183,7 +226,7 @@ try:
     import ipywidgets as widgets
 
     def show(offset):
-        plt.figure(figsize=(7, 2.2)), plot_angles(offset), plt.show()
+        plot_angles(offset), plt.show()
 
     display(widgets.interactive(show, offset=widgets.IntSlider(0, 0, 800, 10, description="offset")))
 except ImportError:
