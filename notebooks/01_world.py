@@ -40,7 +40,7 @@ from v4s_lite.world import (approach_trajectory, intrinsics, look_at, make_clip,
                             navigation_trajectory, parse_command, project, random_commands, scan_trajectory)
 
 seed_everything(seed)
-plt.rcParams["figure.dpi"] = 72  # small figures keep the notebook small
+plt.rcParams["figure.dpi"] = 100  # readable figures; the strips stay small through their figsize
 cfg = QUICK if quick else LITE
 dev = get_device(device)
 W, H = cfg.width, cfg.height
@@ -210,7 +210,7 @@ for name in ("scan_rgb", "scan_boxes", "scan_visible", "target_rgb", "target_box
 # same cost; the ablation takes one unbroken run (**contiguous**).
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 1.4))
+fig, ax = plt.subplots(figsize=(8, 1.6), layout="constrained")
 for row, mode in enumerate(("noncontiguous", "contiguous")):
     idx = sample_context_frames(cfg.scan_frames, cfg.context_chunks, np.random.default_rng(seed), mode=mode)
     ax.scatter(idx, [row] * len(idx), s=8, marker="s")
@@ -218,6 +218,39 @@ for row, mode in enumerate(("noncontiguous", "contiguous")):
     print(f"{mode:14s} frames {idx}\n{'':14s} objects in view: {len(seen)} of {n}")
 ax.set_yticks([0, 1], ["non-contiguous", "contiguous"]); ax.set_xlim(-1, cfg.scan_frames); ax.set_xlabel("scan frame")
 plt.show()
+
+# %% [markdown]
+# ### Exercise: sample the context yourself
+# Write `my_sample_context(n_scan_frames, n_chunks, rng)`, the paper's non-contiguous sampling: return the
+# source frame indices of the context, that is scan frame 0, then `n_chunks` chunks of 4 consecutive frames.
+# Each chunk must be exactly one latent of the VAE (so it starts at a multiple of 4, at frame 4 or later), fit
+# inside the scan, come in time order and at most once; the chunks should be able to land anywhere in the scan
+# and should not all sit side by side (that is the contiguous ablation). Draw every random number from `rng`
+# (a numpy Generator) so that a seed gives the same context twice.
+#
+# The checker calls your function with 300 seeds and tells you which rule a draw breaks; it also rejects
+# contiguous windows, chunks at arbitrary frames, a range that never reaches the scan's last chunk and chunks
+# drawn twice. **While your function is a stub, the checker runs the hidden solution (that is what CI runs).**
+
+# %%
+def my_sample_context(n_scan_frames, n_chunks, rng):
+    raise NotImplementedError  # your code here: return a list of 1 + 4 * n_chunks frame indices
+
+
+# %% jupyter={"source_hidden": true}
+def solution_sample_context(n_scan_frames, n_chunks, rng):
+    slots = np.arange(1, (n_scan_frames - 4) // 4 + 1)  # slot j = frames 4j .. 4j+3
+    while True:
+        chosen = np.sort(rng.choice(slots, size=n_chunks, replace=False))
+        if n_chunks <= 1 or np.any(np.diff(chosen) > 1):  # redraw the rare one-block draw
+            return [0] + [int(4 * j + k) for j in chosen for k in range(4)]
+
+
+# %%
+from v4s_lite.exercises import check_context_sampler
+
+check_context_sampler("non-contiguous context sampling", my_sample_context, solution_sample_context,
+                      n_scan_frames=cfg.scan_frames, n_chunks=cfg.context_chunks)
 
 # %% [markdown]
 # ## 9. Exercise: project a box

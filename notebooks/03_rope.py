@@ -250,14 +250,21 @@ print("longer table:", longer.max_seq_len, "positions; same first 1024 rows:",
 rope.set_positions(None)
 
 # %% [markdown]
-# ## Exercise: the positions of a whole sequence
-# Given the context's source frame indices (frame 0, then chunks of 4 consecutive frames), the number of
-# target latents (first + noisy) and the gap, return the temporal position of every latent frame of the
-# sequence `[context | target]`. The check compares with `v4s_lite.rope`.
+# ## Exercise: RoPE positions for non-contiguous chunks
+# Write `sequence_rope_positions(frame_indices, n_target_latents, gap)`: given the context's source frame
+# indices as the sampler returns them (scan frame 0, then chunks of 4 consecutive frames, spread over the scan),
+# return the temporal RoPE position of every latent frame of the sequence `[context | target]`: one position per
+# context latent (frame 0 alone, then one per chunk, each where it was filmed), then the target's latents (its
+# clean first frame and the noisy ones), which continue `gap` after the last context latent.
+#
+# The checker tries five layouts (contiguous, spread out, a chunk right after frame 0, a single chunk, gaps 1 to
+# 3) against `v4s_lite.rope`; numbering the chunks 0, 1, 2, ..., using frame indices instead of latent indices, or
+# ignoring `gap` each fail one of them. **While your function is a stub, the checker runs the hidden solution
+# (that is what CI runs).**
 
 # %%
 def sequence_rope_positions(frame_indices, n_target_latents, gap):
-    raise NotImplementedError  # your code here
+    raise NotImplementedError  # your code here: return a list of 1 + n_chunks + n_target_latents ints
 
 
 # %% jupyter={"source_hidden": true}
@@ -267,11 +274,9 @@ def solution(frame_indices, n_target_latents, gap):
 
 
 # %%
-from v4s_lite.exercises import check_exercise
+from v4s_lite.exercises import check_rope_positions
 
-args = (noncontig, n_target, 3)
-ok = check_exercise("sequence positions", sequence_rope_positions, solution,
-               reference=lambda: sequence_positions(context_positions(noncontig), n_target, gap=3), args=args)
+ok = check_rope_positions("sequence positions", sequence_rope_positions, solution)
 
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite

@@ -173,6 +173,45 @@ before, err_before = sample_item(model, items[0])
 print(f"before training: sample vs real target latents, MSE {err_before:.3g}")
 
 # %% [markdown]
+# ## Exercise: condition dropout
+# Guidance (notebook 06) needs a model that also knows how to predict *without* the instruction and *without*
+# the context, so training hides them at random. Write
+# `my_drop_conditions(text_emb, context, null_text, u, noise, p_text, p_context, p_both)` for a batch:
+# `text_emb` (B, L, D) instruction embeddings, `context` (B, C, F, H, W) context latents, `null_text` (1, L, D) the
+# embedding of the empty instruction, `u` (B,) one uniform draw per sample, `noise` shaped like `context`.
+# A sample with `u < p_both` loses both; the next `p_text` of the unit interval loses only the instruction
+# (replaced by `null_text`), the next `p_context` only the context (replaced by `noise`); the rest keep both.
+# Return `(text_emb, context)` after dropout, without changing the inputs in place.
+#
+# The course's rates are a choice (the paper does not publish its own): 10% each, so a sample loses its
+# instruction 20% of the time (text only or both) and its context 20% of the time. The checker compares your
+# function with `v4s_lite.cfg.drop_conditions` on three batches of 64 with the same draws; it rejects independent
+# draws for text and context, a context zeroed instead of replaced by noise, a text zeroed instead of the null
+# instruction, one draw for the whole batch. **While your function is a stub, the checker runs the hidden
+# solution (that is what CI runs).**
+
+# %%
+def my_drop_conditions(text_emb, context, null_text, u, noise, p_text, p_context, p_both):
+    raise NotImplementedError  # your code here: return (text_emb, context) after dropout
+
+
+# %% jupyter={"source_hidden": true}
+def solution_drop_conditions(text_emb, context, null_text, u, noise, p_text, p_context, p_both):
+    both = u < p_both
+    text_only = (u >= p_both) & (u < p_both + p_text)
+    context_only = (u >= p_both + p_text) & (u < p_both + p_text + p_context)
+    drop_t = (both | text_only).view(-1, 1, 1)
+    drop_c = (both | context_only).view(-1, *[1] * (context.ndim - 1))
+    return torch.where(drop_t, null_text.expand_as(text_emb), text_emb), torch.where(drop_c, noise, context)
+
+
+# %%
+from v4s_lite.exercises import check_condition_dropout
+
+_ = check_condition_dropout("condition dropout", my_drop_conditions, solution_drop_conditions,
+                            p_text=cfg.p_drop_text, p_context=cfg.p_drop_context, p_both=cfg.p_drop_both)
+
+# %% [markdown]
 # ## Train
 # `train(cfg)` is the whole loop (`v4s train configs/quick.yaml` on the command line): per step it draws the
 # clips, a shifted $\sigma$ and noise per sample, drops conditions at random (`cfg.drop_conditions`: the
