@@ -75,10 +75,10 @@ path = torch.stack([add_noise(x0[None], noise[None], s[None])[0] for s in sigmas
 print("velocity (noise - x0):", np.round(flow_target(x0, noise).numpy(), 3))
 for s, p in zip(sigmas, path):
     print(f"sigma {s:.1f}: x = {np.round(p.numpy(), 3)}")
-fig, ax = plt.subplots(figsize=(3.2, 3), dpi=80)
+fig, ax = plt.subplots(figsize=(4, 3.6), dpi=100)
 ax.plot(path[:, 0], path[:, 1], "o-")
 ax.annotate("x0 (clean)", path[0].tolist()), ax.annotate("noise", path[-1].tolist())
-ax.set_title("x_sigma walks a straight line", fontsize=9)
+ax.set_title("x_sigma walks a straight line", fontsize=10)
 plt.show()
 
 # %% [markdown]
@@ -88,7 +88,7 @@ plt.show()
 # high noise, where the layout of the video is decided: for a camera walk that is *where to go*.
 
 # %%
-fig, ax = plt.subplots(figsize=(4, 2.4), dpi=80)
+fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
 for shift in (1.0, 3.0):
     s = sample_sigmas(4000, TrainConfig(flow_shift=shift), torch.Generator().manual_seed(seed))
     ax.hist(s.numpy(), bins=40, alpha=0.6, label=f"shift {shift:g}")
@@ -229,7 +229,7 @@ k = max(1, len(loss) // 6)
 print(f"{len(loss)} steps; mean loss of the first {k}: {loss[:k].mean():.3g}, of the last {k}: {loss[-k:].mean():.3g} "
       f"({100 * (1 - loss[-k:].mean() / loss[:k].mean()):.0f}% lower)")
 print("checkpoints:", sorted(p.name for p in run.glob("step_*")))
-plot_loss(run, ax=plt.subplots(figsize=(4.5, 2.6), dpi=80)[1])
+plot_loss(run, ax=plt.subplots(figsize=(5.5, 3.2), dpi=100)[1])
 plt.show()
 
 # %% [markdown]
@@ -247,12 +247,12 @@ truth = video_to_frames(codec.decode(items[0]["target_latents"][None]))[0]
 rows = {"real target": truth, "before training": video_to_frames(codec.decode(before))[0],
         "after training": video_to_frames(codec.decode(after))[0]}
 idx = np.linspace(0, len(truth) - 1, 5).round().astype(int)
-fig, axes = plt.subplots(3, len(idx), figsize=(1.5 * len(idx), 3.2), dpi=80)
+fig, axes = plt.subplots(3, len(idx), figsize=(2 * len(idx), 4.4), dpi=100)
 for r, (name, frames) in enumerate(rows.items()):
     for j, i in enumerate(idx):
         axes[r, j].imshow(frames[i])
         axes[r, j].set_axis_off()
-        axes[r, j].set_title(f"{name}, frame {i}" if j == 0 else f"frame {i}", fontsize=6)
+        axes[r, j].set_title(f"{name}, frame {i}" if j == 0 else f"frame {i}", fontsize=9)
 fig.tight_layout(pad=0.2)
 plt.show()
 assert err_after < 0.6 * err_before, "a minute of training should bring the sample much closer to the real target"

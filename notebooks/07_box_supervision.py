@@ -102,10 +102,10 @@ print("IoU with the drawn box on the box frames:", np.round(iou[-cfg.box_frames:
 print("frames without a box that got a box:", int(np.isfinite(found[:-cfg.box_frames]).any(1).sum()))
 
 # %%
-fig, ax = plt.subplots(1, 3, figsize=(8, 1.9))
-ax[0].imshow(video[-1]); ax[0].set_title("last box frame", fontsize=8)
-ax[1].imshow(redness(video[-1:])[0], cmap="magma", vmin=0, vmax=1); ax[1].set_title("redness", fontsize=8)
-ax[2].imshow(thin_red(video[-1:], 11)[0], cmap="magma", vmin=0, vmax=1); ax[2].set_title("thin red (top-hat)", fontsize=8)
+fig, ax = plt.subplots(1, 3, figsize=(9, 2.4), dpi=100)
+ax[0].imshow(video[-1]); ax[0].set_title("last box frame", fontsize=10)
+ax[1].imshow(redness(video[-1:])[0], cmap="magma", vmin=0, vmax=1); ax[1].set_title("redness", fontsize=10)
+ax[2].imshow(thin_red(video[-1:], 11)[0], cmap="magma", vmin=0, vmax=1); ax[2].set_title("thin red (top-hat)", fontsize=10)
 for a in ax:
     a.axis("off")
 fig.tight_layout()

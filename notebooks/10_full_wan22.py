@@ -73,12 +73,12 @@ for row in table:
           "  ".join(f"{g}: {'fits' if row[g] else '-'}" for g in full.GPUS))
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 2.4), dpi=72)
+fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
 ax.barh([r["setting"] for r in table], [r["estimate_gib"] for r in table], color="tab:blue")
 for g, spec in full.GPUS.items():
     if g != "A100 80 GB":
         ax.axvline(spec["memory_gib"], ls="--", c="gray")
-        ax.text(spec["memory_gib"], 2.45, g, fontsize=7, ha="right")
+        ax.text(spec["memory_gib"], 2.45, g, fontsize=9, ha="right")
 ax.set_xlabel("estimated peak GiB (compiled, LoRA r32)")
 plt.tight_layout()
 plt.show()
