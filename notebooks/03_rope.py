@@ -211,7 +211,9 @@ plt.show()
 
 for offset in (10, 400, 800):
     moved = np.abs(np.angle(np.exp(1j * (relative_angles(offset) - relative_angles(0))))).max()
-    print(f"every position + {offset:>3}: largest change of a query-key angle {moved:.0e} rad (float32 tables)")
+    absolute = np.abs(np.angle(rot[offset:offset + d_test + 1][:, FREQS] / rot[: d_test + 1][:, FREQS])).max()
+    print(f"every position + {offset:>3}: absolute angles move by up to {absolute:.2f} rad; query-key angles by "
+          f"{'less than 1e-5 rad (float32 rounding)' if moved < 1e-5 else f'{moved:.2g} rad'}")
 
 # %% [markdown]
 # Explore it: the slider shifts every position. The absolute angles (left) move, because each position is
