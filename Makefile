@@ -6,7 +6,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-$(BIN)/v4s: pyproject.toml
+$(BIN)/v4s: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0   # the CPU build; on a GPU machine install your CUDA torch first
 	$(BIN)/pip install -q -e ".[test,course]"

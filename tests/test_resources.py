@@ -91,7 +91,7 @@ def test_course_root_from_the_environment(tmp_path, monkeypatch):
 def installed_wheel(tmp_path_factory):
     """The package as `pip install git+URL` installs it: a wheel built from a clean copy of the tracked files."""
     tmp = tmp_path_factory.mktemp("wheel")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     src = tmp / "src"
     for rel in filter(None, files.split("\0")):
         if (ROOT / rel).is_file():
