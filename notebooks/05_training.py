@@ -234,8 +234,9 @@ plt.show()
 
 # %% [markdown]
 # ## After training
-# The same clip, the same seed. Trained a minute on three rooms, the model has learned the room's colours and
-# coarse layout from the context; the walk itself and the red box need the lite model trained longer (below).
+# The same clip, the same seed. Trained a minute on three rooms, the model's frames move toward the room's
+# average colours (the error against the real target drops), but they are blurred blocks: no layout, walk or red
+# box is recognisable yet. Those need the lite model trained longer (below).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
