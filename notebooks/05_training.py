@@ -183,7 +183,7 @@ print(f"before training: sample vs real target latents, MSE {err_before:.3g}")
 # (replaced by `null_text`), the next `p_context` only the context (replaced by `noise`); the rest keep both.
 # Return `(text_emb, context)` after dropout, without changing the inputs in place.
 #
-# The course's rates are a choice (the paper does not publish its own): 10% each, so a sample loses its
+# The rates are the course's choice (`p_drop_*` in configs/*.yaml): 10% each, so a sample loses its
 # instruction 20% of the time (text only or both) and its context 20% of the time. The checker compares your
 # function with `v4s_lite.cfg.drop_conditions` on three batches of 64 with the same draws; it rejects independent
 # draws for text and context, a context zeroed instead of replaced by noise, a text zeroed instead of the null
