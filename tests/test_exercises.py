@@ -133,10 +133,16 @@ def dropout_whole_batch(text, ctx, null, u, noise, p_text, p_context, p_both):  
     return dropout_reference(text, ctx, null, u[:1].expand_as(u), noise, p_text, p_context, p_both)
 
 
+def dropout_in_place(text, ctx, null, u, noise, p_text, p_context, p_both):  # right values, inputs overwritten
+    t, c = dropout_reference(text, ctx, null, u, noise, p_text, p_context, p_both)
+    text.copy_(t), ctx.copy_(c)
+    return text, ctx
+
+
 def test_condition_dropout_checker(capsys):
     assert check_condition_dropout("dropout", dropout_reference, None)
     assert check_condition_dropout("dropout", _stub_any, dropout_reference)
-    for wrong in (dropout_independent, dropout_zeros, dropout_zero_text, dropout_whole_batch):
+    for wrong in (dropout_independent, dropout_zeros, dropout_zero_text, dropout_whole_batch, dropout_in_place):
         assert not check_condition_dropout("dropout", wrong, dropout_reference), wrong.__name__
     out = capsys.readouterr().out
     assert "✗ dropout" in out and "samples differ" in out

@@ -176,11 +176,14 @@ def check_condition_dropout(name, student_fn, solution_fn, batch: int = 64, p_te
     problems = []
     for args, want in cases:
         rates = f"p_text {args[5]}, p_context {args[6]}, p_both {args[7]}"
+        given = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         try:
-            got_text, got_ctx = fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+            got_text, got_ctx = fn(*given)
         except Exception as e:  # noqa: BLE001
             problems.append(f"raised {type(e).__name__}: {e}")
             break
+        if not all(torch.equal(g, a) for g, a in zip(given, args) if isinstance(a, torch.Tensor)):
+            problems.append("it changed its inputs in place: the training batch would lose its conditions for good")
         for what, got, ref in (("text embeddings", got_text, want.text_emb), ("context", got_ctx, want.context_latents)):
             got = torch.as_tensor(got)
             if got.shape != ref.shape:
