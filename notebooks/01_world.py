@@ -322,8 +322,8 @@ plt.show()
 
 # %% [markdown]
 # ## 10. Explore (optional, interactive)
-# A slider over the scan frames. Widgets do not run when the notebook is executed headless; the static
-# strips above show the same frames.
+# A slider over the scan frames: move it and the frame appears under it. It needs a running kernel (run the
+# notebook first); without one, the static strips above show the same frames.
 
 # %% tags=["nbval-ignore-output"]
 # NBVAL_IGNORE_OUTPUT
@@ -331,11 +331,19 @@ plt.show()
 try:
     import ipywidgets as widgets
 
-    def _show(i=0):
-        frame_strip(scan.rgb, indices=[i], boxes=scan_boxes, scale=3)
-        plt.show()
+    # A slider and an empty output area: a frame is drawn when you move the slider. (Not `interact`, which
+    # draws while the cell executes and can deadlock headless runs: nbclient issue 312.)
+    frame_slider = widgets.IntSlider(0, 0, len(scan.rgb) - 1, description="frame", continuous_update=False)
+    frame_out = widgets.Output()
 
-    widgets.interact(_show, i=widgets.IntSlider(0, 0, len(scan.rgb) - 1))
+    def _show(change):
+        with frame_out:
+            frame_out.clear_output(wait=True)
+            frame_strip(scan.rgb, indices=[change["new"]], boxes=scan_boxes, scale=3)
+            plt.show()
+
+    frame_slider.observe(_show, names="value")
+    display(widgets.VBox([frame_slider, frame_out]))
 except ImportError:
     print("ipywidgets is not installed: see the frame strips above")
 

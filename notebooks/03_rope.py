@@ -216,10 +216,10 @@ for offset in (10, 400, 800):
           f"{'less than 1e-5 rad (float32 rounding)' if moved < 1e-5 else f'{moved:.2g} rad'}")
 
 # %% [markdown]
-# Explore it: the slider shifts every position. The absolute angles (left) move, because each position is
-# rotated by a different amount; the differences between a query and its keys (right) do not move at all,
-# and those are all that reach the attention logits. Widgets need a live Jupyter kernel (run the notebook, or
-# trust it); the figure above is the static version.
+# Explore it: the slider shifts every position; move it and the figure appears under it. The absolute angles
+# (left) move, because each position is rotated by a different amount; the differences between a query and its
+# keys (right) do not move at all, and those are all that reach the attention logits. The slider needs a running
+# kernel (run the notebook first); without one, the figure above is the same picture at offsets 0 and 400.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -227,10 +227,19 @@ for offset in (10, 400, 800):
 try:
     import ipywidgets as widgets
 
-    def show(offset):
-        plot_angles(offset), plt.show()
+    # A slider and an empty output area: the figure is drawn when you move the slider. (Not `interact`, which
+    # draws while the cell executes and can deadlock headless runs: nbclient issue 312.)
+    offset_slider = widgets.IntSlider(0, 0, 800, 10, description="offset", continuous_update=False)
+    offset_out = widgets.Output()
 
-    display(widgets.interactive(show, offset=widgets.IntSlider(0, 0, 800, 10, description="offset")))
+    def redraw(change):
+        with offset_out:
+            offset_out.clear_output(wait=True)
+            plot_angles(change["new"])
+            plt.show()
+
+    offset_slider.observe(redraw, names="value")
+    display(widgets.VBox([offset_slider, offset_out]))
 except ImportError:
     print("ipywidgets is not installed: see the static figure above")
 

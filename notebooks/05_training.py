@@ -259,6 +259,49 @@ plt.show()
 assert err_after < 0.6 * err_before, "a minute of training should bring the sample much closer to the real target"
 
 # %% [markdown]
+# ## Run an ablation and read it: does the model use its context yet?
+# Dropout taught the model what a missing context looks like (noise). So sample every training clip twice with
+# the same seed: with its context, and with the context replaced by noise. Before you run the cell, write down
+# what you expect if the model reads the context. After it: is the error lower with the context, in every clip
+# or on average only, and is the gap larger than the clip-to-clip spread? What does that say about a minute of
+# training on three rooms?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# reason: sampled errors' third digit differs between CPU models (AVX2 vs AVX-512 kernels)
+g_abl = torch.Generator().manual_seed(seed)
+ablation = []
+for it in items:
+    noised = dict(it, context_latents=torch.randn(it["context_latents"].shape, generator=g_abl))
+    ablation.append((sample_item(model, it)[1], sample_item(model, noised)[1]))
+ablation = np.array(ablation)
+for k, (with_ctx, no_ctx) in enumerate(ablation):
+    print(f"clip {k}: MSE with its context {with_ctx:.3g}, with noise instead {no_ctx:.3g}")
+gap = ablation[:, 1] - ablation[:, 0]  # paired: same clip, same seed
+print(f"noise minus context, paired: mean {gap.mean():+.3g} (sd {gap.std(ddof=1):.3g}), lower with context in "
+      f"{int((gap > 0).sum())} of {len(gap)} clips; the errors themselves vary across clips by sd "
+      f"{ablation[:, 0].std(ddof=1):.3g}")
+
+# %% jupyter={"source_hidden": true}
+# NBVAL_IGNORE_OUTPUT
+# reason: one reading (open it after writing yours), computed from the sampled numbers above, which vary by CPU
+caveat = ("These are training clips (three rooms, each with several context samplings, so not independent) and "
+          "one seed: a hint, not a measurement. Whether a model uses its context is measured on held-out rooms "
+          "with intervals (notebook 09, tools/condition_gaps.py).")
+if (gap > 0).all():
+    small = gap.mean() < ablation[:, 0].std(ddof=1)
+    print(f"Lower with the context in every clip. The paired gap ({gap.mean():+.3g}) is consistent"
+          + (" even though it is smaller than how much the errors vary from clip to clip: comparing each clip with "
+             "itself removes that variation, which is why the course pairs its comparisons. " if small else
+             ", and larger than how much the errors vary from clip to clip. ")
+          + "After a minute the model has started to take something (colours, most likely) from the context. "
+          + caveat)
+elif gap.mean() > 0:
+    print("Lower with the context on average, but not in every clip: a weak effect at best. " + caveat)
+else:
+    print("Not lower with the context: after a minute the model does not read it yet. " + caveat)
+
+# %% [markdown]
 # ## What training at scale buys
 # A minute on a CPU teaches the model what frames look like, not where things are. The course ships a lite model
 # trained the same way for 3,500 steps of 64 clips on a GPU (`data/v4s-lite/`; its model card says how). Here it
