@@ -61,7 +61,8 @@ print(f"cuda: {torch.cuda.is_available()}, device used: {get_device(device)}, CP
 # | 10 | full Wan2.2 | LoRA fine-tuning of Wan2.2-TI2V-5B | tiny stand-in | yes |
 #
 # ## Running the course
-# * **Notebook by notebook**: open them in order in Jupyter or Colab. Every notebook has a `parameters`
+# * **Notebook by notebook**: open them in order in JupyterLab (`make lab` in a clone) or Colab (the badge at
+#   the top of each; its first cell installs the course). Every notebook has a `parameters`
 #   cell; `quick=True` (the default) keeps it to CPU minutes, `quick=False` does the real thing.
 # * **All at once**, as an instructor before class: `v4s course` runs every notebook through
 #   [papermill](https://papermill.readthedocs.io) in quick mode and writes executed copies to
@@ -73,6 +74,8 @@ print(f"cuda: {torch.cuda.is_available()}, device used: {get_device(device)}, CP
 # of 4 frames becomes one latent frame. That is why every frame count in the paper has the form `1 + 4k`:
 # the context is 337 = 1 + 84x4 frames at inference (169 = 1 + 42x4 in training) and the generated clip
 # 181 = 1 + 45x4 = 161 frames of walking plus 20 frames that hold still and draw the red box.
+# Each of the two videos has its own `+1`, on purpose: the context's is scan frame 0, the target's is its clean
+# first frame (where the walk starts, given to the model). So a sequence holds two latents of a single frame.
 # The course's presets keep that structure at smaller sizes:
 
 # %%
@@ -87,7 +90,8 @@ for name, c in PRESETS.items():
 # ## Exercise: how many tokens does the paper's training clip cost?
 # The transformer sees one token per 2x2 patch of a latent frame, and Wan2.2's VAE shrinks each side 16x,
 # so one token covers 32x32 pixels. Write `tokens(cfg)`: the number of tokens for all latent frames
-# (context and target) of a `ClipConfig`. The paper reports 9,256 for its training setting.
+# (context and target) of a `ClipConfig`. For the paper's training shapes (416x256, 169 context frames, 181
+# generated) this comes to 9,256: our count from the shapes the paper gives, not a number the paper prints.
 
 # %%
 def tokens(cfg, pixels_per_token=32):

@@ -112,18 +112,18 @@ print("PSNR per latent frame:", [f"{p:.3g}" for p in per_latent])
 
 # %%
 d = dct_basis(4)[:2]
-fig, axes = plt.subplots(1, 4, figsize=(4, 1.2))
+fig, axes = plt.subplots(1, 4, figsize=(5, 1.6), dpi=100)
 for ax, (u, v) in zip(axes, [(0, 0), (0, 1), (1, 0), (1, 1)]):
     ax.imshow(torch.outer(d[u], d[v]), cmap="gray", vmin=-0.5, vmax=0.5)
-    ax.set_title(f"cos ({u},{v})", fontsize=7), ax.axis("off")
+    ax.set_title(f"cos ({u},{v})", fontsize=9), ax.axis("off")
 plt.show()
 
 show = [0, n_frames // 2, n_frames - 1]
 rec_frames = video_to_frames(recon)[0]
-fig, axes = plt.subplots(2, len(show), figsize=(2.2 * len(show), 3))
+fig, axes = plt.subplots(2, len(show), figsize=(2.4 * len(show), 3.4), dpi=100)
 for i, f in enumerate(show):
-    axes[0, i].imshow(frames[f]), axes[0, i].set_title(f"frame {f}", fontsize=8)
-    axes[1, i].imshow(rec_frames[f]), axes[1, i].set_title(f"decoded {f}", fontsize=8)
+    axes[0, i].imshow(frames[f]), axes[0, i].set_title(f"frame {f}", fontsize=10)
+    axes[1, i].imshow(rec_frames[f]), axes[1, i].set_title(f"decoded {f}", fontsize=10)
 for ax in axes.flat:
     ax.axis("off")
 plt.tight_layout(), plt.show()
@@ -159,10 +159,10 @@ d_model = wan_cfg["num_attention_heads"] * wan_cfg["attention_head_dim"]
 attn = 4.0 * tokens.astype(float) ** 2 * d_model * wan_cfg["num_layers"]
 total = np.array([transformer_flops(wan_cfg, int(n)) for n in tokens])
 
-fig, ax = plt.subplots(1, 2, figsize=(8, 2.6))
+fig, ax = plt.subplots(1, 2, figsize=(9, 3), dpi=100)
 ax[0].plot(ctx_frames, tokens, "o-", ms=3), ax[0].set_xlabel("context frames"), ax[0].set_ylabel("tokens")
 ax[1].plot(ctx_frames, total / 1e12, label="whole forward"), ax[1].plot(ctx_frames, attn / 1e12, label="self-attention")
-ax[1].set_xlabel("context frames"), ax[1].set_ylabel("TFLOPs per forward"), ax[1].legend(fontsize=7)
+ax[1].set_xlabel("context frames"), ax[1].set_ylabel("TFLOPs per forward"), ax[1].legend(fontsize=9)
 plt.tight_layout(), plt.show()
 for f, n, a, t in zip(ctx_frames[::5], tokens[::5], attn[::5], total[::5]):
     print(f"context {f:>3} frames: {n:>6,} tokens, {t / 1e12:.3g} TFLOPs per forward, attention {a / t:.0%}")

@@ -56,10 +56,10 @@ print("time frequencies (radians per latent frame):", [f"{f:.3g}" for f in freqs
 
 # %%
 table = rope.freqs_cos[:64, : rope.t_dim : 2].T.numpy()  # cos(position x frequency), one row per time pair
-plt.figure(figsize=(6, 1.8))
+plt.figure(figsize=(7, 2.4), dpi=100)
 plt.imshow(table, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
 plt.xlabel("temporal position"), plt.ylabel("frequency (fast -> slow)")
-plt.title("cos of the time rotation angle", fontsize=9), plt.colorbar()
+plt.title("cos of the time rotation angle", fontsize=10), plt.colorbar()
 plt.show()
 
 # %% [markdown]
@@ -91,13 +91,13 @@ for name, idx in (("contiguous", contig), ("non-contiguous", noncontig)):
     layouts[name] = (ctx, target_positions(ctx[-1], n_target))
     print(f"{name:>15}: chunk starts {idx[1::4]} -> context positions {ctx}, target {layouts[name][1]}")
 
-fig, ax = plt.subplots(figsize=(7, 1.4))
+fig, ax = plt.subplots(figsize=(8, 2.2), dpi=100, layout="constrained")
 for row, (name, (ctx, tgt)) in enumerate(layouts.items()):
     ax.scatter(ctx, [row] * len(ctx), c="tab:blue", s=30, label="context" if row == 0 else None)
     ax.scatter(tgt[:1], [row], c="tab:green", s=30, label="first target" if row == 0 else None)
     ax.scatter(tgt[1:], [row] * (len(tgt) - 1), c="tab:orange", s=30, label="noisy target" if row == 0 else None)
 ax.set_yticks([0, 1], list(layouts)), ax.set_xlabel("temporal RoPE position (latent frames)")
-ax.set_ylim(-0.6, 1.6), ax.legend(fontsize=7, ncol=3, loc="upper left")
+ax.set_ylim(-0.6, 1.6), ax.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.show()
 
 # %% [markdown]
@@ -158,23 +158,68 @@ for i in (0, len(freqs_t) // 2, len(freqs_t) - 1):
     print(f"frequency {f:.3g}: training angles up to {f * d_train:.3g} rad, inference up to {f * d_test:.3g} rad")
 
 # %%
-def plot_angles(offset=0, ax=None):
-    """Rotation angle (mod 2 pi) of three time frequencies at positions offset..offset+d_test."""
-    ax = ax or plt.gca()
+FREQS = [0, len(freqs_t) // 2, len(freqs_t) - 1]  # a fast, a middle and the slowest time frequency
+# the rotation of each time frequency at each position, read from the model's own (float32) tables
+rot = (rope.freqs_cos[:, : rope.t_dim : 2] + 1j * rope.freqs_sin[:, : rope.t_dim : 2]).numpy()
+
+
+def relative_angles(offset):
+    """Angle of R(key) R(query)^-1 for a query at the last target latent and keys at offset..offset+d_test,
+    wrapped to (-pi, pi]: the only thing of the positions that reaches the attention logit."""
     pos = np.arange(offset, offset + d_test + 1)
-    for i in (0, len(freqs_t) // 2, len(freqs_t) - 1):
-        ax.plot(pos, np.mod(pos * float(freqs_t[i]), 2 * np.pi), label=f"freq {float(freqs_t[i]):.2g}")
-    ax.axvspan(offset, offset + d_train, color="0.9", label="distances seen in training")
-    ax.set_xlabel("temporal position"), ax.set_ylabel("angle mod 2 pi"), ax.legend(fontsize=7)
+    return np.angle(rot[pos][:, FREQS] * np.conj(rot[pos[-1]][FREQS])).T
 
 
-plt.figure(figsize=(7, 2.2))
-plot_angles()
-plt.show()
+def plot_angles(offset=0, axes=None):
+    """Left: the absolute rotation angle at positions offset..offset+d_test: it moves with the offset.
+    Right: the angle between a query at the last target latent and a key at each position (their difference,
+    what attention sees): the same curves whatever the offset."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100, layout="constrained")
+    pos = np.arange(offset, offset + d_test + 1)
+    distance = pos[-1] - pos
+    for i, rel in zip(FREQS, relative_angles(offset)):
+        label = f"freq {float(freqs_t[i]):.2g}"
+        axes[0].plot(pos, np.mod(np.angle(rot[pos, i]), 2 * np.pi), label=label)
+        axes[1].plot(distance, rel, label=label)
+    axes[0].axvspan(offset, offset + d_train, color="0.9", label="span of a training clip")
+    axes[1].axvspan(0, d_train, color="0.9", label="distances seen in training")
+    axes[0].set_xlabel("temporal position"), axes[0].set_ylabel("angle mod 2 pi (rad)")
+    axes[0].set_title(f"absolute angles, offset {offset}: they move", fontsize=10)
+    axes[1].set_xlabel("distance from the key back to the query (latent frames)")
+    axes[1].set_ylabel("query-key angle (rad, -pi..pi)"), axes[1].set_ylim(-3.4, 3.4)
+    axes[1].set_title("query-key differences: they stay put", fontsize=10)
+    axes[1].invert_xaxis()  # far-away keys (the early context) on the left, as on the timeline
+    for ax in axes:
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
+    return axes
+
 
 # %% [markdown]
-# Explore it: the slider shifts every position (nothing changes but the axis, because only differences
-# matter). Widgets need a live Jupyter kernel; the static figure above is the same picture at offset 0.
+# The same picture at offsets 0 and 400: the left column shifts, the right column (what attention
+# computes from) is identical. This cell's image is what you see without a running kernel; the slider below
+# redraws it live.
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.6), dpi=100, layout="constrained")
+for row, offset in enumerate((0, 400)):
+    plot_angles(offset, axes[row])
+    if row == 0:
+        for ax in axes[row]:
+            ax.get_legend().remove()
+plt.show()
+
+for offset in (10, 400, 800):
+    moved = np.abs(np.angle(np.exp(1j * (relative_angles(offset) - relative_angles(0))))).max()
+    absolute = np.abs(np.angle(rot[offset:offset + d_test + 1][:, FREQS] / rot[: d_test + 1][:, FREQS])).max()
+    print(f"every position + {offset:>3}: absolute angles move by up to {absolute:.2f} rad; query-key angles by "
+          f"{'less than 1e-5 rad (float32 rounding)' if moved < 1e-5 else f'{moved:.2g} rad'}")
+
+# %% [markdown]
+# Explore it: the slider shifts every position; move it and the figure appears under it. The absolute angles
+# (left) move, because each position is rotated by a different amount; the differences between a query and its
+# keys (right) do not move at all, and those are all that reach the attention logits. The slider needs a running
+# kernel (run the notebook first); without one, the figure above is the same picture at offsets 0 and 400.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -182,10 +227,19 @@ plt.show()
 try:
     import ipywidgets as widgets
 
-    def show(offset):
-        plt.figure(figsize=(7, 2.2)), plot_angles(offset), plt.show()
+    # A slider and an empty output area: the figure is drawn when you move the slider. (Not `interact`, which
+    # draws while the cell executes and can deadlock headless runs: nbclient issue 312.)
+    offset_slider = widgets.IntSlider(0, 0, 800, 10, description="offset", continuous_update=False)
+    offset_out = widgets.Output()
 
-    display(widgets.interactive(show, offset=widgets.IntSlider(0, 0, 800, 10, description="offset")))
+    def redraw(change):
+        with offset_out:
+            offset_out.clear_output(wait=True)
+            plot_angles(change["new"])
+            plt.show()
+
+    offset_slider.observe(redraw, names="value")
+    display(widgets.VBox([offset_slider, offset_out]))
 except ImportError:
     print("ipywidgets is not installed: see the static figure above")
 
@@ -207,14 +261,21 @@ print("longer table:", longer.max_seq_len, "positions; same first 1024 rows:",
 rope.set_positions(None)
 
 # %% [markdown]
-# ## Exercise: the positions of a whole sequence
-# Given the context's source frame indices (frame 0, then chunks of 4 consecutive frames), the number of
-# target latents (first + noisy) and the gap, return the temporal position of every latent frame of the
-# sequence `[context | target]`. The check compares with `v4s_lite.rope`.
+# ## Exercise: RoPE positions for non-contiguous chunks
+# Write `sequence_rope_positions(frame_indices, n_target_latents, gap)`: given the context's source frame
+# indices as the sampler returns them (scan frame 0, then chunks of 4 consecutive frames, spread over the scan),
+# return the temporal RoPE position of every latent frame of the sequence `[context | target]`: one position per
+# context latent (frame 0 alone, then one per chunk, each where it was filmed), then the target's latents (its
+# clean first frame and the noisy ones), which continue `gap` after the last context latent.
+#
+# The checker tries five layouts (contiguous, spread out, a chunk right after frame 0, a single chunk, gaps 1 to
+# 3) against `v4s_lite.rope`; numbering the chunks 0, 1, 2, ..., using frame indices instead of latent indices, or
+# ignoring `gap` each fail one of them. **While your function is a stub, the checker runs the hidden solution
+# (that is what CI runs).**
 
 # %%
 def sequence_rope_positions(frame_indices, n_target_latents, gap):
-    raise NotImplementedError  # your code here
+    raise NotImplementedError  # your code here: return a list of 1 + n_chunks + n_target_latents ints
 
 
 # %% jupyter={"source_hidden": true}
@@ -224,11 +285,9 @@ def solution(frame_indices, n_target_latents, gap):
 
 
 # %%
-from v4s_lite.exercises import check_exercise
+from v4s_lite.exercises import check_rope_positions
 
-args = (noncontig, n_target, 3)
-ok = check_exercise("sequence positions", sequence_rope_positions, solution,
-               reference=lambda: sequence_positions(context_positions(noncontig), n_target, gap=3), args=args)
+ok = check_rope_positions("sequence positions", sequence_rope_positions, solution)
 
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite

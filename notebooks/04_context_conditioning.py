@@ -142,17 +142,17 @@ colors = {"context": (0.12, 0.47, 0.71), "first": (0.17, 0.63, 0.17), "noisy": (
 grid = np.array([[colors[r] for r in layout.frame_roles]] * layout.tokens_per_frame)  # (tokens, frames, 3)
 grid = grid * (0.75 + 0.25 * (np.arange(layout.tokens_per_frame)[:, None, None] % 13 == 0))
 
-fig, axes = plt.subplots(2, layout.n_frames, figsize=(1.0 * layout.n_frames, 3.2),
+fig, axes = plt.subplots(2, layout.n_frames, figsize=(1.15 * layout.n_frames, 3.6), dpi=100,
                          gridspec_kw={"height_ratios": [1, 3]})
 for f in range(layout.n_frames):
     axes[0, f].imshow(thumbs[starts[f]])
-    axes[0, f].set_title(f"{layout.frame_roles[f]}\npos {positions[f]}", fontsize=7)
+    axes[0, f].set_title(f"{layout.frame_roles[f]}\npos {positions[f]}", fontsize=9)
     axes[1, f].imshow(grid[:, f:f + 1], aspect="auto")
-    axes[1, f].set_xlabel(f"t={float(ts[f * layout.tokens_per_frame]):.0f}", fontsize=7)
+    axes[1, f].set_xlabel(f"t={float(ts[f * layout.tokens_per_frame]):.0f}", fontsize=9)
     for ax in axes[:, f]:
         ax.set_xticks([]), ax.set_yticks([])
-axes[1, 0].set_ylabel(f"{layout.tokens_per_frame} tokens / frame", fontsize=7)
-fig.suptitle(f"{layout.n_tokens} tokens; loss on the orange ones", fontsize=9)
+axes[1, 0].set_ylabel(f"{layout.tokens_per_frame} tokens / frame", fontsize=9)
+fig.suptitle(f"{layout.n_tokens} tokens; loss on the orange ones", fontsize=10)
 plt.tight_layout()
 plt.show()
 

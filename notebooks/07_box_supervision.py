@@ -103,10 +103,10 @@ print("IoU with the drawn box on the box frames:", np.round(iou[-cfg.box_frames:
 print("frames without a box that got a box:", int(np.isfinite(found[:-cfg.box_frames]).any(1).sum()))
 
 # %%
-fig, ax = plt.subplots(1, 3, figsize=(8, 1.9))
-ax[0].imshow(video[-1]); ax[0].set_title("last box frame", fontsize=8)
-ax[1].imshow(redness(video[-1:])[0], cmap="magma", vmin=0, vmax=1); ax[1].set_title("redness", fontsize=8)
-ax[2].imshow(thin_red(video[-1:], 11)[0], cmap="magma", vmin=0, vmax=1); ax[2].set_title("thin red (top-hat)", fontsize=8)
+fig, ax = plt.subplots(1, 3, figsize=(9, 2.4), dpi=100)
+ax[0].imshow(video[-1]); ax[0].set_title("last box frame", fontsize=10)
+ax[1].imshow(redness(video[-1:])[0], cmap="magma", vmin=0, vmax=1); ax[1].set_title("redness", fontsize=10)
+ax[2].imshow(thin_red(video[-1:], 11)[0], cmap="magma", vmin=0, vmax=1); ax[2].set_title("thin red (top-hat)", fontsize=10)
 for a in ax:
     a.axis("off")
 fig.tight_layout()
@@ -152,14 +152,13 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
-from pathlib import Path
-
 from v4s_lite.checkpoints import load_model
 from v4s_lite.data import ClipDataset
+from v4s_lite.resources import shipped_model
 from v4s_lite.sample import sample_clip
 
-lite_dir = Path("../data/v4s-lite")
-if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
+lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
+if lite_dir is not None:
     lite_model, lite_codec, lite_text, _ = load_model(lite_dir)
     held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)
     for i in range(len(held_out)):
@@ -174,8 +173,7 @@ if (lite_dir / "config.json").exists() and (lite_dir / "clips").exists():
         print(f'"{ex["instruction"]}"  confidence {np.round(s.confidence[box_idx], 2).tolist()}\n'
               f'{"":{len(ex["instruction"]) + 2}s}  IoU with the target {np.round(iou, 2).tolist()}')
 else:
-    print("data/v4s-lite/ (the trained lite model and its clips) is missing from this checkout: "
-          "restore it with `git checkout -- data/v4s-lite`")
+    print("data/v4s-lite/ (the trained lite model and its clips) was not found: `shipped_model()` says how to get it")
 
 # %% [markdown]
 # ## Exercise: the line widths

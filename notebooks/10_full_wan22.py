@@ -73,12 +73,12 @@ for row in table:
           "  ".join(f"{g}: {'fits' if row[g] else '-'}" for g in budget.GPUS))
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 2.4), dpi=72)
+fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
 ax.barh([r["setting"] for r in table], [r["estimate_gib"] for r in table], color="tab:blue")
 for g, spec in budget.GPUS.items():
     if g != "A100 80 GB":
         ax.axvline(spec["memory_gib"], ls="--", c="gray")
-        ax.text(spec["memory_gib"], 2.45, g, fontsize=7, ha="right")
+        ax.text(spec["memory_gib"], 2.45, g, fontsize=9, ha="right")
 ax.set_xlabel("estimated peak GiB (compiled, LoRA r32)")
 plt.tight_layout()
 plt.show()
@@ -90,8 +90,10 @@ plt.show()
 # `budget.transformer_flops` (training = 3x forward) over the H100's 989 TFLOP/s.
 
 # %%
-res_path = Path("../results/bench_wan_h100.json")
-if res_path.exists():
+from v4s_lite.resources import results_file
+
+res_path = results_file("bench_wan_h100.json", must_exist=False)  # results/, found through the package
+if res_path is not None:
     res = json.loads(res_path.read_text())
     print(res["gpu"], "|", res["command"].replace("/root/out/", "results/"))
     for name, row in res["variants"].items():
@@ -102,7 +104,7 @@ if res_path.exists():
             print(f"{name:24s} failed: {row['error'][:40]}")
     for k, s in res["summary"].items():
         print(k, {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in s.items()})
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=72)
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     rows = [(n, r) for n, r in res["variants"].items() if "seconds" in r]
     ax.barh([n for n, _ in rows], [r["seconds"] for _, r in rows],
             color=["tab:orange" if r["kind"] == "train" else "tab:green" for _, r in rows])
@@ -111,7 +113,7 @@ if res_path.exists():
     plt.tight_layout()
     plt.show()
 else:
-    print("results/bench_wan_h100.json is in the course repository (a pip install does not ship it)")
+    print("results/bench_wan_h100.json was not found: `results_file('bench_wan_h100.json')` says how to get it")
 
 # %% [markdown]
 # ## 3. The pipeline, end to end

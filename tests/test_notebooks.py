@@ -33,7 +33,8 @@ def test_notebook_anatomy(path):
             # nbval 0.11 honours a marker only when it is the whole first line
             assert lines[0].strip() in ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP"), f"marker not alone on line 1: {lines[0]!r}"
             assert len(lines) > 1 and lines[1].startswith("# reason:"), "the line after an NBVAL marker says '# reason: ...'"
-    assert any("check_exercise(" in "".join(c["source"]) for c in code), "an exercise with an automatic check"
+    checkers = ("check_exercise(", "check_context_sampler(", "check_rope_positions(", "check_condition_dropout(")
+    assert any(k in "".join(c["source"]) for c in code for k in checkers), "an exercise with an automatic check"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,4 +1,4 @@
-"""Clips on disk: one folder a clip, two mp4 videos and a meta.json, read back with decord.
+"""Clips on disk: one folder a clip, two mp4 videos and a meta.json, read back with decord (or PyAV).
 
     clip_folder/
         context.mp4   the WHOLE context scan (clip_cfg.scan_frames frames); chunks are sampled at load time
@@ -70,23 +70,65 @@ def write_video(path, frames, fps: int) -> Path:
     return path
 
 
-def read_video(path, expected_frames: int | None = None) -> np.ndarray:
-    """Read every frame of a video with decord -> uint8 (N, H, W, 3); DataError if unreadable or short."""
-    import decord
+def _decord():
+    """decord when it is importable (it has wheels for Linux x86_64 and Windows only), else None."""
+    try:
+        import decord
+    except ImportError:
+        return None
+    return decord
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such video file. Regenerate the clip (v4s make-data) or see docs/DATA.md.")
+
+def _read_frames_decord(decord, path: Path) -> np.ndarray:
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         n = len(reader)
-        frames = reader.get_batch(list(range(n))).asnumpy() if n else np.zeros((0, 0, 0, 3), np.uint8)
+        return reader.get_batch(list(range(n))).asnumpy() if n else np.zeros((0, 0, 0, 3), np.uint8)
     except (RuntimeError, decord.DECORDError) as e:
         reason = str(e).strip().splitlines()[0][:200]
         raise DataError(
             f"{path}: decord cannot decode this video ({reason}); the file is corrupt or truncated "
             "(an interrupted copy or write?). Regenerate it with `v4s make-data` or copy it again."
         ) from None
+
+
+def _read_frames_pyav(path: Path) -> np.ndarray:
+    """The fallback where decord has no wheel (macOS, arm64): PyAV, converting to RGB with the same
+    BT.601 limited-range matrix and bilinear scaler that decord's ffmpeg uses (identical frames on our clips)."""
+    try:
+        import av
+    except ImportError:
+        raise V4SError("reading videos needs decord or PyAV, and neither is installed: `pip install av` "
+                       "(decord has wheels only for Linux x86_64 and Windows)") from None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"
+            frames = [f.to_ndarray(format="rgb24", interpolation="BILINEAR") for f in container.decode(stream)]
+    except (av.FFmpegError, IndexError) as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"{path}: PyAV cannot decode this video ({reason}); the file is corrupt or truncated "
+            "(an interrupted copy or write?). Regenerate it with `v4s make-data` or copy it again."
+        ) from None
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def video_backend() -> str:
+    """'decord' where it is installed, else 'pyav' (read_video's fallback)."""
+    return "decord" if _decord() is not None else "pyav"
+
+
+def read_video(path, expected_frames: int | None = None) -> np.ndarray:
+    """Read every frame of a video -> uint8 (N, H, W, 3); DataError if unreadable or short.
+
+    Reads with decord where it is installed, else with PyAV (the same frames on the course's clips)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such video file. Regenerate the clip (v4s make-data) or see docs/DATA.md.")
+    decord = _decord()
+    frames = _read_frames_decord(decord, path) if decord is not None else _read_frames_pyav(path)
+    n = len(frames)
     if n == 0:
         raise DataError(f"{path}: the video has no frames; regenerate it.")
     if expected_frames is not None and n != expected_frames:

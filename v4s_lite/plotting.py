@@ -1,6 +1,7 @@
 """Shared figures for the notebooks: inline videos, frame strips with boxes, a top-down room map.
 
-Figures are small on purpose: notebooks are committed with their outputs and must stay under 2 MB.
+Figures are small on purpose (notebooks are committed with their outputs and must stay under 2 MB) but readable:
+DPI and text of at least 9 pt (FONT).
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import tempfile
 import numpy as np
 
 from .utils import V4SError
+
+DPI = 100  # every figure made here; Colab and old matplotlib-inline default to 72
+FONT = 9    # the smallest text, in points
 
 
 def _frames(frames) -> np.ndarray:
@@ -51,14 +55,16 @@ def show_video(frames, fps: int = 8, width: int | None = None, crf: int = 23):
     return HTML(video_html(frames, fps, width, crf))
 
 
-def _box_patch(ax, box, color, lw=1.2, label=None):
+def _box_patch(ax, box, color, lw=1.2, label=None, slot=0):
     from matplotlib.patches import Rectangle
 
     x0, y0, x1, y1 = box
     # pixel (i, j) spans [i, i+1): imshow draws pixel centres at integers, so shift by -0.5
     ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=color, lw=lw))
-    if label:
-        ax.text(x0 - 0.5, y0 - 1, label, color=color, fontsize=6, va="bottom")
+    if label:  # inside the box, the first label at its top, the next at its bottom: no overlap with the title
+        top = slot % 2 == 0
+        ax.text(x0, y0 if top else y1 - 1, label, color=color, fontsize=FONT, va="top" if top else "bottom",
+                ha="left", clip_on=True, bbox=dict(fc="black", alpha=0.45, pad=0.5, lw=0))
 
 
 def frame_strip(frames, indices=None, n: int = 8, boxes=None, labels=None, titles=None, box_color="cyan",
@@ -74,17 +80,18 @@ def frame_strip(frames, indices=None, n: int = 8, boxes=None, labels=None, title
     f = _frames(frames)
     idx = list(indices) if indices is not None else np.linspace(0, len(f) - 1, min(n, len(f))).round().astype(int).tolist()
     h, w = f.shape[1:3]
-    fig, axes = plt.subplots(1, len(idx), figsize=(scale * len(idx) * w / max(h, w) * 1.2, scale), squeeze=False)
+    fig, axes = plt.subplots(1, len(idx), figsize=(scale * len(idx) * w / max(h, w) * 1.2, scale), squeeze=False,
+                             dpi=DPI)
     for k, (ax, i) in enumerate(zip(axes[0], idx)):
         ax.imshow(f[i], interpolation="nearest")
         ax.set_axis_off()
-        ax.set_title(titles[k] if titles is not None else f"frame {i}", fontsize=7)
+        ax.set_title(titles[k] if titles is not None else f"frame {i}", fontsize=FONT)
         if boxes is not None:
             b = np.asarray(boxes[i], float).reshape(-1, 4)
             for j, bb in enumerate(b):
                 if not np.isnan(bb).any():
                     color = box_color[j] if isinstance(box_color, (list, tuple)) else box_color
-                    _box_patch(ax, bb, color, label=None if labels is None else labels[j])
+                    _box_patch(ax, bb, color, label=None if labels is None else labels[j], slot=j)
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -100,8 +107,10 @@ def generation_figure(context, generated, instruction: str, boxes=None, truth=No
     if truth is not None:
         rows.append(("ground truth", _frames(truth), None))
     h, w = rows[0][1].shape[1:3]
-    fig, axes = plt.subplots(len(rows), n, figsize=(scale * n * w / max(h, w) * 1.05, scale * len(rows) * 0.85),
-                             squeeze=False)
+    panel = scale * w / max(h, w) * 1.05  # inches per frame; each row adds room for its title
+    fig, axes = plt.subplots(len(rows), n, figsize=(panel * n, len(rows) * (panel * h / w + 0.3)),
+                             squeeze=False, dpi=DPI, gridspec_kw=dict(wspace=0.04, hspace=0.0),
+                             subplot_kw=dict(anchor="S"))
     for r, (title, f, b) in enumerate(rows):
         idx = np.linspace(0, len(f) - 1, n).round().astype(int)
         for ax, i in zip(axes[r], idx):
@@ -109,8 +118,11 @@ def generation_figure(context, generated, instruction: str, boxes=None, truth=No
             ax.set_axis_off()
             if b is not None and not np.isnan(b[i]).any():
                 _box_patch(ax, np.asarray(b[i], float) + np.array([-1, -1, 1, 1]), "cyan", lw=0.8)
-        axes[r, 0].set_title(title, loc="left", fontsize=8)
-    fig.tight_layout(pad=0.3)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.28 / fig.get_figheight())
+    for r, (title, _, _) in enumerate(rows):  # each row's title just above its first frame, left-aligned
+        axes[r, 0].apply_aspect()
+        box = axes[r, 0].get_position()
+        fig.text(box.x0, box.y1 + 0.03 / fig.get_figheight(), title, fontsize=FONT + 1, va="bottom", ha="left")
     return fig
 
 
@@ -127,13 +139,13 @@ def topdown_map(scene, trajectories=None, target_id=None, ax=None, every: int = 
 
     W, D, _ = scene.room
     if ax is None:
-        _, ax = plt.subplots(figsize=(size, size * D / W + 0.3))
+        _, ax = plt.subplots(figsize=(size, size * D / W + 0.3), dpi=DPI)
     ax.add_patch(Rectangle((0, 0), W, D, fill=False, ec="k", lw=1.5))
     for o in scene.objects:
         lo, hi = o.aabb
         lw = 2.5 if o.id == target_id else 0.8
         ax.add_patch(Rectangle(lo[:2], *(hi - lo)[:2], fc=PALETTE[o.color], ec="k", lw=lw, alpha=0.9))
-        ax.text(*o.center[:2], f"{o.id}", ha="center", va="center", fontsize=7,
+        ax.text(*o.center[:2], f"{o.id}", ha="center", va="center", fontsize=FONT,
                 color="w" if sum(PALETTE[o.color]) < 1.4 else "k")
     if trajectories is not None:
         if not isinstance(trajectories, dict):
@@ -146,7 +158,7 @@ def topdown_map(scene, trajectories=None, target_id=None, ax=None, every: int = 
             s = slice(None, None, every)
             ax.quiver(p[s, 0], p[s, 1], fwd[s, 0], fwd[s, 1], color=col, angles="xy", scale_units="xy",
                       scale=2.5, width=0.006)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(trajectories), frameon=False)
+        ax.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(trajectories), frameon=False)
     ax.set_xlim(-0.2, W + 0.2)
     ax.set_ylim(-0.2, D + 0.2)
     ax.set_aspect("equal")
