@@ -42,13 +42,12 @@ import torch
 from v4s_lite.bbox import detect_red_box
 from v4s_lite.cfg import MODES, combine, drop_conditions
 from v4s_lite.checkpoints import load_model
-from v4s_lite.codec import video_to_frames
-from v4s_lite.codec import build_codecs
-from v4s_lite.config import QUICK
-from v4s_lite.config import load_config
+from v4s_lite.codec import build_codecs, video_to_frames
+from v4s_lite.config import QUICK, load_config
 from v4s_lite.data import make_dataset
 from v4s_lite.exercises import check_exercise
 from v4s_lite.model import build_model
+from v4s_lite.resources import course_file, shipped_model
 from v4s_lite.rope import context_positions
 from v4s_lite.sample import generate
 from v4s_lite.train import encode_clips, read_log, train
@@ -120,21 +119,21 @@ _ = check_exercise("joint CFG", my_joint_cfg, solution_joint_cfg,
 # %% [markdown]
 # ## A model to guide
 # Guidance only makes sense on a model trained with condition dropout. We use the course's trained lite model
-# (`data/v4s-lite/`, trained with 10% dropout of each condition); in a checkout without it we train notebook 05's
+# (`data/v4s-lite/`, trained dropping the instruction alone, the context alone or both, 10% each: each condition is missing 20% of the time, the course's choice; the paper does not publish its rates); in a checkout without it we train notebook 05's
 # small model for a few seconds on two rooms instead. The rooms here are quick-size and the samples are blurry:
 # watch *how the modes differ*, not the picture quality.
 
 # %%
 work = Path(tempfile.mkdtemp(prefix="v4s06_"))
 make_dataset(work / "data", "grounding", n_scenes, seed=seed, clip_cfg=QUICK, progress=False)
-cfg = load_config("../configs/quick.yaml", data_root=str(work / "data"), out_dir=str(work / "run"), seed=seed,
+cfg = load_config(course_file("configs/quick.yaml"), data_root=str(work / "data"), out_dir=str(work / "run"), seed=seed,
                   steps=train_steps, checkpoint_every=train_steps, progress=False, device=str(dev))
 codec, text_encoder = build_codecs(cfg)
 items = encode_clips(dataclasses.replace(cfg, context_views=1), codec, text_encoder)
 null_text = text_encoder.encode([""])[0]
-lite_dir = Path("../data/v4s-lite")
-ckpts = sorted(lite_dir.glob("step_*")) if lite_dir.exists() else []
-if ckpts or (lite_dir / "config.json").exists():
+lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
+ckpts = sorted(lite_dir.glob("step_*")) if lite_dir is not None else []
+if ckpts or (lite_dir is not None and (lite_dir / "config.json").exists()):
     model, *_ = load_model(ckpts[-1] if ckpts else lite_dir, device=dev)
     print(f"using the trained lite model from {lite_dir}")
 else:

@@ -368,7 +368,8 @@ CALIBRATION = {
 
 def calibration_videos(meta: dict, codec=None, seed: int = 0) -> dict:
     """{variant: frames} for a grounding clip (CALIBRATION names the verdict each must get). `codec` (default the
-    lite codec) makes the codec row, the ceiling a lite model can reach."""
+    lite codec) makes the codec row, the ceiling a lite model can reach. A clip whose final view shows no other
+    object has no "wrong box" video."""
     from .codec import LiteCodec
     from .config import ClipConfig
 
@@ -382,13 +383,17 @@ def calibration_videos(meta: dict, codec=None, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     v = {"ground truth": gt, "ground truth through the codec": codec_round_trip(gt, codec or LiteCodec()),
          "walk to another object": approach_video(meta, int(rng.choice(others)), seed),
-         "wrong box": wrong_box_video(meta, plain)[0],
+         "wrong box": None,
          "frozen first frame": corrupt(gt, "freeze"),
          "still final view": np.repeat(gt[-1:], len(gt), 0),
          "held scan frame": held_scan_frame_video(meta),
          "shuffled frames": corrupt(gt, "shuffle", seed),
          "noise": corrupt(gt, "noise", seed),
          "box around the border": bbox_frames(plain, np.array([0.0, 0.0, w, h]), n_box)}
+    try:
+        v["wrong box"] = wrong_box_video(meta, plain)[0]
+    except V4SError:  # the final view shows no other object to box: this clip has no wrong-box video
+        del v["wrong box"]
     return v
 
 

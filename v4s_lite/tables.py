@@ -110,7 +110,7 @@ def _task(args):
     if key not in _MODELS:
         _MODELS[key] = load_model(path, device=device)
     model, codec, text_encoder, cfg = _MODELS[key]
-    clip_cfg = get_clip_config(cfg.clip)
+    clip_cfg = get_clip_config(cfg.clip if cfg is not None else "lite")  # a plain saved model: the lite clips
     chunks = spec.get("chunks", clip_cfg.context_chunks)
     ds = ClipDataset(folder.parent, clip_cfg.with_(context_chunks=chunks), sampling=spec.get("sampling", "noncontiguous"),
                      seed=seed)
@@ -133,6 +133,30 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
             for k in keys:
                 out[f"{name}: {k}"] = paired_difference(conds[a]["per_clip"], conds[b]["per_clip"], k)
     return out
+
+
+def rejudge(res: dict, judge=None) -> dict:
+    """A results file's verdicts (walk, IF, IF@0.2, ...) recomputed from its stored per-clip numbers with `judge`
+    (default: the current `evaluate.JUDGE`), then its summaries and paired rows: thresholds change without
+    generating or scoring anything again. Returns the updated results."""
+    from .evaluate import JUDGE, apply_judge
+    from .statistics import repeated_sampling, summarize
+
+    judge = judge or JUDGE
+    for name, c in res["conditions"].items():
+        for m in c["per_clip"].values():
+            if "first_psnr" in m:  # written by this judge (older files lack the walk numbers)
+                apply_judge(m, judge)
+        c["summary"] = summarize(c["per_clip"])
+    for name, t in res.get("tries", {}).items():
+        for ms in t["per_try"].values():
+            for m in ms:
+                if "first_psnr" in m:
+                    apply_judge(m, judge)
+        res["tries"][name] = {**repeated_sampling(t["per_try"]), "per_try": t["per_try"]}
+    res["paired"] = paired(res)
+    res["judge"] = repr(judge)
+    return res
 
 
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
@@ -193,6 +217,9 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
             res["tries"][name] = {**repeated_sampling(clips),
                                   "per_try": {k: [jsonable(m) for m in ms] for k, ms in clips.items()}}
     res["paired"] = paired(res)
+    from .evaluate import JUDGE
+
+    res["judge"] = repr(JUDGE)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
     print(f"{done} of {len(tasks)} tasks in {res['seconds']} s -> {out}")
@@ -210,8 +237,10 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
 def add_cli(subparsers) -> None:
     p = subparsers.add_parser("tables", help="the paper's tables at lite scale: every condition on one evaluation set",
                               description="Generate and score every condition of the paper's tables (notebook 09).")
-    p.add_argument("--runs", required=True, help="training runs: RUNS/lite (the shipped run) and the ablation runs beside it")
-    p.add_argument("--data", required=True, help="one evaluation set: a folder with id/, ood/ and nav/ (e.g. data/lite/val)")
+    p.add_argument("--runs", help="training runs: RUNS/lite (the shipped run) and the ablation runs beside it")
+    p.add_argument("--data", help="one evaluation set: a folder with id/, ood/ and nav/ (e.g. data/lite/val)")
+    p.add_argument("--rejudge", action="store_true", help="recompute the verdicts of the results file --out with "
+                   "the current judge's thresholds (evaluate.Judge), from its stored numbers; nothing is generated")
     p.add_argument("--out", required=True, help="the results file, e.g. results/lite_tables.json")
     p.add_argument("--main", default="lite", help="the shipped run's folder name under --runs (default lite)")
     p.add_argument("--tries", type=int, default=1, help="repeated sampling: tries per clip of the full row")
@@ -229,6 +258,17 @@ def _cli(args) -> int:
 
     from .utils import get_device
 
+    if args.rejudge:
+        out = Path(args.out)
+        if not out.exists():
+            raise V4SError(f"--rejudge: {out} does not exist; give the results file to update as --out")
+        res = rejudge(json.loads(out.read_text()))
+        res["command"] += " && " + shlex.join(["v4s", *getattr(args, "argv", [])])
+        out.write_text(json.dumps(res, indent=1, default=float))
+        print(f"re-judged {out} with {res['judge']}")
+        return 0
+    if not args.runs or not args.data:
+        raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
                  args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]))
     return 0
