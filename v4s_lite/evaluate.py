@@ -59,12 +59,17 @@ class Judge:
     start_m: float = 1.0
     start_deg: float = 30.0
     # no teleport: a walk moves ~0.3 m a frame; the lite codec shows one picture per 4 frames, so its jumps are
-    # ~4 steps (up to ~2 m on the longest walks). A shuffled video jumps across the room.
+    # ~4 steps (up to 2.1 m on the validation rooms' longest walks). A shuffled video jumps across the room (1.9-3.0
+    # m on the same rooms: this check catches the longer half, and a short walk's shuffled frames are all near each
+    # other: a known leak, tests/test_evaluate.py). Turning is not
+    # teleporting: a camera may turn on the spot, and the codec's 4-frame steps turn up to ~150 degrees, so
+    # jump_deg (measured, reported) has no threshold (180).
     jump_m: float = 2.5
-    jump_deg: float = 100.0
+    jump_deg: float = 180.0
     # fits the room: the largest per-frame residual (mean absolute difference in [0, 1] of the best render, renders
-    # through the same codec as the video). Ground truth stays under ~0.06; noise is ~0.3.
-    residual_max: float = 0.09
+    # through the same codec as the video). On the validation rooms ground truth stays under 0.065, through the
+    # codec under 0.08, and noise is 0.125-0.13: the gate sits between.
+    residual_max: float = 0.1
     # prominent: the target covers at least 1% of the final view (a speck in a corner is not "looking at it")
     prominent: float = 0.01
     # the box is on the target: IoU of the drawn box with the target's box at the estimated final pose
