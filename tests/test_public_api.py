@@ -6,9 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # notebook -> why it may still use private helpers. The test fails once an entry is no longer needed.
-ALLOWED = {
-    "08_evaluation.py": "being rewritten (issue 12)",  # est._prepare, est._render, E._blur, E._pose_params
-}
+ALLOWED = {}  # notebook -> why it may still reach into a private name (none left)
 
 
 def private_uses(path: Path) -> list[str]:

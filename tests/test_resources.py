@@ -54,8 +54,6 @@ def test_one_repository_url_in_every_notebook():
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_no_relative_paths_into_the_repository(src):
-    if src.name[:2] in ("06", "08", "09"):
-        pytest.xfail("06, 08 and 09 are being rewritten on another branch; they move to v4s_lite.resources there")
     code = "\n".join(c.source for c in jupytext.read(src).cells if c.cell_type == "code")
     assert not re.search(r"""["']\.\./""", code), f"{src.name} reads a '../' path: use v4s_lite.resources"
 
