@@ -135,7 +135,7 @@ lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the p
 ckpts = sorted(lite_dir.glob("step_*")) if lite_dir is not None else []
 if ckpts or (lite_dir is not None and (lite_dir / "config.json").exists()):
     model, *_ = load_model(ckpts[-1] if ckpts else lite_dir, device=dev)
-    print(f"using the trained lite model from {lite_dir}")
+    print("using the trained lite model (data/v4s-lite)")  # not its absolute path: that differs per machine
 else:
     print("data/v4s-lite/ is missing from this checkout (restore it with `git checkout -- data/v4s-lite`): "
           "training a stand-in here")
