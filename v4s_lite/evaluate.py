@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from .bbox import bbox_frames, box_iou, detect_red_box, red_box_mask
 from .poses import PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_params, to_tensor
+from .scene import Scene
 from .statistics import METRIC_KEYS, markdown_table, summarize
 from .utils import V4SError
 
@@ -204,7 +205,6 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
     from .config import ClipConfig
     from .data import validate_meta
     from .render import boxes_from_instance, render
-    from .scene import Scene
 
     arrays = validate_meta(meta)
     if meta.get("scene") is None:
@@ -276,7 +276,6 @@ def ground_truth_video(meta: dict, with_box: bool = True, antialias: int = 2) ->
     from .config import ClipConfig
     from .data import validate_meta
     from .render import render
-    from .scene import Scene
 
     arrays = validate_meta(meta)
     frames = render(Scene.from_dict(meta["scene"]), arrays["target_c2w"], arrays["K"], meta["width"], meta["height"],
@@ -291,7 +290,6 @@ def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
     """A perfect video for another instruction: the approach to `object_id`, boxed (for IF near 0 on this clip)."""
     from .config import ClipConfig
     from .render import boxes_from_instance, render
-    from .scene import Scene
     from .trajectories import approach_trajectory
 
     scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
@@ -351,7 +349,6 @@ def held_scan_frame_video(meta: dict) -> np.ndarray:
     from .config import ClipConfig
     from .data import validate_meta
     from .render import boxes_from_instance, render
-    from .scene import Scene
 
     arrays = validate_meta(meta)
     scene, n_box = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"]).box_frames
@@ -384,7 +381,7 @@ def calibration_videos(meta: dict, codec=None, seed: int = 0) -> dict:
     gt = ground_truth_video(meta)
     plain = ground_truth_video(meta, with_box=False)
     h, w = gt.shape[1:3]
-    others = [o.id for o in _scene(meta).objects if o.id != meta["target_id"]]
+    others = [o.id for o in Scene.from_dict(meta["scene"]).objects if o.id != meta["target_id"]]
     rng = np.random.default_rng(seed)
     v = {"ground truth": gt, "ground truth through the codec": codec_round_trip(gt, codec or LiteCodec()),
          "walk to another object": approach_video(meta, int(rng.choice(others)), seed),
@@ -400,12 +397,6 @@ def calibration_videos(meta: dict, codec=None, seed: int = 0) -> dict:
     except V4SError:  # the final view shows no other object to box: this clip has no wrong-box video
         del v["wrong box"]
     return v
-
-
-def _scene(meta):
-    from .scene import Scene
-
-    return Scene.from_dict(meta["scene"])
 
 
 def jsonable(m: dict) -> dict:
@@ -441,8 +432,6 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
         frames = read_video(video, expected_frames=len(meta["target"]["frame_indices"]))
         key = json.dumps(meta["scene"], sort_keys=True)  # clips of one room share the render library
         if key not in estimators:
-            from .scene import Scene
-
             estimators = {key: PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"],
                                              degrade=codec, device=device)}
         m = score_clip(meta, frames, estimators[key], lpips=status)
@@ -476,7 +465,6 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
     import matplotlib.pyplot as plt
 
     from .plotting import topdown_map
-    from .scene import Scene
 
     scene = Scene.from_dict(meta["scene"])
     fig, ax = plt.subplots(1, 3, figsize=(9, 2.6), gridspec_kw={"width_ratios": [1.6, 1.6, 1.2]})

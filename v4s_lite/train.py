@@ -22,6 +22,7 @@ with B/N samples each compute the same update as one process with B samples.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import signal
@@ -81,9 +82,14 @@ def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[i
     out = []
     for pos in range(start, start + batch_size):
         epoch, i = divmod(pos, n_items)
-        perm = np.random.default_rng([seed, epoch]).permutation(n_items)
-        out.append(int(perm[i]))
+        out.append(int(_epoch_permutation(n_items, seed, epoch)[i]))
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(n_items: int, seed: int, epoch: int) -> np.ndarray:
+    """One epoch's order, drawn once: a batch reads 64 positions of it, a step at most two epochs."""
+    return np.random.default_rng([seed, epoch]).permutation(n_items)
 
 
 def count_parameters(model, trainable_only=False) -> int:
@@ -240,18 +246,10 @@ class DeviceBatches:
         # positions stay on the host: the model turns them into RoPE tables there (rope.ContextRoPE)
         self.positions = torch.stack([torch.as_tensor(context_positions(torch.as_tensor(it["context_frame_indices"])
                                                                         .tolist())) for it in items])
-        self._perms = {}
 
     def indices(self, step: int) -> torch.Tensor:
-        """The global batch's clip indices: the same seeded epoch permutations as batch_indices."""
-        b = self.cfg.batch_size
-        out = []
-        for pos in range(step * b, (step + 1) * b):
-            epoch, i = divmod(pos, self.n)
-            if epoch not in self._perms:
-                self._perms = {epoch: np.random.default_rng([self.cfg.seed, epoch]).permutation(self.n)}
-            out.append(int(self._perms[epoch][i]))
-        return torch.as_tensor(out)
+        """The global batch's clip indices (batch_indices: the same seeded epoch order as the host path)."""
+        return torch.as_tensor(batch_indices(self.n, self.cfg.batch_size, step, self.cfg.seed))
 
     def __call__(self, step: int) -> dict:
         from .cfg import drop_conditions
