@@ -10,15 +10,20 @@ def test_every_command_is_registered():
     assert not missing, f"v4s lacks commands {sorted(missing)}: their module's add_cli is missing"
 
 
-def test_v4s_train_hands_a_wan_config_to_the_full_model_path(monkeypatch):
-    """`v4s train configs/wan22_ti2v_5b.yaml` is the Wan2.2 LoRA path (v4s_lite.full), a lite config is not."""
-    from v4s_lite import full
+def test_v4s_train_and_wan_train_read_one_config_story(monkeypatch):
+    """`v4s train` and `v4s wan-train` both run train() on the same TrainConfig; a `wan:` section selects the
+    5B factories, `--set wan.x=...` overrides one of its fields."""
+    from v4s_lite import train as train_module
     from v4s_lite.cli import main
 
     seen = []
-    monkeypatch.setattr(full, "_cli_train", lambda args: seen.append(args.config) or 0)
-    assert main(["train", "configs/wan22_ti2v_5b.yaml", "--set", "steps=1"]) == 0
-    assert seen == ["configs/wan22_ti2v_5b.yaml"]
+    monkeypatch.setattr(train_module, "train", lambda cfg, resume=None: seen.append(cfg) or "run")
+    assert main(["wan-train", "configs/wan22_ti2v_5b_24gb.yaml", "--set", "steps=1",
+                 "--set", "wan.checkpointing=4"]) == 0
+    cfg = seen[-1]
+    assert cfg.steps == 1 and cfg.wan.checkpointing == 4 and cfg.model == "v4s_lite.full:wan_model"
+    assert cfg.codec == "v4s_lite.full:wan_vae" and cfg.text_encoder == "v4s_lite.full:wan_text_encoder"
+    assert main(["wan-train", "configs/quick.yaml"]) == 2  # a lite config has no `wan:` section: a clear error
 
 
 def test_readme_commands_parse():

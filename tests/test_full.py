@@ -186,17 +186,38 @@ def test_oom_becomes_advice():
 
 def test_wan_configs_and_memory_cli(capsys, tmp_path):
     from v4s_lite.cli import main
+    from v4s_lite.config import WanConfig, load_config
 
     for name, gpu in (("wan22_ti2v_5b.yaml", "A100 40 GB"), ("wan22_ti2v_5b_24gb.yaml", "L4 24 GB")):
-        cfg, wan = full.read_wan_config(ROOT / "configs" / name)
-        assert cfg.lora_rank == 32 and cfg.clip_config.context_frames == 337 and cfg.clip_config.target_frames == 181
-        est, _ = full.memory_report(cfg, wan)
-        assert est.total_gib < GPUS[gpu]["memory_gib"], name  # each config fits the GPU it is for
+        cfg = load_config(ROOT / "configs" / name)
+        assert isinstance(cfg.wan, WanConfig) and cfg.lora_rank == 32
+        # the paper's training shape: 169 context frames; sampling uses the inference preset (337)
+        assert cfg.clip == "paper_train" and cfg.clip_config.context_frames == 169
+        assert cfg.clip_config.target_frames == 181
+        est, _ = full.memory_report(cfg)
+        assert est.total_gib < GPUS[gpu]["memory_gib"] * 0.92, name  # each config fits the GPU it is for
     assert main(["wan-memory", str(ROOT / "configs/wan22_ti2v_5b_24gb.yaml")]) == 0
     assert "GiB" in capsys.readouterr().out
     (tmp_path / "c.yaml").write_text("wan:\n  compiler: true\n")
     with pytest.raises(V4SError, match="unknown `wan:`"):
-        full.read_wan_config(tmp_path / "c.yaml")
+        load_config(tmp_path / "c.yaml")
+    for bad, match in (("init_from: x\nwan: {}\n", "wan.source"), ("compile: true\nwan: {}\n", "wan.compile"),
+                       ("wan: {checkpointing: some}\n", "checkpointing"), ("wan: {text_encoder: t5}\n", "umt5")):
+        (tmp_path / "c.yaml").write_text(bad)
+        with pytest.raises(V4SError, match=match):
+            load_config(tmp_path / "c.yaml")
+
+
+def test_wan_config_round_trips_through_a_checkpoint(tmp_path):
+    """trainer_state.json holds the `wan:` section, so a run says where its base model came from."""
+    import dataclasses
+
+    from v4s_lite.config import TrainConfig, load_config
+
+    cfg = load_config(ROOT / "configs/wan22_ti2v_5b.yaml", **{"wan.source": "/models/wan", "wan.checkpointing": 6})
+    again = TrainConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))
+    assert again == cfg and again.wan.source == "/models/wan" and again.wan.checkpointing == 6
+
 
 def test_benchmark_script_runs_on_cpu(tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -212,26 +233,65 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
 
 @pytest.mark.slow
-def test_wan_train_end_to_end_on_tiny_pipeline(tmp_path, capsys):
-    """`v4s wan-train`'s path: clips -> cache (encoders freed) -> LoRA training -> checkpoint -> resume."""
-    from v4s_lite.config import ClipConfig
+def test_wan_path_end_to_end_on_a_tiny_wan22_folder(tmp_path, capsys):
+    """The instructor's path on a Wan2.2-shaped folder with UMT5 + tokenizer (random weights): --encode-only ->
+    train (cache filled once, encoders not loaded again) -> resume -> export -> stock WanPipeline loads the adapter
+    and computes what `load_model` rebuilds from the run folder alone -> `v4s sample` writes a video."""
+    from diffusers import WanPipeline
+
+    from v4s_lite.checkpoints import LORA_DIR, LORA_WEIGHTS, load_model, read_config
+    from v4s_lite.cli import main
+    from v4s_lite.config import ClipConfig, load_config
     from v4s_lite.data import make_dataset
     from v4s_lite.train import read_log
 
     clip = ClipConfig(width=64, height=64, scan_frames=33, context_chunks=2, target_chunks=2, box_frames=4)
     make_dataset(tmp_path / "data", "grounding", 2, seed=0, clip_cfg=clip, progress=False)
-    tiny_wan22_pipeline(seed=0).save_pretrained(tmp_path / "wan")
+    full.random_wan22_folder(tmp_path / "wan", size="tiny")
+    assert (tmp_path / "wan" / "tokenizer").is_dir() and (tmp_path / "wan" / "text_encoder").is_dir()
     over = dict(clip=clip, data_root=str(tmp_path / "data"), out_dir=str(tmp_path / "run"), steps=2, batch_size=1,
                 checkpoint_every=1, progress=False, device="cpu", mixed_precision="no", lora_rank=4, lora_alpha=4,
-                **{"wan.source": str(tmp_path / "wan"), "wan.text_encoder": "lite", "wan.checkpointing": 1})
-    cfg, wan = full.read_wan_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", **over)
-    run = full.wan_train(cfg, wan)
-    assert "memory estimate" in capsys.readouterr().out  # printed before training starts
-    manifest = run / "latent_cache" / "cache.json"
-    assert json.loads(manifest.read_text())["count"] == 2 and len(LatentCache(run / "latent_cache")) == 2
-    assert (run / "step_000002" / "transformer_lora").is_dir()
+                latent_cache=str(tmp_path / "cache"), context_attention="context_only",
+                **{"wan.source": str(tmp_path / "wan"), "wan.checkpointing": 1})
+    cfg = load_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", **over)
+    assert cfg.wan.text_encoder == "umt5"  # the real text-encoder path, through the offline tokenizer
+    yaml_path = tmp_path / "c.yaml"
+    import dataclasses, yaml
+    yaml_path.write_text(yaml.safe_dump({**dataclasses.asdict(cfg), "clip": clip.to_dict()}))
+    assert main(["train", str(yaml_path), "--encode-only"]) == 0
+    assert not (tmp_path / "run").exists()  # --encode-only encodes and trains nothing
+    manifest = next((tmp_path / "cache").glob("*/cache.json"))
+    assert json.loads(manifest.read_text())["count"] == 2
     stamp = manifest.stat().st_mtime_ns
-    cfg, wan = full.read_wan_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", **{**over, "steps": 3})
-    full.wan_train(cfg, wan, resume=True)
+
+    run = full.wan_train(cfg)
+    assert "memory estimate" in capsys.readouterr().out  # printed before training starts
     assert manifest.stat().st_mtime_ns == stamp  # the cache is reused, the encoders are not loaded again
+    assert (run / "step_000002" / LORA_DIR / LORA_WEIGHTS).exists()
+    full.wan_train(dataclasses.replace(cfg, steps=3), resume=True)
     assert [r["step"] for r in read_log(run)] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in read_log(run))
+    saved = read_config(run / "step_000003")
+    assert saved.wan == cfg.wan and saved.context_attention == "context_only"
+
+    # the run folder alone rebuilds model, VAE codec and UMT5 encoder
+    model, codec, text, _ = load_model(run / "step_000003")
+    assert model.context_attention == "context_only" and type(codec).__name__ == "WanVAECodec"
+    assert type(text).__name__ == "UMT5TextEncoder"
+    # export -> stock pipeline, and the checkpoint's own adapter folder loads in stock diffusers too
+    assert main(["export", str(run), "--out", str(tmp_path / "lora")]) == 0
+    x = torch.randn(1, 48, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    ts, emb = torch.full((1, 3), 500.0), torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(1))
+    model.transformer.rope.set_positions(None)
+    with torch.no_grad():
+        ours = model.transformer(x, ts, emb, return_dict=False)[0]
+        for folder in (tmp_path / "lora", run / "step_000003" / LORA_DIR):
+            pipe = WanPipeline.from_pretrained(str(tmp_path / "wan"))
+            base = pipe.transformer(x, ts, emb, return_dict=False)[0]
+            pipe.load_lora_weights(str(folder))
+            theirs = pipe.transformer(x, ts, emb, return_dict=False)[0]
+            torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+    assert (ours - base).abs().max() > 1e-6, "the trained adapter changes the model"
+    # sampling from the run folder: a video with the detected boxes
+    assert main(["sample", str(run / "step_000003"), "--clip", str(next((tmp_path / "data").glob("grounding_*"))),
+                 "--out", str(tmp_path / "samples"), "--steps", "2", "--device", "cpu"]) == 0
+    assert len(list((tmp_path / "samples").glob("*.mp4"))) == 1

@@ -21,7 +21,7 @@ class ContextCache:
         "masked"  one sequence [context | target]: the reference, and how such a model is trained
         "fill"    the input is the context alone: run it once, keep every layer's k, v
         "reuse"   the input is the target alone: its queries attend to [kept context k, v | own k, v]
-    Only the first `n_context_tokens` tokens count as context in "masked" mode. Each denoising step then
+    Only the first `n_context_tokens` tokens count as context in "masked" mode (0: plain attention). Each denoising step then
     costs the target tokens' share of the projections and of the attention (about half, at the paper's shape).
     """
 
@@ -83,9 +83,10 @@ class _ContextAttnProcessor:
         mode = self.cache.mode
         if mode == "masked":
             n = self.cache.n_context_tokens
-            if not 0 < n <= q.shape[1]:
-                raise V4SError(f"ContextCache.n_context_tokens={n} must be in 1..{q.shape[1]} (the sequence length)")
-            out = torch.cat([attend(q[:, :n], k[:, :n], v[:, :n]), attend(q[:, n:], k, v)], dim=1)
+            if not 0 <= n <= q.shape[1]:
+                raise V4SError(f"ContextCache.n_context_tokens={n} must be in 0..{q.shape[1]} (the sequence length)")
+            out = (attend(q, k, v) if n == 0  # no context: every token attends to every token
+                   else torch.cat([attend(q[:, :n], k[:, :n], v[:, :n]), attend(q[:, n:], k, v)], dim=1))
         elif mode == "fill":
             self.kv = (k, v)
             out = attend(q, k, v)

@@ -2,7 +2,8 @@
 
     run_dir/config.yaml, loss.jsonl, loss.png            (train.py)
     run_dir/step_XXXXXX/transformer/                     V4SModel.save_pretrained (full weights), or
-                        transformer_lora/                peft's LoRA state dict in diffusers' file name
+                        transformer_lora/                the LoRA adapter as WanPipeline.save_lora_weights writes it,
+                                                         so `WanPipeline.load_lora_weights(that folder)` loads it
                         transformer_ema/                 the EMA weights, same layout
                         training_state.pt                optimizer, lr scheduler, EMA, torch RNG
                         trainer_state.json               step and the TrainConfig (asdict)
@@ -12,6 +13,8 @@
     list_checkpoints, latest_checkpoint, nearest_checkpoint
     read_config          the TrainConfig a checkpoint was trained with
     load_model           (model, codec, text_encoder, cfg) for sampling, full or LoRA weights, EMA by default
+    save_lora            a transformer's adapter in diffusers' pipeline LoRA format (checkpoints and `v4s export`)
+    export               one checkpoint's weights as diffusers loads them: `v4s export STEP_DIR --out DIR`
 """
 from __future__ import annotations
 
@@ -37,6 +40,49 @@ def _is_lora(transformer) -> bool:
     return bool(getattr(transformer, "peft_config", None))
 
 
+# ---------------------------------------------------------------------------------------------------- LoRA
+PREFIX = "transformer."  # diffusers' pipeline LoRA files name the transformer's keys "transformer.<module>..."
+
+
+def save_lora(transformer, folder, adapter_name: str = "default") -> Path:
+    """The adapter as `WanPipeline.save_lora_weights` writes it (peft's state dict under the "transformer."
+    prefix): `WanPipeline.load_lora_weights(folder)` and `transformer.load_lora_adapter(folder, prefix="transformer")`
+    load it. Checkpoints use it, so a checkpoint's adapter folder is already what diffusers loads."""
+    from diffusers import WanPipeline
+    from peft.utils import get_peft_model_state_dict
+
+    transformer = getattr(transformer, "transformer", transformer)  # a V4SModel or the bare diffusers model
+    if not _is_lora(transformer) or adapter_name not in transformer.peft_config:
+        raise V4SError(f"the transformer carries no LoRA adapter named {adapter_name!r}: train one first "
+                       f"(v4s train with lora_rank > 0) or add one with model.add_lora(model, cfg)")
+    state = get_peft_model_state_dict(transformer, adapter_name=adapter_name)
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    folder = Path(folder)
+    WanPipeline.save_lora_weights(str(folder), transformer_lora_layers=state, weight_name=LORA_WEIGHTS,
+                                  safe_serialization=True)
+    return folder
+
+
+def _lora_state(folder) -> dict:
+    """The adapter file's tensors with peft's key names (the prefix dropped), for set_peft_model_state_dict."""
+    from safetensors.torch import load_file
+
+    state = load_file(Path(folder) / LORA_WEIGHTS)
+    return {k[len(PREFIX):] if k.startswith(PREFIX) else k: v for k, v in state.items()}
+
+
+def _load_lora_for_sampling(transformer, folder) -> None:
+    """Add the adapter through diffusers' own loader, and refuse (not silently skip) a file it does not fit."""
+    from safetensors.torch import load_file
+
+    keys = list(load_file(Path(folder) / LORA_WEIGHTS))
+    prefix = "transformer" if keys and all(k.startswith(PREFIX) for k in keys) else None  # runs saved before 12/02
+    transformer.load_lora_adapter(str(folder), prefix=prefix, weight_name=LORA_WEIGHTS)
+    if not _is_lora(transformer):
+        raise V4SError(f"{folder}: diffusers loaded no LoRA layer from {len(keys)} tensors (first key "
+                       f"{keys[:1]}); the adapter does not fit this base model (another lora_targets or model?)")
+
+
 def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None, ema=None,
                     cfg: TrainConfig | None = None) -> Path:
     """`run_dir/step_XXXXXX/`: transformer/ (diffusers save_pretrained; LoRA: transformer_lora/ via peft's
@@ -52,15 +98,14 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None
         raise TrainingDiverged(f"refusing to save step {step}: the weights hold NaN/inf")
     transformer = model.transformer
     if _is_lora(transformer):
-        transformer.save_lora_adapter(tmp / LORA_DIR, weight_name=LORA_WEIGHTS)  # peft's get_peft_model_state_dict
+        save_lora(transformer, tmp / LORA_DIR)
     else:
         model.save_pretrained(tmp / TRANSFORMER_DIR)  # diffusers' layout + V4SModel's small v4s_config.json
     if ema is not None:
         trainable = [p for p in model.parameters() if p.requires_grad]
         ema.store(trainable)
         ema.copy_to(trainable)
-        (transformer.save_lora_adapter(tmp / EMA_DIR, weight_name=LORA_WEIGHTS) if _is_lora(transformer)
-         else model.save_pretrained(tmp / EMA_DIR))
+        save_lora(transformer, tmp / EMA_DIR) if _is_lora(transformer) else model.save_pretrained(tmp / EMA_DIR)
         ema.restore(trainable)
     state = {"step": step, "torch_rng": torch.get_rng_state()}
     if optimizer is not None:
@@ -116,7 +161,10 @@ def load_checkpoint(path, model, optimizer=None, lr_scheduler=None, ema=None) ->
     if _is_lora(transformer):
         from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(transformer, load_file(path / LORA_DIR / LORA_WEIGHTS))
+        result = set_peft_model_state_dict(transformer, _lora_state(path / LORA_DIR))
+        if getattr(result, "unexpected_keys", None):
+            raise V4SError(f"checkpoint {path}: its adapter does not fit this model (unexpected "
+                           f"{result.unexpected_keys[:3]}); was it trained with other lora_targets?")
     else:
         files = sorted((path / TRANSFORMER_DIR).glob("*.safetensors"))
         state = {}
@@ -148,12 +196,12 @@ def load_model(path, ema: bool = True, device="cpu"):
                            "save checkpoints through train() or save_checkpoint(..., cfg=cfg)")
         if (path / LORA_DIR).exists():  # the base model as configured, then the adapter through diffusers
             model = build_model(dataclasses.replace(cfg, lora_rank=0))
-            adapter = path / (EMA_DIR if ema and (path / EMA_DIR).exists() else LORA_DIR)
-            model.transformer.load_lora_adapter(str(adapter), prefix=None, weight_name=LORA_WEIGHTS)
+            _load_lora_for_sampling(model.transformer, path / (EMA_DIR if ema and (path / EMA_DIR).exists() else LORA_DIR))
         else:
             model = V4SModel.from_pretrained(path / (EMA_DIR if ema and (path / EMA_DIR).exists() else TRANSFORMER_DIR))
             model.context_attention = cfg.context_attention  # trained that way, so sampled that way
-        codec, text_encoder = build_codecs(cfg)
+        # the codecs of the run (a Wan run: its VAE and text encoder from wan.source) on the sampling device
+        codec, text_encoder = build_codecs(dataclasses.replace(cfg, device=str(device)))
     elif (path / "config.json").exists():
         model, codec, text_encoder, cfg = V4SModel.from_pretrained(path), LiteCodec(), LiteTextEncoder(), None
     else:
@@ -162,3 +210,53 @@ def load_model(path, ema: bool = True, device="cpu"):
     if torch.device(device).type != "cpu":
         model = model.to(device)
     return model.eval(), codec, text_encoder, cfg
+
+
+# -------------------------------------------------------------------------------------------------- export
+def export(path, out, ema: bool = True) -> Path:
+    """One checkpoint's weights as diffusers loads them, with the settings to use them:
+
+        LoRA run:  out/pytorch_lora_weights.safetensors  -> WanPipeline(...).load_lora_weights(out)
+        full run:  out/ (config.json + weights)           -> WanTransformer3DModel.from_pretrained(out)
+        both:      out/v4s_export.json                    (step, base model, clip shape, how to load)
+
+    ema: the EMA weights when the checkpoint has them (what `v4s sample` uses by default)."""
+    path, out = Path(path), Path(out)
+    cfg = read_config(path)
+    src = EMA_DIR if ema and (path / EMA_DIR).exists() else None
+    out.mkdir(parents=True, exist_ok=True)
+    if (path / LORA_DIR).exists():
+        shutil.copy2(path / (src or LORA_DIR) / LORA_WEIGHTS, out / LORA_WEIGHTS)
+        base = cfg.wan.source if cfg is not None and cfg.wan is not None else "the run's base model"
+        how = f"WanPipeline.from_pretrained({base!r}).load_lora_weights({str(out)!r})"
+    elif (path / TRANSFORMER_DIR).exists():
+        for f in (path / (src or TRANSFORMER_DIR)).iterdir():
+            shutil.copy2(f, out / f.name)
+        how = f"WanTransformer3DModel.from_pretrained({str(out)!r}) (V4SModel.from_pretrained keeps the RoPE settings)"
+    else:
+        raise V4SError(f"{path} holds neither {LORA_DIR}/ nor {TRANSFORMER_DIR}/: not a complete checkpoint")
+    info = {"checkpoint": str(path), "step": json.loads((path / META_FILE).read_text())["step"],
+            "weights": "ema" if src else "raw", "load_with": how,
+            "wan_source": cfg.wan.source if cfg is not None and cfg.wan is not None else None,
+            "clip": cfg.clip if cfg is None or isinstance(cfg.clip, str) else cfg.clip.to_dict(),
+            "context_attention": None if cfg is None else cfg.context_attention}
+    (out / "v4s_export.json").write_text(json.dumps(info, indent=1))
+    return out
+
+
+def add_cli(subparsers):
+    p = subparsers.add_parser("export", help="a checkpoint's weights as diffusers loads them (LoRA: for "
+                                             "WanPipeline.load_lora_weights)")
+    p.add_argument("checkpoint", help="a step_XXXXXX folder (or a run folder: its latest checkpoint)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-ema", action="store_true", help="the raw weights even when EMA weights were saved")
+    p.set_defaults(func=_cli_export)
+
+
+def _cli_export(args):
+    path = Path(args.checkpoint)
+    if not (path / META_FILE).exists() and list_checkpoints(path):
+        path = latest_checkpoint(path)
+    out = export(path, args.out, ema=not args.no_ema)
+    print(f"exported {path.name} to {out}: {json.loads((out / 'v4s_export.json').read_text())['load_with']}")
+    return 0

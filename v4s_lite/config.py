@@ -21,6 +21,7 @@ TEMPORAL_STRIDE = 4  # frames per latent frame (Wan VAE); context chunks are thi
 # LoRA on the attention (self + cross) and FFN projections of diffusers' WanTransformerBlock. Here, not in
 # train.py, because the memory arithmetic (budget.py) prices the same list before any training code loads.
 WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
+WAN22_TI2V_5B = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"  # the Hub id; a local folder with the pipeline layout works too
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ PAPER = ClipConfig(width=416, height=256, scan_frames=673, context_chunks=84, ta
 PAPER_TRAIN = PAPER.with_(context_chunks=42)
 
 PRESETS = {"lite": LITE, "quick": QUICK, "paper": PAPER, "paper_train": PAPER_TRAIN}
+# A model trained at a training shape samples at its inference shape (the paper: 169 context frames in training,
+# 337 at inference); every other preset samples at the shape it was trained at.
+INFERENCE_PRESET = {"paper_train": "paper"}
 
 
 def get_clip_config(name_or_cfg) -> ClipConfig:
@@ -89,6 +93,32 @@ def get_clip_config(name_or_cfg) -> ClipConfig:
 
 
 # --------------------------------------------------------------------------------------------- config
+@dataclass
+class WanConfig:
+    """How the real Wan2.2-TI2V-5B is loaded and run: the `wan:` section of a training config.
+
+    Saved with every checkpoint (inside the TrainConfig), so a run folder says where its base model came from
+    and how to rebuild its codec and text encoder for sampling."""
+
+    source: str = WAN22_TI2V_5B  # Hub id or a local folder with the pipeline layout (transformer/, vae/, ...)
+    checkpointing: object = "full"  # "full" | "none" | n blocks recomputed in backward (budget.checkpointed_blocks)
+    compile: bool = False  # torch.compile each transformer block (regional: 30 identical blocks compile once)
+    attention_backend: str | None = None  # a diffusers attention backend name; None = diffusers' default SDPA
+    text_encoder: str = "umt5"  # "umt5" (the real UMT5-XXL) | "lite" (offline runs and tests, at the model's text width)
+
+    def __post_init__(self):
+        if self.text_encoder not in ("umt5", "lite"):
+            raise V4SError(f"wan.text_encoder={self.text_encoder!r}: choose 'umt5' or 'lite'")
+        ok = self.checkpointing in ("full", "none") or (isinstance(self.checkpointing, int) and self.checkpointing >= 0)
+        if not ok:
+            raise V4SError(f"wan.checkpointing={self.checkpointing!r}: choose 'full', 'none' or a number of blocks")
+
+
+# The factories a `wan:` section selects when model / codec / text_encoder are left at their lite defaults.
+WAN_FACTORIES = {"model": "v4s_lite.full:wan_model", "codec": "v4s_lite.full:wan_vae",
+                 "text_encoder": "v4s_lite.full:wan_text_encoder"}
+
+
 @dataclass
 class TrainConfig:
     # run
@@ -145,6 +175,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
     progress: bool = True
+    # the real Wan2.2-TI2V-5B (notebook 10): a WanConfig (a dict in YAML: the `wan:` section), None for the lite model
+    wan: WanConfig | None = None
 
     def __post_init__(self):
         if self.sampling not in ("noncontiguous", "contiguous"):
@@ -168,6 +200,29 @@ class TrainConfig:
         for name in ("device_batches", "compile"):
             if getattr(self, name) not in ("auto", True, False):
                 raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")
+        if isinstance(self.wan, dict):  # the `wan:` section of a YAML file or a saved run
+            known = [f.name for f in dataclasses.fields(WanConfig)]
+            unknown = sorted(set(self.wan) - set(known))
+            if unknown:
+                raise V4SError(f"unknown `wan:` option(s) {unknown}; known: {known}")
+            self.wan = WanConfig(**self.wan)
+        if self.wan is not None:
+            self._check_wan()
+
+    def _check_wan(self):
+        """A `wan:` run loads everything from wan.source: the factories fill in, conflicting settings are refused."""
+        defaults = {"model": "tiny", "codec": "lite", "text_encoder": "lite"}
+        for key, factory in WAN_FACTORIES.items():
+            if getattr(self, key) == defaults[key]:
+                setattr(self, key, factory)
+        if self.init_from:
+            raise V4SError(f"init_from={self.init_from!r} with a `wan:` section: the base model comes from wan.source; "
+                           "set wan.source to the Hub id or local folder and remove init_from")
+        if self.compile is True:
+            raise V4SError("compile=true with a `wan:` section: Wan2.2 compiles block by block, set wan.compile: true")
+        if self.device_batches is True:
+            raise V4SError("device_batches=true with a `wan:` section: 5B clips are read from the latent cache "
+                           "on disk, a batch at a time; remove device_batches")
 
     @property
     def clip_config(self) -> ClipConfig:
@@ -187,7 +242,12 @@ def load_config(path=None, **overrides) -> TrainConfig:
         if not path.exists():
             raise V4SError(f"config {path} does not exist; the course's configs are in configs/ (quick.yaml, lite.yaml)")
         data = yaml.safe_load(path.read_text()) or {}
-    data.update(overrides)
+    for key, value in overrides.items():  # "wan.checkpointing=full" sets one field of the `wan:` section
+        if key.startswith("wan."):
+            wan = data.get("wan") or {}
+            data["wan"] = {**(asdict(wan) if isinstance(wan, WanConfig) else wan), key[4:]: value}
+        else:
+            data[key] = value
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

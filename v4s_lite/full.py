@@ -6,9 +6,12 @@ and the training loop are the course's own modules: model, latents, budget, trai
     free                  drop the encoders once latents.cache_clips has filled the cache (UMT5-XXL is ~11 GB)
     oom_guard             turns CUDA out-of-memory into a message with the settings to lower
     configure_speed       gradient checkpointing (full / selective / none), attention kernel, compilation
-    export_lora           a peft adapter saved so diffusers' own `WanPipeline.load_lora_weights` loads it
+    export_lora           the adapter as diffusers' own `WanPipeline.load_lora_weights` loads it (checkpoints.save_lora)
     tiny_wan22_pipeline   a Wan2.2-TI2V-shaped WanPipeline small enough for a CPU (tests, quick notebooks)
-    wan_train             cache, free, load, LoRA, speed levers, train: the `v4s wan-train` command
+    wan_model, wan_vae, wan_text_encoder
+                          the factories a config's `wan:` section selects: a run rebuilds from its saved config
+    random_wan22_folder   Wan2.2-TI2V-5B's exact architecture with random weights, offline (`v4s wan-random`)
+    wan_train             `v4s train` with the memory estimate first: the `v4s wan-train` command
 
 Weights are never downloaded by tests or quick notebooks: the tiny pipeline is built from configs.
 """
@@ -21,10 +24,9 @@ from pathlib import Path
 import torch
 
 from .budget import GiB, MemoryEstimate, checkpointed_blocks, estimate_memory, fit_table, latent_tokens
-from .latents import LatentCache, OnDevice, cache_clips
+from .checkpoints import save_lora
+from .config import WAN22_TI2V_5B
 from .utils import V4SError
-
-WAN22_TI2V_5B = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
 OOM_ADVICE = ("Lower, in this order: gradient checkpointing -> 'full' (biggest saving); fewer context chunks "
               "(clip.context_chunks: 42 -> 21 halves the context); a smaller batch; fewer target chunks; a "
               "smaller LoRA rank. `v4s wan-memory --config <yaml>` prints the estimate for a setting.")
@@ -162,140 +164,182 @@ def tiny_wan22_pipeline(seed: int = 0, num_layers: int = 2):
 
 
 # --------------------------------------------------------------------------------------------- LoRA export
-def export_lora(transformer, folder, adapter_name: str = "default") -> Path:
-    """Save a peft LoRA adapter in diffusers' format: `WanPipeline.load_lora_weights(folder)` loads it.
+export_lora = save_lora  # the adapter in diffusers' pipeline format (what checkpoints hold; `v4s export` copies it)
 
-    `transformer`: a V4SModel or a WanTransformer3DModel carrying the adapter (train.py adds it with peft).
-    """
-    from diffusers import WanPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
 
-    transformer = getattr(transformer, "transformer", transformer)
-    if not getattr(transformer, "peft_config", None) or adapter_name not in transformer.peft_config:
-        raise V4SError(f"the transformer carries no LoRA adapter named {adapter_name!r}: train one first "
-                       f"(v4s train) or add one with transformer.add_adapter(LoraConfig(...))")
-    state = get_peft_model_state_dict(transformer, adapter_name=adapter_name)
-    state = {k: v.detach().contiguous().cpu() for k, v in convert_state_dict_to_diffusers(state).items()}
-    folder = Path(folder)
-    WanPipeline.save_lora_weights(str(folder), transformer_lora_layers=state, safe_serialization=True)
-    return folder
+# ------------------------------------------------------------------------------------- factories (config)
+# A `wan:` section selects these (config.WAN_FACTORIES): build_model / build_codecs call them with the TrainConfig,
+# so training, `v4s sample`, `v4s eval --checkpoint` and `v4s export` rebuild a 5B run from its saved config alone.
+def wan_model(cfg):
+    """The base transformer from cfg.wan.source (bf16 on a GPU), with the speed levers of cfg.wan applied."""
+    from .model import V4SModel
+    from .utils import get_device
+
+    dtype = torch.bfloat16 if get_device(cfg.device).type == "cuda" else torch.float32
+    model = V4SModel(load_wan22(cfg.wan.source, "transformer", dtype=dtype))
+    configure_speed(model, cfg.wan.checkpointing, cfg.wan.attention_backend, cfg.wan.compile)
+    return model
+
+
+def wan_vae(cfg):
+    """Wan2.2's VAE from cfg.wan.source as a codec, on cfg.device (fp32: the Wan VAE is run in fp32)."""
+    from .codec import WanVAECodec
+    from .utils import get_device
+
+    return WanVAECodec(load_wan22(cfg.wan.source, "vae").to(get_device(cfg.device)).eval())
+
+
+def wan_text_encoder(cfg):
+    """UMT5-XXL from cfg.wan.source (wan.text_encoder "umt5"), or the lite encoder at the transformer's text width
+    ("lite": offline runs and tests; the transformer's config is read, not its weights)."""
+    from diffusers import WanTransformer3DModel
+
+    from .codec import LiteTextEncoder, UMT5TextEncoder
+    from .utils import get_device
+
+    if cfg.wan.text_encoder == "lite":
+        local = Path(cfg.wan.source).expanduser()
+        config = WanTransformer3DModel.load_config(str(local) if local.exists() else cfg.wan.source,
+                                                   subfolder="transformer")
+        return LiteTextEncoder(dim=config["text_dim"])
+    device = get_device(cfg.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return UMT5TextEncoder(load_wan22(cfg.wan.source, "text_encoder", dtype=dtype).to(device).eval(),
+                           load_wan22(cfg.wan.source, "tokenizer"))
+
+
+# ------------------------------------------------------------------------------------ random-weight folders
+# Wan-AI/Wan2.2-TI2V-5B-Diffusers' vae/config.json (values that differ from AutoencoderKLWan's defaults).
+WAN22_VAE_CONFIG = dict(
+    base_dim=160, decoder_base_dim=256, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+    temperal_downsample=[False, True, True], dropout=0.0, is_residual=True, in_channels=12, out_channels=12,
+    patch_size=2, scale_factor_temporal=4, scale_factor_spatial=16, clip_output=False,
+    latents_mean=[-0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557, -0.1382, 0.0542, 0.2813,
+                  0.0891, 0.1570, -0.0098, 0.0375, -0.1825, -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108,
+                  -0.2158, 0.2502, -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230, -0.0313,
+                  -0.1649, 0.0117, 0.0723, -0.2839, -0.2083, -0.0520, 0.3748, 0.0152, 0.1957, 0.1433, -0.2944,
+                  0.3573, -0.0548, -0.1681, -0.0667],
+    latents_std=[0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013, 0.8158, 1.0344, 0.5894, 1.0901,
+                 0.6885, 0.6165, 0.8454, 0.4978, 0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
+                 0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093, 0.5709, 0.6065, 0.6415, 0.4944,
+                 0.5726, 1.2042, 0.5458, 1.6887, 0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744])
+# google/umt5-xxl's encoder (Wan2.2's text encoder), and the tiny one of the same family for CPU tests.
+UMT5_XXL_CONFIG = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                       relative_attention_num_buckets=32, relative_attention_max_distance=128,
+                       feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, dropout_rate=0.0,
+                       tie_word_embeddings=False)
+TINY_UMT5_CONFIG = dict(UMT5_XXL_CONFIG, vocab_size=512, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+WAN22_SCHEDULER = dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0,
+                       num_train_timesteps=1000)
+
+
+def offline_tokenizer(vocab_size: int = 512):
+    """A T5-style tokenizer built without a download: the course's instruction words (every word `language`
+    can write), then </s> appended, padding with <pad> = 0 as UMT5 expects. Ids stay below `vocab_size`; any
+    other word becomes <unk>. It stands in for google/umt5-xxl's SentencePiece model when no network is there."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from .language import vocabulary
+
+    words = ["<pad>", "</s>", "<unk>"] + sorted(vocabulary())
+    if len(words) > vocab_size:
+        raise V4SError(f"the course's {len(words)} words do not fit a vocabulary of {vocab_size}")
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def random_wan22_folder(folder, size: str = "5b", seed: int = 0, device="cpu") -> Path:
+    """A local Wan2.2-TI2V folder in diffusers' pipeline layout (model_index.json, transformer/, vae/, text_encoder/,
+    tokenizer/, scheduler/) with random weights: size "5b" is the exact architecture of Wan2.2-TI2V-5B (transformer
+    5.0 B, VAE, UMT5-XXL encoder 5.7 B; ~22 GB in bf16), "tiny" the same family small enough for a CPU.
+    `wan.source: <folder>` then runs the whole 5B path offline: timings and memory are real, videos are noise."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from .model import transformer_config
+
+    if size not in ("5b", "tiny"):
+        raise V4SError(f"size={size!r}: choose '5b' (the exact architecture) or 'tiny' (CPU tests)")
+    torch.manual_seed(seed)
+    big = size == "5b"
+    dtype = torch.bfloat16 if big else torch.float32
+    with torch.device(device):  # initialising 10 B parameters on a GPU takes seconds, on a CPU minutes
+        transformer = WanTransformer3DModel(**(transformer_config("wan2.2-ti2v-5b") if big else
+                                               {**tiny_wan22_config(2), "text_dim": TINY_UMT5_CONFIG["d_model"]}))
+        vae = AutoencoderKLWan(**WAN22_VAE_CONFIG) if big else tiny_wan22_vae()
+        text_encoder = UMT5EncoderModel(UMT5Config(**(UMT5_XXL_CONFIG if big else TINY_UMT5_CONFIG)))
+    pipe = WanPipeline(tokenizer=offline_tokenizer(), text_encoder=text_encoder.to(dtype), vae=vae,
+                       transformer=transformer.to(dtype), scheduler=UniPCMultistepScheduler(**WAN22_SCHEDULER),
+                       expand_timesteps=True)
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    return Path(folder)
 
 
 # ---------------------------------------------------------------------------------------- training CLI
-WAN_DEFAULTS = dict(source=WAN22_TI2V_5B, cache_dir="", checkpointing="full", compile=False,
-                    attention_backend=None, text_encoder="umt5")
-
-
-def read_wan_config(path, **overrides):
-    """A Wan2.2 training YAML: TrainConfig keys (train.py) plus a `wan:` section (source, cache_dir,
-    checkpointing, compile, attention_backend, text_encoder). Returns (TrainConfig, wan settings dict)."""
-    import yaml
-
-    from .config import load_config
-
-    path = Path(path)
-    if not path.exists():
-        raise V4SError(f"config {path} does not exist; the Wan2.2 configs are configs/wan22_ti2v_5b*.yaml")
-    data = yaml.safe_load(path.read_text()) or {}
-    wan = {**WAN_DEFAULTS, **(data.pop("wan", None) or {})}
-    unknown = sorted(set(wan) - set(WAN_DEFAULTS))
-    if unknown:
-        raise V4SError(f"unknown `wan:` option(s) {unknown} in {path}; known: {sorted(WAN_DEFAULTS)}")
-    for k in list(overrides):
-        if k.startswith("wan."):
-            wan[k[4:]] = overrides.pop(k)
-    cfg = load_config(None, **{**data, **overrides})
-    return cfg, wan
-
-
-def memory_report(cfg, wan) -> tuple[MemoryEstimate, list[dict]]:
+def memory_report(cfg) -> tuple[MemoryEstimate, list[dict]]:
     """The estimate for this config and the fit table across GPUs (printed before training starts)."""
     from .model import transformer_config
 
-    model = cfg.model if ":" not in cfg.model else "wan2.2-ti2v-5b"
-    tcfg = transformer_config(model)
+    tcfg = transformer_config("wan2.2-ti2v-5b")
     clip = cfg.clip_config
     tokens = latent_tokens(tcfg, clip.width, clip.height, clip.context_latents + clip.target_latents)
+    wan = cfg.wan
     kw = dict(batch=cfg.batch_size, lora_rank=cfg.lora_rank or 32, lora_targets=cfg.lora_targets,
-              compiled=bool(wan["compile"]))
-    est = estimate_memory(tcfg, tokens, checkpointing=wan["checkpointing"], **kw)
+              compiled=bool(wan.compile))
+    est = estimate_memory(tcfg, tokens, checkpointing=wan.checkpointing, **kw)
     return est, fit_table(tcfg, tokens, **kw)
 
 
-def wan_model(cfg):
-    """train.py model factory ('v4s_lite.full:wan_model'): Wan2.2-TI2V-5B from cfg.init_from (Hub id or folder)."""
-    from .model import V4SModel
-
-    return V4SModel(load_wan22(cfg.init_from or WAN22_TI2V_5B, "transformer"))
-
-
-def wan_train(cfg, wan, resume=None):
-    """Cache latents + embeddings (then free the encoders), load the 5B transformer, LoRA, speed levers, train."""
-    from .codec import LiteTextEncoder, UMT5TextEncoder, WanVAECodec
-    from .data import ClipDataset
-    from .model import V4SModel
-    from .model import add_lora
+def wan_train(cfg, resume=None):
+    """`v4s train` for a config with a `wan:` section, with the memory estimate printed first and CUDA
+    out-of-memory turned into advice. Caching (then freeing the encoders), LoRA and the loop are train()'s own."""
     from .train import train
 
-    est, table = memory_report(cfg, wan)
+    if cfg.wan is None:
+        raise V4SError("wan_train needs a config with a `wan:` section (configs/wan22_ti2v_5b*.yaml)")
+    est, table = memory_report(cfg)
     print(f"memory estimate per GPU: {est}")
     for row in table:
         print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
-    cache = Path(wan["cache_dir"] or Path(cfg.out_dir) / "latent_cache")
-    from accelerate import PartialState
-    from .utils import get_device
-
-    state = PartialState(cpu=get_device(cfg.device).type == "cpu")  # one process per GPU under accelerate launch
-    with state.main_process_first():  # the main process fills the cache; the others then read it
-        if not (cache / "cache.json").exists():
-            vae = load_wan22(wan["source"], "vae").to(state.device)
-            if wan["text_encoder"] == "umt5":
-                text = UMT5TextEncoder(load_wan22(wan["source"], "text_encoder").to(state.device),
-                                       load_wan22(wan["source"], "tokenizer"))
-            else:  # offline runs and tests: the lite encoder at the transformer's text width
-                text = LiteTextEncoder(dim=load_wan22(wan["source"], "transformer").config.text_dim)
-            clips = ClipDataset(cfg.data_root, cfg.clip_config, sampling=cfg.sampling, seed=cfg.seed)
-            with oom_guard("caching latents"):
-                cache_clips(clips, OnDevice(WanVAECodec(vae), state.device), text, cache,
-                            box_frames=cfg.clip_config.box_frames if cfg.box_frames else 0, progress=cfg.progress)
-            free(vae, getattr(text, "pipe", None) and text.pipe.text_encoder)
-    dtype = torch.bfloat16 if state.device.type == "cuda" else torch.float32
-    model = V4SModel(load_wan22(wan["source"], "transformer", dtype=dtype))
-    add_lora(model, cfg)
-    configure_speed(model, wan["checkpointing"], wan["attention_backend"], wan["compile"])
     with oom_guard("training", est):
-        return train(cfg, resume=resume, model=model, items=LatentCache(cache))
+        return train(cfg, resume=resume)
 
 
 def add_cli(subparsers):
     p = subparsers.add_parser("wan-memory", help="Wan2.2-TI2V-5B: memory estimate of a training config, what fits where")
     p.add_argument("config", help="e.g. configs/wan22_ti2v_5b.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, as in v4s train")
     p.set_defaults(func=_cli_memory)
-    p = subparsers.add_parser("wan-train", help="Wan2.2-TI2V-5B LoRA training: cache latents, free encoders, train")
+    p = subparsers.add_parser("wan-train", help="Wan2.2-TI2V-5B LoRA training (= v4s train + the memory estimate)")
     p.add_argument("config", help="e.g. configs/wan22_ti2v_5b.yaml (a mounted Drive folder as out_dir survives a disconnect)")
     p.add_argument("--resume", nargs="?", const=True, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override, e.g. --set steps=10 --set wan.checkpointing=full")
     p.set_defaults(func=_cli_train)
-    # One entrance for Wan training: `v4s train <yaml with a wan: section>` lands in _cli_train as well. The hook is
-    # added here because train.py, an earlier chapter, must not import this module (docs/DESIGN.md, layers).
-    if "train" in subparsers.choices:
-        lite = subparsers.choices["train"]
-        lite_cli = lite.get_default("func")
-        lite.set_defaults(func=lambda args: _cli_train(args) if _is_wan_config(args.config) else lite_cli(args))
+    p = subparsers.add_parser("wan-random", help="a local Wan2.2-TI2V folder with random weights of the exact "
+                                                 "architecture (offline runs: --set wan.source=FOLDER)")
+    p.add_argument("folder")
+    p.add_argument("--size", default="5b", choices=["5b", "tiny"])
+    p.add_argument("--device", default="auto", help="where to initialise the weights (a GPU is much faster)")
+    p.set_defaults(func=_cli_random)
 
 
-def _is_wan_config(path) -> bool:
-    import yaml
+def _wan_config(args):
+    from .config import load_config, parse_override
 
-    path = Path(path)
-    return path.exists() and "wan" in (yaml.safe_load(path.read_text()) or {})
+    cfg = load_config(args.config, **dict(parse_override(s) for s in args.set))
+    if cfg.wan is None:
+        raise V4SError(f"{args.config} has no `wan:` section: it is a lite config, train it with `v4s train`")
+    return cfg
 
 
 def _cli_memory(args):
-    cfg, wan = read_wan_config(args.config)
-    est, table = memory_report(cfg, wan)
+    cfg = _wan_config(args)
+    est, table = memory_report(cfg)
     print(f"{args.config}: {est}")
     for row in table:
         print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
@@ -303,8 +347,12 @@ def _cli_memory(args):
 
 
 def _cli_train(args):
-    from .config import parse_override
+    print(f"trained; run in {wan_train(_wan_config(args), resume=args.resume)}")
+    return 0
 
-    cfg, wan = read_wan_config(args.config, **dict(parse_override(s) for s in args.set))
-    print(f"trained; run in {wan_train(cfg, wan, resume=args.resume)}")
+
+def _cli_random(args):
+    from .utils import get_device
+
+    print(f"wrote {random_wan22_folder(args.folder, args.size, device=get_device(args.device))}")
     return 0

@@ -94,3 +94,13 @@ def make_instruction(scene: Scene, target_id: int, rng) -> str:
     """A templated grounding instruction, e.g. 'Walk to the green plant and look at it.'"""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     return TEMPLATES[int(rng.integers(len(TEMPLATES)))].format(describe(scene, target_id, rng))
+
+
+def vocabulary() -> set[str]:
+    """Every lower-case word and punctuation mark the course's instructions and commands can contain (an offline
+    tokenizer's vocabulary: full.offline_tokenizer)."""
+    from .scene import CATEGORIES, PALETTE
+
+    text = " ".join(TEMPLATES) + " next to the farther from then move turn forward backward left right m degrees"
+    text += " " + " ".join(CATEGORIES) + " " + " ".join(PALETTE) + " 0 1 2 3 4 5 6 7 8 9 , ."
+    return set(re.findall(r"\w+|[^\w\s]", text.replace("{}", " ").lower()))

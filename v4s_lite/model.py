@@ -15,7 +15,7 @@ config works: the presets below are a tiny test model, the CPU-trainable lite mo
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +112,7 @@ class V4SModel(nn.Module):
             raise V4SError(f"context_attention={context_attention!r}: choose one of {self.ATTENTION}")
         self.context_attention = context_attention
         self._reuse = None  # set inside reuse_context()
+        self._mask = None  # the masked-attention ContextCache, installed by the first context_only forward
         self.transformer = transformer
         if rope_max_seq_len is not None:
             transformer.register_to_config(rope_max_seq_len=rope_max_seq_len)
@@ -182,8 +183,9 @@ class V4SModel(nn.Module):
                                          self.positions(cp, n_noisy, target_positions), layout)
         x = torch.cat([context_latents, first_latent, noisy_latents], dim=2)
         masked = self.context_attention == "context_only" and n_context > 0
-        with self._context_mask(n_context * layout.tokens_per_frame) if masked else nullcontext():
-            out = self._run(x, self.positions(cp, n_noisy, target_positions), layout.timesteps(t), text_emb)
+        if masked or self._mask is not None:  # 0 context tokens = plain attention through the same processor
+            self._context_mask(n_context * layout.tokens_per_frame if masked else 0)
+        out = self._run(x, self.positions(cp, n_noisy, target_positions), layout.timesteps(t), text_emb)
         return out[:, :, n_context + 1:]
 
     def _run(self, x, positions, timesteps, text_emb):
@@ -225,12 +227,14 @@ class V4SModel(nn.Module):
                         timesteps[:, n_ctx_tokens:], text_emb)
         return out[:, :, 1:]
 
-    def _context_mask(self, n_context_tokens: int):
+    def _context_mask(self, n_context_tokens: int) -> None:
         # ContextCache's "masked" mode is that attention pattern in one sequence (the reference its cached
         # fill/reuse modes are tested against), so training and plain sampling share one implementation.
-        cache = ContextCache(self.transformer)
-        cache.n_context_tokens = n_context_tokens
-        return cache
+        # It stays installed after the forward: gradient checkpointing recomputes a block's forward during
+        # backward, and that recomputation must attend with the same mask (it ran unmasked, or failed, before).
+        if self._mask is None:
+            self._mask = ContextCache(self.transformer).__enter__()
+        self._mask.n_context_tokens = n_context_tokens
 
     # ---------------------------------------------------------------------------------------------- saving
     def save_pretrained(self, folder, **kw) -> None:

@@ -198,7 +198,8 @@ def add_cli(subparsers):
     p.add_argument("--tries", type=int, default=1, help="samples with seeds seed, seed+1, ...")
     p.add_argument("--instruction", default=None, help="replace the clip's instruction")
     p.add_argument("--sampling", default="noncontiguous", choices=["noncontiguous", "contiguous"])
-    p.add_argument("--clip-config", default=None, help="quick | lite | paper (default: the checkpoint's)")
+    p.add_argument("--clip-config", default=None,
+                   help="quick | lite | paper (default: the checkpoint's; a paper_train run samples at paper)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights even when EMA weights were saved")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cli)
@@ -206,12 +207,14 @@ def add_cli(subparsers):
 
 def _cli(args):
     from .checkpoints import load_model
-    from .config import get_clip_config
+    from .config import INFERENCE_PRESET, get_clip_config
     from .data import ClipDataset
 
     device = get_device(args.device)
     model, codec, text_encoder, cfg = load_model(args.checkpoint, ema=not args.no_ema, device=device)
-    clip_cfg = get_clip_config(args.clip_config or (cfg.clip if cfg else "lite"))
+    trained = cfg.clip if cfg else "lite"  # a training shape samples at its inference shape (paper_train -> paper)
+    clip_cfg = get_clip_config(args.clip_config or INFERENCE_PRESET.get(trained, trained) if isinstance(trained, str)
+                               else args.clip_config or trained)
     folder = Path(args.clip).resolve()
     if not (folder / "meta.json").exists():
         raise V4SError(f"--clip {folder} is not a clip folder (no meta.json); make clips with `v4s make-data`")

@@ -112,48 +112,62 @@ class _EncodedClips(torch.utils.data.Dataset):
         return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
 
 
-def latent_cache_folder(cfg: TrainConfig, n_clips: int) -> Path:
+def latent_cache_folder(cfg: TrainConfig, n: int) -> Path:
     """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items."""
     import hashlib
 
     key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
                                         "seed", "codec", "text_encoder")}
-    key["n_clips"] = n_clips
+    key["n_clips"] = n
+    if cfg.wan is not None:  # another VAE or text encoder makes other latents
+        key["wan"] = {"source": cfg.wan.source, "text_encoder": cfg.wan.text_encoder}
     if not isinstance(cfg.clip, str):  # a custom ClipConfig: its fields are the key (a preset keeps its name, so
         key["clip"] = cfg.clip.to_dict()  # the folders of earlier runs are still found)
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cfg.latent_cache) / f"latents-{cfg.clip_name}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
 
 
-def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[dict]:
-    """Pre-encode every clip once (latents kept in memory): a training step should cost only the transformer.
+def n_clips(cfg: TrainConfig) -> int:
+    """How many clips of data_root a run trains on (max_clips caps it)."""
+    from .data import clip_folders
 
-    Items have the keys of latents.LatentCache (so the big model's disk cache trains through the same loop):
-    `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
-    `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
-    With context_views > 1 each clip is encoded with several context samplings (different chunks).
-    With `cfg.latent_cache` set, the result is written there as a latents.LatentCache folder and read by every
-    later run with the same data settings (the variants of one experiment, and every --resume) instead of
-    decoding the clips again.
-    """
-    from .data import ClipDataset, clip_folders
-
-    clip_cfg = cfg.clip_config
     root = Path(cfg.data_root)
     if not root.exists():
         raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
                        f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip_name}`")
     n_all = len(clip_folders(root))
-    n = n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
+    if n_all == 0:
+        raise V4SError(f"data_root {root} holds no clip folders: make clips with `v4s make-data --out {root}`")
+    return n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
+
+
+def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
+    """Pre-encode every clip once: a training step should cost only the transformer.
+
+    Items have the keys of latents.LatentCache (so the big model's disk cache trains through the same loop):
+    `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
+    `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
+    With context_views > 1 each clip is encoded with several context samplings (different chunks).
+    With `cfg.latent_cache` set, the result is written there as a latents.LatentCache folder (named by every
+    setting that changes the items, so a stale cache is never read) and every later run with the same data
+    settings (the variants of one experiment, every --resume, every rank) reads it instead of decoding again.
+
+    Returns a list of items, or, for a `wan:` run with a cache, the LatentCache itself (5B clips stay on disk).
+    codec / text_encoder: None = built from cfg (codec.build_codecs), and only when the cache must be filled:
+    Wan2.2's UMT5-XXL (~11 GB) is never loaded for a run whose cache is complete.
+    """
+    from .data import ClipDataset
+
+    clip_cfg = cfg.clip_config
+    root = Path(cfg.data_root)
+    n = n_clips(cfg)
     cache = latent_cache_folder(cfg, n) if cfg.latent_cache else None
     if cache is not None and (cache / "cache.json").exists():
-        saved = LatentCache(cache)
-        if len(saved) != n * cfg.context_views:
-            raise V4SError(f"{cache} holds {len(saved)} items, expected {n} clips x {cfg.context_views} views: "
-                           "delete it and run again")
-        return [saved[i] for i in range(len(saved))]
+        return _read_cache(cache, n, cfg)
     from tqdm.auto import tqdm
 
+    if codec is None or text_encoder is None:
+        codec, text_encoder = build_codecs(cfg)
     ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
     box = clip_cfg.box_frames if cfg.box_frames else 0
     on_cpu = torch.device(device).type == "cpu"
@@ -168,9 +182,36 @@ def encode_clips(cfg: TrainConfig, codec, text_encoder, device="cpu") -> list[di
             batch_size=None, num_workers=cfg.num_workers if on_cpu else 0)
         items += list(tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
                            disable=not cfg.progress))
-    if cache is not None:
-        write_latent_cache(cache, items, text_encoder.encode([""])[0], len(items))
-    return items
+    if cache is None:
+        return items
+    write_latent_cache(cache, items, text_encoder.encode([""])[0], len(items))
+    return _read_cache(cache, n, cfg) if cfg.wan is not None else items
+
+
+def _read_cache(cache: Path, n: int, cfg: TrainConfig):
+    saved = LatentCache(cache)
+    if len(saved) != n * cfg.context_views:
+        raise V4SError(f"{cache} holds {len(saved)} items, expected {n} clips x {cfg.context_views} views: "
+                       "delete it and run again")
+    return saved if cfg.wan is not None else [saved[i] for i in range(len(saved))]
+
+
+def prepare_items(cfg: TrainConfig, device="cpu"):
+    """(items, null_text) for train(): encode_clips with the run's own codecs, built only when the cache must be
+    filled and dropped before the model is built (a GPU holds the 5B transformer or UMT5-XXL, rarely both)."""
+    import gc
+
+    cache = latent_cache_folder(cfg, n_clips(cfg)) if cfg.latent_cache else None
+    codec = text_encoder = None
+    if cache is None or not (cache / "cache.json").exists():
+        codec, text_encoder = build_codecs(cfg)
+    items = encode_clips(cfg, codec, text_encoder, device=device)
+    null_text = (LatentCache(cache).null_embeds if cache is not None else text_encoder.encode([""])[0]).float().cpu()
+    del codec, text_encoder
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return items, null_text
 
 
 def _pad_text(texts: list[torch.Tensor]) -> torch.Tensor:
@@ -329,16 +370,15 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     seed_everything(cfg.seed)
     run_dir = Path(cfg.out_dir)
 
-    if model is None:
-        model = build_model(cfg)
-    if items is None:
-        codec, text_encoder = build_codecs(cfg)
-        items = encode_clips(cfg, codec, text_encoder)
-        null_text = text_encoder.encode([""])[0].float().cpu()
+    if items is None:  # the main process fills the cache (if one is set); the others then read it
+        with accelerator.main_process_first():
+            items, null_text = prepare_items(cfg, device=accelerator.device)
     elif null_text is None:
         if not hasattr(items, "null_embeds"):
             raise V4SError("train(items=...) needs null_text (the \"\" embedding) unless items has .null_embeds")
         null_text = items.null_embeds
+    if model is None:  # after the encoders are gone
+        model = build_model(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     if device.type == "cuda":  # fused AdamW (one kernel for every parameter) needs the weights there first
         model.to(device)
@@ -367,10 +407,11 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     on_gpu = accelerator.device.type == "cuda"
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     ddp_model.train()
-    forward = _compiled(ddp_model, cfg.compile is True or (cfg.compile == "auto" and on_gpu))
+    # a `wan:` run compiles block by block (wan.compile, full.configure_speed), not the whole model
+    forward = _compiled(ddp_model, cfg.compile is True or (cfg.compile == "auto" and on_gpu and cfg.wan is None))
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not (cfg.progress and accelerator.is_main_process))
-    if cfg.device_batches is True or (cfg.device_batches == "auto" and on_gpu):
+    if cfg.device_batches is True or (cfg.device_batches == "auto" and on_gpu and cfg.wan is None):
         make = DeviceBatches(items, cfg, null_text, accelerator.device, rank, world)
         batches = (make(s) for s in range(start, cfg.steps))
     else:
@@ -521,10 +562,8 @@ def _cli(args):
     if args.encode_only:
         if not cfg.latent_cache:
             raise V4SError("--encode-only fills latent_cache: set it, e.g. --set latent_cache=data/lite/latents")
-        codec, text_encoder = build_codecs(cfg)
-        items = encode_clips(cfg, codec, text_encoder)
-        n_all = len(items) // cfg.context_views
-        print(f"{len(items)} encoded items in {latent_cache_folder(cfg, n_all)}")
+        items = encode_clips(cfg, device=get_device(cfg.device))  # the encoders load only if the cache is missing
+        print(f"{len(items)} encoded items in {latent_cache_folder(cfg, n_clips(cfg))}")
         return 0
     run_dir = train(cfg, resume=args.resume)
     log = read_log(run_dir)
