@@ -104,7 +104,7 @@ def _matrix(value, shape, what: str) -> np.ndarray:
 def obb_corners(centroid, lengths, axes) -> np.ndarray:
     """The 8 corners (8, 3) of an oriented box: `axes` (9,) is a 3x3 rotation whose ROWS are the box's axes
     (ARKitScenes' `compute_box_3d` multiplies the local corners by its transpose; ScanNet++ assumed the same)."""
-    R = _matrix(np.reshape(axes, -1)[:9] if np.size(axes) == 9 else axes, (9,), "obb normalizedAxes").reshape(3, 3)
+    R = _matrix(np.ravel(axes), (9,), "obb normalizedAxes").reshape(3, 3)
     signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
     return _matrix(centroid, (3,), "obb centroid") + (signs * _matrix(lengths, (3,), "obb axesLengths") / 2) @ R
 
@@ -493,12 +493,12 @@ def import_scan(src, out, layout: str = "auto", clip_config="paper", size=None, 
         raise V4SError(f"{src}: no {task} clip could be cut: " + (
             "no object with a unique label is ever seen whole and at least 1% of the frame" if task == "grounding"
             else "the camera does not move between windows") + "; check the poses and boxes, or try the other --task")
+    # self-check before writing: chunks drawn as ClipDataset draws them are valid RoPE input
+    context_positions(sample_context_frames(len(frames), cfg.context_chunks, 0))
     folders = []
     for name, seq, instruction, target_id, cmds in clips[:max_clips]:
         meta = _meta(scan, cfg, K, c2w, scan.numbers[keep], stride, A, task, instruction, target_id,
                      np.array(seq), boxes, cmds)
-        # self-check before writing: the chunks ClipDataset will draw give valid RoPE positions
-        context_positions(sample_context_frames(len(frames), cfg.context_chunks, 0))
         folders.append(write_clip(Path(out) / name, frames, frames[seq], meta))
     return folders
 
