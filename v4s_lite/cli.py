@@ -10,7 +10,7 @@ import sys
 from .utils import V4SError
 
 # module -> the commands it adds
-COMMAND_MODULES = ["course", "data", "checkpoints", "train", "sample", "evaluate", "tables", "full"]
+COMMAND_MODULES = ["course", "data", "scans", "checkpoints", "train", "sample", "evaluate", "tables", "full"]
 
 
 def build_parser() -> argparse.ArgumentParser:

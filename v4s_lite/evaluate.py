@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from .bbox import bbox_frames, box_iou, detect_red_box, red_box_mask
 from .poses import PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_params, to_tensor
 from .scene import Scene
+from .scans import NOT_MEASURED, score_real_clip
 from .statistics import METRIC_KEYS, markdown_table, summarize
 from .utils import V4SError
 
@@ -430,6 +431,9 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
         if not video.is_file():
             raise V4SError(f"{video}: missing; every clip folder must hold the video to score as {video_name}")
         frames = read_video(video, expected_frames=len(meta["target"]["frame_indices"]))
+        if meta.get("scene") is None:  # a real scan (`v4s import-scan`): no room to re-render, score what the frames show
+            per_clip[folder.name] = score_real_clip(meta, frames, folder)
+            continue
         key = json.dumps(meta["scene"], sort_keys=True)  # clips of one room share the render library
         if key not in estimators:
             estimators = {key: PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"],
@@ -446,6 +450,10 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
     result = {"per_clip": {k: jsonable(v) for k, v in per_clip.items()}, "summary": summarize(per_clip),
               "notes": [note, f"video scored: {video_name}", f"renders compared through: {type(codec).__name__ if codec else 'none'}",
                         f"judge: {JUDGE}"]}
+    if any("not_measured" in m for m in per_clip.values()):
+        result["notes"].append("real scans (scene null) have no room to re-render: scored first_psnr, frame_motion, "
+                               "box_confidence, box_IoU_recorded; not measured: " + "; ".join(
+                                   f"{k} ({why})" for k, why in NOT_MEASURED.items()))
     for k in METRIC_KEYS:  # the headline keys at the top level, as the issue asks
         result[k] = result["summary"].get(k, {"mean": None})
     result["n"] = len(per_clip)
