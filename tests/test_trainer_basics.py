@@ -39,6 +39,20 @@ def test_tensorboard_holds_the_logged_losses(tmp_path):
     assert [s for s, _ in scalars(run, "lr")] == [2, 3, 4]
 
 
+def test_tensorboard_after_a_resume_holds_each_step_once(tmp_path):
+    """Resuming from an earlier checkpoint logs its later steps again: TensorBoard drops the first run's copies
+    (purge_step), as loss.jsonl does."""
+    pytest.importorskip("tensorboard")
+    cfg = small_cfg(tmp_path, steps=4, checkpoint_every=2, log_with="tensorboard")
+    train(cfg, items=fake_items(), null_text=NULL)
+    first = dict(scalars(tmp_path, "loss"))
+    train(cfg, resume=tmp_path / "step_000002", items=fake_items(), null_text=NULL)
+    got = scalars(tmp_path, "loss")
+    assert [s for s, _ in got] == [1, 2, 3, 4]
+    np.testing.assert_allclose([v for _, v in got], [first[s] for s in (1, 2, 3, 4)], rtol=1e-5)
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2, 3, 4]
+
+
 def test_tensorboard_missing_is_a_clear_error(tmp_path, monkeypatch):
     import accelerate.utils
 
