@@ -227,13 +227,16 @@ import sys
 sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
 from v4s_lite.train import train
-train(small_cfg(sys.argv[1], batch_size=4, steps=3), items=fake_items(), null_text=NULL)
+train(small_cfg(sys.argv[1], batch_size=4, steps=3, grad_accum_steps=int(sys.argv[2])), items=fake_items(),
+      null_text=NULL)
 """
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tmp_path):
-    """DDP over 2 CPU processes (`accelerate launch --cpu`, gloo) with 2 samples each = 1 process with 4 samples."""
+@pytest.mark.parametrize("accum", [1, 2])
+def test_two_processes_equal_one(tmp_path, accum):
+    """DDP over 2 CPU processes (`accelerate launch --cpu`, gloo) with 2 samples each = 1 process with 4 samples;
+    with grad_accum_steps=2 each process runs two micro-steps of 1 sample (gradients synced once, on the last)."""
     import subprocess
     import sys
 
@@ -243,7 +246,7 @@ def test_two_processes_equal_one(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", str(_free_port()), str(script), str(tmp_path / "two")],
+                          "--main_process_port", str(_free_port()), str(script), str(tmp_path / "two"), str(accum)],
                          capture_output=True, text=True, timeout=240, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     a, b = transformer_state(one / "step_000003"), transformer_state(tmp_path / "two" / "step_000003")

@@ -11,6 +11,7 @@
     save_checkpoint      write one step folder atomically (training)
     load_checkpoint      load one into existing model/optimizer/scheduler/EMA objects (resume)
     list_checkpoints, latest_checkpoint, nearest_checkpoint
+    rotate_checkpoints   delete all but the last K (and the steps to keep) after a save (TrainConfig.keep_checkpoints)
     read_config          the TrainConfig a checkpoint was trained with
     load_model           (model, codec, text_encoder, cfg) for sampling, full or LoRA weights, EMA by default
     save_lora            a transformer's adapter in diffusers' pipeline LoRA format (checkpoints and `v4s export`)
@@ -138,6 +139,24 @@ def nearest_checkpoint(run_dir, step: int | None = None) -> Path:
     if not steps:
         raise V4SError(f"{run_dir}: no step_XXXXXX checkpoint; train it first (v4s train CONFIG)")
     return steps[-1] if step is None else min(steps, key=lambda s: (abs(int(s.name[5:]) - step), int(s.name[5:])))
+
+
+def rotate_checkpoints(run_dir, keep_last: int, keep_steps=(), current: int | None = None) -> list[Path]:
+    """Delete the run's checkpoints except the `keep_last` latest, those of `keep_steps` and the one of `current`
+    (the one just written: a resume from an earlier step may leave later folders behind, which must not crowd
+    it out). keep_last=0 keeps everything. Returns the folders deleted, oldest first."""
+    if keep_last < 0:
+        raise V4SError(f"keep_last={keep_last} must be >= 0 (0 keeps every checkpoint)")
+    if keep_last == 0:
+        return []
+    steps = list_checkpoints(run_dir)
+    keep = set(steps[-keep_last:]) | {s for s in steps if int(s.name[5:]) in set(keep_steps)}
+    if current is not None:
+        keep.add(Path(run_dir) / f"step_{current:06d}")
+    gone = [s for s in steps if s not in keep]
+    for s in gone:
+        shutil.rmtree(s)
+    return gone
 
 
 def read_config(path) -> TrainConfig | None:

@@ -162,7 +162,10 @@ class TrainConfig:
     p_drop_both: float = 0.1
     # optimisation
     steps: int = 100
-    batch_size: int = 2  # global: split evenly across processes
+    batch_size: int = 2  # global, per optimizer step: split evenly across processes and accumulation micro-steps
+    # micro-steps per optimizer step: each process runs batch_size / (processes * grad_accum_steps) samples at a time
+    # and the gradients add up to the global batch's (same update as one big batch; less activation memory)
+    grad_accum_steps: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: list = field(default_factory=lambda: [0.9, 0.99])
@@ -172,7 +175,15 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto = bf16 on GPU, fp32 ("no") on CPU
     # logging and checkpoints
     log_every: int = 1
+    log_with: str = ""  # "" = loss.jsonl only; "tensorboard" = also run_dir/tensorboard/ (pip install tensorboard)
     checkpoint_every: int = 50
+    keep_checkpoints: int = 0  # 0 = keep every checkpoint; K = only the last K (plus keep_steps) stay on disk
+    keep_steps: list = field(default_factory=list)  # checkpoints never rotated away, e.g. [1000, 2000]
+    # validation videos: every validate_every steps (0 = off), one short video per clip folder in validation_clips
+    # under run_dir/validation/step_XXXXXX/ (EMA weights when on), sampled with validation_steps solver steps
+    validate_every: int = 0
+    validation_clips: list = field(default_factory=list)
+    validation_steps: int = 10
     explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
     progress: bool = True
     # the real Wan2.2-TI2V-5B (notebook 10): a WanConfig (a dict in YAML: the `wan:` section), None for the lite model
@@ -200,6 +211,7 @@ class TrainConfig:
         for name in ("device_batches", "compile"):
             if getattr(self, name) not in ("auto", True, False):
                 raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")
+        self._check_trainer_options()
         if isinstance(self.wan, dict):  # the `wan:` section of a YAML file or a saved run
             known = [f.name for f in dataclasses.fields(WanConfig)]
             unknown = sorted(set(self.wan) - set(known))
@@ -223,6 +235,42 @@ class TrainConfig:
         if self.device_batches is True:
             raise V4SError("device_batches=true with a `wan:` section: 5B clips are read from the latent cache "
                            "on disk, a batch at a time; remove device_batches")
+
+    def _check_trainer_options(self):
+        """Accumulation, logging, checkpoint rotation and validation settings (each bad value says what to give)."""
+        if not isinstance(self.grad_accum_steps, int) or self.grad_accum_steps < 1:
+            raise V4SError(f"grad_accum_steps={self.grad_accum_steps!r} must be an integer >= 1 (1 = no accumulation)")
+        if self.batch_size % self.grad_accum_steps:
+            raise V4SError(f"batch_size={self.batch_size} must be a multiple of grad_accum_steps="
+                           f"{self.grad_accum_steps}: batch_size is the global batch of one optimizer step, and each "
+                           "micro-step takes an equal share of it")
+        if self.log_with not in ("", "tensorboard"):
+            raise V4SError(f"log_with={self.log_with!r}: choose '' (loss.jsonl only) or 'tensorboard'")
+        if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
+            raise V4SError(f"keep_checkpoints={self.keep_checkpoints!r} must be 0 (keep all) or the number of latest "
+                           "checkpoints to keep")
+        if not isinstance(self.keep_steps, (list, tuple)) or not all(isinstance(s, int) and s >= 1
+                                                                     for s in self.keep_steps):
+            raise V4SError(f"keep_steps={self.keep_steps!r} must be a list of steps >= 1, e.g. [1000, 2000]")
+        if self.keep_steps and not self.keep_checkpoints:
+            raise V4SError(f"keep_steps={self.keep_steps} only matters with keep_checkpoints > 0 (0 keeps every "
+                           "checkpoint already): set keep_checkpoints or drop keep_steps")
+        if not all(s % self.checkpoint_every == 0 or s == self.steps for s in self.keep_steps):
+            raise V4SError(f"keep_steps={self.keep_steps}: checkpoints are written every checkpoint_every="
+                           f"{self.checkpoint_every} steps (and at steps={self.steps}); list steps that get one")
+        if not isinstance(self.validate_every, int) or self.validate_every < 0:
+            raise V4SError(f"validate_every={self.validate_every!r} must be 0 (off) or a number of steps")
+        if not isinstance(self.validation_clips, (list, tuple)) or not all(isinstance(c, str)
+                                                                          for c in self.validation_clips):
+            raise V4SError(f"validation_clips={self.validation_clips!r} must be a list of clip folders")
+        if self.validate_every and not self.validation_clips:
+            raise V4SError(f"validate_every={self.validate_every} but validation_clips is empty: list clip folders "
+                           "to generate from, e.g. validation_clips: [data/quick/grounding_000000]")
+        if self.validation_clips and not self.validate_every:
+            raise V4SError(f"validation_clips are set but validate_every=0 (off): set validate_every, e.g. "
+                           f"{self.checkpoint_every}, or drop validation_clips")
+        if not isinstance(self.validation_steps, int) or self.validation_steps < 1:
+            raise V4SError(f"validation_steps={self.validation_steps!r} must be >= 1 (sampler steps per video)")
 
     @property
     def clip_config(self) -> ClipConfig:

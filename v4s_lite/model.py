@@ -288,4 +288,9 @@ def add_lora(model, cfg):
                                              target_modules=list(cfg.lora_targets), init_lora_weights=True))
     for name, p in model.transformer.named_parameters():
         p.requires_grad_("lora_" in name)
+    # the adapter trains in fp32 over a bf16 (or fp16) base: small updates to bf16 weights round away. Only the
+    # trainable (LoRA) parameters are cast; the frozen base keeps its dtype (diffusers' stock helper)
+    from diffusers.training_utils import cast_training_params
+
+    cast_training_params(model.transformer, dtype=torch.float32)
     return model

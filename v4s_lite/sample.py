@@ -182,7 +182,48 @@ def write_sample(out_dir, name: str, context: np.ndarray, sample: Sample, n_box_
     return Path(mp4), js
 
 
+def load_example(folder, clip_cfg, sampling: str = "noncontiguous", seed: int = 0) -> dict:
+    """The ClipDataset item of one clip folder (its context chunks drawn as its dataset would draw them)."""
+    from .data import ClipDataset
+
+    folder = Path(folder).resolve()
+    if not (folder / "meta.json").exists():
+        raise V4SError(f"{folder} is not a clip folder (no meta.json); make clips with `v4s make-data`")
+    ds = ClipDataset(folder.parent, clip_cfg, sampling=sampling, seed=seed)
+    return ds[[f.resolve() for f in ds.folders].index(folder)]
+
+
+def validation_hook(cfg, **generate_kw):
+    """train(cfg, on_validate=...) for cfg.validate_every: at each validation step, one video per folder of
+    cfg.validation_clips (sample_clip with cfg.validation_steps solver steps, seed cfg.seed) written with
+    write_sample to run_dir/validation/step_XXXXXX/<clip>.mp4 (+ .json); returns {clip: generated frames side by
+    side} for TensorBoard. The clips are read (and checked) now, once; train() handles eval mode and EMA weights.
+    generate_kw: generate()'s settings (default: joint guidance, scale 5)."""
+    from .codec import build_codecs
+
+    clip_cfg = cfg.clip_config
+    examples = {Path(f).name: load_example(f, clip_cfg, cfg.sampling, cfg.seed) for f in cfg.validation_clips}
+    codec, text_encoder = build_codecs(cfg)
+    settings = {"steps": cfg.validation_steps, "shift": cfg.flow_shift, **generate_kw}
+
+    def on_validate(step: int, model, run_dir) -> dict:
+        device = next(model.parameters()).device
+        out, images = Path(run_dir) / "validation" / f"step_{step:06d}", {}
+        for name, example in examples.items():
+            sample = sample_clip(model, codec, text_encoder, example, clip_cfg, seed=cfg.seed, device=device,
+                                 **settings)[0]
+            write_sample(out, name, example["context"].numpy(), sample, clip_cfg.box_frames, clip_cfg.fps,
+                         extra={"instruction": example["instruction"], "step": step, **settings})
+            images[name] = np.concatenate(list(sample.frames), axis=1)  # the frames in a row
+        return images
+
+    return on_validate
+
+
 def add_cli(subparsers):
+    # `v4s train` generates validation videos with this module's hook (train.py, an earlier layer, cannot import it)
+    if "train" in subparsers.choices:
+        subparsers.choices["train"].set_defaults(validation_hook=validation_hook)
     p = subparsers.add_parser("sample", help="generate target videos for a clip with joint CFG; mp4 + box JSON")
     p.add_argument("checkpoint", help="a training checkpoint (runs/quick/step_000150) or a saved V4SModel folder")
     p.add_argument("--clip", required=True, help="a clip folder written by `v4s make-data`")
@@ -208,7 +249,6 @@ def add_cli(subparsers):
 def _cli(args):
     from .checkpoints import load_model
     from .config import INFERENCE_PRESET, get_clip_config
-    from .data import ClipDataset
 
     device = get_device(args.device)
     model, codec, text_encoder, cfg = load_model(args.checkpoint, ema=not args.no_ema, device=device)
@@ -216,10 +256,7 @@ def _cli(args):
     clip_cfg = get_clip_config(args.clip_config or INFERENCE_PRESET.get(trained, trained) if isinstance(trained, str)
                                else args.clip_config or trained)
     folder = Path(args.clip).resolve()
-    if not (folder / "meta.json").exists():
-        raise V4SError(f"--clip {folder} is not a clip folder (no meta.json); make clips with `v4s make-data`")
-    ds = ClipDataset(folder.parent, clip_cfg, sampling=args.sampling, seed=args.seed)
-    example = ds[[f.resolve() for f in ds.folders].index(folder)]
+    example = load_example(folder, clip_cfg, args.sampling, args.seed)
     if args.instruction:
         example["instruction"] = args.instruction
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=args.tries, seed=args.seed,

@@ -22,7 +22,9 @@ with B/N samples each compute the same update as one process with B samples.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
 import math
 import signal
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 import yaml
 
-from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint
 from .codec import build_codecs
 from .config import TrainConfig, load_config, parse_override
 from .latents import LatentCache, OnDevice, encode_clip, write_latent_cache
@@ -84,6 +86,16 @@ def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[i
         epoch, i = divmod(pos, n_items)
         out.append(int(_epoch_permutation(n_items, seed, epoch)[i]))
     return out
+
+
+def batch_share(batch_size: int, world: int, accum: int, rank: int, micro: int) -> slice:
+    """The global batch positions that process `rank` trains on in accumulation micro-step `micro`: micro-step k
+    covers the block of positions k*world*m .. (k+1)*world*m - 1 and each process takes its m of it, where
+    m = batch_size / (world * accum). Every position is drawn exactly once per step, whatever world and accum are,
+    so the summed gradients equal one big batch's."""
+    m = batch_size // (world * accum)
+    first = (micro * world + rank) * m
+    return slice(first, first + m)
 
 
 @functools.lru_cache(maxsize=4)
@@ -246,23 +258,26 @@ def make_batch(items, indices: list[int], positions: list[int], cfg: TrainConfig
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """Item k = this process's noised batch of step `start + k`. Every draw of a batch is a pure function of
+    """Item j = this process's noised micro-batch `j % grad_accum_steps` of step `start + j // grad_accum_steps`
+    (without accumulation: item k = the batch of step start + k). Every draw of a batch is a pure function of
     (seed, step, position), so DataLoader workers can build the next batches while the model trains on this
     one, with the same numbers as building them in the loop."""
 
     def __init__(self, items, cfg: TrainConfig, null_text, start: int, rank: int = 0, world: int = 1):
         self.items, self.cfg, self.null_text, self.start = items, cfg, null_text, start
-        self.local = cfg.batch_size // world
-        self.mine = slice(rank * self.local, (rank + 1) * self.local)  # this process's share of the global batch
+        self.accum = cfg.grad_accum_steps
+        # this process's share of the global batch, per micro-step
+        self.shares = [batch_share(cfg.batch_size, world, self.accum, rank, k) for k in range(self.accum)]
 
     def __len__(self):
-        return self.cfg.steps - self.start
+        return (self.cfg.steps - self.start) * self.accum
 
-    def __getitem__(self, k):
-        step, b = self.start + k, self.cfg.batch_size
+    def __getitem__(self, j):
+        (k, micro), b = divmod(j, self.accum), self.cfg.batch_size
+        step, mine = self.start + k, self.shares[micro]
         idx = batch_indices(len(self.items), b, step, self.cfg.seed)
         positions = list(range(step * b, (step + 1) * b))
-        return make_batch(self.items, idx[self.mine], positions[self.mine], self.cfg, step, self.null_text)
+        return make_batch(self.items, idx[mine], positions[mine], self.cfg, step, self.null_text)
 
 
 class DeviceBatches:
@@ -271,14 +286,16 @@ class DeviceBatches:
     Same semantics as make_batch (clips in the same seeded epoch order, sigma density and shift, exclusive condition
     dropout with noise for a dropped context); different random numbers, since they come from the device's
     generator. Still a pure function of (seed, step): a resumed run continues exactly, and every process draws the
-    whole global batch and keeps its share, so N processes compute what one process would."""
+    whole global batch (once per step) and keeps its share of each accumulation micro-step (batch_share), so N
+    processes with any grad_accum_steps compute what one process with one big batch would."""
 
     def __init__(self, items, cfg: TrainConfig, null_text, device, rank: int = 0, world: int = 1):
         from .rope import context_positions
 
         self.cfg, self.device, self.n = cfg, torch.device(device), len(items)
-        self.local = cfg.batch_size // world
-        self.mine = slice(rank * self.local, (rank + 1) * self.local)
+        self.shares = [batch_share(cfg.batch_size, world, cfg.grad_accum_steps, rank, k)
+                       for k in range(cfg.grad_accum_steps)]
+        self._drawn = (None, None)  # (step, its whole global batch): the micro-steps of a step share one draw
         stack = lambda key: torch.stack([it[key].float() for it in items]).to(self.device)  # noqa: E731
         self.context, self.target = stack("context_latents"), stack("target_latents")
         self.text = _pad_text([torch.as_tensor(it["prompt_embeds"]).float() for it in items]).to(self.device)
@@ -292,7 +309,15 @@ class DeviceBatches:
         """The global batch's clip indices (batch_indices: the same seeded epoch order as the host path)."""
         return torch.as_tensor(batch_indices(self.n, self.cfg.batch_size, step, self.cfg.seed))
 
-    def __call__(self, step: int) -> dict:
+    def __call__(self, step: int, micro: int = 0) -> dict:
+        """This process's micro-batch `micro` of step `step` (without accumulation: its whole share)."""
+        if self._drawn[0] != step:
+            self._drawn = (step, self._draw(step))
+        mine = self.shares[micro]
+        return {k: v[mine] for k, v in self._drawn[1].items()}
+
+    def _draw(self, step: int) -> dict:
+        """The whole global batch of `step`."""
         from .cfg import drop_conditions
 
         cfg, b = self.cfg, self.cfg.batch_size
@@ -306,10 +331,8 @@ class DeviceBatches:
         sigma = sample_sigmas(b, cfg, g)
         d = drop_conditions(self.text[dev_idx], self.context[dev_idx], self.null_text[None], p_text=cfg.p_drop_text,
                             p_context=cfg.p_drop_context, p_both=cfg.p_drop_both, generator=g)
-        m = self.mine
-        return {"context": d.context_latents[m], "first": first[m], "noisy": add_noise(x0, noise, sigma)[m],
-                "sigma": sigma[m], "text": d.text_emb[m], "positions": self.positions[idx][m],
-                "velocity": flow_target(x0, noise)[m]}
+        return {"context": d.context_latents, "first": first, "noisy": add_noise(x0, noise, sigma), "sigma": sigma,
+                "text": d.text_emb, "positions": self.positions[idx], "velocity": flow_target(x0, noise)}
 
 
 def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
@@ -317,6 +340,24 @@ def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
     mv = lambda x: x.to(device, dtype or x.dtype)
     return model(mv(batch["context"]), mv(batch["first"]), mv(batch["noisy"]), (batch["sigma"] * 1000).to(device),
                  mv(batch["text"]), context_positions=batch["positions"])
+
+
+def flow_loss(model, batch: dict, cfg: TrainConfig, accelerator, dtype=None) -> torch.Tensor:
+    """The batch's mean (sigma-weighted) flow-matching MSE."""
+    from diffusers.training_utils import compute_loss_weighting_for_sd3
+
+    with accelerator.autocast():
+        pred = predict(model, batch, accelerator.device, dtype)
+    err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
+    weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
+    return (weight * err.flatten(1).mean(1)).mean()
+
+
+def _per_step(micro_batches, n: int):
+    """Group the stream of micro-batches into lists of n (one optimizer step each)."""
+    it = iter(micro_batches)
+    while group := list(itertools.islice(it, n)):
+        yield group
 
 
 # --------------------------------------------------------------------------------------------- loop
@@ -348,25 +389,32 @@ def plot_loss(run_dir, out=None, ax=None):
     return ax
 
 
-def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None) -> Path:
+def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None, on_validate=None) -> Path:
     """Train with flow matching; returns the run folder (checkpoints step_XXXXXX/, loss.jsonl, loss.png).
 
     resume: None, True (the latest checkpoint in cfg.out_dir) or a step_XXXXXX path.
     model / items / null_text: an already built V4SModel, pre-encoded clips and the "" embedding (otherwise
     build_model / encode_clips / the text encoder): the full-model path passes its own (LoRA on
     Wan2.2-TI2V-5B, items = latents.LatentCache(folder), whose `null_embeds` is used when null_text is None).
+    on_validate: with cfg.validate_every, called as on_validate(step, model, run_dir) on the main process every
+    validate_every steps (model in eval mode, EMA weights swapped in, no grad); it may return {name: uint8 HxWx3
+    image} for TensorBoard. sample.validation_hook(cfg) builds the one `v4s train` passes (train.py precedes sample.py).
     """
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel, compute_loss_weighting_for_sd3
+    from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
+    if cfg.validate_every and on_validate is None:
+        raise V4SError(f"validate_every={cfg.validate_every} needs a validation hook: train(cfg, on_validate="
+                       "sample.validation_hook(cfg)) (`v4s train` passes it), or set validate_every=0")
     device = get_device(cfg.device)
     precision = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if device.type == "cuda" else "no")
-    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if cfg.batch_size % world:
-        raise V4SError(f"batch_size={cfg.batch_size} must be a multiple of the {world} processes")
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, **_tracker_settings(cfg))
+    world, rank, accum = accelerator.num_processes, accelerator.process_index, cfg.grad_accum_steps
+    if cfg.batch_size % (world * accum):
+        raise V4SError(f"batch_size={cfg.batch_size} must be a multiple of the {world} processes x grad_accum_steps="
+                       f"{accum} (each micro-step of each process takes batch_size / {world * accum} samples)")
     seed_everything(cfg.seed)
     run_dir = Path(cfg.out_dir)
 
@@ -413,7 +461,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
                disable=not (cfg.progress and accelerator.is_main_process))
     if cfg.device_batches is True or (cfg.device_batches == "auto" and on_gpu and cfg.wan is None):
         make = DeviceBatches(items, cfg, null_text, accelerator.device, rank, world)
-        batches = (make(s) for s in range(start, cfg.steps))
+        batches = (make(s, k) for s in range(start, cfg.steps) for k in range(accum))
     else:
         batches = torch.utils.data.DataLoader(StepBatches(items, cfg, null_text, start, rank, world), batch_size=None,
                                               num_workers=cfg.batch_workers,
@@ -422,18 +470,21 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
     # wait for the GPU, which then idles while Python prepares the next step. The divergence checks run there too,
     # on the window's mean loss and largest gradient norm, before any checkpoint is written.
     window_loss, window_norm, window_n = torch.zeros((), device=accelerator.device), None, 0
-    t_start = time.perf_counter()
-    with _StopOnInterrupt() as interrupt:
+    t_start = t_window = time.perf_counter()
+    window_start = start
+    with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start):
         recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
-        for step, batch in zip(bar, batches):
-            with accelerator.autocast():
-                pred = predict(forward, batch, accelerator.device, dtype)
-            err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
-            weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
-            loss = (weight * err.flatten(1).mean(1)).mean()
-            window_loss += accelerator.reduce(loss.detach(), "mean")
+        for step, micro_batches in zip(bar, _per_step(batches, accum)):
+            # grad_accum_steps micro-batches, gradients summed (DDP syncs them once, on the last): each loss is a
+            # mean over its micro-batch, so loss / accum adds up to the global batch's mean
+            step_loss = torch.zeros((), device=accelerator.device)
+            for k, batch in enumerate(micro_batches):
+                with accelerator.no_sync(ddp_model) if k < accum - 1 else contextlib.nullcontext():
+                    loss = flow_loss(forward, batch, cfg, accelerator, dtype)
+                    accelerator.backward(loss / accum)
+                step_loss += loss.detach()
+            window_loss += accelerator.reduce(step_loss / accum, "mean")
             window_n += 1
-            accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
             if grad_norm is not None:
                 grad_norm = torch.as_tensor(grad_norm).detach().float()
@@ -448,6 +499,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
             if accelerator.num_processes > 1:  # every process stops at the same step, or the others would hang
                 stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item())
             save = done % cfg.checkpoint_every == 0 or done == cfg.steps or stop
+            validate = bool(cfg.validate_every) and done % cfg.validate_every == 0
             if done % cfg.log_every == 0 or save:
                 mean_loss = (window_loss / window_n).item()
                 norm = None if window_norm is None else window_norm.item()
@@ -458,25 +510,82 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None)
                 recent = (recent + [mean_loss])[-50:]
                 window_loss.zero_()
                 window_norm, window_n = None, 0
+                now = time.perf_counter()  # after the .item() above: the GPU has finished the window's steps
+                row = {"step": done, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "grad_norm": norm,
+                       "seconds": round(now - t_start, 3),  # since this call started
+                       "samples_per_s": round((done - window_start) * cfg.batch_size / max(now - t_window, 1e-9), 2)}
+                t_window, window_start = now, done
                 if accelerator.is_main_process:
-                    row = {"step": done, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "grad_norm": norm,
-                           "seconds": round(time.perf_counter() - t_start, 3)}  # since this call started
                     with open(run_dir / "loss.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")
                     bar.set_postfix(loss=f"{mean_loss:.4f}")
+                if cfg.log_with:  # the trackers write on the main process only
+                    accelerator.log({k: v for k, v in row.items() if k != "step" and v is not None}, step=done)
             if accelerator.is_main_process:
                 if save:
                     last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model), optimizer,
                                                 lr_scheduler, ema, cfg)
+                    rotate_checkpoints(run_dir, cfg.keep_checkpoints, cfg.keep_steps, current=done)
+                if validate:
+                    _validate(on_validate, done, accelerator.unwrap_model(ddp_model), params, ema, run_dir, accelerator)
                 if stop:
                     print(f"interrupted: stopped after step {done} and saved {last_good}; continue with --resume")
-            if save or stop:
+            if save or stop or validate:
                 accelerator.wait_for_everyone()
             if stop:
                 break
     if accelerator.is_main_process:
         plot_loss(run_dir)
     return run_dir
+
+
+def _tracker_settings(cfg: TrainConfig) -> dict:
+    """Accelerator(...) arguments for cfg.log_with: TensorBoard event files under run_dir/tensorboard/."""
+    if not cfg.log_with:
+        return {}
+    from accelerate.utils import is_tensorboard_available
+
+    if not is_tensorboard_available():
+        raise V4SError("log_with='tensorboard' needs the tensorboard package: pip install tensorboard (or "
+                       "pip install -e '.[tensorboard]'), or set log_with='' (loss.jsonl only)")
+    return {"log_with": cfg.log_with, "project_dir": cfg.out_dir}
+
+
+@contextlib.contextmanager
+def _tracking(accelerator, cfg: TrainConfig, start: int):
+    """accelerate's trackers for the loop: started with the config as hyperparameters, ended (files flushed and
+    closed) however the loop ends. A resumed run drops the events after its checkpoint (purge_step)."""
+    if not cfg.log_with:
+        yield
+        return
+    hparams = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v, default=str)
+               for k, v in asdict(cfg).items()}
+    init = {"tensorboard": {"purge_step": start + 1}} if start else {}
+    accelerator.init_trackers("tensorboard", config=hparams, init_kwargs=init)
+    try:
+        yield
+    finally:
+        accelerator.end_training()
+
+
+def _validate(on_validate, step: int, model, params, ema, run_dir, accelerator):
+    """on_validate(step, model, run_dir) with the model in eval mode and the EMA weights in (as save_checkpoint
+    saves them), then back to training; the images it returns go to TensorBoard when that is on."""
+    if ema is not None:
+        ema.store(params)
+        ema.copy_to(params)
+    model.eval()
+    try:
+        with torch.no_grad(), accelerator.autocast():
+            images = on_validate(step, model, run_dir) or {}
+    finally:
+        model.train()
+        if ema is not None:
+            ema.restore(params)
+    if images and accelerator.trackers:
+        accelerator.get_tracker("tensorboard").log_images(
+            {f"validation/{name}": np.asarray(img)[None] for name, img in images.items()}, step=step,
+            dataformats="NHWC")
 
 
 def _compiled(model, on: bool):
@@ -554,7 +663,8 @@ def add_cli(subparsers):
                    help="override a config value, e.g. --set steps=20 --set out_dir=runs/try")
     p.add_argument("--encode-only", action="store_true",
                    help="only encode the clips into latent_cache (so parallel runs and resumes skip decoding)")
-    p.set_defaults(func=_cli)
+    # validation_hook(cfg) -> on_validate for train(): sample.add_cli sets it (sample.py comes after train.py)
+    p.set_defaults(func=_cli, validation_hook=None)
 
 
 def _cli(args):
@@ -565,7 +675,8 @@ def _cli(args):
         items = encode_clips(cfg, device=get_device(cfg.device))  # the encoders load only if the cache is missing
         print(f"{len(items)} encoded items in {latent_cache_folder(cfg, n_clips(cfg))}")
         return 0
-    run_dir = train(cfg, resume=args.resume)
+    hook = getattr(args, "validation_hook", None)
+    run_dir = train(cfg, resume=args.resume, on_validate=hook(cfg) if cfg.validate_every and hook else None)
     log = read_log(run_dir)
     if log:
         print(f"trained {log[-1]['step']} steps; final loss {log[-1]['loss']:.4g}; run in {run_dir} "
