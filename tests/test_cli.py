@@ -17,7 +17,7 @@ def test_v4s_train_and_wan_train_read_one_config_story(monkeypatch):
     from v4s_lite.cli import main
 
     seen = []
-    monkeypatch.setattr(train_module, "train", lambda cfg, resume=None: seen.append(cfg) or "run")
+    monkeypatch.setattr(train_module, "train", lambda cfg, resume=None, **kw: seen.append(cfg) or "run")
     assert main(["wan-train", "configs/wan22_ti2v_5b_24gb.yaml", "--set", "steps=1",
                  "--set", "wan.checkpointing=4"]) == 0
     cfg = seen[-1]

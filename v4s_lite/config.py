@@ -92,6 +92,14 @@ def get_clip_config(name_or_cfg) -> ClipConfig:
         raise ValueError(f"unknown clip preset {name_or_cfg!r}; choose one of {sorted(PRESETS)}") from None
 
 
+def inference_clip_config(trained, override=None) -> ClipConfig:
+    """The clip shape a model samples at: `override` (a preset name or ClipConfig) if given, else the inference
+    shape of the shape it was trained at (INFERENCE_PRESET: paper_train -> paper), else that shape itself."""
+    if override:
+        return get_clip_config(override)
+    return get_clip_config(INFERENCE_PRESET.get(trained, trained) if isinstance(trained, str) else trained)
+
+
 # --------------------------------------------------------------------------------------------- config
 @dataclass
 class WanConfig:
@@ -208,6 +216,10 @@ class TrainConfig:
             get_clip_config(self.clip)
         except (TypeError, ValueError) as e:
             raise V4SError(str(e)) from None
+        if self.mixed_precision is False:  # YAML reads a bare `no` (mixed_precision: no, --set mixed_precision=no) as false
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise V4SError(f"mixed_precision={self.mixed_precision!r}: choose auto, no, bf16 or fp16")
         for name in ("device_batches", "compile"):
             if getattr(self, name) not in ("auto", True, False):
                 raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")

@@ -497,12 +497,12 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec)."""
     from .checkpoints import load_model
-    from .config import get_clip_config
+    from .config import inference_clip_config
     from .data import ClipDataset, write_video
     from .sample import sample_clip
 
     model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
-    clip_cfg = get_clip_config(clip_config or (cfg.clip if cfg else "lite"))
+    clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", clip_config)  # paper_train samples at paper
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
     for i, folder in enumerate(ds.folders):

@@ -297,6 +297,7 @@ def memory_report(cfg) -> tuple[MemoryEstimate, list[dict]]:
 def wan_train(cfg, resume=None):
     """`v4s train` for a config with a `wan:` section, with the memory estimate printed first and CUDA
     out-of-memory turned into advice. Caching (then freeing the encoders), LoRA and the loop are train()'s own."""
+    from .sample import validation_hook
     from .train import train
 
     if cfg.wan is None:
@@ -306,7 +307,7 @@ def wan_train(cfg, resume=None):
     for row in table:
         print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
     with oom_guard("training", est):
-        return train(cfg, resume=resume)
+        return train(cfg, resume=resume, on_validate=validation_hook(cfg) if cfg.validate_every else None)
 
 
 def add_cli(subparsers):

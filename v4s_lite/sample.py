@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,23 +249,27 @@ def add_cli(subparsers):
 
 def _cli(args):
     from .checkpoints import load_model
-    from .config import INFERENCE_PRESET, get_clip_config
+    from .config import inference_clip_config
 
     device = get_device(args.device)
     model, codec, text_encoder, cfg = load_model(args.checkpoint, ema=not args.no_ema, device=device)
-    trained = cfg.clip if cfg else "lite"  # a training shape samples at its inference shape (paper_train -> paper)
-    clip_cfg = get_clip_config(args.clip_config or INFERENCE_PRESET.get(trained, trained) if isinstance(trained, str)
-                               else args.clip_config or trained)
+    clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", args.clip_config)  # paper_train samples at paper
     folder = Path(args.clip).resolve()
     example = load_example(folder, clip_cfg, args.sampling, args.seed)
     if args.instruction:
         example["instruction"] = args.instruction
+    t0 = time.perf_counter()
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=args.tries, seed=args.seed,
                           device=device, scheduler=args.scheduler, steps=args.steps, shift=args.shift,
                           guidance=args.guidance, scale=args.scale, text_scale=args.text_scale,
                           context_scale=args.context_scale)
     settings = {k: getattr(args, k) for k in ("checkpoint", "clip", "scheduler", "steps", "shift", "guidance", "scale",
                                               "text_scale", "context_scale")}
+    settings["seconds_per_try"] = round((time.perf_counter() - t0) / args.tries, 2)  # encode + denoise + decode
+    settings["shape"] = {"context_frames": clip_cfg.context_frames, "target_frames": clip_cfg.target_frames,
+                         "width": clip_cfg.width, "height": clip_cfg.height}
+    if device.type == "cuda":
+        settings["peak_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     for s in samples:
         mp4, js = write_sample(args.out, f"{folder.name}_seed{s.seed}", example["context"].numpy(), s,
                                clip_cfg.box_frames, clip_cfg.fps,

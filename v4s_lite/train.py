@@ -515,6 +515,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                        "seconds": round(now - t_start, 3),  # since this call started
                        "samples_per_s": round((done - window_start) * cfg.batch_size / max(now - t_window, 1e-9), 2)}
                 t_window, window_start = now, done
+                if on_gpu:  # the allocator's high-water mark: a counter read, no device sync
+                    row["peak_gib"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
                 if accelerator.is_main_process:
                     with open(run_dir / "loss.jsonl", "a") as f:
                         f.write(json.dumps(row) + "\n")

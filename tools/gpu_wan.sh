@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The instructor's Wan2.2-TI2V-5B path on one GPU at the true size, offline: random weights of the exact architecture
+# (v4s wan-random: transformer 5.0 B, Wan2.2 VAE, UMT5-XXL encoder, an offline tokenizer), so wall times and memory are
+# real while the videos are noise. Phases each fit one 10-minute device call; a warm machine keeps the ignored folders
+# models/, data/paper/ and runs/ between calls, so the phases follow each other:
+#   bash tools/gpu_wan.sh prepare OUT [N]          # the random 5B folder, N training clips + 1 validation clip
+#                                                   # at the paper's shape (GPU renderer), `v4s train --encode-only`
+#   bash tools/gpu_wan.sh train OUT SECS STEPS     # `v4s wan-train` stopped by SIGINT after SECS s (it saves a checkpoint),
+#                                                   # then `--resume` to STEPS
+#   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
+#                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
+# Every command is a plain `v4s ...` line, printed to OUT/commands.txt. Seeds: training clips 0..N-1 (the training
+# range of docs/DATA.md), the validation clip 300000.
+set -uo pipefail
+PHASE=${1:?phase}; OUT=${2:?out dir}; shift 2
+export PYTHONUNBUFFERED=1
+mkdir -p $OUT models data/paper runs
+t0=$(date +%s)
+stamp() { echo "$1: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt; }
+run() { echo "$*" >> $OUT/commands.txt; "$@"; }
+V4S="python3 -m v4s_lite.cli"
+SIZE=${WAN_SIZE:-5b}; DEV=${WAN_DEVICE:-cuda}   # WAN_SIZE=tiny WAN_DEVICE=cpu: a dry run of this script on a CPU
+# (with WAN_SET="--set device=cpu --set mixed_precision=no --set wan.compile=false --set wan.checkpointing=1")
+WAN=models/wan22_random_$SIZE
+CFG=configs/wan22_ti2v_5b.yaml
+SET=(--set wan.source=$WAN --set data_root=data/paper/train --set latent_cache=data/paper/latents
+     --set out_dir=runs/wan5b --set progress=false --set log_every=10 --set checkpoint_every=50 ${WAN_SET:-})
+case $PHASE in
+prepare)
+  N=${1:-4}
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/gpu.txt || true
+  [ -f $WAN/model_index.json ] || run $V4S wan-random $WAN --size $SIZE --device $DEV
+  du -sh $WAN/* | tee -a $OUT/summary.txt
+  stamp "random 5B folder"
+  for k in $(seq 0 $((N-1))); do
+    run $V4S make-data --task grounding --scenes 1 --seed $k --clip-config paper --device $DEV \
+      --out data/paper/train --no-progress > /dev/null 2>> $OUT/errors.log &
+  done
+  run $V4S make-data --task grounding --scenes 1 --seed 300000 --clip-config paper --device $DEV \
+    --out data/paper/val --no-progress > /dev/null 2>> $OUT/errors.log &
+  wait
+  stamp "clips ($(ls data/paper/train | wc -l) training, $(ls data/paper/val | wc -l) validation)"
+  run $V4S train $CFG "${SET[@]}" --encode-only 2>&1 | grep -v -i warn | tail -n 3 | tee -a $OUT/summary.txt
+  stamp "encoded (VAE + UMT5-XXL on the GPU, then freed)"
+  ;;
+train)
+  SECS=${1:?seconds before the interrupt}; STEPS=${2:?steps}
+  run timeout -s INT $SECS $V4S wan-train $CFG "${SET[@]}" --set steps=$STEPS 2>&1 | grep -v -i warn \
+    | tail -n 12 | tee $OUT/train_part1.log
+  stamp "wan-train interrupted (SIGINT after $SECS s)"
+  run $V4S wan-train $CFG "${SET[@]}" --set steps=$STEPS --resume 2>&1 | grep -v -i warn | tail -n 5 \
+    | tee $OUT/train_part2.log
+  stamp "wan-train resumed to $STEPS steps"
+  cp runs/wan5b/loss.jsonl $OUT/loss.jsonl
+  ls runs/wan5b | tee -a $OUT/summary.txt
+  ;;
+sample)
+  STEPS=${1:-30}
+  CKPT=$(ls -d runs/wan5b/step_* | tail -n 1)
+  run $V4S export $CKPT --out runs/wan5b_lora | tee -a $OUT/summary.txt
+  stamp "exported"
+  # diffusers' own pipeline loads the exported adapter and computes what the course's model rebuilt from the run does
+  run python3 - $CKPT $WAN $DEV <<'EOF' 2>&1 | grep -v -i warn | tee -a $OUT/summary.txt
+import sys, time, torch
+from diffusers import WanPipeline
+from v4s_lite.checkpoints import load_model
+ckpt, wan, dev = sys.argv[1:4]
+dtype = torch.bfloat16 if dev == "cuda" else torch.float32
+t = time.perf_counter()
+pipe = WanPipeline.from_pretrained(wan, torch_dtype=dtype).to(dev)
+pipe.load_lora_weights("runs/wan5b_lora")
+print(f"WanPipeline + load_lora_weights: {time.perf_counter() - t:.1f} s, adapters {list(pipe.transformer.peft_config)}")
+ours = load_model(ckpt, device=dev)[0]
+g = torch.Generator().manual_seed(0)
+x = torch.randn(1, 48, 3, 16, 26, generator=g).to(dev, dtype)
+ts = torch.full((1, 3 * 8 * 13), 500.0, device=dev)
+emb = torch.randn(1, 16, pipe.transformer.config.text_dim, generator=g).to(dev, dtype)
+ours.transformer.rope.set_positions(None)
+with torch.no_grad():
+    a = pipe.transformer(x, ts, emb, return_dict=False)[0].float()
+    b = ours.transformer(x, ts, emb, return_dict=False)[0].float()
+print(f"stock pipeline vs course model from the run folder: max |diff| {(a - b).abs().max().item():.3g} "
+      f"(scale {a.abs().max().item():.3g})")
+EOF
+  stamp "stock pipeline check"
+  VAL=$(ls -d data/paper/val/grounding_* | head -n 1)
+  run $V4S sample $CKPT --clip $VAL --out runs/wan5b_samples --steps $STEPS --guidance joint --scale 5 --device $DEV 2>&1 \
+    | grep -v -i warn | tail -n 3 | tee -a $OUT/summary.txt
+  cp runs/wan5b_samples/*.json $OUT/
+  python3 - $OUT <<'EOF' | tee -a $OUT/summary.txt
+import glob, sys
+import numpy as np
+from PIL import Image
+from v4s_lite.data import read_video
+f = sorted(glob.glob("runs/wan5b_samples/*.mp4"))[0]
+v = np.asarray(read_video(f))
+print("sample video", f, v.shape)  # context frames, then the generated target (frame 0 = the given first frame)
+Image.fromarray(np.concatenate([v[0], v[336], v[337], v[-1]], 1)).save(f"{sys.argv[1]}/sample_frames.png")
+EOF
+  stamp "v4s sample (337 context + 181 target frames, joint CFG, $STEPS steps)"
+  run $V4S eval --checkpoint $CKPT --data data/paper/val --out runs/wan5b_eval --steps $STEPS --device $DEV \
+    --no-figures 2>&1 | grep -v -i warn | tail -n 8 | tee -a $OUT/summary.txt
+  cp runs/wan5b_eval/metrics.json $OUT/eval_metrics.json
+  stamp "v4s eval --checkpoint"
+  ;;
+*)
+  echo "unknown phase $PHASE: prepare | train | sample"; exit 2 ;;
+esac
