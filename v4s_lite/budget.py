@@ -5,9 +5,12 @@ of a LoRA training step, and which setting fits on which GPU. Plain arithmetic o
     transformer_flops     the FLOP count behind the benchmark's model FLOPs utilisation
     count_params, lora_params, checkpointed_blocks
     estimate_memory       what a training step needs (MemoryEstimate); fit_table: what fits where (GPUS)
+    choose_checkpointing  the fewest checkpointed blocks that fit a GPU's memory (notebook 10 asks it for the GPU found)
+    gpu_table             per GPU: fits?, checkpointing, seconds per step and hours for a run (MEASURED_STEP scaled)
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -19,13 +22,23 @@ from .utils import V4SError
 TEXT_TOKENS = 512  # UMT5 sequence length in Wan pipelines (prompts are padded to it)
 GiB = 2**30
 
-# Memory a GPU offers to PyTorch (GiB) and its dense bf16 peak (TFLOP/s, datasheet), for fit tables and MFU.
+# Memory a GPU offers to PyTorch (GiB) and its dense bf16 peak (TFLOP/s, datasheet, no sparsity), for fit tables,
+# seconds-per-step estimates (gpu_table) and MFU. The T4 has no bf16 tensor cores (None): the bf16 5B path does not
+# run there (its fp16 tensor cores would need an fp16 training path the course does not have).
 GPUS = {
+    "T4 16 GB": dict(memory_gib=14.6, bf16_tflops=None),
     "L4 24 GB": dict(memory_gib=22.0, bf16_tflops=121.0),
     "A100 40 GB": dict(memory_gib=39.4, bf16_tflops=312.0),
     "A100 80 GB": dict(memory_gib=79.1, bf16_tflops=312.0),
     "H100 80 GB": dict(memory_gib=79.1, bf16_tflops=989.4),
+    "H200 141 GB": dict(memory_gib=139.8, bf16_tflops=989.4),
 }
+# The one training step the course measured at its training shape (benchmarks/bench_wan.py re-run on one H200,
+# 2026-12-02: Wan2.2-TI2V-5B, 416x256, 43 + 46 latent frames = 9,256 tokens, LoRA r32 on attention + FFN, batch 1,
+# bf16): compiled blocks + full gradient checkpointing 0.822 s at 14.8 GB peak; stock diffusers (eager, full
+# checkpointing) 1.120 s. gpu_table scales it to other GPUs by their bf16 peak.
+MEASURED_STEP = dict(gpu="H200 141 GB", seconds=0.822, stock_seconds=1.120, peak_gb=14.8, tokens=9256,
+                     checkpointing="full", compiled=True, lora_rank=32, batch=1)
 
 
 # ----------------------------------------------------------------------------------------------- FLOPs
@@ -89,10 +102,16 @@ class MemoryEstimate:
 
 def count_params(config) -> int:
     """Parameters of a WanTransformer3DModel built from `config`, without building it (meta device)."""
+    key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in dict(config).items()))
+    return _count_params(key)
+
+
+@functools.lru_cache(maxsize=16)  # choose_checkpointing asks estimate_memory up to L + 1 times for one config
+def _count_params(key: tuple) -> int:
     from diffusers import WanTransformer3DModel
 
     with torch.device("meta"):
-        model = WanTransformer3DModel(**_init_kwargs(config))
+        model = WanTransformer3DModel(**_init_kwargs(dict(key)))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -116,9 +135,9 @@ def checkpointed_blocks(num_layers: int, checkpointing) -> list[int]:
     "full" = all, "none" = none, an int n = n blocks spread evenly (selective checkpointing: memory grows by one
     block's activations for every block left out, speed by one block's forward).
     """
-    if checkpointing in ("full", True):
+    if checkpointing == "full" or checkpointing is True:  # not `in ("full", True)`: 1 == True would mean "full"
         return list(range(num_layers))
-    if checkpointing in ("none", False, None, 0):
+    if checkpointing in ("none", None) or checkpointing is False or checkpointing == 0:
         return []
     if isinstance(checkpointing, str) and checkpointing.isdigit():
         checkpointing = int(checkpointing)
@@ -160,6 +179,72 @@ def fit_table(config, tokens: int, settings: dict | None = None, gpus=GPUS, **kw
         est = estimate_memory(config, tokens, **{**kw, **s})
         rows.append({"setting": name, "estimate_gib": round(est.total_gib, 1),
                      **{g: est.total_gib <= spec["memory_gib"] for g, spec in gpus.items()}})
+    return rows
+
+
+def choose_checkpointing(config, tokens: int, memory_gib: float, margin: float = 0.9, **estimate_kw):
+    """The fewest checkpointed blocks whose estimated peak fits `memory_gib * margin`: "none", a number n of
+    blocks, or "full" (fewer checkpointed blocks = less recomputation = a faster step).
+
+    estimate_kw: estimate_memory's settings (batch, lora_rank, lora_targets, compiled, ...). The margin leaves room
+    for what the estimate does not see (fragmentation, another process). Raises V4SError when even "full" does
+    not fit, saying what to change instead.
+    """
+    layers = dict(config)["num_layers"]
+    budget_gib = memory_gib * margin
+    for n in range(layers + 1):
+        setting = "none" if n == 0 else "full" if n == layers else n
+        if estimate_memory(config, tokens, checkpointing=setting, **estimate_kw).total_gib <= budget_gib:
+            return setting
+    need = estimate_memory(config, tokens, checkpointing="full", **estimate_kw).total_gib
+    raise V4SError(f"even full gradient checkpointing needs about {need:.1f} GiB at {tokens} tokens, more than "
+                   f"{margin:.0%} of {memory_gib:.1f} GiB. Instead: fewer context chunks (clip.context_chunks; "
+                   f"each chunk is 1 latent frame of tokens), fewer target chunks, batch 1, compiled blocks "
+                   f"(wan.compile: true keeps fewer activations), or a GPU with more memory (L4 24 GB and up).")
+
+
+def gpu_table(config, tokens: int | None = None, steps: int = 3000, gpus=GPUS, measured=MEASURED_STEP,
+              margin: float = 0.9) -> list[dict]:
+    """One row per GPU for a LoRA run of `steps` steps at `tokens` tokens (default: the measured shape):
+
+        gpu, memory_gib, bf16_tflops, estimate_gib (compiled + full checkpointing, the measured setting),
+        fits (that estimate within margin x memory), checkpointing (choose_checkpointing's pick, None when nothing
+        fits), seconds (per step, at the measured setting), hours (for `steps`), source ("measured" |
+        "estimated" | "cannot run"), note.
+
+    The measured GPU's row carries `measured["seconds"]` itself; every other GPU's is that figure scaled by the
+    ratio of bf16 peaks (a GPU with half the TFLOP/s takes twice as long: the step is matmul-bound) and, for
+    another token count, by the ratio of transformer_flops. A GPU without bf16 (bf16_tflops None) cannot run the
+    bf16 5B path. Estimates are what the peaks predict, not measurements: memory bandwidth and clocks differ.
+    """
+    tokens = measured["tokens"] if tokens is None else tokens
+    kw = dict(batch=measured["batch"], lora_rank=measured["lora_rank"], compiled=measured["compiled"])
+    est = estimate_memory(config, tokens, checkpointing=measured["checkpointing"], **kw).total_gib
+    ref_tflops = gpus[measured["gpu"]]["bf16_tflops"] if measured["gpu"] in gpus else GPUS[measured["gpu"]]["bf16_tflops"]
+    work = transformer_flops(config, tokens) / transformer_flops(config, measured["tokens"])
+    rows = []
+    for name, spec in gpus.items():
+        tflops = spec["bf16_tflops"]
+        row = {"gpu": name, "memory_gib": spec["memory_gib"], "bf16_tflops": tflops, "estimate_gib": round(est, 1)}
+        if tflops is None:
+            room = ("" if est <= spec["memory_gib"] * margin else
+                    f", and {est:.1f} of its {spec['memory_gib']} GiB leaves no margin")
+            row.update(fits=False, checkpointing=None, seconds=None, hours=None, source="cannot run",
+                       note=f"no bf16 tensor cores{room}: the bf16 5B path does not run; use the lite course "
+                            "(notebooks 00-09) or rent an L4 / A100")
+            rows.append(row)
+            continue
+        fits = est <= spec["memory_gib"] * margin
+        try:
+            choice = choose_checkpointing(config, tokens, spec["memory_gib"], margin, **kw)
+        except V4SError:
+            choice = None
+        seconds = measured["seconds"] * work * (1.0 if name == measured["gpu"] else ref_tflops / tflops)
+        row.update(fits=fits, checkpointing=choice, seconds=round(seconds, 3) if fits else None,
+                   hours=round(seconds * steps / 3600, 2) if fits else None,
+                   source=("measured" if name == measured["gpu"] and tokens == measured["tokens"] else "estimated"),
+                   note="" if fits else "does not fit even with full checkpointing: fewer context chunks")
+        rows.append(row)
     return rows
 
 
