@@ -32,11 +32,11 @@ prepare)
   [ -f $WAN/model_index.json ] || run $V4S wan-random $WAN --size $SIZE --device $DEV
   du -sh $WAN/* | tee -a $OUT/summary.txt
   stamp "random 5B folder"
-  for k in $(seq 0 $((N-1))); do
+  [ "$(ls data/paper/train 2>/dev/null | wc -l)" -ge 3 ] || for k in $(seq 0 $((N-1))); do
     run $V4S make-data --task grounding --scenes 1 --seed $k --clip-config paper --device $DEV \
       --out data/paper/train --no-progress > /dev/null 2>> $OUT/errors.log &
   done
-  run $V4S make-data --task grounding --scenes 1 --seed 300000 --clip-config paper --device $DEV \
+  [ -d data/paper/val ] || run $V4S make-data --task grounding --scenes 1 --seed 300000 --clip-config paper --device $DEV \
     --out data/paper/val --no-progress > /dev/null 2>> $OUT/errors.log &
   wait
   stamp "clips ($(ls data/paper/train | wc -l) training, $(ls data/paper/val | wc -l) validation)"

@@ -164,12 +164,14 @@ class WanVAECodec(LatentCodec):
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         self._check_video(video)
         # WanPipeline conditions on the posterior's mode ("argmax"), not a sample: deterministic latents.
-        z = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
+        # the input goes where the VAE is (a GPU): callers hand over CPU frames (renders, decoded clips)
+        z = self.vae.encode(video.to(self.vae.device, self.vae.dtype)).latent_dist.mode()
         mean, std = self._stats(z)
         return (z - mean) / std
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        latents = latents.to(self.vae.device)
         mean, std = self._stats(latents)
         z = (latents * std + mean).to(self.vae.dtype)
         return self.vae.decode(z, return_dict=False)[0]
