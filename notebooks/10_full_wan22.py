@@ -236,7 +236,7 @@ plt.show()
 from diffusers import WanPipeline
 
 lora_dir = checkpoints.export(step_dir, work / "lora")
-dtype = next(model.transformer.parameters()).dtype
+dtype = model.transformer.dtype  # bf16 on a GPU (LoRA and a few norms are kept in fp32)
 h, w = infer_clip.height // 16, infer_clip.width // 16
 g = torch.Generator().manual_seed(seed)
 x = torch.randn(1, 48, 3, h, w, generator=g).to(dev, dtype)

@@ -329,10 +329,13 @@ def _degrade_fn(degrade):
         return degrade
     from .codec import frames_to_video, video_to_frames
 
-    def through_codec(frames):
+    def through_codec(frames, chunk: int = 16):
+        # `chunk` frames at a time: the library holds hundreds of views, and Wan2.2's VAE at 416x256 needs GiBs
+        # per frame batch (all at once ran out of memory on an H200 beside the 5B model)
         with torch.no_grad():
             video = frames_to_video(frames).permute(2, 1, 0, 3, 4)  # (N, 3, 1, H, W): every frame a clip of one
-            return video_to_frames(degrade.decode(degrade.encode(video)))[:, 0]
+            return np.concatenate([video_to_frames(degrade.decode(degrade.encode(video[i:i + chunk])))[:, 0]
+                                   for i in range(0, len(video), chunk)])
     return through_codec
 
 
