@@ -503,6 +503,8 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
 
     model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
     clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", clip_config)  # paper_train samples at paper
+    if generate_kw.get("shift") is None:  # the schedule the run trained on
+        generate_kw["shift"] = cfg.flow_shift if cfg else 3.0
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
     for i, folder in enumerate(ds.folders):
@@ -534,7 +536,8 @@ def add_cli(subparsers) -> None:
     gen = p.add_argument_group("with --checkpoint: sampling (v4s sample's settings)")
     gen.add_argument("--steps", type=int, default=20, help="sampling steps")
     gen.add_argument("--scheduler", default="unipc", help="euler | unipc | a diffusers scheduler class name")
-    gen.add_argument("--shift", type=float, default=3.0, help="flow shift of the sampling schedule")
+    gen.add_argument("--shift", type=float, default=None,
+                     help="flow shift of the sampling schedule (default: the run's flow_shift)")
     gen.add_argument("--guidance", default="joint", choices=["none", "text", "joint", "three"])
     gen.add_argument("--scale", type=float, default=5.0)
     p.add_argument("--device", default="auto", help="where to generate and render (cuda scores several times faster)")

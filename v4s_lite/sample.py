@@ -231,7 +231,8 @@ def add_cli(subparsers):
     p.add_argument("--out", default="samples", help="output folder (default samples/)")
     p.add_argument("--scheduler", default="unipc", help="euler | unipc | a diffusers scheduler class name")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--shift", type=float, default=3.0, help="flow shift of the sampling schedule")
+    p.add_argument("--shift", type=float, default=None,
+                   help="flow shift of the sampling schedule (default: the run's flow_shift; 3.0 for a model folder)")
     p.add_argument("--guidance", default="joint", choices=["none", "text", "joint", "three"])
     p.add_argument("--scale", type=float, default=5.0)
     p.add_argument("--text-scale", type=float, default=None, help="guidance=three: the instruction's scale")
@@ -258,6 +259,8 @@ def _cli(args):
     example = load_example(folder, clip_cfg, args.sampling, args.seed)
     if args.instruction:
         example["instruction"] = args.instruction
+    if args.shift is None:  # sample on the schedule the run trained on (Wan2.2 configs: 5.0)
+        args.shift = cfg.flow_shift if cfg else 3.0
     t0 = time.perf_counter()
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=args.tries, seed=args.seed,
                           device=device, scheduler=args.scheduler, steps=args.steps, shift=args.shift,
