@@ -295,3 +295,23 @@ def test_wan_path_end_to_end_on_a_tiny_wan22_folder(tmp_path, capsys):
     assert main(["sample", str(run / "step_000003"), "--clip", str(next((tmp_path / "data").glob("grounding_*"))),
                  "--out", str(tmp_path / "samples"), "--steps", "2", "--device", "cpu"]) == 0
     assert len(list((tmp_path / "samples").glob("*.mp4"))) == 1
+
+
+def test_random_wan22_5b_components_have_the_exact_architecture():
+    """`v4s wan-random --size 5b` builds these; on the meta device no memory is spent, so CI checks the configs
+    construct in the pinned diffusers/transformers and have Wan2.2-TI2V-5B's sizes."""
+    from diffusers import AutoencoderKLWan
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    with torch.device("meta"):
+        t = WanTransformer3DModel(**transformer_config("wan2.2-ti2v-5b"))
+        vae = AutoencoderKLWan(**full.WAN22_VAE_CONFIG)
+        te = UMT5EncoderModel(UMT5Config(**full.UMT5_XXL_CONFIG))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 4.9e9 < count(t) < 5.1e9  # "5B"
+    assert 5.6e9 < count(te) < 5.8e9  # UMT5-XXL's encoder (the 11 GB bf16 file)
+    assert vae.config.z_dim == 48 and vae.config.scale_factor_spatial == 16 and len(vae.config.latents_std) == 48
+    assert 6e8 < count(vae) < 8e8  # Wan2.2's VAE: 2.7 GB in fp32 on the GPU run
+    tok = full.offline_tokenizer()
+    ids = tok(["Walk to the green plant and look at it."], padding="max_length", max_length=16).input_ids[0]
+    assert tok.unk_token_id not in ids and ids[10] == tok.eos_token_id and ids[-1] == tok.pad_token_id
