@@ -315,3 +315,18 @@ def test_random_wan22_5b_components_have_the_exact_architecture():
     tok = full.offline_tokenizer()
     ids = tok(["Walk to the green plant and look at it."], padding="max_length", max_length=16).input_ids[0]
     assert tok.unk_token_id not in ids and ids[10] == tok.eos_token_id and ids[-1] == tok.pad_token_id
+
+
+def test_wan_model_takes_a_longer_rope_table_and_refuses_other_overrides(tmp_path):
+    """Long real scans need more RoPE positions than 1,024: model_overrides.rope_max_seq_len raises the table of a
+    pretrained base (wan.source); an override that would change trained weights' architecture is an error."""
+    from v4s_lite.config import load_config
+    from v4s_lite.model import build_model
+
+    full.random_wan22_folder(tmp_path / "wan", size="tiny")
+    base = dict(device="cpu", lora_rank=2, **{"wan.source": str(tmp_path / "wan"), "wan.compile": False})
+    cfg = load_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", model_overrides={"rope_max_seq_len": 2048}, **base)
+    model = build_model(cfg)
+    assert model.transformer.config.rope_max_seq_len == 2048 and model.transformer.rope.freqs_cos.shape[0] == 2048
+    with pytest.raises(V4SError, match="cannot change a pretrained"):
+        build_model(load_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", model_overrides={"num_layers": 1}, **base))

@@ -171,12 +171,13 @@ export_lora = save_lora  # the adapter in diffusers' pipeline format (what check
 # A `wan:` section selects these (config.WAN_FACTORIES): build_model / build_codecs call them with the TrainConfig,
 # so training, `v4s sample`, `v4s eval --checkpoint` and `v4s export` rebuild a 5B run from its saved config alone.
 def wan_model(cfg):
-    """The base transformer from cfg.wan.source (bf16 on a GPU), with the speed levers of cfg.wan applied."""
-    from .model import V4SModel
+    """The base transformer from cfg.wan.source (bf16 on a GPU), with the speed levers of cfg.wan applied;
+    model_overrides: {rope_max_seq_len: N} raises the RoPE table for long scans (anything else is refused)."""
+    from .model import V4SModel, pretrained_overrides
     from .utils import get_device
 
     dtype = torch.bfloat16 if get_device(cfg.device).type == "cuda" else torch.float32
-    model = V4SModel(load_wan22(cfg.wan.source, "transformer", dtype=dtype))
+    model = V4SModel(load_wan22(cfg.wan.source, "transformer", dtype=dtype), rope_max_seq_len=pretrained_overrides(cfg))
     configure_speed(model, cfg.wan.checkpointing, cfg.wan.attention_backend, cfg.wan.compile)
     return model
 

@@ -265,6 +265,10 @@ def build_model(cfg):
         model = import_object(cfg.model)(cfg)
     elif cfg.init_from:
         model = V4SModel.from_pretrained(cfg.init_from)
+        rope = pretrained_overrides(cfg)
+        if rope:  # a longer table for long scans; the trained weights do not depend on its length
+            model.transformer.register_to_config(rope_max_seq_len=rope)
+            model.transformer.rope = ContextRoPE.from_rope(model.transformer.rope, rope)
     else:
         config = {**transformer_config(cfg.model), **cfg.model_overrides}
         try:
@@ -277,6 +281,18 @@ def build_model(cfg):
     if cfg.gradient_checkpointing:
         model.transformer.enable_gradient_checkpointing()
     return model
+
+
+def pretrained_overrides(cfg) -> int | None:
+    """model_overrides a pretrained transformer (init_from, the Wan2.2 factory) can take: only rope_max_seq_len,
+    the RoPE table's length (raise it for long scans; weights do not depend on it). Anything else would change the
+    architecture of weights already trained, so it is refused rather than silently ignored."""
+    over = dict(cfg.model_overrides)
+    rope = over.pop("rope_max_seq_len", None)
+    if over:
+        raise V4SError(f"model_overrides {sorted(over)} cannot change a pretrained transformer (init_from / wan:); "
+                       "only rope_max_seq_len applies (a longer RoPE table for long scans)")
+    return rope
 
 
 def add_lora(model, cfg):
