@@ -222,38 +222,131 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def launch(script: str, n: int, *args, tmp: Path) -> str:
+    """Run `script` (a template with {tests} / {root}) in n gloo CPU processes under torchrun and return its output.
+    (Not `accelerate launch --cpu --num_processes n`: accelerate 1.16 runs that as ONE process.) Each script ends
+    with REPORT_WORLD, so a run that silently fell back to one process fails here."""
+    import subprocess
+    import sys
+
+    path = tmp / f"script_{abs(hash(script))}.py"
+    path.write_text(script.format(tests=str(Path(__file__).parent), root=str(ROOT)) + REPORT_WORLD)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(n),
+                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(path), *map(str, args)],
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(line for line in run.stdout.splitlines() if line.startswith("world ")) == \
+        [f"world {n} rank {r}" for r in range(n)], run.stdout[-2000:]
+    return run.stdout
+
+
+REPORT_WORLD = """
+from accelerate import PartialState
+print(f"world {PartialState().num_processes} rank {PartialState().process_index}", flush=True)
+"""
+
 TWO_PROCESS_SCRIPT = """
 import sys
 sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
 from v4s_lite.train import train
-train(small_cfg(sys.argv[1], batch_size=4, steps=3, grad_accum_steps=int(sys.argv[2])), items=fake_items(),
-      null_text=NULL)
+steps, accum, every = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+train(small_cfg(sys.argv[1], batch_size=4, steps=steps, grad_accum_steps=accum, checkpoint_every=every),
+      items=fake_items(), null_text=NULL)
 """
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("accum", [1, 2])
 def test_two_processes_equal_one(tmp_path, accum):
-    """DDP over 2 CPU processes (`accelerate launch --cpu`, gloo) with 2 samples each = 1 process with 4 samples;
+    """DDP over 2 CPU processes (torchrun, gloo) with 2 samples each = 1 process with 4 samples;
     with grad_accum_steps=2 each process runs two micro-steps of 1 sample (gradients synced once, on the last)."""
-    import subprocess
-    import sys
-
     one = train(small_cfg(tmp_path / "one", batch_size=4, steps=3), items=fake_items(), null_text=NULL)
-    script = tmp_path / "two.py"
-    script.write_text(TWO_PROCESS_SCRIPT.format(tests=str(Path(__file__).parent), root=str(ROOT)))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", str(_free_port()), str(script), str(tmp_path / "two"), str(accum)],
-                         capture_output=True, text=True, timeout=240, env=env)
-    assert run.returncode == 0, run.stderr[-3000:]
+    launch(TWO_PROCESS_SCRIPT, 2, tmp_path / "two", 3, accum, 3, tmp=tmp_path)
     a, b = transformer_state(one / "step_000003"), transformer_state(tmp_path / "two" / "step_000003")
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=0, msg=k)
     np.testing.assert_allclose([r["loss"] for r in read_log(one)], [r["loss"] for r in read_log(tmp_path / "two")],
                                atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
+    """4 steps in 2 processes, resumed to 6 in 1 process = 6 steps in 1 process: every draw is a function of
+    (seed, step, global position), never of the process count, and the checkpoint holds whole weights."""
+    launch(TWO_PROCESS_SCRIPT, 2, tmp_path / "mixed", 4, 1, 2, tmp=tmp_path)
+    assert latest_checkpoint(tmp_path / "mixed").name == "step_000004"
+    items = fake_items()
+    cfg = dict(batch_size=4, steps=6, checkpoint_every=2)
+    resumed = train(small_cfg(tmp_path / "mixed", **cfg), resume=True, items=items, null_text=NULL)
+    one = train(small_cfg(tmp_path / "one", **cfg), items=items, null_text=NULL)
+    a, b = transformer_state(one / "step_000006"), transformer_state(resumed / "step_000006")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=0, msg=k)
+    assert any((a[k] - transformer_state(one / "step_000004")[k]).abs().max() > 1e-4 for k in a)  # steps 5-6 moved
+    np.testing.assert_allclose([r["loss"] for r in read_log(one)], [r["loss"] for r in read_log(resumed)],
+                               atol=1e-5, rtol=0)
+
+
+ENCODE_SCRIPT = """
+import sys
+sys.path[:0] = [{tests!r}, {root!r}]
+import v4s_lite.train as T
+from v4s_lite.cli import main
+encoded = []
+real = T.encode_clip
+def encode_clip(item, *a, **k):  # which clips (and which context draw) this process encodes
+    encoded.append((item["instruction"], tuple(int(i) for i in item["context_frame_indices"])))
+    return real(item, *a, **k)
+T.encode_clip = encode_clip
+assert main(["train", sys.argv[1], "--encode-only", "--set", "data_root=" + sys.argv[2], "--set",
+             "latent_cache=" + sys.argv[3], "--set", "device=cpu", "--set", "progress=false"]) == 0
+from accelerate import PartialState
+print(f"encoded {{PartialState().process_index}} {{encoded!r}}", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_fill_the_latent_cache_in_one_pass(tmp_path):
+    """`v4s train --encode-only` in 2 processes: each encodes only its half of the items (no rank waits for
+    another's clips), and the cache is byte for byte the one 1 process writes (item files, null, manifest)."""
+    import ast
+    from v4s_lite import data
+    from v4s_lite.train import latent_cache_folder, n_clips
+
+    data.make_dataset(tmp_path / "clips", "grounding", 3, seed=0, clip_cfg="quick", progress=False)
+    config = str(ROOT / "configs" / "quick.yaml")
+    runs = {}
+    for n in (1, 2):
+        out = launch(ENCODE_SCRIPT, n, config, tmp_path / "clips", tmp_path / f"cache{n}", tmp=tmp_path)
+        runs[n] = {int(line.split()[1]): ast.literal_eval(line.split(" ", 2)[2])
+                   for line in out.splitlines() if line.startswith("encoded ")}
+    cfg = load_config(config, data_root=str(tmp_path / "clips"), latent_cache=str(tmp_path / "cache1"))
+    n_items = n_clips(cfg) * cfg.context_views
+    assert n_items == 6 and len(runs[1][0]) == 6
+    assert [len(runs[2][r]) for r in (0, 1)] == [3, 3]  # each process its share: items 0, 2, 4 and 1, 3, 5
+    assert runs[2][0] == runs[1][0][0::2] and runs[2][1] == runs[1][0][1::2]
+    one = latent_cache_folder(cfg, n_clips(cfg))
+    two = Path(str(one).replace(str(tmp_path / "cache1"), str(tmp_path / "cache2")))
+    names = sorted(f.name for f in one.iterdir())
+    assert names == sorted(f.name for f in two.iterdir()) and "cache.json" in names and len(names) == n_items + 2
+    for name in names:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_an_unfinished_cache_is_not_complete(tmp_path):
+    """Items written but a process missing: finish_latent_cache refuses and leaves no manifest."""
+    from v4s_lite.latents import LatentCache, finish_latent_cache, start_latent_cache, write_cache_items
+
+    folder = start_latent_cache(tmp_path / "c")
+    write_cache_items(folder, [(0, fake_items(1)[0]), (2, fake_items(1)[0])])
+    with pytest.raises(V4SError, match=r"item files \[1\] are missing"):
+        finish_latent_cache(folder, NULL, 3)
+    assert not (folder / "cache.json").exists()
+    with pytest.raises(V4SError, match="no cache.json"):
+        LatentCache(folder)
+    write_cache_items(folder, [(1, fake_items(1)[0])])
+    assert len(LatentCache(finish_latent_cache(folder, NULL, 3))) == 3
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

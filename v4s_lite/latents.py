@@ -3,6 +3,7 @@ once by the encoders, kept in memory or in a folder on disk.
 
     encode_clip           one ClipDataset item -> context/target latents, instruction embedding, frame indices
     write_latent_cache    encoded items -> a folder (one safetensors file per item), manifest written last
+                          (= start_latent_cache, write_cache_items per rank, finish_latent_cache on rank 0)
     cache_clips           encode_clip over a dataset + write_latent_cache (the Wan2.2 path frees its encoders after)
     LatentCache           that folder as a torch Dataset
     OnDevice              a codec whose input is moved to its device first
@@ -48,25 +49,63 @@ def encode_clip(item, codec, text_encoder, box_frames: int = 0) -> dict:
             "context_frame_indices": idx.contiguous(), "instruction": item["instruction"]}
 
 
+_ITEM_KEYS = ("context_latents", "target_latents", "prompt_embeds", "context_frame_indices")
+
+
 def write_latent_cache(folder, items, null, n: int) -> Path:
     """`n` encode_clip items (any iterable: written as they come) and the null ("") embedding -> the folder
-    LatentCache reads: one safetensors file per item, `null.safetensors`, and `cache.json` (count, shapes, a
-    fingerprint of the null embedding) written last, so an interrupted write is never read as complete."""
-    from safetensors.torch import save_file
+    LatentCache reads: one safetensors file per item, then `null.safetensors` and `cache.json` (count, shapes, a
+    fingerprint of the null embedding) written last, so an interrupted write is never read as complete.
+    Several processes fill one folder in two parts: every rank write_cache_items(its items), a barrier, then
+    rank 0 finish_latent_cache (train.encode_clips does this)."""
+    folder = Path(folder)
+    start_latent_cache(folder)
+    count = write_cache_items(folder, enumerate(items))
+    if count != n:
+        raise V4SError(f"write_latent_cache: expected {n} items, got {count}")
+    return finish_latent_cache(folder, null, n)
 
+
+def start_latent_cache(folder) -> Path:
+    """Make the folder and drop an old manifest: from here until finish_latent_cache it is not a cache."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cache.json").unlink(missing_ok=True)
+    return folder
+
+
+def item_file(folder, i: int) -> Path:
+    return Path(folder) / f"{i:06d}.safetensors"
+
+
+def write_cache_items(folder, indexed_items) -> int:
+    """(global index, encode_clip item) pairs -> one `{index:06d}.safetensors` each, written as they come; returns
+    how many were written. Any process may write any index: the file holds only that item."""
+    from safetensors.torch import save_file
+
+    count = 0
+    for i, item in indexed_items:
+        save_file({k: torch.as_tensor(item[k]).contiguous() for k in _ITEM_KEYS}, str(item_file(folder, i)),
+                  metadata={"instruction": item["instruction"]})
+        count += 1
+    return count
+
+
+def finish_latent_cache(folder, null, n: int) -> Path:
+    """After every item file 0..n-1 is on disk: `null.safetensors`, then `cache.json` (the shapes are the last
+    item's), which makes the folder a LatentCache. A missing item file -> V4SError, and no manifest."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    missing = [i for i in range(n) if not item_file(folder, i).exists()]
+    if missing:
+        raise V4SError(f"{folder}: item files {missing[:5]}{'...' if len(missing) > 5 else ''} are missing "
+                       f"({len(missing)} of {n}); the cache is left incomplete (no cache.json)")
     null = null.contiguous().cpu()
     save_file({"prompt_embeds": null}, str(folder / "null.safetensors"))
-    shapes, count = None, 0
-    for i, item in enumerate(items):
-        save_file({k: item[k] for k in ("context_latents", "target_latents", "prompt_embeds", "context_frame_indices")},
-                  str(folder / f"{i:06d}.safetensors"), metadata={"instruction": item["instruction"]})
-        shapes = {k: list(item[k].shape) for k in ("context_latents", "target_latents", "prompt_embeds")}
-        count += 1
-    if count != n:
-        raise V4SError(f"write_latent_cache: expected {n} items, got {count}")
+    with safe_open(str(item_file(folder, n - 1)), "pt") as f:
+        shapes = {k: list(f.get_slice(k).get_shape()) for k in _ITEM_KEYS[:3]}
     manifest = {"version": CACHE_VERSION, "count": n, "shapes": shapes,
                 "null_fingerprint": hashlib.sha1(null.float().numpy().tobytes()).hexdigest()[:16]}
     (folder / "cache.json").write_text(json.dumps(manifest, indent=1))

@@ -39,7 +39,7 @@ import yaml
 from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint
 from .codec import build_codecs
 from .config import TrainConfig, load_config, parse_override
-from .latents import LatentCache, OnDevice, encode_clip, write_latent_cache
+from .latents import LatentCache, OnDevice, encode_clip, finish_latent_cache, start_latent_cache, write_cache_items
 from .model import build_model
 from .utils import TrainingDiverged, V4SError, get_device, seed_everything
 
@@ -164,6 +164,9 @@ def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
     setting that changes the items, so a stale cache is never read) and every later run with the same data
     settings (the variants of one experiment, every --resume, every rank) reads it instead of decoding again.
 
+    Under several processes (accelerate launch / torchrun) a missing cache is filled in one pass: process r
+    encodes items j with j % world == r (cache_shard) and writes their files, then, after a barrier, rank 0 writes
+    the null embedding and the manifest (latents.finish_latent_cache), and every process reads the whole cache.
     Returns a list of items, or, for a `wan:` run with a cache, the LatentCache itself (5B clips stay on disk).
     codec / text_encoder: None = built from cfg (codec.build_codecs), and only when the cache must be filled:
     Wan2.2's UMT5-XXL (~11 GB) is never loaded for a run whose cache is complete.
@@ -185,19 +188,59 @@ def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
     on_cpu = torch.device(device).type == "cpu"
     if cfg.num_workers and on_cpu:  # workers hand clips back through shared memory files, not one descriptor each
         torch.multiprocessing.set_sharing_strategy("file_system")
-    items = []
+    # with a cache, each process encodes its share of the items (item j = view j // n, clip j % n) and writes
+    # them straight to the folder; without one, every process needs every item in memory
+    world, rank, barrier = _processes() if cache is not None else (1, 0, None)
+    if cache is not None and rank == 0:
+        start_latent_cache(cache)
+    if barrier is not None:  # nobody writes an item before rank 0 has dropped an old manifest
+        barrier()
+    items, written = [], 0
     for view in range(cfg.context_views):
         ds.set_epoch(view)  # a fresh draw of the context chunks
+        mine = [i for i in range(n) if cache is None or cache_shard(view * n + i, world) == rank]
         # each worker decodes and encodes whole clips (in order); a GPU codec stays in this process
         loader = torch.utils.data.DataLoader(
-            _EncodedClips(ds, n, codec if on_cpu else OnDevice(codec, device), text_encoder, box),
+            torch.utils.data.Subset(_EncodedClips(ds, n, codec if on_cpu else OnDevice(codec, device), text_encoder,
+                                                  box), mine),
             batch_size=None, num_workers=cfg.num_workers if on_cpu else 0)
-        items += list(tqdm(loader, total=n, desc=f"encode clips (view {view + 1}/{cfg.context_views})",
-                           disable=not cfg.progress))
+        encoded = tqdm(loader, total=len(mine), desc=f"encode clips (view {view + 1}/{cfg.context_views})",
+                       disable=not cfg.progress or rank != 0)
+        if cache is None:
+            items += list(encoded)
+        else:
+            written += write_cache_items(cache, zip((view * n + i for i in mine), encoded))
     if cache is None:
         return items
-    write_latent_cache(cache, items, text_encoder.encode([""])[0], len(items))
-    return _read_cache(cache, n, cfg) if cfg.wan is not None else items
+    if barrier is not None:  # every rank's item files are on disk before the manifest says the cache is complete
+        barrier()
+    if rank == 0:
+        finish_latent_cache(cache, text_encoder.encode([""])[0], n * cfg.context_views)
+    if barrier is not None:
+        barrier()
+    return _read_cache(cache, n, cfg)
+
+
+def cache_shard(j: int, world: int) -> int:
+    """The process that encodes item j of a latent cache filled by `world` processes."""
+    return j % world
+
+
+def _processes():
+    """(world, rank, barrier) of the processes this one was launched with (accelerate launch / torchrun; the
+    Accelerator's state when train() made one); barrier is None for a single process."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.num_processes, state.process_index, (state.wait_for_everyone if state.num_processes > 1 else None)
+
+
+def _launched_device(cfg: TrainConfig) -> torch.device:
+    """This process's device: cfg.device, and under a multi-process launch on GPUs the GPU of its local rank."""
+    from accelerate import PartialState
+
+    device = get_device(cfg.device)
+    return PartialState(cpu=device.type == "cpu").device if device.type in ("cpu", "cuda") else device
 
 
 def _read_cache(cache: Path, n: int, cfg: TrainConfig):
@@ -418,9 +461,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     seed_everything(cfg.seed)
     run_dir = Path(cfg.out_dir)
 
-    if items is None:  # the main process fills the cache (if one is set); the others then read it
-        with accelerator.main_process_first():
-            items, null_text = prepare_items(cfg, device=accelerator.device)
+    if items is None:  # every process encodes its share of a missing cache (encode_clips), then reads all of it
+        items, null_text = prepare_items(cfg, device=accelerator.device)
     elif null_text is None:
         if not hasattr(items, "null_embeds"):
             raise V4SError("train(items=...) needs null_text (the \"\" embedding) unless items has .null_embeds")
@@ -674,7 +716,9 @@ def _cli(args):
     if args.encode_only:
         if not cfg.latent_cache:
             raise V4SError("--encode-only fills latent_cache: set it, e.g. --set latent_cache=data/lite/latents")
-        items = encode_clips(cfg, device=get_device(cfg.device))  # the encoders load only if the cache is missing
+        # under accelerate launch / torchrun each process encodes its share on its own device (encode_clips)
+        device = _launched_device(cfg)
+        items = encode_clips(cfg, device=device)  # the encoders load only if the cache is missing
         print(f"{len(items)} encoded items in {latent_cache_folder(cfg, n_clips(cfg))}")
         return 0
     hook = getattr(args, "validation_hook", None)
