@@ -506,3 +506,45 @@ def test_bad_speed_settings_are_errors():
         TrainConfig(device_batches="yes")
     with pytest.raises(V4SError, match="compile"):
         TrainConfig(compile="maybe")
+
+
+def test_checkpoint_from_gathered_weights_is_the_same_checkpoint(tmp_path):
+    """FSDP saves the state dict gathered by accelerator.get_state_dict (keys of the V4SModel): the files are those
+    of saving the model itself; NaN in the gathered weights is refused like NaN in the model."""
+    from v4s_lite.checkpoints import save_checkpoint
+    from v4s_lite.model import build_model
+
+    cfg = small_cfg(tmp_path)
+    model = build_model(cfg)
+    plain = save_checkpoint(tmp_path / "plain", 1, model, cfg=cfg)
+    gathered = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():  # the model's own tensors are not what gets saved
+            p.zero_()
+    from_weights = save_checkpoint(tmp_path / "gathered", 1, model, cfg=cfg, weights=gathered)
+    a, b = transformer_state(plain), transformer_state(from_weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(v.abs().sum() > 0 for v in b.values())
+    assert "state_dict" not in vars(model.transformer)  # the override is gone
+    gathered[next(iter(gathered))].view(-1)[0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="NaN"):
+        save_checkpoint(tmp_path / "nan", 1, model, cfg=cfg, weights=gathered)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(parallel="zero3"), "choose 'ddp'"),
+    (dict(parallel="fsdp", device="cpu"), "GPUs only"),
+    (dict(parallel="fsdp", device="cuda", lora_rank=8), "LoRA replicas"),
+    (dict(parallel="fsdp", device="cuda", ema_decay=0.9), "ema_decay=0"),
+])
+def test_bad_parallel_settings_are_errors(tmp_path, setting, message):
+    with pytest.raises(V4SError, match=message):
+        small_cfg(tmp_path, **setting)
+
+
+def test_fsdp_refuses_a_cpu_run_instead_of_running_ddp(tmp_path):
+    """device=auto on a machine without a GPU: train() says FSDP needs GPUs before any work."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(V4SError, match="parallel=fsdp needs GPUs"):
+        train(small_cfg(tmp_path, parallel="fsdp", device="auto"), items=fake_items(), null_text=NULL)

@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -85,20 +86,27 @@ def _load_lora_for_sampling(transformer, folder) -> None:
 
 
 def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None, ema=None,
-                    cfg: TrainConfig | None = None) -> Path:
+                    cfg: TrainConfig | None = None, weights: dict | None = None) -> Path:
     """`run_dir/step_XXXXXX/`: transformer/ (diffusers save_pretrained; LoRA: transformer_lora/ via peft's
     state dict), transformer_ema/, training_state.pt (optimizer, lr scheduler, EMA, RNG: loaded with weights_only=True
     loads it) and trainer_state.json (step, config). Written to a temporary folder, then renamed, so a crash
-    mid-save never leaves a half checkpoint that --resume would pick."""
+    mid-save never leaves a half checkpoint that --resume would pick.
+    weights: the model's whole state dict when its own parameters are shards (FSDP: accelerator.get_state_dict,
+    called on every process, gathers it on the main one); saved in the same layout (full fine-tuning only)."""
     run_dir = Path(run_dir)
     final = run_dir / f"step_{step:06d}"
     tmp = run_dir / f".step_{step:06d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
+    if not all(torch.isfinite(p).all() for p in (weights.values() if weights is not None else model.parameters())):
         raise TrainingDiverged(f"refusing to save step {step}: the weights hold NaN/inf")
     transformer = model.transformer
-    if _is_lora(transformer):
+    if weights is not None:
+        if _is_lora(transformer) or ema is not None:
+            raise V4SError("save_checkpoint(weights=...) saves whole weights only: no LoRA, no EMA")
+        with _state_dict_of(transformer, _strip(weights, "transformer.")):
+            model.save_pretrained(tmp / TRANSFORMER_DIR)
+    elif _is_lora(transformer):
         save_lora(transformer, tmp / LORA_DIR)
     else:
         model.save_pretrained(tmp / TRANSFORMER_DIR)  # diffusers' layout + V4SModel's small v4s_config.json
@@ -121,6 +129,21 @@ def save_checkpoint(run_dir, step: int, model, optimizer=None, lr_scheduler=None
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    """The keys under `prefix` (a V4SModel's `transformer.`), without it."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+@contextlib.contextmanager
+def _state_dict_of(module, state: dict):
+    """module.state_dict() returns `state` for a while (diffusers' save_pretrained reads the weights through it)."""
+    module.state_dict = lambda *a, **k: state
+    try:
+        yield
+    finally:
+        del module.state_dict
 
 
 def list_checkpoints(run_dir) -> list[Path]:

@@ -174,6 +174,9 @@ class TrainConfig:
     # micro-steps per optimizer step: each process runs batch_size / (processes * grad_accum_steps) samples at a time
     # and the gradients add up to the global batch's (same update as one big batch; less activation memory)
     grad_accum_steps: int = 1
+    # several processes: "ddp" (a whole replica per GPU, gradients all-reduced) or "fsdp" (FSDP2 through accelerate:
+    # weights, gradients and optimizer states sharded per transformer block; full fine-tuning on GPUs only)
+    parallel: str = "ddp"
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: list = field(default_factory=lambda: [0.9, 0.99])
@@ -248,6 +251,24 @@ class TrainConfig:
             raise V4SError("device_batches=true with a `wan:` section: 5B clips are read from the latent cache "
                            "on disk, a batch at a time; remove device_batches")
 
+    def _check_parallel(self):
+        """FSDP is built for full fine-tuning on GPUs; what it cannot do yet is refused, not silently wrong."""
+        if self.parallel not in ("ddp", "fsdp"):
+            raise V4SError(f"parallel={self.parallel!r}: choose 'ddp' (a replica per process) or 'fsdp' (FSDP2, "
+                           "sharded weights, full fine-tuning on GPUs)")
+        if self.parallel != "fsdp":
+            return
+        refused = {"device": (self.device == "cpu", "accelerate runs FSDP on GPUs only (on CPU it would silently "
+                                                    "run DDP); use parallel=ddp"),
+                   "lora_rank": (self.lora_rank > 0, "LoRA replicas are small, DDP fits them; use parallel=ddp"),
+                   "ema_decay": (self.ema_decay > 0, "the EMA copy of sharded weights is not gathered for "
+                                                      "checkpoints yet; set ema_decay=0"),
+                   "validate_every": (self.validate_every > 0, "validation samples on the main process only, "
+                                                              "with sharded weights; set validate_every=0")}
+        for name, (bad, why) in refused.items():
+            if bad:
+                raise V4SError(f"parallel=fsdp with {name}={getattr(self, name)!r}: {why}")
+
     def _check_trainer_options(self):
         """Accumulation, logging, checkpoint rotation and validation settings (each bad value says what to give)."""
         if not isinstance(self.grad_accum_steps, int) or self.grad_accum_steps < 1:
@@ -256,6 +277,7 @@ class TrainConfig:
             raise V4SError(f"batch_size={self.batch_size} must be a multiple of grad_accum_steps="
                            f"{self.grad_accum_steps}: batch_size is the global batch of one optimizer step, and each "
                            "micro-step takes an equal share of it")
+        self._check_parallel()
         if self.log_with not in ("", "tensorboard"):
             raise V4SError(f"log_with={self.log_with!r}: choose '' (loss.jsonl only) or 'tensorboard'")
         if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:

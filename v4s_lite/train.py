@@ -453,7 +453,9 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                        "sample.validation_hook(cfg)) (`v4s train` passes it), or set validate_every=0")
     device = get_device(cfg.device)
     precision = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if device.type == "cuda" else "no")
-    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, **_tracker_settings(cfg))
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, **_parallel_settings(cfg, device),
+                              **_tracker_settings(cfg))
+    fsdp = cfg.parallel == "fsdp"
     world, rank, accum = accelerator.num_processes, accelerator.process_index, cfg.grad_accum_steps
     if cfg.batch_size % (world * accum):
         raise V4SError(f"batch_size={cfg.batch_size} must be a multiple of the {world} processes x grad_accum_steps="
@@ -482,6 +484,9 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
         ckpt = latest_checkpoint(run_dir) if resume is True else Path(resume)
         if ckpt is None:
             raise V4SError(f"--resume: no step_XXXXXX checkpoint in {run_dir}; start without --resume")
+        if fsdp:
+            raise V4SError(f"--resume with parallel=fsdp: its checkpoints hold the gathered weights but no optimizer "
+                           f"state yet (not built: needs a GPU to test); continue {ckpt} with parallel=ddp")
         start = load_checkpoint(ckpt, model, optimizer, lr_scheduler, ema)
         if accelerator.is_main_process:  # the log continues from the checkpoint, dropping steps after it
             kept = [r for r in read_log(run_dir) if r["step"] <= start]
@@ -496,6 +501,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     on_gpu = accelerator.device.type == "cuda"
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
+    if fsdp:  # FSDP2 swapped the parameters for their shards (DTensors): clip and step those
+        params = [p for p in ddp_model.parameters() if p.requires_grad]
     ddp_model.train()
     # a `wan:` run compiles block by block (wan.compile, full.configure_speed), not the whole model
     forward = _compiled(ddp_model, cfg.compile is True or (cfg.compile == "auto" and on_gpu and cfg.wan is None))
@@ -565,10 +572,12 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                     bar.set_postfix(loss=f"{mean_loss:.4f}")
                 if cfg.log_with:  # the trackers write on the main process only
                     accelerator.log({k: v for k, v in row.items() if k != "step" and v is not None}, step=done)
+            # FSDP: every process takes part in gathering the whole weights; the main one saves them
+            weights = accelerator.get_state_dict(ddp_model) if save and fsdp else None
             if accelerator.is_main_process:
                 if save:
-                    last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model), optimizer,
-                                                lr_scheduler, ema, cfg)
+                    last_good = save_checkpoint(run_dir, done, accelerator.unwrap_model(ddp_model),
+                                                None if fsdp else optimizer, lr_scheduler, ema, cfg, weights=weights)
                     rotate_checkpoints(run_dir, cfg.keep_checkpoints, cfg.keep_steps, current=done)
                 if validate:
                     _validate(on_validate, done, accelerator.unwrap_model(ddp_model), params, ema, run_dir, accelerator)
@@ -581,6 +590,23 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     if accelerator.is_main_process:
         plot_loss(run_dir)
     return run_dir
+
+
+def _parallel_settings(cfg: TrainConfig, device: torch.device) -> dict:
+    """Accelerator(...) arguments for cfg.parallel: none for DDP (accelerate's default with several processes), an
+    FSDP2 plugin for "fsdp" (each Wan transformer block its own shard unit, whole weights gathered for saving)."""
+    if cfg.parallel != "fsdp":
+        return {}
+    if device.type != "cuda":  # accelerate 1.16 keeps MULTI_CPU (DDP) and ignores the plugin off GPUs
+        raise V4SError(f"parallel=fsdp needs GPUs (device is {device.type}): accelerate runs FSDP on accelerators "
+                       "only; use parallel=ddp")
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from diffusers import WanTransformer3DModel
+
+    return {"fsdp_plugin": FullyShardedDataParallelPlugin(
+        fsdp_version=2, reshard_after_forward=True, auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=list(WanTransformer3DModel._no_split_modules),
+        state_dict_type="FULL_STATE_DICT", cpu_ram_efficient_loading=False)}
 
 
 def _tracker_settings(cfg: TrainConfig) -> dict:
