@@ -595,7 +595,13 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
 def _parallel_settings(cfg: TrainConfig, device: torch.device) -> dict:
     """Accelerator(...) arguments for cfg.parallel: none for DDP (accelerate's default with several processes), an
     FSDP2 plugin for "fsdp" (each Wan transformer block its own shard unit, whole weights gathered for saving)."""
+    import os
+
+    launched_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     if cfg.parallel != "fsdp":
+        if launched_fsdp:  # accelerate would build its own FSDP plugin from the launch config, past our checks
+            raise V4SError("launched with an FSDP accelerate config (ACCELERATE_USE_FSDP=true) but parallel=ddp: "
+                           "set parallel=fsdp (--set parallel=fsdp) or launch with a DDP config")
         return {}
     if device.type != "cuda":  # accelerate 1.16 keeps MULTI_CPU (DDP) and ignores the plugin off GPUs
         raise V4SError(f"parallel=fsdp needs GPUs (device is {device.type}): accelerate runs FSDP on accelerators "
