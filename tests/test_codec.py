@@ -156,3 +156,18 @@ def test_umt5_encoder_matches_wan_padding_and_caches(tmp_path):
     torch.testing.assert_close(te.encode(texts[:2]), out[:2], rtol=0, atol=0)
     uncached = UMT5TextEncoder(enc, tok, max_length=12).encode(texts[:1])
     assert not torch.allclose(uncached, out[:1])
+
+
+def test_umt5_visits_its_run_device_only_while_encoding(monkeypatch):
+    """run_device: the encoder lives on the CPU and moves to the GPU for an encode and back (a 24 GB GPU holds the
+    5B transformer then). Recorded moves on a CPU machine: to the run device, then home; the numbers are the same."""
+    enc, tok = tiny_umt5()
+    plain = UMT5TextEncoder(enc, tok, max_length=12).encode(["find the green plant"])
+    moves = []
+    real_to = enc.to
+    monkeypatch.setattr(enc, "to", lambda d, *a, **k: moves.append(str(d)) or real_to("cpu"))
+    visiting = UMT5TextEncoder(enc, tok, max_length=12, run_device="meta")  # any device other than its home
+    visiting.pipe.encode_prompt = lambda texts, **kw: (moves.append(f"encode on {kw['device']}")
+                                                       or (plain, None))
+    torch.testing.assert_close(visiting.encode(["find the green plant"]), plain)
+    assert moves == ["meta", "encode on meta", "cpu"]

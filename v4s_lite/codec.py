@@ -245,9 +245,12 @@ class UMT5TextEncoder(TextEncoder):
     Embeddings are cached on disk (one safetensors file per text, keyed by a hash of the text and settings),
     so a training run encodes each instruction once and the 5B model never needs the encoder on the GPU.
     `tokenizer` and `text_encoder` are injectable (tests use a tiny UMT5 and a tokenizer built offline).
+    run_device: keep the encoder where it is (the CPU) and move it to this device only while it encodes: UMT5-XXL's
+    11 GB then leave a 24 GB GPU to the 5B transformer and the VAE (sampling encodes two prompts per video).
     """
 
-    def __init__(self, text_encoder, tokenizer, max_length: int = 512, cache_dir=None, cache_tag: str = "umt5"):
+    def __init__(self, text_encoder, tokenizer, max_length: int = 512, cache_dir=None, cache_tag: str = "umt5",
+                 run_device=None):
         from diffusers import WanPipeline
 
         self.pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=None, transformer=None,
@@ -256,6 +259,7 @@ class UMT5TextEncoder(TextEncoder):
         self.dim = text_encoder.config.d_model
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.cache_tag = cache_tag
+        self.run_device = None if run_device is None else torch.device(run_device)
 
     @classmethod
     def from_pretrained(cls, path, cache_dir=None, torch_dtype=None, **kw) -> "UMT5TextEncoder":
@@ -271,9 +275,19 @@ class UMT5TextEncoder(TextEncoder):
 
     @torch.no_grad()
     def _encode_uncached(self, texts: list[str]) -> torch.Tensor:
-        device = self.pipe.text_encoder.device
-        emb, _ = self.pipe.encode_prompt(texts, do_classifier_free_guidance=False,
-                                         max_sequence_length=self.max_length, device=device)
+        encoder = self.pipe.text_encoder
+        home = encoder.device
+        device = self.run_device or home
+        if device != home:
+            encoder.to(device)
+        try:
+            emb, _ = self.pipe.encode_prompt(texts, do_classifier_free_guidance=False,
+                                             max_sequence_length=self.max_length, device=device)
+        finally:
+            if device != home:  # back where it lives: the GPU memory is the transformer's again
+                encoder.to(home)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
         return emb
 
     def encode(self, texts) -> torch.Tensor:

@@ -190,6 +190,9 @@ def wan_vae(cfg):
     return WanVAECodec(load_wan22(cfg.wan.source, "vae").to(get_device(cfg.device)).eval())
 
 
+UMT5_RESIDENT_MIN_GIB = 40  # below this much GPU memory UMT5-XXL stays on the CPU between encodes
+
+
 def wan_text_encoder(cfg):
     """UMT5-XXL from cfg.wan.source (wan.text_encoder "umt5"), or the lite encoder at the transformer's text width
     ("lite": offline runs and tests; the transformer's config is read, not its weights)."""
@@ -205,8 +208,13 @@ def wan_text_encoder(cfg):
         return LiteTextEncoder(dim=config["text_dim"])
     device = get_device(cfg.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    return UMT5TextEncoder(load_wan22(cfg.wan.source, "text_encoder", dtype=dtype).to(device).eval(),
-                           load_wan22(cfg.wan.source, "tokenizer"))
+    encoder = load_wan22(cfg.wan.source, "text_encoder", dtype=dtype).eval()
+    tokenizer = load_wan22(cfg.wan.source, "tokenizer")
+    if device.type == "cuda" and torch.cuda.get_device_properties(device).total_memory < UMT5_RESIDENT_MIN_GIB * GiB:
+        # a 24 GB GPU cannot hold UMT5-XXL (11 GB) beside the 5B transformer and the VAE while sampling:
+        # it lives on the CPU and visits the GPU only to encode (two prompts per video; ~2 s each way)
+        return UMT5TextEncoder(encoder, tokenizer, run_device=device)
+    return UMT5TextEncoder(encoder.to(device), tokenizer)
 
 
 # ------------------------------------------------------------------------------------ random-weight folders
