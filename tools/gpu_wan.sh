@@ -5,7 +5,8 @@
 # models/, data/paper/ and runs/ between calls, so the phases follow each other:
 #   bash tools/gpu_wan.sh prepare OUT [N]          # the random 5B folder, N training clips + 1 validation clip
 #                                                   # at the paper's shape (GPU renderer), `v4s train --encode-only`
-#   bash tools/gpu_wan.sh train OUT SECS STEPS     # `v4s wan-train` stopped by SIGINT after SECS s (it saves a checkpoint),
+#   bash tools/gpu_wan.sh train OUT SECS STEPS     # `v4s wan-train` stopped by SIGINT after SECS s (it saves a checkpoint;
+#                                                   # SECS=90 stops 220 steps near step 80 on an H200: 28 s start-up, 0.72 s/step),
 #                                                   # then `--resume` to STEPS
 #   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
 #                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
