@@ -61,3 +61,32 @@ def test_listing_an_empty_run_says_how_to_fill_it(tmp_path):
         nearest_checkpoint(tmp_path)
     with pytest.raises(V4SError, match="not a training checkpoint"):
         read_config(tmp_path)
+
+
+def test_export_in_bf16_shards_loads_back_in_float32(tmp_path):
+    """`v4s export --dtype bf16 --max-shard-size`: how a larger lite model ships under the size limits (sharded
+    safetensors, diffusers' own format). Loading computes in float32 with the bf16-rounded weights and keeps the
+    V4S settings (the RoPE target rule)."""
+    from diffusers import WanTransformer3DModel
+
+    from v4s_lite.checkpoints import export
+    from v4s_lite.cli import main
+
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), clip="lite", model="lite", device="cpu", progress=False,
+                      rope_target="after_scan")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "run", 3, model, cfg=cfg)
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--dtype", "bf16",
+                 "--max-shard-size", "3MB"]) == 0
+    shards = sorted((tmp_path / "out").glob("*.safetensors"))
+    assert len(shards) >= 2 and all(p.stat().st_size <= 3_000_000 for p in shards)
+    assert sum(p.stat().st_size for p in shards) < 0.6 * 4 * sum(p.numel() for p in model.parameters())
+    stock = WanTransformer3DModel.from_pretrained(tmp_path / "out")  # diffusers reads the shards itself
+    torch.testing.assert_close(next(stock.parameters()).float(), next(model.transformer.parameters()).detach().bfloat16().float())
+    loaded, *_ = load_model(tmp_path / "out")
+    assert next(loaded.parameters()).dtype == torch.float32 and loaded.rope_target_start == 32
+    for a, b in zip(loaded.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b.detach().bfloat16().float(), atol=0, rtol=0)
+    with pytest.raises(V4SError, match="dtype"):
+        export(tmp_path / "run" / "step_000003", tmp_path / "x", dtype="int8")

@@ -104,3 +104,26 @@ def test_target_positions_continue_after_the_context():
     assert sequence_positions([], 3) == [0, 1, 2]
     with pytest.raises(V4SError):
         target_positions(3, 2, gap=0)
+
+
+def test_after_scan_rule_keeps_the_target_where_training_put_it():
+    """The "after_scan" rule (rope.py): the target starts after the scan's last chunk slot however many chunks
+    were drawn, so a context-length change moves nothing but the context; a context reaching past that start
+    still pushes the target after it."""
+    from v4s_lite.config import LITE
+    from v4s_lite.model import V4SModel, build_model
+    from v4s_lite.config import TrainConfig
+    from v4s_lite.rope import target_start_after_scan
+
+    start = target_start_after_scan(LITE.scan_frames)
+    assert start == 32  # 129 frames: chunk slots 1..31, then the gap
+    assert sequence_positions([0, 3, 31], 2, target_start=start)[-2:] == [32, 33]
+    assert sequence_positions([0, 3], 2, target_start=start)[-2:] == [32, 33]  # fewer chunks: same target
+    assert sequence_positions([], 2, target_start=start) == [32, 33]  # no context at all: same target
+    assert sequence_positions([0, 40], 2, target_start=start)[-2:] == [41, 42]  # a longer scan: after its end
+    assert sequence_positions([0, 3], 2)[-2:] == [4, 5]  # "after_context" (the default): after the last chunk
+    m = build_model(TrainConfig(model="tiny", clip="lite", rope_target="after_scan"))
+    assert m.rope_target_start == 32 and m.positions([0, 5], 2).tolist() == [0, 5, 32, 33, 34]
+    assert build_model(TrainConfig(model="tiny", clip="lite")).rope_target_start is None
+    with pytest.raises(V4SError, match="rope_target"):
+        TrainConfig(rope_target="after_everything")

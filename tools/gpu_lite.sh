@@ -6,8 +6,16 @@
 #   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
-# RUN is a folder name under runs/: lite (the shipped size), lite_m (the size sweep's larger model), lite_nobox,
-# lite_contiguous (the paper's ablations at the shipped size and recipe).
+#   bash tools/gpu_lite.sh choose OUT DEADLINE RUN [RUN ...]  # each run's "full (joint CFG)" on the validation set,
+#                                                   # then the rule below picks one: OUT/chosen.txt
+#   bash tools/gpu_lite.sh gaps OUT RUN              # condition gaps of RUN's last checkpoint on validation rooms
+#   bash tools/gpu_lite.sh ship OUT RUN [RUN ...]    # RUN's weights as data/v4s-lite ships them, the runs' logs
+#   bash tools/gpu_lite.sh bundle OUT                # the rest of OUT in OUT/bundle.tgz (8 files come back at most)
+# RUN is a folder name under runs/: lite (the shipped size), lite_m / lite_l (the size sweep's larger models,
+# model.transformer_config), lite_nobox, lite_contiguous (the paper's ablations at the shipped size and recipe),
+# shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
+# The choice rule, fixed before any run: highest validation IF(SD<0.2) of "full (joint CFG)", ties broken by the
+# lower mean SD; each run at its last checkpoint.
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).
 #
 # Seeds (docs/DATA.md; every range disjoint, so no evaluated room is ever trained on):
@@ -45,10 +53,15 @@ data)
     "$(ls data/lite/$s/nav | wc -l) nav" | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   # encode once per data setting (lite and lite_m share one)
-  enc="$V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false --set num_workers=5"
-  $enc > $OUT/enc_main.log 2>&1 &
-  $enc --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
-  $enc --set box_frames=false > $OUT/enc_nobox.log 2>&1 &
+  # (the ablation runs' caches only with ABLATIONS=1: the size sweep needs the main one alone)
+  enc="$V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false"
+  if [ "${ABLATIONS:-0}" = 1 ]; then
+    $enc --set num_workers=5 > $OUT/enc_main.log 2>&1 &
+    $enc --set num_workers=5 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
+    $enc --set num_workers=5 --set box_frames=false > $OUT/enc_nobox.log 2>&1 &
+  else
+    $enc --set num_workers=15 > $OUT/enc_main.log 2>&1 &
+  fi
   wait
   tail -n 1 $OUT/enc_*.log | tee -a $OUT/summary.txt
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
@@ -63,11 +76,12 @@ calibrate)
   ;;
 train)
   SECS=${1:?seconds}; shift
-  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=1000 --set batch_workers=0"
+  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250 --set batch_workers=0"
   for r in "$@"; do
     case $r in
       lite) extra="" ;;
-      lite_m) extra='--set model_overrides={"attention_head_dim":64,"ffn_dim":1024,"num_layers":8}' ;;  # JSON: no spaces to split
+      lite_m) extra="--set model=lite_m" ;;
+      lite_l) extra="--set model=lite_l" ;;
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
       *) echo "unknown run $r"; exit 2 ;;
@@ -83,11 +97,32 @@ train)
     echo "$r: $last, last log: $(tail -n 1 runs/$r/loss.jsonl)" | tee -a $OUT/summary.txt
   done
   echo "train: $(( $(date +%s)-t0 )) s wall for $*" | tee -a $OUT/summary.txt
-  # does the model listen? the loss with another room's context / instruction, on validation rooms (first run only:
-  # encoding the clips on the CPU takes a minute; 2026-12-02 lost the rest of a call doing it for every run)
+  ;;
+gaps)  # does the model listen? the loss with another room's context / instruction, on validation rooms
   last=$(ls -d runs/$1/step_* | sort | tail -n 1)
   OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/val/id --max-clips 32 --device cuda 2>&1 \
       | grep "^|" | sed "s#^#$1 #" | tee -a $OUT/summary.txt
+  ;;
+choose)
+  DL=${1:?deadline per run}; shift
+  export OMP_NUM_THREADS=1
+  if [ ! -d runs/shipped ]; then mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; fi
+  # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
+  $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/val --out $OUT/lite_tables_val.json \
+    --device cuda --workers 16 --deadline $DL 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
+  python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
+import json, sys
+out, runs = sys.argv[1], sys.argv[2:]
+conds = json.load(open(f"{out}/lite_tables_val.json"))["conditions"]
+rows = []
+for r in runs:
+    s = conds[f"full: {r}"]["summary"]
+    rows.append((-s["IF@0.2"]["mean"], s["SD"]["mean"], r, s["n"]))
+    print(f"val {r}: IF@0.2 {s['IF@0.2']['mean']:.3f} SD {s['SD']['mean']:.3f} n={s['n']}")
+best = sorted(rows)[0][2]
+open(f"{out}/chosen.txt", "w").write(best + "\n")
+print("chosen on validation:", best)
+PY
   ;;
 tables)
   SET=${1:?val or test}; DL=${2:?deadline}; shift 2
@@ -95,9 +130,21 @@ tables)
   $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device cuda --workers 16 \
       --deadline $DL "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   ;;
+ship)  # RUN's last checkpoint's EMA weights in bf16 shards of <= 15 MB (what comes back from a device call is at
+       # most 8 files of 16 MiB), the shape data/v4s-lite ships in, and every run's loss log in one archive
+  R=${1:?run}; shift
+  $V4S export runs/$R --out $OUT/model --dtype bf16 --max-shard-size 15MB | tee -a $OUT/summary.txt
+  mkdir -p $OUT/runs && for r in "$R" "$@"; do cp runs/$r/loss.jsonl $OUT/runs/$r.loss.jsonl; cp runs/$r/config.yaml $OUT/runs/$r.config.yaml; done
+  ;;
+bundle)  # everything under OUT but the weight shards in one archive: at most 8 files come back from a call
+  (cd $OUT && tar czf bundle.tgz --exclude='*.safetensors' --exclude=bundle.tgz . && \
+   find . -type f ! -name '*.safetensors' ! -name bundle.tgz -delete)
+  exit 0
+  ;;
 pack)  # the runs' last checkpoints and logs, small enough to come back
   for r in "$@"; do
     last=$(ls -d runs/$r/step_* | sort | tail -n 1)
+    [ -f $last/transformer_ema/diffusion_pytorch_model.safetensors ] || continue
     tar czf $OUT/$r.tgz runs/$r/config.yaml runs/$r/loss.jsonl $last/trainer_state.json $last/transformer_ema
   done
   ;;

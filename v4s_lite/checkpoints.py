@@ -244,8 +244,8 @@ def load_model(path, ema: bool = True, device="cpu"):
             model.context_attention = cfg.context_attention  # trained that way, so sampled that way
         # the codecs of the run (a Wan run: its VAE and text encoder from wan.source) on the sampling device
         codec, text_encoder = build_codecs(dataclasses.replace(cfg, device=str(device)))
-    elif (path / "config.json").exists():
-        model, codec, text_encoder, cfg = V4SModel.from_pretrained(path), LiteCodec(), LiteTextEncoder(), None
+    elif (path / "config.json").exists():  # computed in float32 whatever the stored precision (a bf16 export)
+        model, codec, text_encoder, cfg = V4SModel.from_pretrained(path).float(), LiteCodec(), LiteTextEncoder(), None
     else:
         raise V4SError(f"{path} is neither a training checkpoint (step_XXXXXX/ with trainer_state.json) nor a "
                        "saved V4SModel (config.json); pass e.g. runs/quick/step_000150")
@@ -255,22 +255,36 @@ def load_model(path, ema: bool = True, device="cpu"):
 
 
 # -------------------------------------------------------------------------------------------------- export
-def export(path, out, ema: bool = True) -> Path:
+def export(path, out, ema: bool = True, dtype: str | None = None, max_shard_size: str | None = None) -> Path:
     """One checkpoint's weights as diffusers loads them, with the settings to use them:
 
         LoRA run:  out/pytorch_lora_weights.safetensors  -> WanPipeline(...).load_lora_weights(out)
         full run:  out/ (config.json + weights)           -> WanTransformer3DModel.from_pretrained(out)
         both:      out/v4s_export.json                    (step, base model, clip shape, how to load)
 
-    ema: the EMA weights when the checkpoint has them (what `v4s sample` uses by default)."""
+    ema: the EMA weights when the checkpoint has them (what `v4s sample` uses by default).
+    dtype ("bf16" | "fp16") / max_shard_size (e.g. "15MB"): a full run's weights re-saved in that precision and in
+    shards of at most that size (diffusers' sharded format; from_pretrained loads it), e.g. to ship a model that
+    stays under a size limit. load_model computes in float32 whatever the stored precision."""
     path, out = Path(path), Path(out)
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}
+    if dtype not in dtypes:
+        raise V4SError(f"export dtype={dtype!r}: choose bf16, fp16 or leave it out (the saved precision)")
     cfg = read_config(path)
     src = EMA_DIR if ema and (path / EMA_DIR).exists() else None
     out.mkdir(parents=True, exist_ok=True)
+    if (path / LORA_DIR).exists() and (dtype or max_shard_size):
+        raise V4SError("export dtype / max_shard_size re-save a full run's weights; a LoRA adapter is copied as "
+                       "trained (fp32, a few hundred MB at most): leave them out")
     if (path / LORA_DIR).exists():
         shutil.copy2(path / (src or LORA_DIR) / LORA_WEIGHTS, out / LORA_WEIGHTS)
         base = cfg.wan.source if cfg is not None and cfg.wan is not None else "the run's base model"
         how = f"WanPipeline.from_pretrained({base!r}).load_lora_weights({str(out)!r})"
+    elif (path / TRANSFORMER_DIR).exists() and (dtype or max_shard_size):
+        model = V4SModel.from_pretrained(path / (src or TRANSFORMER_DIR))
+        model.to(dtypes[dtype] or next(model.parameters()).dtype).save_pretrained(
+            out, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
+        how = f"WanTransformer3DModel.from_pretrained({str(out)!r}) (V4SModel.from_pretrained keeps the RoPE settings)"
     elif (path / TRANSFORMER_DIR).exists():
         for f in (path / (src or TRANSFORMER_DIR)).iterdir():
             shutil.copy2(f, out / f.name)
@@ -292,6 +306,8 @@ def add_cli(subparsers):
     p.add_argument("checkpoint", help="a step_XXXXXX folder (or a run folder: its latest checkpoint)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-ema", action="store_true", help="the raw weights even when EMA weights were saved")
+    p.add_argument("--dtype", choices=["bf16", "fp16"], help="re-save a full run's weights in this precision")
+    p.add_argument("--max-shard-size", help="re-save a full run's weights in shards of at most this size, e.g. 15MB")
     p.set_defaults(func=_cli_export)
 
 
@@ -299,6 +315,6 @@ def _cli_export(args):
     path = Path(args.checkpoint)
     if not (path / META_FILE).exists() and list_checkpoints(path):
         path = latest_checkpoint(path)
-    out = export(path, args.out, ema=not args.no_ema)
+    out = export(path, args.out, ema=not args.no_ema, dtype=args.dtype, max_shard_size=args.max_shard_size)
     print(f"exported {path.name} to {out}: {json.loads((out / 'v4s_export.json').read_text())['load_with']}")
     return 0

@@ -151,6 +151,9 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # changes to the preset, e.g. {num_layers: 2}
     init_from: str = ""  # a folder with transformer/ (save_pretrained) to start from
     context_attention: str = "full"  # "full" (the paper) | "context_only" (context attends to context: reusable k/v)
+    # where the target sits on RoPE's time axis (rope.py): "after_context" (gap after the last sampled chunk) or
+    # "after_scan" (a fixed start after the scan's last chunk slot: context length changes only the context)
+    rope_target: str = "after_context"
     codec: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a WanVAECodec)
     text_encoder: str = "lite"  # "lite" | "package.module:function" (e.g. one returning a UMT5TextEncoder)
     lora_rank: int = 0  # 0 = train every weight (the lite model); > 0 = peft LoRA (the big model)
@@ -207,6 +210,8 @@ class TrainConfig:
             raise V4SError("steps, batch_size and checkpoint_every must be >= 1")
         if not 0 <= self.p_drop_text + self.p_drop_context + self.p_drop_both <= 1:
             raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
+        if self.rope_target not in ("after_context", "after_scan"):
+            raise V4SError(f"rope_target={self.rope_target!r}: choose 'after_context' or 'after_scan' (rope.py)")
         if self.flow_shift <= 0:
             raise V4SError(f"flow_shift={self.flow_shift} must be > 0 (1 = no shift, Wan uses 3-5)")
         if isinstance(self.clip, dict):  # a custom ClipConfig after asdict (trainer_state.json, config.yaml)

@@ -24,7 +24,8 @@ from diffusers import WanTransformer3DModel
 from torch import nn
 
 from .attention import ContextCache
-from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions
+from .config import get_clip_config
+from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions, target_start_after_scan
 from .utils import V4SError, import_object
 
 V4S_CONFIG_NAME = "v4s_config.json"
@@ -42,6 +43,14 @@ _PRESETS = {
     "lite": dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=48, in_channels=LITE_LATENT_CHANNELS,
                  out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=512, num_layers=4,
                  cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+    # The size sweep's larger lite models (issue 13; chosen on validation rooms, results/lite_2026-12-03):
+    # ~6M parameters (width 256 = 4 heads x 64, 6 layers) and ~16M (width 384 = 6 heads x 64, 8 layers; 31 MB in bf16).
+    "lite_m": dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=64, in_channels=LITE_LATENT_CHANNELS,
+                   out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=768, num_layers=6,
+                   cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+    "lite_l": dict(patch_size=(1, 2, 2), num_attention_heads=6, attention_head_dim=64, in_channels=LITE_LATENT_CHANNELS,
+                   out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=1024, num_layers=8,
+                   cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
     # Exactly Wan-AI/Wan2.2-TI2V-5B-Diffusers/transformer/config.json (all other keys are diffusers' defaults).
     "wan2.2-ti2v-5b": dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
                            out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30,
@@ -51,7 +60,7 @@ _PRESETS = {
 
 
 def transformer_config(name: str) -> dict:
-    """Keyword arguments for `WanTransformer3DModel(**cfg)`: "tiny", "lite" or "wan2.2-ti2v-5b"."""
+    """Keyword arguments for `WanTransformer3DModel(**cfg)`: "tiny", "lite", "lite_m", "lite_l" or "wan2.2-ti2v-5b"."""
     if name not in _PRESETS:
         raise V4SError(f"unknown transformer preset {name!r}; choose one of {sorted(_PRESETS)}")
     return dict(_PRESETS[name])
@@ -93,6 +102,9 @@ class V4SModel(nn.Module):
     """A `WanTransformer3DModel` whose input is `[context | first | noisy]` along time (see the module doc).
 
     `rope_gap`: distance between the last context latent's position and the first target latent's (rope.py).
+    `rope_target_start`: None (the target continues `rope_gap` after the last context latent) or the fixed
+    position the target starts at (the "after_scan" rule, rope.target_start_after_scan), kept when a longer
+    context reaches past it.
     `rope_max_seq_len`: build a longer RoPE table than the config's (saved into the transformer's config, so
     diffusers' own `from_pretrained` rebuilds it).
     `context_attention`: "full" (the paper: every token attends to every token) or "context_only" (our choice
@@ -104,7 +116,8 @@ class V4SModel(nn.Module):
     ATTENTION = ("full", "context_only")
 
     def __init__(self, transformer: WanTransformer3DModel, rope_gap: int = DEFAULT_GAP,
-                 rope_max_seq_len: int | None = None, context_attention: str = "full"):
+                 rope_max_seq_len: int | None = None, context_attention: str = "full",
+                 rope_target_start: int | None = None):
         super().__init__()
         if not isinstance(transformer, WanTransformer3DModel):
             raise V4SError(f"V4SModel wraps a diffusers WanTransformer3DModel, got {type(transformer).__name__}")
@@ -118,6 +131,7 @@ class V4SModel(nn.Module):
             transformer.register_to_config(rope_max_seq_len=rope_max_seq_len)
         transformer.rope = ContextRoPE.from_rope(transformer.rope, transformer.config.rope_max_seq_len)
         self.rope_gap = rope_gap
+        self.rope_target_start = rope_target_start
 
     @classmethod
     def from_preset(cls, name: str, **kw) -> "V4SModel":
@@ -142,7 +156,7 @@ class V4SModel(nn.Module):
         cp = torch.as_tensor([] if context_positions is None else context_positions, dtype=torch.long)
         rows = cp if cp.ndim == 2 else cp.reshape(1, -1)
         if target_positions is None:
-            pos = torch.tensor([sequence_positions(r.tolist(), 1 + n_noisy, self.rope_gap) for r in rows])
+            pos = torch.tensor([sequence_positions(r.tolist(), 1 + n_noisy, self.rope_gap, self.rope_target_start) for r in rows])
         else:
             tp = torch.as_tensor(target_positions, dtype=torch.long)
             pos = torch.cat([rows, tp.expand(rows.shape[0], -1) if tp.ndim == 1 else tp], dim=1)
@@ -243,6 +257,7 @@ class V4SModel(nn.Module):
         folder = Path(folder)
         self.transformer.save_pretrained(folder, **kw)
         (folder / V4S_CONFIG_NAME).write_text(json.dumps({"rope_gap": self.rope_gap,
+                                                          "rope_target_start": self.rope_target_start,
                                                           "context_attention": self.context_attention}, indent=2))
 
     @classmethod
@@ -253,7 +268,8 @@ class V4SModel(nn.Module):
         settings = json.loads((folder / V4S_CONFIG_NAME).read_text()) if (folder / V4S_CONFIG_NAME).exists() else {}
         transformer = WanTransformer3DModel.from_pretrained(folder, **kw)
         kw = {"context_attention": settings["context_attention"]} if "context_attention" in settings else {}
-        return cls(transformer, rope_gap=settings.get("rope_gap", DEFAULT_GAP), **kw)
+        return cls(transformer, rope_gap=settings.get("rope_gap", DEFAULT_GAP),
+                   rope_target_start=settings.get("rope_target_start"), **kw)
 
 
 # ------------------------------------------------------------------------------------ from a TrainConfig
@@ -276,11 +292,20 @@ def build_model(cfg):
         except TypeError as e:
             raise V4SError(f"model_overrides {cfg.model_overrides}: {e}; use WanTransformer3DModel's argument names") from None
     model.context_attention = cfg.context_attention  # the config decides, also over an init_from folder's setting
+    model.rope_target_start = rope_target_start(cfg)  # so does the RoPE target rule
     if cfg.lora_rank > 0:
         add_lora(model, cfg)
     if cfg.gradient_checkpointing:
         model.transformer.enable_gradient_checkpointing()
     return model
+
+
+def rope_target_start(cfg) -> int | None:
+    """cfg.rope_target -> V4SModel.rope_target_start: None for "after_context", the clip's scan end + gap for
+    "after_scan" (rope.py explains both rules)."""
+    if cfg.rope_target == "after_context":
+        return None
+    return target_start_after_scan(get_clip_config(cfg.clip).scan_frames)
 
 
 def pretrained_overrides(cfg) -> int | None:

@@ -6,9 +6,17 @@ always uses time positions 0..F-1: the sequence is assumed to be one contiguous 
 
 Video4Spatial feeds a *non-contiguous* context: chunks of 4 frames sampled from a long scan. Each context
 latent keeps the position of the scan frames it came from (`start_frame // 4`), so the model sees how far
-apart two chunks were in the scan. The target (its clean first frame, then the noisy latents) continues after
-the last context latent. Because RoPE only sees position *differences* inside attention (q_i . k_j depends on
-p_i - p_j), shifting every position by a constant changes nothing: only the layout matters.
+apart two chunks were in the scan. The target (its clean first frame, then the noisy latents) comes after the
+context, by one of two rules (the paper publishes neither):
+  "after_context" (target_start=None): `gap` after the *last sampled* chunk. Then the target's distance to scan
+      frame 0 depends on which chunks were drawn, and a context of fewer chunks (or none) puts the target at
+      positions training never used: a context-length curve measures the shift as much as the context.
+  "after_scan" (target_start = the scan's last chunk slot + gap, `target_start_after_scan`): the target always
+      starts at the same position, after the whole scan, however many chunks are drawn. The course's lite model
+      trains this way (configs/lite.yaml `rope_target: after_scan`) so that context length at inference changes
+      only the context. A context longer than the training scan still pushes the target after its last chunk.
+Because RoPE only sees position *differences* inside attention (q_i . k_j depends on p_i - p_j), shifting every
+position by a constant changes nothing: only the layout matters.
 
 `ContextRoPE` is a drop-in for `transformer.rope`: the same tables (it *is* a `WanRotaryPosEmbed`), indexed by
 explicit temporal positions set with `set_positions` before the transformer's forward (`V4SModel` does this).
@@ -21,6 +29,7 @@ import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
 from .config import TEMPORAL_STRIDE
+from .sampling import n_chunk_slots
 from .utils import V4SError
 
 # Default distance (in latent positions) between the last context latent and the target's first latent.
@@ -122,16 +131,27 @@ def context_positions(frame_indices, stride: int = TEMPORAL_STRIDE):
     return positions
 
 
-def target_positions(last_context_position: int, n_target_latents: int, gap: int = DEFAULT_GAP) -> list[int]:
-    """Positions of the target's latents (clean first + noisy): they continue `gap` after the last context latent."""
+def target_positions(last_context_position: int, n_target_latents: int, gap: int = DEFAULT_GAP,
+                     target_start: int | None = None) -> list[int]:
+    """Positions of the target's latents (clean first + noisy): they continue `gap` after the last context latent,
+    or from `target_start` (the "after_scan" rule) when that is later."""
     if gap < 1:
         raise V4SError(f"gap={gap} would put the target on top of the context; use gap >= 1")
     start = last_context_position + gap
+    if target_start is not None:
+        start = max(start, int(target_start))
     return list(range(start, start + n_target_latents))
 
 
-def sequence_positions(context_pos: Sequence[int], n_target_latents: int, gap: int = DEFAULT_GAP) -> list[int]:
-    """The whole sequence's temporal positions: `context_pos` then the target continuing after it."""
+def target_start_after_scan(scan_frames: int, gap: int = DEFAULT_GAP) -> int:
+    """The "after_scan" rule's fixed target start: `gap` after the scan's last 4-frame chunk slot
+    (sampling.n_chunk_slots), e.g. 31 + 1 = 32 for the LITE scan of 129 frames."""
+    return n_chunk_slots(scan_frames) + gap
+
+
+def sequence_positions(context_pos: Sequence[int], n_target_latents: int, gap: int = DEFAULT_GAP,
+                       target_start: int | None = None) -> list[int]:
+    """The whole sequence's temporal positions: `context_pos` then the target after it (target_positions)."""
     context_pos = list(context_pos)
-    last = context_pos[-1] if context_pos else -gap  # no context: the target starts at 0
-    return context_pos + target_positions(last, n_target_latents, gap)
+    last = context_pos[-1] if context_pos else -gap  # no context: the target starts at 0 (or target_start)
+    return context_pos + target_positions(last, n_target_latents, gap, target_start)

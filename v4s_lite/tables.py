@@ -43,11 +43,12 @@ PAIRS = {
 }
 
 
-def conditions(runs: Path, main: str = "lite", tries: int = 1) -> dict:
+def conditions(runs: Path, main: str = "lite", tries: int = 1, also=()) -> dict:
     """Every condition of the tables. The ablation variants (trained at the lite size, RUNS/lite) are compared with
     RUNS/lite's checkpoint nearest to the fewest steps any variant reached (the same budget and recipe; runs
     interrupted together stop a few steps apart). `main` is the run the headline rows use; `tries` > 1 adds
-    repeated sampling to the "full" row."""
+    repeated sampling to the "full" row. `also`: more runs under RUNS, each with its own "full: RUN" row (joint
+    CFG, last checkpoint): the size sweep and the shipped model side by side on the same rooms and noise seeds."""
     from .checkpoints import nearest_checkpoint
 
     runs = Path(runs)
@@ -69,6 +70,7 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1) -> dict:
         for name, (run, extra) in trained.items():
             c[name] = dict(ckpt=run, step=budget, split="id", **extra)
     c.update({
+        **{f"full: {r}": dict(ckpt=runs / r, split="id") for r in also},
         "ground truth OOD": dict(kind="gt", split="ood"),
         "OOD scenes": dict(ckpt=main_run, split="ood"),
         "navigation": dict(ckpt=main_run, split="nav"),
@@ -160,7 +162,8 @@ def rejudge(res: dict, judge=None) -> dict:
 
 
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
-                 deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "") -> dict:
+                 deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
+                 also=()) -> dict:
     """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
@@ -175,7 +178,12 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
 
     data, out = Path(data), Path(out)
     splits = {s: data / s for s in ("id", "ood", "nav")}
-    conds = conditions(Path(runs), main, tries)
+    missing = [r for r in also if not (Path(runs) / r).is_dir()]
+    if missing:
+        raise V4SError(f"--also {missing}: no such run folder under {runs}")
+    conds = conditions(Path(runs), main, tries, also)
+    if only is not None and also:  # the runs' own rows always run
+        only = list(only) + [f"full: {r}" for r in also]
     if only:
         unknown = set(only) - set(conds)
         if unknown:
@@ -248,6 +256,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
     p.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
+    p.add_argument("--also", nargs="+", default=[], help="more runs under --runs, each with its own 'full: RUN' row "
+                   "on the same rooms and noise seeds (with --only, these rows run too)")
     p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
     p.set_defaults(func=_cli)
@@ -270,5 +280,6 @@ def _cli(args) -> int:
     if not args.runs or not args.data:
         raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
-                 args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]))
+                 args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]),
+                 also=args.also)
     return 0
