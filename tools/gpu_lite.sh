@@ -81,7 +81,7 @@ train)
     case $r in
       lite) extra="" ;;
       lite_m) extra="--set model=lite_m" ;;
-      lite_l) extra="--set model=lite_l" ;;
+      lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
       *) echo "unknown run $r"; exit 2 ;;
