@@ -127,11 +127,25 @@ def test_grounded_point_takes_the_depth_inside_the_box():
     depth[2:8, 4:9] = 2.0  # an object 2 m away fills the box; the wall behind it is 5 m away
     point, (u, v) = E.grounded_point(depth, np.array([4.0, 2.0, 9.0, 8.0]), np.eye(4), K)
     assert (u, v) == (6, 5) and point[2] == pytest.approx(2.0)
-    point, (u, v) = E.grounded_point(depth, None, np.eye(4), K)  # no box: the image centre, the middle half's depth
+    empty = np.full((10, 20), 5.0)
+    point, (u, v) = E.grounded_point(empty, None, np.eye(4), K)  # no box: the image centre, its middle half's depth
     assert (u, v) == (10, 5) and point[2] == pytest.approx(5.0)
     pose = np.eye(4)
     pose[:3, 3] = [1.0, 2.0, 3.0]  # the point moves with the camera
-    np.testing.assert_allclose(E.grounded_point(depth, None, pose, K)[0], point + [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(E.grounded_point(empty, None, pose, K)[0], point + [1.0, 2.0, 3.0])
+
+
+def test_a_box_around_a_thin_object_grounds_the_object_not_the_wall_behind():
+    """A lamp: a pole and a shade cover a third of their box, the wall behind the rest. The median depth of the box
+    is the wall's (the old rule, room 300002); the near quantile is the lamp's."""
+    K = np.array([[10.0, 0, 10], [0, 10.0, 5], [0, 0, 1]])
+    depth = np.full((10, 20), 5.0)
+    depth[1:3, 5:11] = 2.0  # the shade across the top of the box
+    depth[3:9, 8:9] = 2.0  # the pole down its middle
+    box = np.array([5.0, 1.0, 11.0, 9.0])
+    assert (depth[1:9, 5:11] == 2.0).mean() < 0.5  # the lamp covers less than half of its box
+    assert E.grounded_point(depth, box, np.eye(4), K)[0][2] == pytest.approx(2.0)
+    assert E.grounded_point(depth, box, np.eye(4), K, quantile=50)[0][2] == pytest.approx(5.0)  # the median: the wall
 
 
 # A known leak: on this short walk (4 moving frames) the shuffled frames are all near each other, so they neither

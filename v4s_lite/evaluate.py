@@ -12,10 +12,10 @@ grounding video (`score_clip`, thresholds in `Judge`, each with its reason):
 - IF (instruction following: did it go to the instructed object and mark it?): walk, the target visible and
   prominent in the final view (at least `prominent` of the frame at the estimated pose), and the drawn red box on
   it (IoU with the target's box at the estimated final pose at least `box_iou`; a box around the image border fails).
-- SD (spatial distance): the 3D point the final view grounds (the ray through the red box's centre, at the median
-  depth of the room inside the box; the image centre without a box) to the target's 3D centre, over the room's
-  diagonal; median over the box frames. A geometric measure, apart from IF: a box on the target's near edge, or
-  on an object just behind it, moves SD and not IF.
+- SD (spatial distance): the 3D point the final view grounds (the ray through the red box's centre, at a near
+  quantile of the room's depth inside the box, `GROUND_DEPTH_QUANTILE`; the image centre without a box) to the
+  target's 3D centre, over the room's diagonal; median over the box frames. A geometric measure, apart from IF: a
+  box on the target's near edge, or on an object just behind it, moves SD and not IF.
 - IF@0.2 = IF and SD < 0.2, IF@0.1 = IF and SD < 0.1: the paper's IF(SD<0.2) (the headline) and IF(SD<0.1).
 - box_IoU; PSNR / SSIM of every frame against the room re-rendered at its estimated pose (does the video agree with
   the room's geometry?); DD; navigation: GT_PSNR / GT_SSIM against the commanded trajectory's frames; pose_err_m /
@@ -131,20 +131,31 @@ def lpips_distance(a, b) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ one clip
-def grounded_point(depth: np.ndarray, box, c2w, K) -> tuple[np.ndarray, tuple[int, int]]:
+# The depth a box grounds: this quantile of the room's depth over the whole box. The object a box marks is in front
+# of what it hides, so its pixels are the nearest in its box, and every object covers at least a quarter of its own
+# box; the median does not hold for thin or hollow objects: a lamp (pole and shade) covers less than half of its box
+# and the median of the box's middle half landed on the wall behind. Chosen on ground truth at the true final pose
+# of 40 validation rooms (seeds 300,000-300,039, results/judge_2026-12-03.md): the median of the middle half gave
+# SD >= 0.1 in 5 rooms (all lamps, up to 0.22: room 300002), the whole box's 25% quantile at most 0.085 (a bed,
+# whose near side is half a bed from its centre), its 10% quantile 0.089, the target's own pixels (an oracle) 0.075.
+GROUND_DEPTH_QUANTILE = 25.0
+
+
+def grounded_point(depth: np.ndarray, box, c2w, K, quantile: float = GROUND_DEPTH_QUANTILE
+                   ) -> tuple[np.ndarray, tuple[int, int]]:
     """The 3D point a view grounds, and its pixel: the ray through the centre of the red box (the image centre
-    without one), at the median depth of the room inside the box's middle half (the middle half of the image
-    without one). The median, not the centre pixel's depth, so a box around a thin lamp or a chair's legs grounds
-    the object and not the wall seen through it; a box on empty floor grounds the floor."""
+    without one), at the `quantile` % depth of the room inside the box (the middle half of the image without one).
+    A near quantile, not the centre pixel's depth nor the median, so a box around a thin lamp or a chair's legs
+    grounds the object and not the wall seen through it (GROUND_DEPTH_QUANTILE says why); a box on empty floor
+    grounds the floor."""
     h, w = depth.shape
     if box is None or np.isnan(np.asarray(box, float)).any():
         box = np.array([w / 4, h / 4, 3 * w / 4, 3 * h / 4])
     box = np.asarray(box, float)
     cu, cv = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    qw, qh = (box[2] - box[0]) / 4, (box[3] - box[1]) / 4
-    x0, x1 = int(np.clip(np.floor(cu - qw), 0, w - 1)), int(np.clip(np.ceil(cu + qw), 1, w))
-    y0, y1 = int(np.clip(np.floor(cv - qh), 0, h - 1)), int(np.clip(np.ceil(cv + qh), 1, h))
-    z = float(np.median(depth[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]))
+    x0, x1 = int(np.clip(np.floor(box[0]), 0, w - 1)), int(np.clip(np.ceil(box[2]), 1, w))
+    y0, y1 = int(np.clip(np.floor(box[1]), 0, h - 1)), int(np.clip(np.ceil(box[3]), 1, h))
+    z = float(np.percentile(depth[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)], quantile))
     u, v = int(np.clip(cu, 0, w - 1)), int(np.clip(cv, 0, h - 1))
     ray = np.array([(cu - K[0, 2]) / K[0, 0], (cv - K[1, 2]) / K[1, 1], 1.0]) * z
     return np.asarray(c2w)[:3, :3] @ ray + np.asarray(c2w)[:3, 3], (u, v)
