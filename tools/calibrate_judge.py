@@ -12,6 +12,12 @@ and the scoring speed (clips per minute). Thresholds are chosen on these videos,
 
 --pose-error scores only the pose estimate of the ground truth through the lite codec, per clip, with the current
 estimator and with the previous one (`PREVIOUS`: before the 2026-12-03 changes), against the codec-aligned walk.
+
+    python tools/calibrate_judge.py --data DIR --max-clips 40 --ground-depth --out depth.json
+
+--ground-depth measures SD's depth rule alone: the true final view, the target's true box, SD with the depth taken
+as the previous rule did (the median of the box's middle half) and as `evaluate.grounded_point` does now (a near
+quantile of the whole box), beside an oracle (the median depth of the target's own pixels in the box).
 """
 import argparse
 import json
@@ -102,6 +108,59 @@ def pose_error_main(a, folders):
     print(f"| seconds per clip ({a.device}) | {p['seconds per clip']:.1f} | {q['seconds per clip']:.1f} |")
 
 
+def _ground_depth(args):
+    folder, _ = args
+    from v4s_lite.evaluate import GROUND_DEPTH_QUANTILE, grounded_point, spatial_distance
+    from v4s_lite.render import render
+    from v4s_lite.scene import Scene
+
+    meta = json.loads((Path(folder) / "meta.json").read_text())
+    scene, K = Scene.from_dict(meta["scene"]), np.asarray(meta["K"], float)
+    c2w = np.asarray(meta["target"]["c2w"], float)[-1]
+    view = render(scene, c2w[None], K, meta["width"], meta["height"], antialias=2)
+    depth, inst = view.depth[0], view.instance[0]
+    target = scene.object(meta["target_id"])
+    box = np.asarray(meta["target"]["boxes"], float)[-1, meta["target_id"] - 1]
+
+    def sd_at(z):  # the ray through the box centre at depth z
+        cu, cv = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        ray = np.array([(cu - K[0, 2]) / K[0, 0], (cv - K[1, 2]) / K[1, 1], 1.0]) * z
+        return spatial_distance(c2w[:3, :3] @ ray + c2w[:3, 3], target.center, scene.room)
+
+    h, w = depth.shape
+    cu, cv, qw, qh = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, (box[2] - box[0]) / 4, (box[3] - box[1]) / 4
+    x0, x1 = int(np.clip(np.floor(cu - qw), 0, w - 1)), int(np.clip(np.ceil(cu + qw), 1, w))
+    y0, y1 = int(np.clip(np.floor(cv - qh), 0, h - 1)), int(np.clip(np.ceil(cv + qh), 1, h))
+    X0, X1 = int(np.clip(np.floor(box[0]), 0, w - 1)), int(np.clip(np.ceil(box[2]), 1, w))
+    Y0, Y1 = int(np.clip(np.floor(box[1]), 0, h - 1)), int(np.clip(np.ceil(box[3]), 1, h))
+    own = inst[Y0:Y1, X0:X1] == target.id
+    out = {"category": target.category,
+           "previous (median of the middle half)": sd_at(float(np.median(depth[y0:y1, x0:x1]))),
+           f"current ({GROUND_DEPTH_QUANTILE:.0f}% of the box)": spatial_distance(
+               grounded_point(depth, box, c2w, K)[0], target.center, scene.room),
+           "10% of the box": spatial_distance(grounded_point(depth, box, c2w, K, 10.0)[0], target.center, scene.room),
+           "oracle (the target's pixels)": sd_at(float(np.median(depth[Y0:Y1, X0:X1][own]))) if own.any() else None}
+    return Path(folder).name, out
+
+
+def ground_depth_main(a, folders):
+    with mp.get_context("spawn").Pool(a.workers) as pool:
+        per = dict(sorted(pool.imap_unordered(_ground_depth, [(str(f), a.device) for f in folders])))
+    rules = [k for k in next(iter(per.values())) if k != "category"]
+    res = {"data": a.data, "clips": len(per), "per_clip": per, "rules": {}}
+    print("| depth rule | SD max | SD p90 | SD median | clips SD >= 0.1 | clips SD >= 0.2 | worst clip |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rules:
+        v = {c: m[r] for c, m in per.items() if m[r] is not None}
+        x = np.array(list(v.values()))
+        worst = max(v, key=v.get)
+        res["rules"][r] = {"max": float(x.max()), "p90": float(np.percentile(x, 90)), "median": float(np.median(x)),
+                           "n>=0.1": int((x >= 0.1).sum()), "n>=0.2": int((x >= 0.2).sum()), "n": len(x)}
+        print(f"| {r} | {x.max():.3f} | {np.percentile(x, 90):.3f} | {np.median(x):.3f} | {(x >= 0.1).sum()} of "
+              f"{len(x)} | {(x >= 0.2).sum()} | {worst} ({per[worst]['category']}) |")
+    Path(a.out).write_text(json.dumps(res, indent=1))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="grounding clip folders (v4s make-data)")
@@ -110,6 +169,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", help="where the pose estimator renders")
     p.add_argument("--pose-error", action="store_true",
                    help="only the pose error of codec ground truth, previous vs current estimator")
+    p.add_argument("--ground-depth", action="store_true",
+                   help="only SD's depth rule on the true final views: previous vs current vs an oracle")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     from v4s_lite.data import clip_folders
@@ -118,6 +179,8 @@ def main(argv=None):
     folders = clip_folders(a.data)[:a.max_clips or None]
     if a.pose_error:
         return pose_error_main(a, folders)
+    if a.ground_depth:
+        return ground_depth_main(a, folders)
     t0 = time.time()
     with mp.get_context("spawn").Pool(a.workers) as pool:
         per = dict(pool.imap_unordered(_score, [(str(f), a.device) for f in folders]))
