@@ -196,9 +196,9 @@ print("verdicts that differ from what they must be:", wrong or "none")
 # walks and boxes put the box on the wrong thing (box IoU near 0) or around everything. The **shuffled** video is
 # the subtle one: this walk has only 4 moving frames, close together, so shuffling them hardly jumps further than
 # the codec's true steps and still fits the room (an earlier judge let it pass; no fixed jump limit catches it
-# without failing true walks). Measured against the clip's own walk it fails clearly: its path goes back and forth (no backtrack)
-# and moving frames land among the box frames (stops). The judge's
-# calibration over validation rooms is in `results/judge_2026-12-03.md`.
+# without failing true walks). Measured against the clip's own walk it fails clearly: its path goes back and forth
+# (no backtrack) and moving frames land among the box frames (stops). The judge's calibration over validation
+# rooms is in `results/judge_2026-12-03.md`.
 
 # %%
 fig, axes = plt.subplots(2, 5, figsize=(12, 3.6))

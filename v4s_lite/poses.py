@@ -3,8 +3,9 @@
 Each frame is matched against a library of low-resolution renders on a grid of positions x headings x tilts (one
 matrix of L1 distances), a shortlist of candidates is refined by Levenberg-Marquardt over (x, y, yaw, pitch), a path
 through the best of them is chosen that does not teleport (a video is one camera moving), the poses are refined
-again at a finer size, and a local search around each pose catches one stuck in the valley next to the right one. The residual (mean absolute pixel difference of the best render, in [0, 1]) says how well the
-room explains the frame: the judge (`evaluate`) treats frames the room cannot explain as failures, not as poses.
+again at a finer size, and a local search around each pose catches one stuck in the valley next to the right one.
+The residual (mean absolute pixel difference of the best render, in [0, 1]) says how well the room explains the
+frame: the judge (`evaluate`) treats frames the room cannot explain as failures, not as poses.
 
 A video that went through a codec is blurred: `PoseEstimator(..., degrade=codec)` passes the renders through the
 same codec before comparing, so a blurred frame is compared with an equally blurred render. A codec that shows one
