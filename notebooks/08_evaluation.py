@@ -90,10 +90,15 @@ print(f"library: {len(grid)} views ({len(grid) // (est.n_yaw * len(est.pitches))
 # Among each frame's refined candidates, one per frame is chosen by dynamic programming (Viterbi): least residual
 # plus a price on moves longer than 1.5 m or turns over 57 degrees between consecutive distinct frames. A blurred
 # frame whose best single match lies across the room is pulled back by its neighbours; a video that really jumps
-# pays and shows it.
+# pays and shows it. **5. A local search** around each pose (a small grid of steps: 0.3 m, 15 degrees of heading,
+# 9 of tilt) catches a frame stuck in the valley next to the right one.
 # The **residual** is the final mean absolute pixel difference: how well the room explains the frame.
 # A video decoded by a codec is blurred, so `PoseEstimator(..., degrade=codec)` compares it with renders passed
-# through the same codec: a blurred frame against an equally blurred render.
+# through the same codec: a blurred frame against an equally blurred render. The lite codec also shows one picture
+# per 4 frames, their mean: a walk's 4 views laid over each other. No single pose explains such a picture, so each
+# is compared with the mean of 4 renders along the walk through it (interpolated towards its neighbours' poses).
+# On 8 validation rooms this halved the median pose error of the codec's ground truth (0.22 to 0.10 m against
+# the codec-aligned walk; `results/judge_2026-12-03.md`).
 
 # %%
 i = len(gt) // 2
@@ -125,24 +130,31 @@ fig.tight_layout()
 
 # %% [markdown]
 # ## The judge
-# **Walk** (`evaluate.walk_numbers`, thresholds in `evaluate.Judge`, each with its reason there): all four must hold.
+# **Walk** (`evaluate.walk_numbers`, thresholds in `evaluate.Judge`, each with its reason there): all six must hold.
 # - *starts at the given first frame*: frame 0 looks like the true first view (PSNR >= 20 dB) or is estimated within
 #   1 m / 30 degrees of the true start. The model is given that frame; a video of another place does not start there.
 # - *moves* (DD): the camera moves at least 0.3 m or turns 20 degrees before the box frames.
-# - *no teleport*: no jump over 2.5 m between consecutive distinct poses (the lite codec shows one picture per 4
+# - *no teleport*: no jump over 3 m between consecutive distinct poses (the lite codec shows one picture per 4
 #   frames, so its steps are long), measured after a 3-wide median, so one pose the estimator got wrong does not
 #   fail a video. Turning is not gated: a camera may turn on the spot.
+# - *no backtrack*: the path through the distinct poses is at most 1.5 times the true walk's path. A walk covers
+#   its ground once; frames out of order go back and forth over it. The scale is the clip's own walk, not a fixed
+#   distance: a short walk's frames are all near each other, and walks differ in pace.
+# - *stops*: the box frames hold one view (every box frame's pose within 0.5 m / 30 degrees of their median): the
+#   walks the model learns from stop while the box marks the target.
 # - *fits the room*: every frame's residual at most 0.10: a frame the room cannot explain has no pose to score; it
 #   is a failure, not a forced guess.
 #
 # **IF** (instruction following: did it go to the instructed object and mark it?) = walk, and the target covers at
 # least 1% of the final view at its estimated pose, and the drawn red box has IoU >= 0.3 with the target's box there
 # (so a box around the whole image fails). **SD** (spatial distance) $= \lVert p - c_\text{target}\rVert /
-# \text{room diagonal}$: $p$ is the point on the ray through the red box's centre at the median depth of the room
-# inside the box (the image centre without a box), $c_\text{target}$ the target's 3D centre; median over the box
-# frames. IF looks at the box, SD at the 3D point: a box on the target's near edge or on an object just behind it
-# moves SD, not IF, as in the paper (IF 0.73 but IF(SD<0.2) 0.65 there). **IF(SD<0.2)**, the headline, and
-# **IF(SD<0.1)** combine them. **PSNR / SSIM** against the room re-rendered at each estimated pose say whether the
+# \text{room diagonal}$: $p$ is the point on the ray through the red box's centre at the 25% quantile of the room's
+# depth inside the box (the image centre without a box), $c_\text{target}$ the target's 3D centre; median over the
+# box frames. A near quantile, not the median: the marked object is in front of what it hides, and a thin lamp
+# covers less than half of its box, so the median landed on the wall behind it (`E.GROUND_DEPTH_QUANTILE`). IF
+# looks at the box, SD at the 3D point: a box on the target's near edge or on an object just behind it moves SD,
+# not IF, as in the paper (IF 0.73 but IF(SD<0.2) 0.65 there). **IF(SD<0.2)**, the headline, and **IF(SD<0.1)**
+# combine them. **PSNR / SSIM** against the room re-rendered at each estimated pose say whether the
 # frames are views of this room at all; **box IoU** and **DD** are reported too.
 
 # %%
@@ -169,22 +181,24 @@ scores = {}
 for name, v in videos.items():
     e = est if "codec" not in name else poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec)
     scores[name] = E.score_clip(meta, v, e, lpips=False)
-print("| video | must pass | IF(SD<0.2) | walk | starts | moves | no teleport | fits room | box IoU | SD |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| video | must pass | IF(SD<0.2) | walk | starts | moves | no teleport | no backtrack | stops | fits room | box IoU | SD |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name, s in scores.items():
     print(f"| {name} | {'yes' if E.CALIBRATION[name] else 'no'} | {s['IF@0.2']:.0f} | {s['walk']:.0f} | {s['start_ok']:.0f} | "
-          f"{s['DD']:.0f} | {s['no_teleport']:.0f} | {s['fits_room']:.0f} | {s['box_IoU']:.2f} | {s['SD']:.3f} |")
+          f"{s['DD']:.0f} | {s['no_teleport']:.0f} | {s['no_backtrack']:.0f} | {s['stops']:.0f} | {s['fits_room']:.0f} | "
+          f"{s['box_IoU']:.2f} | {s['SD']:.3f} |")
 wrong = [n for n, s in scores.items() if s["IF@0.2"] != float(E.CALIBRATION[n])]
 print("verdicts that differ from what they must be:", wrong or "none")
 
 # %% [markdown]
-# Nine of ten videos get their verdict, each for its own reason: the still view and the held scan frame do not
-# start where the model was told to start and do not move; the frozen video does not move; noise fits nowhere; the
-# other walks and boxes put the box on the wrong thing (box IoU near 0) or around everything. **The shuffled video
-# passes**: this walk has only 4 moving frames, all close together, so shuffling them neither jumps far nor breaks
-# the fit with the room. That is a known leak of the judge, kept visible here and in its tests (a strict xfail);
-# on the 25-frame LITE walks of 4 validation rooms shuffled frames fail in 3
-# (`results/lite_2026-12-02/README.md`, which also lists the judge's other known limits).
+# Every video gets its verdict, each for its own reason: the still view and the held scan frame do not start
+# where the model was told to start and do not move; the frozen video does not move; noise fits nowhere; the other
+# walks and boxes put the box on the wrong thing (box IoU near 0) or around everything. The **shuffled** video is
+# the subtle one: this walk has only 4 moving frames, close together, so shuffling them hardly jumps further than
+# the codec's true steps and still fits the room (an earlier judge let it pass; no fixed jump limit catches it
+# without failing true walks). Measured against the clip's own walk it fails clearly: its path goes back and forth
+# (no backtrack) and moving frames land among the box frames (stops). The judge's calibration over validation
+# rooms is in `results/judge_2026-12-03.md`.
 
 # %%
 fig, axes = plt.subplots(2, 5, figsize=(12, 3.6))
