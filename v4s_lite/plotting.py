@@ -29,7 +29,7 @@ def _frames(frames) -> np.ndarray:
 
 def video_html(frames, fps: int = 8, width: int | None = None, crf: int = 23) -> str:
     """An HTML5 <video> tag with the frames embedded as H.264 mp4 (tens of KB for a lite clip; crf: lower is
-    sharper and larger)."""
+    sharper and larger) and the first frame as its poster. It plays in an untrusted notebook too (see below)."""
     import imageio.v2 as imageio
 
     f = _frames(frames)
@@ -44,8 +44,21 @@ def video_html(frames, fps: int = 8, width: int | None = None, crf: int = 23) ->
                 wr.append_data(frame)
         data = base64.b64encode(open(path, "rb").read()).decode()
     width = width or 3 * w
-    return (f'<video width="{width}" controls loop autoplay muted playsinline>'
-            f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+    # The data URL sits on <video> itself, not on a <source> child: JupyterLab sanitises the HTML of an untrusted
+    # notebook (every freshly opened committed one) and strips <source src>, leaving an empty player, while it
+    # keeps <video src>. The poster, the first frame as a PNG, is the static fallback where the video cannot play.
+    return (f'<video width="{width}" controls loop autoplay muted playsinline src="data:video/mp4;base64,{data}" '
+            f'poster="data:image/png;base64,{_png_base64(f[0])}"></video>')
+
+
+def _png_base64(frame) -> str:
+    import io
+
+    import imageio.v2 as imageio
+
+    buf = io.BytesIO()
+    imageio.imwrite(buf, frame, format="png")
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def show_video(frames, fps: int = 8, width: int | None = None, crf: int = 23):
