@@ -2,6 +2,7 @@
 #   make course   the main job: every notebook through papermill, quick mode (executed copies in build/)
 #   make test     unit tests + nbval over every committed notebook
 #   make lab      open the course in JupyterLab (installed by `make setup`: the [course] extra)
+#   make browser  Debian's Chromium and ChromeDriver for tests/test_browser.py (root: apt-get; skipped without them)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,10 +10,10 @@ BIN := $(VENV)/bin
 $(BIN)/v4s: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0   # the CPU build; on a GPU machine install your CUDA torch first
-	$(BIN)/pip install -q -e ".[test,course]"
+	$(BIN)/pip install -q -e ".[test,course,browser]"
 	touch $@
 
-.PHONY: setup course test notebooks lab
+.PHONY: setup course test notebooks lab browser
 setup: $(BIN)/v4s
 
 course: setup
@@ -28,3 +29,10 @@ notebooks: setup
 # Open the course: JupyterLab on notebooks/ (jupytext opens the .py sources as notebooks too).
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# Chromium + ChromeDriver from Debian for the browser test (JupyterLab driven by Selenium); needs root and apt.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then echo "chromium and chromedriver are installed"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "no root apt-get: tests/test_browser.py will be skipped (install chromium and chromium-driver)"; fi
