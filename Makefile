@@ -2,6 +2,7 @@
 #   make course   the main job: every notebook through papermill, quick mode (executed copies in build/)
 #   make test     unit tests + nbval over every committed notebook
 #   make lab      open the course in JupyterLab (installed by `make setup`: the [course] extra)
+#   make site     the executed notebooks as a static HTML site in build/site/ (nbconvert)
 #   make browser  Debian's Chromium and ChromeDriver for tests/test_browser.py (root: apt-get; skipped without them)
 PY ?= python3
 VENV := .venv
@@ -13,7 +14,7 @@ $(BIN)/v4s: pyproject.toml setup.py
 	$(BIN)/pip install -q -e ".[test,course,browser]"
 	touch $@
 
-.PHONY: setup course test notebooks lab browser
+.PHONY: setup course test notebooks lab browser site
 setup: $(BIN)/v4s
 
 course: setup
@@ -36,3 +37,16 @@ browser:
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "no root apt-get: tests/test_browser.py will be skipped (install chromium and chromium-driver)"; fi
+
+# The course readable without running it: every executed notebook as a static HTML page, plus an index, in
+# build/site/ (open build/site/index.html). Override SITE_PY / SITE_DIR / SITE_NOTEBOOKS to build elsewhere.
+SITE_PY ?= $(BIN)/python
+SITE_DIR ?= build/site
+SITE_NOTEBOOKS ?= $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+site:
+	$(SITE_PY) -m nbconvert --to html --log-level WARN --output-dir $(SITE_DIR) $(SITE_NOTEBOOKS)
+	$(SITE_PY) -c 'import json, pathlib, sys, html; out = pathlib.Path(sys.argv[1]); \
+	titles = [(pathlib.Path(p).stem, "".join(json.loads(pathlib.Path(p).read_text())["cells"][0]["source"]).splitlines()[0].lstrip("# ")) for p in sys.argv[2:]]; \
+	links = "".join("<li><a href=\"%s.html\">%s</a></li>" % (s, html.escape(t)) for s, t in titles); \
+	(out / "index.html").write_text("<!doctype html><meta charset=utf-8><title>v4s-lite: the course</title><h1>v4s-lite: the course</h1><ol>%s</ol>" % links); \
+	print("%s/index.html: %d notebooks" % (out, len(titles)))' $(SITE_DIR) $(SITE_NOTEBOOKS)

@@ -24,6 +24,7 @@ if importlib.util.find_spec("v4s_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/v4s-lite/v4s-lite"], check=True)
 
 # %% tags=["parameters"]
+quick = True          # quick: 4 rooms, 4-step attention runs (~1.5 CPU minutes); full: 12 rooms, 8 steps
 device = "auto"       # "auto" picks a CUDA GPU when there is one
 seed = 0
 n_rooms = 4           # held-out test rooms rendered here (seeds 400000, 400001, ...): the first rooms of the results file
@@ -62,6 +63,8 @@ from v4s_lite.utils import get_device, seed_everything
 seed_everything(seed)
 torch.set_num_threads(1)  # same float results on every machine, and no thread stalls on a busy CPU
 dev = get_device(device)
+if not quick:
+    n_rooms, attention_steps = 12, 8
 
 # %% [markdown]
 # ## The formulas
