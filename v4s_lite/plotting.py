@@ -29,7 +29,7 @@ def _frames(frames) -> np.ndarray:
 
 def video_html(frames, fps: int = 8, width: int | None = None, crf: int = 23) -> str:
     """An HTML5 <video> tag with the frames embedded as H.264 mp4 (tens of KB for a lite clip; crf: lower is
-    sharper and larger)."""
+    sharper and larger) and the first frame as its poster. It plays in an untrusted notebook too (see below)."""
     import imageio.v2 as imageio
 
     f = _frames(frames)
@@ -44,8 +44,21 @@ def video_html(frames, fps: int = 8, width: int | None = None, crf: int = 23) ->
                 wr.append_data(frame)
         data = base64.b64encode(open(path, "rb").read()).decode()
     width = width or 3 * w
-    return (f'<video width="{width}" controls loop autoplay muted playsinline>'
-            f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+    # The data URL sits on <video> itself, not on a <source> child: JupyterLab sanitises the HTML of an untrusted
+    # notebook (every freshly opened committed one) and strips <source src>, leaving an empty player, while it
+    # keeps <video src>. The poster, the first frame as a PNG, is the static fallback where the video cannot play.
+    return (f'<video width="{width}" controls loop autoplay muted playsinline src="data:video/mp4;base64,{data}" '
+            f'poster="data:image/png;base64,{_png_base64(f[0])}"></video>')
+
+
+def _png_base64(frame) -> str:
+    import io
+
+    import imageio.v2 as imageio
+
+    buf = io.BytesIO()
+    imageio.imwrite(buf, frame, format="png")
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def show_video(frames, fps: int = 8, width: int | None = None, crf: int = 23):
@@ -165,3 +178,62 @@ def topdown_map(scene, trajectories=None, target_id=None, ax=None, every: int = 
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     return ax
+
+
+def context_attention_figure(chunk_frames, shares: dict, visible, chance=None, scene=None, scan_c2w=None,
+                             target_id=None, title: str | None = None):
+    """Where the generated frames look (notebook 06): each context chunk's share of the attention, drawn over
+    the scan's timeline with the target's visibility, and (given the scene) over the top-down map.
+
+    chunk_frames: for each context latent frame, the scan frames it holds (e.g. [[0], [4..7], [20..23], ...]);
+    shares: {label: (n_chunks,) share of the context attention per chunk} (one bar per label and chunk);
+    visible: (scan_frames,) how much of the target each scan frame shows (0..1); chance: the uniform share
+    (default 1/n_chunks). With `scene` and `scan_c2w`, a map beside it: the scan's camera positions, those of
+    each chunk coloured by the first label's share. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    visible = np.asarray(visible, float)
+    chunk_frames = [np.atleast_1d(np.asarray(f)) for f in chunk_frames]
+    labels = list(shares)
+    for k in labels:
+        if len(shares[k]) != len(chunk_frames):
+            raise V4SError(f"shares[{k!r}] has {len(shares[k])} values for {len(chunk_frames)} chunks")
+    chance = 1 / len(chunk_frames) if chance is None else chance
+    with_map = scene is not None and scan_c2w is not None
+    fig, axes = plt.subplots(1, 2 if with_map else 1, figsize=(10.5 if with_map else 7.5, 3.4), dpi=DPI,
+                             gridspec_kw={"width_ratios": [2.1, 1]} if with_map else None)
+    ax = axes[0] if with_map else axes
+    ax.fill_between(np.arange(len(visible)), 0, visible * max(max(map(max, shares.values())), chance) * 1.1,
+                    step="mid", color="0.85", label="target in view (scaled)")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (label, col) in enumerate(zip(labels, colors)):
+        for i, f in enumerate(chunk_frames):
+            lo, hi = float(f.min()), float(f.max()) + 1
+            w = (hi - lo) / len(labels)
+            ax.bar(lo + j * w, shares[label][i], width=w, align="edge", color=col, ec="k", lw=0.4,
+                   label=label if i == 0 else None)
+    ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_xlim(-1, len(visible))
+    ax.set_xlabel("scan frame (the context chunks' frames)", fontsize=FONT)
+    ax.set_ylabel("share of the context attention", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(labels) + 2, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=FONT + 1)
+    if with_map:
+        m = axes[1]
+        topdown_map(scene, target_id=target_id, ax=m)
+        p = np.asarray(scan_c2w)[:, :2, 3]
+        m.plot(p[:, 0], p[:, 1], "-", color="0.6", lw=0.8)
+        first = np.asarray(shares[labels[0]], float)
+        pts = np.concatenate([p[f] for f in chunk_frames])
+        vals = np.concatenate([np.full(len(f), v) for f, v in zip(chunk_frames, first)])
+        sc = m.scatter(pts[:, 0], pts[:, 1], c=vals, cmap="viridis", s=22, ec="k", lw=0.3, zorder=3)
+        cb = fig.colorbar(sc, ax=m, fraction=0.046, pad=0.03)
+        cb.set_label(f"{labels[0]}: share", fontsize=FONT)
+        cb.ax.tick_params(labelsize=FONT)
+        m.set_title("the chunks' cameras, from above", fontsize=FONT + 1)
+        m.tick_params(labelsize=FONT)
+    fig.tight_layout()
+    return fig
