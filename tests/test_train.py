@@ -180,6 +180,25 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
         encode_clips(nobox, codec, text)
 
 
+def test_workers_that_only_decode_give_the_items_of_workers_that_encode(tmp_path):
+    """The GPU path (workers decode, this process encodes with the one codec) = the CPU path (workers do both)."""
+    from v4s_lite import data
+    from v4s_lite.codec import LiteCodec, LiteTextEncoder
+    from v4s_lite.config import get_clip_config
+    from v4s_lite.train import encoded_items
+
+    data.make_dataset(tmp_path / "clips", "grounding", 3, seed=0, clip_cfg="quick", progress=False)
+    ds = data.ClipDataset(tmp_path / "clips", get_clip_config("quick"), seed=0)
+    codec, text = LiteCodec(), LiteTextEncoder()
+    both = list(encoded_items(ds, [2, 0], codec, text, 2, num_workers=2, encode_in_workers=True))
+    decode_only = list(encoded_items(ds, [2, 0], codec, text, 2, num_workers=2, encode_in_workers=False))
+    assert [x["instruction"] for x in both] == [x["instruction"] for x in decode_only] == \
+        [ds[2]["instruction"], ds[0]["instruction"]]
+    for a, b in zip(both, decode_only):
+        for k in ("context_latents", "target_latents", "prompt_embeds", "context_frame_indices"):
+            assert torch.equal(a[k], b[k]), k
+
+
 INTERRUPT_SCRIPT = """
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed

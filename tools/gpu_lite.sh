@@ -2,7 +2,8 @@
 # The lite model and its tables on one GPU machine, in phases that each fit one 10-minute device call. A warm machine
 # keeps data/lite and runs/ (ignored paths) between calls, so the phases can follow each other:
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
-#   bash tools/gpu_lite.sh bench OUT [STEPS]          # benchmarks/train_loop.py on the real latents (old vs new loop)
+#   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
+#                                                   # (random latents at the LITE shape: the speed is the data's)
 #   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
@@ -67,7 +68,7 @@ data)
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   ;;
 bench)
-  python3 benchmarks/train_loop.py --data data/lite/train --steps ${1:-200} 2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
+  python3 benchmarks/train_loop.py --random 2048 --seconds ${1:-25} 2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
   ;;
 calibrate)
   export OMP_NUM_THREADS=1

@@ -110,18 +110,38 @@ def count_parameters(model, trainable_only=False) -> int:
 
 # ------------------------------------------------------------------------------------------- data
 class _EncodedClips(torch.utils.data.Dataset):
-    """ClipDataset items through latents.encode_clip. A Dataset so that DataLoader workers do all of a clip's work
+    """ClipDataset items through latents.encode_clip, so that DataLoader workers do all of a clip's work
     (decoding is the slow part, encoding is not free either)."""
 
-    def __init__(self, ds, n, codec, text_encoder, box_frames: int):
-        self.ds, self.n, self.codec, self.text_encoder, self.box_frames = ds, n, codec, text_encoder, box_frames
+    def __init__(self, ds, codec, text_encoder, box_frames: int):
+        self.ds, self.codec, self.text_encoder, self.box_frames = ds, codec, text_encoder, box_frames
 
     def __len__(self):
-        return self.n
+        return len(self.ds)
 
     def __getitem__(self, i):
-        item = encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames)
-        return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
+        return _float32(encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames))
+
+
+def _as_made(item):  # no collation: the item as ClipDataset makes it (a function, so workers can pickle it)
+    return item
+
+
+def _float32(item: dict) -> dict:
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
+
+
+def encoded_items(ds, indices, codec, text_encoder, box_frames: int, num_workers: int, encode_in_workers=True):
+    """encode_clip of ds[i] for i in indices, in order, as an iterator. `num_workers` DataLoader processes decode
+    the clips; with encode_in_workers they encode them too (a CPU codec), otherwise this process encodes what
+    they hand back (a codec on the GPU, which worker processes cannot share). Both give the same items."""
+    subset = torch.utils.data.Subset(ds, indices)
+    if encode_in_workers:
+        return iter(torch.utils.data.DataLoader(_EncodedClips(subset, codec, text_encoder, box_frames),
+                                                batch_size=None, num_workers=num_workers))
+    decoded = torch.utils.data.DataLoader(subset, batch_size=None, num_workers=num_workers,
+                                          collate_fn=_as_made)
+    return (_float32(encode_clip(x, codec, text_encoder, box_frames)) for x in decoded)
 
 
 def latent_cache_folder(cfg: TrainConfig, n: int) -> Path:
@@ -186,7 +206,7 @@ def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
     ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
     box = clip_cfg.box_frames if cfg.box_frames else 0
     on_cpu = torch.device(device).type == "cpu"
-    if cfg.num_workers and on_cpu:  # workers hand clips back through shared memory files, not one descriptor each
+    if cfg.num_workers:  # workers hand clips back through shared memory files, not one descriptor each
         torch.multiprocessing.set_sharing_strategy("file_system")
     # with a cache, each process encodes its share of the items (item j = view j // n, clip j % n) and writes
     # them straight to the folder; without one, every process needs every item in memory
@@ -199,11 +219,10 @@ def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
     for view in range(cfg.context_views):
         ds.set_epoch(view)  # a fresh draw of the context chunks
         mine = [i for i in range(n) if cache is None or cache_shard(view * n + i, world) == rank]
-        # each worker decodes and encodes whole clips (in order); a GPU codec stays in this process
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(_EncodedClips(ds, n, codec if on_cpu else OnDevice(codec, device), text_encoder,
-                                                  box), mine),
-            batch_size=None, num_workers=cfg.num_workers if on_cpu else 0)
+        # on a CPU each worker decodes and encodes whole clips; a GPU codec stays in this process, and the
+        # workers only decode (one process decoding 8,000 clips left an H200 idle for minutes)
+        loader = encoded_items(ds, mine, codec if on_cpu else OnDevice(codec, device), text_encoder, box,
+                               cfg.num_workers, encode_in_workers=on_cpu)
         encoded = tqdm(loader, total=len(mine), desc=f"encode clips (view {view + 1}/{cfg.context_views})",
                        disable=not cfg.progress or rank != 0)
         if cache is None:
