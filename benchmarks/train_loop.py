@@ -65,9 +65,12 @@ def main():
         codec, text = build_codecs(cfg)
         items, null = encode_clips(cfg, codec, text), text.encode([""])[0].float().cpu()
     steps = a.steps
-    if a.seconds:  # calibrate the step count on a short eager run
-        probe, _, n = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False), items, null, 0)
-        steps = max(40, int(a.seconds / probe))
+    if a.seconds:  # calibrate the step count on a short run of the baseline arm: its whole wall time per step
+        # (start-up included), so the estimate can only err short (the second half of a 40-step run, with batches
+        # built ahead, once made ~6,000 steps of a 0.19 s loop out of 30 seconds: the arm never ended)
+        _, wall, n = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False, batch_workers=0),
+                         items, null, 0)
+        steps = max(40, int(a.seconds / (wall / n)))
     base = dataclasses.replace(cfg, steps=steps, device_batches=False, compile=False, batch_workers=0)
     fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=True)
     s_base, w_base, _ = arm(base, items, null, steps)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The lite model and its tables on one GPU machine, in phases that each fit one 10-minute device call. A warm machine
-# keeps data/lite and runs/ (ignored paths) between calls, so the phases can follow each other:
+# The lite model and its tables on one GPU machine, in phases that each fit one 10-minute device call. data/lite and
+# runs/ are ignored paths that live only as long as the machine, and the device tool hands a machine back 30 s
+# after a call ends (results/lite_2026-12-03: two calls found a fresh machine). So chain the phases a call needs
+# inside that call (install the wheels, data, train, export), and carry exported weights into a later one:
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's)
