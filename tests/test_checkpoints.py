@@ -9,7 +9,7 @@ import yaml
 
 from v4s_lite.checkpoints import (latest_checkpoint, list_checkpoints, load_model, nearest_checkpoint, read_config,
                                   save_checkpoint)
-from v4s_lite.config import ClipConfig, TrainConfig, load_config
+from v4s_lite.config import ClipConfig, TrainConfig, WanConfig, load_config
 from v4s_lite.model import build_model
 from v4s_lite.utils import V4SError
 
@@ -24,6 +24,35 @@ def test_train_config_with_a_custom_clip_round_trips(tmp_path):
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg and again.clip_config == CUSTOM and again.clip_name == "custom"
     assert TrainConfig(clip="lite").clip_config.width == 104 and TrainConfig(clip="lite").clip_name == "lite"
+
+
+def test_a_wan_run_config_round_trips_through_the_run_folder(tmp_path):
+    """The `wan:` section (a nested WanConfig) and a custom clip come back equal from both places a run keeps its
+    config: step_XXXXXX/trainer_state.json (read_config) and run_dir/config.yaml (load_config, as train writes it)."""
+    wan = WanConfig(source=str(tmp_path / "wan22"), checkpointing=3, compile=True, attention_backend="flash",
+                    text_encoder="lite")
+    cfg = TrainConfig(out_dir=str(tmp_path), clip=CUSTOM, wan=wan, lora_rank=8, lora_alpha=16.0, flow_shift=5.0,
+                      mixed_precision="no", device_batches=False, steps=100, checkpoint_every=50, keep_checkpoints=1,
+                      keep_steps=[50], betas=[0.9, 0.95])
+    assert cfg.model == "v4s_lite.full:wan_model"  # filled in by the `wan:` section, and saved as such
+    model = build_model(TrainConfig(model="tiny"))  # the weights do not matter here, the config beside them does
+    again = read_config(save_checkpoint(tmp_path, 50, model, cfg=cfg))
+    assert again == cfg and isinstance(again.wan, WanConfig) and again.clip_config == CUSTOM
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert load_config(tmp_path / "config.yaml", **{"wan.checkpointing": "full"}).wan.checkpointing == "full"
+
+
+def test_a_saved_config_with_an_unknown_option_says_which(tmp_path):
+    """A run saved by another version of the package (an option since renamed or removed) is a V4SError naming
+    the option, not a TypeError from TrainConfig(**...)."""
+    cfg = TrainConfig(out_dir=str(tmp_path), clip=CUSTOM)
+    step = save_checkpoint(tmp_path, 1, build_model(TrainConfig(model="tiny")), cfg=cfg)
+    meta = json.loads((step / "trainer_state.json").read_text())
+    meta["config"]["retired_option"] = 1
+    (step / "trainer_state.json").write_text(json.dumps(meta))
+    with pytest.raises(V4SError, match=r"retired_option.*trainer_state\.json"):
+        read_config(step)
 
 
 def test_a_bad_clip_says_what_to_give():

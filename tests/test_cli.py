@@ -54,10 +54,58 @@ def test_a_command_module_that_fails_to_import_is_an_error(monkeypatch, capsys):
     from v4s_lite import cli
     from v4s_lite.utils import V4SError
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["data", "no_such_module"])
-    with pytest.raises(V4SError, match=r"v4s_lite\.no_such_module .*ModuleNotFoundError"):
+    monkeypatch.setattr(cli, "COMMAND_MODULES", {"data": ["make-data"], "no_such_module": ["nothing"]})
+    with pytest.raises(V4SError, match=r"`v4s nothing` unavailable: importing v4s_lite\.no_such_module .*"
+                                       r"ModuleNotFoundError.*python -c 'import v4s_lite\.no_such_module'"):
         cli.build_parser()
     monkeypatch.setitem(sys.modules, "v4s_lite.broken", None)  # importing it raises ImportError
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["broken"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", {"broken": ["broken"]})
     assert cli.main(["train", "x.yaml"]) == 2
     assert "v4s_lite.broken" in capsys.readouterr().err
+
+
+def test_a_missing_extra_names_the_command_and_the_install(monkeypatch, capsys):
+    """A command module whose third-party import is missing says which commands it costs and what to install."""
+    import importlib
+
+    from v4s_lite import cli
+
+    real = importlib.import_module
+
+    def without_tensorboard(name, *args):
+        if name == "v4s_lite.evaluate":
+            raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_tensorboard)
+    monkeypatch.setattr(cli, "install_hint", lambda package: f"HINT({package})")
+    assert cli.main(["eval", "--videos", "x", "--out", "y"]) == 2
+    err = capsys.readouterr().err
+    assert "`v4s eval` unavailable" in err and "No module named 'tensorboard'" in err and "HINT(tensorboard)" in err
+
+
+def test_install_hint_points_at_the_extra_or_a_reinstall():
+    from v4s_lite.cli import install_hint
+
+    reqs = ["torch>=2.4", "pyyaml>=6", 'pytest>=8; extra == "test"', 'tensorboard>=2.14; extra == "test"',
+            'tensorboard>=2.14; extra == "tensorboard"', 'selenium>=4.10; extra == "browser"']
+    assert 'pip install -e ".[tensorboard]"' in install_hint("tensorboard", reqs)  # the extra named after it
+    assert 'pip install -e ".[browser]"' in install_hint("selenium", reqs)
+    assert "reinstall" in install_hint("yaml", reqs) and "pyyaml" in install_hint("yaml", reqs)  # core, pip name
+    assert install_hint("somewhere_else", reqs) == "Install it: pip install somewhere_else"
+
+
+def test_the_command_list_matches_what_each_module_registers():
+    """COMMAND_MODULES names the commands an import failure costs: it must say what add_cli really adds."""
+    import argparse
+    import importlib
+
+    from v4s_lite.cli import COMMAND_MODULES
+
+    for name, commands in COMMAND_MODULES.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        before = set() if name == "train" else {"train"}
+        for command in before:  # v4s sample's add_cli hooks its validation videos into `v4s train`
+            sub.add_parser(command)
+        importlib.import_module(f"v4s_lite.{name}").add_cli(sub)
+        assert sorted(set(sub.choices) - before) == sorted(commands), name

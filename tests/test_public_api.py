@@ -11,7 +11,7 @@ ALLOWED = {}  # notebook -> why it may still reach into a private name (none lef
 
 def private_uses(path: Path) -> list[str]:
     """`name._private` where `name` is a v4s_lite module or class/function imported from v4s_lite, or a variable
-    assigned from calling one (or from a method of one); dunders are fine."""
+    assigned from calling one (or from a method of one), and `from v4s_lite.x import _private`; dunders are fine."""
     tree = ast.parse(path.read_text())
     ours: set[str] = set()
 
@@ -29,6 +29,8 @@ def private_uses(path: Path) -> list[str]:
     for node in ast.walk(tree):  # imports first: the names they bind are known before any use is judged
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "v4s_lite":
             ours.update(a.asname or a.name for a in node.names)
+            found += [(node.lineno, f"{path.name}:{node.lineno}: from {node.module} import {a.name}")
+                      for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
         elif isinstance(node, ast.Import):
             ours.update((a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("v4s_lite"))
     for _ in range(3):  # a few passes: a variable made from a variable made from v4s_lite
@@ -66,5 +68,7 @@ def test_allow_list_is_still_needed():
 def test_the_scanner_sees_private_uses(tmp_path):
     src = tmp_path / "99_x.py"
     src.write_text("from v4s_lite import evaluate as E\nimport numpy as np\nest = E.PoseEstimator(1)\n"
-                   "a = est._prepare(2)\nb = E._blur(a)\nc = np._private\nd = est.__class__\n")
-    assert [u.split(": ", 1)[1] for u in private_uses(src)] == ["est._prepare", "E._blur"]
+                   "a = est._prepare(2)\nb = E._blur(a)\nc = np._private\nd = est.__class__\n"
+                   "from v4s_lite.train import _pad_text, add_noise\nfrom numpy import _globals\n")
+    assert [u.split(": ", 1)[1] for u in private_uses(src)] == ["est._prepare", "E._blur",
+                                                                "from v4s_lite.train import _pad_text"]

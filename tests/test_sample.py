@@ -142,3 +142,85 @@ def test_context_reuse_samples_what_the_masked_model_samples(guidance):
     with pytest.raises(V4SError, match="context_only"):
         with model.reuse_context():
             pass
+
+
+# ------------------------------------------------------------------ one set of sampling settings, every command
+@pytest.fixture
+def tiny_run(tmp_path):
+    """An untrained checkpoint (flow_shift 4: not generate's 3) and one quick clip folder: what the commands load."""
+    from v4s_lite.checkpoints import save_checkpoint
+    from v4s_lite.config import TrainConfig
+    from v4s_lite.data import make_dataset
+    from v4s_lite.model import build_model
+
+    make_dataset(tmp_path / "data", "grounding", 1, seed=0, clip_cfg="quick", progress=False)
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), clip="quick", model="tiny", device="cpu", progress=False,
+                      flow_shift=4.0)
+    save_checkpoint(tmp_path / "run", 1, build_model(cfg), cfg=cfg)
+    return tmp_path / "run" / "step_000001", tmp_path / "data"
+
+
+class Reached(Exception):
+    """Raised by the stand-in generate(): the settings got there, nothing needs to be sampled."""
+
+
+def command(name, ckpt, data, out):
+    if name == "eval":
+        return ["eval", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out), "--device", "cpu"]
+    return ["sample", str(ckpt), "--clip", str(data / "grounding_000000"), "--out", str(out), "--device", "cpu"]
+
+
+@pytest.mark.parametrize("name", ["eval", "sample"])
+@pytest.mark.parametrize("flags, expected", [
+    (["--guidance", "text", "--scale", "7.5"],  # the rest at their defaults, the shift the run's flow_shift
+     dict(guidance="text", scale=7.5, steps=20, scheduler="unipc", shift=4.0, text_scale=None, context_scale=None)),
+    (["--guidance", "three", "--text-scale", "2.5", "--context-scale", "1.5", "--steps", "3", "--scheduler", "euler",
+      "--shift", "2"],
+     dict(guidance="three", scale=5.0, steps=3, scheduler="euler", shift=2.0, text_scale=2.5, context_scale=1.5)),
+])
+def test_every_sampling_flag_reaches_generate(tiny_run, tmp_path, monkeypatch, name, flags, expected):
+    from v4s_lite import sample
+    from v4s_lite.cli import main
+
+    seen = {}
+
+    def fake_generate(*args, **kw):
+        seen.update(kw)
+        raise Reached
+
+    monkeypatch.setattr(sample, "generate", fake_generate)
+    with pytest.raises(Reached):
+        main(command(name, *tiny_run, tmp_path / "out") + flags)
+    assert {k: seen.get(k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("name", ["eval", "sample"])
+@pytest.mark.parametrize("flags, message", [
+    (["--steps", "0"], "--steps 0"),
+    (["--guidance", "joint", "--text-scale", "2"], "--text-scale"),
+    (["--shift", "-1"], "--shift"),
+    (["--scheduler", "DDIMScheduler"], "flow"),
+])
+def test_a_bad_sampling_setting_is_refused_before_loading_anything(tmp_path, capsys, name, flags, message):
+    """Checked when the command starts (the checkpoint here does not even exist), with what to give instead."""
+    from v4s_lite.cli import main
+
+    assert main(command(name, tmp_path / "nowhere", tmp_path, tmp_path / "out") + flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and "nowhere" not in err
+
+
+def test_sampling_settings_are_one_definition():
+    """generate()'s keyword defaults are SamplingSettings' (no second copy to drift), and the settings check
+    themselves when made in code too."""
+    import inspect
+
+    from v4s_lite.sample import DEFAULT_SHIFT, SamplingSettings
+
+    params = inspect.signature(generate).parameters
+    for f in SamplingSettings.__dataclass_fields__.values():
+        want = DEFAULT_SHIFT if f.name == "shift" else f.default
+        assert params[f.name].default == want, f.name
+    assert SamplingSettings(guidance="text").for_run(None).shift == DEFAULT_SHIFT
+    with pytest.raises(V4SError, match="guidance"):
+        SamplingSettings(guidance="double")

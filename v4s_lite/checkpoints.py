@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from .codec import LiteCodec, LiteTextEncoder, build_codecs
-from .config import TrainConfig
+from .config import TrainConfig, config_from_dict
 from .model import V4SModel, build_model
 from .utils import TrainingDiverged, V4SError
 
@@ -188,7 +188,7 @@ def read_config(path) -> TrainConfig | None:
     if not (path / META_FILE).exists():
         raise V4SError(f"{path} is not a training checkpoint (no {META_FILE}); pass a step_XXXXXX folder")
     saved = json.loads((path / META_FILE).read_text())["config"]
-    return None if saved is None else TrainConfig(**saved)
+    return None if saved is None else config_from_dict(saved, path / META_FILE)
 
 
 def load_checkpoint(path, model, optimizer=None, lr_scheduler=None, ema=None) -> int:

@@ -335,10 +335,17 @@ def load_config(path=None, **overrides) -> TrainConfig:
             data["wan"] = {**(asdict(wan) if isinstance(wan, WanConfig) else wan), key[4:]: value}
         else:
             data[key] = value
+    return config_from_dict(data, path or "overrides")
+
+
+def config_from_dict(data: dict, where="a config") -> TrainConfig:
+    """The TrainConfig of a dict of its fields (YAML, a saved run's asdict): the one reader of both, so an option
+    this version does not know is named with the file it came from (not a TypeError from TrainConfig(**data))."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise V4SError(f"unknown training option(s) {unknown} in {path or 'overrides'}; known: {sorted(known)}")
+        raise V4SError(f"unknown training option(s) {unknown} in {where}; remove or rename them (a run saved by "
+                       f"another version of v4s_lite?); known: {sorted(known)}")
     return TrainConfig(**data)
 
 

@@ -46,6 +46,7 @@ from .bbox import bbox_frames, box_iou, detect_red_box, red_box_mask
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
 from .scene import Scene
+from .sample import SamplingSettings
 from .scans import NOT_MEASURED, score_real_clip
 from .statistics import METRIC_KEYS, markdown_table, summarize
 from .utils import V4SError
@@ -547,9 +548,10 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
 
 
 # ------------------------------------------------------------------------------------------ command line
-def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", **generate_kw):
+def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", settings=None):
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
-    the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec)."""
+    the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
+    settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift)."""
     from .checkpoints import load_model
     from .config import inference_clip_config
     from .data import ClipDataset, write_video
@@ -557,8 +559,7 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
 
     model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
     clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", clip_config)  # paper_train samples at paper
-    if generate_kw.get("shift") is None:  # the schedule the run trained on
-        generate_kw["shift"] = cfg.flow_shift if cfg else 3.0
+    generate_kw = (settings or SamplingSettings()).for_run(cfg).generate_kwargs()  # the schedule the run trained on
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
     for i, folder in enumerate(ds.folders):
@@ -587,13 +588,7 @@ def add_cli(subparsers) -> None:
                         "(default none; with --checkpoint: the checkpoint's codec)")
     p.add_argument("--clip-config", default=None, help="with --checkpoint: quick | lite | paper (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
-    gen = p.add_argument_group("with --checkpoint: sampling (v4s sample's settings)")
-    gen.add_argument("--steps", type=int, default=20, help="sampling steps")
-    gen.add_argument("--scheduler", default="unipc", help="euler | unipc | a diffusers scheduler class name")
-    gen.add_argument("--shift", type=float, default=None,
-                     help="flow shift of the sampling schedule (default: the run's flow_shift)")
-    gen.add_argument("--guidance", default="joint", choices=["none", "text", "joint", "three"])
-    gen.add_argument("--scale", type=float, default=5.0)
+    SamplingSettings.add_arguments(p.add_argument_group("with --checkpoint: sampling (v4s sample's settings)"))
     p.add_argument("--device", default="auto", help="where to generate and render (cuda scores several times faster)")
     p.add_argument("--no-figures", action="store_true", help="skip the per-clip diagnostic pictures")
     p.set_defaults(func=_cli)
@@ -611,9 +606,9 @@ def _cli(args) -> int:
             raise V4SError("--checkpoint needs --data DIR: the clips to generate videos for")
         if args.codec is not None:
             raise V4SError("--codec is for --videos; with --checkpoint the checkpoint's own codec is used")
+        settings = SamplingSettings.from_args(args)  # checked before the model loads
         videos, codec = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
-                                        args.seed, device, steps=args.steps, scheduler=args.scheduler,
-                                        shift=args.shift, guidance=args.guidance, scale=args.scale)
+                                        args.seed, device, settings)
         name = "target.mp4"
     result = evaluate_videos(videos, args.out, video_name=name, figures=not args.no_figures, codec=codec,
                              device=str(device))

@@ -18,12 +18,13 @@ import copy
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .cfg import MODES, joint_cfg
 from .utils import V4SError, get_device
 
 # Short names for the two solvers the course uses; any other diffusers scheduler class name works too.
@@ -51,10 +52,82 @@ def make_scheduler(name: str = "unipc", shift: float = 3.0, **kwargs):
     return scheduler
 
 
+DEFAULT_SHIFT = 3.0  # the flow shift of a model without a run config (a saved model folder); Wan2.2 runs use 5
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How a target video is sampled: the one definition behind generate()'s defaults, the flags of `v4s sample`
+    and `v4s eval --checkpoint` (add_arguments) and the tables, so no default is written twice.
+
+    shift=None means "the schedule the run trained on" (for_run: its flow_shift, DEFAULT_SHIFT without a run)."""
+
+    scheduler: str = "unipc"  # "euler" | "unipc" | a diffusers flow-matching scheduler class name
+    steps: int = 20
+    shift: float | None = None
+    guidance: str = "joint"  # cfg.MODES: none | text | joint | three
+    scale: float = 5.0
+    text_scale: float | None = None  # guidance="three" only: the instruction's scale
+    context_scale: float | None = None  # guidance="three" only: the context's scale
+
+    def __post_init__(self):
+        # messages name the command-line flag: most settings arrive from one
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise V4SError(f"--steps {self.steps}: the number of solver steps must be an integer >= 1 (default 20)")
+        if self.guidance not in MODES:
+            raise V4SError(f"--guidance {self.guidance}: unknown guidance mode; choose one of {list(MODES)}")
+        if self.guidance != "three" and (self.text_scale is not None or self.context_scale is not None):
+            raise V4SError(f"--text-scale / --context-scale weigh the two conditions of --guidance three only; "
+                           f"with --guidance {self.guidance} use --scale")
+        if self.shift is not None and not self.shift > 0:
+            raise V4SError(f"--shift {self.shift}: the flow shift must be > 0 (1 = no shift, Wan uses 3-5), or left "
+                           "out for the run's flow_shift")
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """The settings as command-line flags (--scheduler, --steps, ...) on an argparse parser or group."""
+        d = cls()
+        parser.add_argument("--scheduler", default=d.scheduler,
+                            help=f"euler | unipc | a diffusers scheduler class name (default {d.scheduler})")
+        parser.add_argument("--steps", type=int, default=d.steps, help=f"solver steps (default {d.steps})")
+        parser.add_argument("--shift", type=float, default=d.shift,
+                            help=f"flow shift of the sampling schedule (default: the run's flow_shift; "
+                                 f"{DEFAULT_SHIFT} for a model folder)")
+        parser.add_argument("--guidance", default=d.guidance, choices=list(MODES), help=f"(default {d.guidance})")
+        parser.add_argument("--scale", type=float, default=d.scale, help=f"guidance scale (default {d.scale})")
+        parser.add_argument("--text-scale", type=float, default=d.text_scale,
+                            help="guidance three: the instruction's scale")
+        parser.add_argument("--context-scale", type=float, default=d.context_scale,
+                            help="guidance three: the context's scale")
+
+    @classmethod
+    def from_args(cls, args) -> "SamplingSettings":
+        """The settings parsed by add_arguments, checked before any model loads (the scheduler too: it is built
+        once here, so a wrong name fails now rather than after the checkpoint and the clips are loaded)."""
+        settings = cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        make_scheduler(settings.scheduler, settings.shift or DEFAULT_SHIFT)
+        return settings
+
+    def for_run(self, cfg) -> "SamplingSettings":
+        """shift=None resolved: the run's flow_shift (TrainConfig), DEFAULT_SHIFT for a model without one."""
+        if self.shift is not None:
+            return self
+        return replace(self, shift=cfg.flow_shift if cfg is not None else DEFAULT_SHIFT)
+
+    def generate_kwargs(self) -> dict:
+        """generate()'s keyword arguments (shift resolved to DEFAULT_SHIFT if still None)."""
+        return asdict(self.for_run(None))
+
+
+_DEFAULTS = SamplingSettings()  # generate()'s keyword defaults below are these
+
+
 @torch.no_grad()
 def generate(model, context_latents, first_latent, text_emb, null_text_emb, context_positions, n_noisy: int, *,
-             scheduler="unipc", steps: int = 20, shift: float = 3.0, guidance: str = "joint", scale: float = 5.0,
-             text_scale: float | None = None, context_scale: float | None = None, seed: int = 0,
+             scheduler=_DEFAULTS.scheduler, steps: int = _DEFAULTS.steps, shift: float = DEFAULT_SHIFT,
+             guidance: str = _DEFAULTS.guidance, scale: float = _DEFAULTS.scale,
+             text_scale: float | None = _DEFAULTS.text_scale, context_scale: float | None = _DEFAULTS.context_scale,
+             seed: int = 0,
              callback=None, reuse_context: bool = True) -> torch.Tensor:
     """Sample the target latents (B, C, 1 + n_noisy, h, w): the clean first latent, then n_noisy generated.
 
@@ -64,8 +137,6 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
     reuse_context: a model trained with context_attention="context_only" computes the context's keys/values
     once per video (V4SModel.reuse_context); False runs the whole sequence at every step (the reference).
     """
-    from .cfg import joint_cfg
-
     if steps < 1:
         raise V4SError(f"steps={steps} must be >= 1")
     sched = make_scheduler(scheduler, shift) if isinstance(scheduler, str) else copy.deepcopy(scheduler)
@@ -229,14 +300,7 @@ def add_cli(subparsers):
     p.add_argument("checkpoint", help="a training checkpoint (runs/quick/step_000150) or a saved V4SModel folder")
     p.add_argument("--clip", required=True, help="a clip folder written by `v4s make-data`")
     p.add_argument("--out", default="samples", help="output folder (default samples/)")
-    p.add_argument("--scheduler", default="unipc", help="euler | unipc | a diffusers scheduler class name")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--shift", type=float, default=None,
-                   help="flow shift of the sampling schedule (default: the run's flow_shift; 3.0 for a model folder)")
-    p.add_argument("--guidance", default="joint", choices=["none", "text", "joint", "three"])
-    p.add_argument("--scale", type=float, default=5.0)
-    p.add_argument("--text-scale", type=float, default=None, help="guidance=three: the instruction's scale")
-    p.add_argument("--context-scale", type=float, default=None, help="guidance=three: the context's scale")
+    SamplingSettings.add_arguments(p.add_argument_group("sampling"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tries", type=int, default=1, help="samples with seeds seed, seed+1, ...")
     p.add_argument("--instruction", default=None, help="replace the clip's instruction")
@@ -252,6 +316,7 @@ def _cli(args):
     from .checkpoints import load_model
     from .config import inference_clip_config
 
+    settings = SamplingSettings.from_args(args)  # a bad setting fails here, before the model loads
     device = get_device(args.device)
     model, codec, text_encoder, cfg = load_model(args.checkpoint, ema=not args.no_ema, device=device)
     clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", args.clip_config)  # paper_train samples at paper
@@ -259,15 +324,11 @@ def _cli(args):
     example = load_example(folder, clip_cfg, args.sampling, args.seed)
     if args.instruction:
         example["instruction"] = args.instruction
-    if args.shift is None:  # sample on the schedule the run trained on (Wan2.2 configs: 5.0)
-        args.shift = cfg.flow_shift if cfg else 3.0
+    settings = settings.for_run(cfg)  # sample on the schedule the run trained on (Wan2.2 configs: 5.0)
     t0 = time.perf_counter()
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=args.tries, seed=args.seed,
-                          device=device, scheduler=args.scheduler, steps=args.steps, shift=args.shift,
-                          guidance=args.guidance, scale=args.scale, text_scale=args.text_scale,
-                          context_scale=args.context_scale)
-    settings = {k: getattr(args, k) for k in ("checkpoint", "clip", "scheduler", "steps", "shift", "guidance", "scale",
-                                              "text_scale", "context_scale")}
+                          device=device, **settings.generate_kwargs())
+    settings = {"checkpoint": args.checkpoint, "clip": args.clip, **asdict(settings)}
     settings["seconds_per_try"] = round((time.perf_counter() - t0) / args.tries, 2)  # encode + denoise + decode
     settings["shape"] = {"context_frames": clip_cfg.context_frames, "target_frames": clip_cfg.target_frames,
                          "width": clip_cfg.width, "height": clip_cfg.height}

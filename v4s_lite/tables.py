@@ -93,7 +93,7 @@ def _task(args):
     from .data import ClipDataset
     from .evaluate import codec_round_trip, ground_truth_video, score_clip
     from .poses import PoseEstimator
-    from .sample import sample_clip
+    from .sample import SamplingSettings, sample_clip
     from .scene import Scene
 
     name, spec, folder, device, seed = args
@@ -117,9 +117,10 @@ def _task(args):
     ds = ClipDataset(folder.parent, clip_cfg.with_(context_chunks=chunks), sampling=spec.get("sampling", "noncontiguous"),
                      seed=seed)
     example = ds[ds.folders.index(folder)]
+    # v4s sample's settings, the guidance as the condition says; the schedule the run trained on
+    settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance)).for_run(cfg)
     samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=spec.get("tries", 1), seed=seed,
-                          device=device, guidance=spec.get("guidance", "joint"),
-                          drop_context=spec.get("context") == "noise")
+                          device=device, drop_context=spec.get("context") == "noise", **settings.generate_kwargs())
     est = estimator(codec)
     return [score_clip(meta, s.frames, est, lpips=False) for s in samples]
 
