@@ -12,8 +12,13 @@
 #   bash tools/gpu_lite.sh choose OUT DEADLINE RUN [RUN ...]  # each run's "full (joint CFG)" on the validation set,
 #                                                   # then the rule below picks one: OUT/chosen.txt
 #   bash tools/gpu_lite.sh gaps OUT RUN              # condition gaps of RUN's last checkpoint on validation rooms
-#   bash tools/gpu_lite.sh ship OUT RUN [RUN ...]    # RUN's weights as data/v4s-lite ships them, the runs' logs
+#   bash tools/gpu_lite.sh ship OUT RUN [RUN ...]    # each RUN's weights as data/v4s-lite ships them: OUT/exports/RUN
 #   bash tools/gpu_lite.sh bundle OUT                # the rest of OUT in OUT/bundle.tgz (8 files come back at most)
+# Two phases that each hold everything one call needs (the machine does not outlive a call):
+#   bash tools/gpu_lite.sh sweep OUT N SECS RUN [RUN ...]  # training rooms (16 x N), the latent cache, the runs side
+#                                                   # by side until SECS s after the call began, each exported (ship)
+#   bash tools/gpu_lite.sh judge OUT DL_VAL DL_TEST RUN [RUN ...]  # val and test rooms, the exported runs carried in
+#                                                   # exports/RUN (ignored; pass `carry`), choose on val, test tables
 # RUN is a folder name under runs/: lite (the shipped size), lite_m / lite_l (the size sweep's larger models,
 # model.transformer_config), lite_nobox, lite_contiguous (the paper's ablations at the shipped size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
@@ -30,31 +35,64 @@ PHASE=${1:?phase}; OUT=${2:?out dir}; shift 2
 export PYTHONUNBUFFERED=1
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)  # the encoding workers pass clips through file descriptors
 V4S="python3 -m v4s_lite.cli"
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAL_N=1 TEST_N=1 bash tools/gpu_lite.sh ...: a dry run of the phases on a CPU
+VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
 mkdir -p runs data/lite $OUT
 t0=$(date +%s)
 mk() {  # mk TASK SPLIT N SEED DEST
-  $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device cuda --out $5 --no-progress \
+  $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device $DEVICE --out $5 --no-progress \
     > /dev/null 2>> $OUT/mk_errors.log
 }
-case $PHASE in
-data)
-  N=${1:-250}
-  export OMP_NUM_THREADS=1
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/gpu.txt
-  for k in $(seq 0 11); do mk grounding id $N $((k*2500)) data/lite/train & done
-  for k in $(seq 0 3); do mk navigation id $N $((50000+k*2500)) data/lite/train & done
+train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
+  for k in $(seq 0 11); do mk grounding id $1 $((k*2500)) data/lite/train & done
+  for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500)) data/lite/train & done
   wait
   echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
-  for k in 0 1 2 3; do mk grounding id 16 $((300000+k*1000)) data/lite/val/id & done
-  for k in 0 1; do mk navigation id 16 $((310000+k*1000)) data/lite/val/nav & done
-  for k in 0 1; do mk grounding ood 16 $((320000+k*20000)) data/lite/val/ood & done
-  for k in $(seq 0 7); do mk grounding id 25 $((400000+k*1000)) data/lite/test/id & done
-  for k in 0 1 2 3; do mk navigation id 25 $((410000+k*1000)) data/lite/test/nav & done
-  for k in 0 1 2 3; do mk grounding ood 25 $((500000+k*25000)) data/lite/test/ood & done
+}
+eval_data() {
+  for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val/id & done
+  for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) data/lite/val/nav & done
+  for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) data/lite/val/ood & done
+  for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) data/lite/test/id & done
+  for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) data/lite/test/nav & done
+  for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) data/lite/test/ood & done
   wait
   for s in val test; do echo "$s: $(ls data/lite/$s/id | wc -l) id, $(ls data/lite/$s/ood | wc -l) ood," \
     "$(ls data/lite/$s/nav | wc -l) nav" | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
+}
+case $PHASE in
+sweep)
+  N=${1:?rooms per process}; SECS=${2:?seconds from the start of the call}; shift 2
+  export OMP_NUM_THREADS=1
+  train_data $N
+  $V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false \
+    --set num_workers=15 > $OUT/enc_main.log 2>&1
+  echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
+  left=$(( SECS - ($(date +%s)-t0) - 20 * $# ))  # ~20 s per export after training
+  bash $0 train $OUT $left "$@"
+  bash $0 ship $OUT "$@"
+  ;;
+judge)
+  DV=${1:?deadline for the choice}; DT=${2:?deadline for the test tables}; shift 2
+  export OMP_NUM_THREADS=1
+  eval_data
+  for r in "$@"; do  # an export is a plain model folder: a run with one checkpoint, named by the step it saved
+    [ -d runs/$r ] && continue
+    step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" exports/$r/v4s_export.json)
+    mkdir -p runs/$r/step_$(printf %06d $step) && cp -r exports/$r/. runs/$r/step_$(printf %06d $step)/
+  done
+  bash $0 choose $OUT $DV shipped "$@"
+  best=$(cat $OUT/chosen.txt)
+  bash $0 tables $OUT test $DT --main $best --only "full (joint CFG)" "guidance text" "guidance none" \
+    "first frame only (context dropped)" "ground truth through the codec" "OOD scenes" "context 2 chunks"
+  ;;
+data)
+  N=${1:-250}
+  export OMP_NUM_THREADS=1
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/gpu.txt
+  train_data $N
+  eval_data
   # encode once per data setting (lite and lite_m share one)
   # (the ablation runs' caches only with ABLATIONS=1: the size sweep needs the main one alone)
   enc="$V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false"
@@ -74,7 +112,7 @@ bench)
   ;;
 calibrate)
   export OMP_NUM_THREADS=1
-  python3 tools/calibrate_judge.py --data data/lite/val/id --max-clips ${1:-32} --workers 16 --device cuda \
+  python3 tools/calibrate_judge.py --data data/lite/val/id --max-clips ${1:-32} --workers 16 --device $DEVICE \
     --out $OUT/calibration_val.json 2>&1 | grep -v -i warn | tail -n 30 | tee -a $OUT/summary.txt
   ;;
 train)
@@ -103,7 +141,7 @@ train)
   ;;
 gaps)  # does the model listen? the loss with another room's context / instruction, on validation rooms
   last=$(ls -d runs/$1/step_* | sort | tail -n 1)
-  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/val/id --max-clips 32 --device cuda 2>&1 \
+  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/val/id --max-clips 32 --device $DEVICE 2>&1 \
       | grep "^|" | sed "s#^#$1 #" | tee -a $OUT/summary.txt
   ;;
 choose)
@@ -112,7 +150,7 @@ choose)
   if [ ! -d runs/shipped ]; then mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; fi
   # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
   $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/val --out $OUT/lite_tables_val.json \
-    --device cuda --workers 16 --deadline $DL 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
+    --device $DEVICE --workers 16 --deadline $DL 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
 out, runs = sys.argv[1], sys.argv[2:]
@@ -130,14 +168,15 @@ PY
 tables)
   SET=${1:?val or test}; DL=${2:?deadline}; shift 2
   export OMP_NUM_THREADS=1
-  $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device cuda --workers 16 \
+  $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device $DEVICE --workers 16 \
       --deadline $DL "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   ;;
-ship)  # RUN's last checkpoint's EMA weights in bf16 shards of <= 15 MB (what comes back from a device call is at
-       # most 8 files of 16 MiB), the shape data/v4s-lite ships in, and every run's loss log in one archive
-  R=${1:?run}; shift
-  $V4S export runs/$R --out $OUT/model --dtype bf16 --max-shard-size 15MB | tee -a $OUT/summary.txt
-  mkdir -p $OUT/runs && for r in "$R" "$@"; do cp runs/$r/loss.jsonl $OUT/runs/$r.loss.jsonl; cp runs/$r/config.yaml $OUT/runs/$r.config.yaml; done
+ship)  # each RUN's last checkpoint's EMA weights as data/v4s-lite ships them (bf16, shards of <= 15 MB: what comes
+       # back from a device call is at most 8 files of 16 MiB), with its loss log and config: OUT/exports/RUN
+  for r in "$@"; do
+    $V4S export runs/$r --out $OUT/exports/$r --dtype bf16 --max-shard-size 15MB | tee -a $OUT/summary.txt
+    cp runs/$r/loss.jsonl $OUT/exports/$r/ && cp runs/$r/config.yaml $OUT/exports/$r/train_config.yaml
+  done
   ;;
 bundle)  # everything under OUT but the weight shards in one archive: at most 8 files come back from a call
   (cd $OUT && tar czf bundle.tgz --exclude='*.safetensors' --exclude=bundle.tgz . && \
