@@ -32,7 +32,8 @@ import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
 from v4s_lite.config import LITE, PAPER, QUICK
-from v4s_lite.rope import ContextRoPE, context_positions, sequence_positions, target_positions
+from v4s_lite.rope import (ContextRoPE, context_positions, sequence_positions, target_positions,
+                           target_start_after_scan)
 from v4s_lite.sampling import sample_context_frames
 from v4s_lite.utils import V4SError, seed_everything
 
@@ -99,6 +100,24 @@ for row, (name, (ctx, tgt)) in enumerate(layouts.items()):
 ax.set_yticks([0, 1], list(layouts)), ax.set_xlabel("temporal RoPE position (latent frames)")
 ax.set_ylim(-0.6, 1.6), ax.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.show()
+
+# %% [markdown]
+# ### Where the target starts: after the last chunk, or after the scan?
+# With the rule above ("after_context"), the target's distance to scan frame 0 depends on which chunks were drawn.
+# Fewer chunks at inference (a context-length experiment) then also move the target to positions training rarely
+# used, so the curve would measure the shift as much as the context. The other rule ("after_scan") starts the
+# target at a fixed position after the scan's last chunk slot, however many chunks are drawn: only the context
+# changes. The course's recipe trains with it (`configs/lite.yaml`: `rope_target: after_scan`; the model stores it
+# as `rope_target_start`). The paper publishes neither rule. The shipped model predates the choice and uses
+# "after_context" (its `v4s_config.json` has no `rope_target_start`).
+
+# %%
+start = target_start_after_scan(clip.scan_frames)
+for n_chunks in (clip.context_chunks, 2):
+    ctx = context_positions(sample_context_frames(clip.scan_frames, n_chunks, np.random.default_rng(seed)))
+    print(f"{n_chunks} chunks, last context position {ctx[-1]:2d}: target starts at "
+          f"{target_positions(ctx[-1], n_target)[0]:2d} (after_context), "
+          f"{target_positions(ctx[-1], n_target, target_start=start)[0]:2d} (after_scan)")
 
 # %% [markdown]
 # ## Only differences matter
