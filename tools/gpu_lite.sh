@@ -36,7 +36,7 @@ export PYTHONUNBUFFERED=1
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)  # the encoding workers pass clips through file descriptors
 V4S="python3 -m v4s_lite.cli"
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAL_N=1 TEST_N=1 bash tools/gpu_lite.sh ...: a dry run of the phases on a CPU
-VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
+VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}; WORKERS=${WORKERS:-16}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
 mkdir -p runs data/lite $OUT
 t0=$(date +%s)
 mk() {  # mk TASK SPLIT N SEED DEST
@@ -50,6 +50,7 @@ train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
 eval_data() {
+  if [ -d data/lite/test/ood ]; then echo "the val and test sets exist: kept" | tee -a $OUT/summary.txt; return; fi
   for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val/id & done
   for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) data/lite/val/nav & done
   for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) data/lite/val/ood & done
@@ -112,7 +113,7 @@ bench)
   ;;
 calibrate)
   export OMP_NUM_THREADS=1
-  python3 tools/calibrate_judge.py --data data/lite/val/id --max-clips ${1:-32} --workers 16 --device $DEVICE \
+  python3 tools/calibrate_judge.py --data data/lite/val/id --max-clips ${1:-32} --workers $WORKERS --device $DEVICE \
     --out $OUT/calibration_val.json 2>&1 | grep -v -i warn | tail -n 30 | tee -a $OUT/summary.txt
   ;;
 train)
@@ -150,25 +151,28 @@ choose)
   if [ ! -d runs/shipped ]; then mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; fi
   # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
   $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/val --out $OUT/lite_tables_val.json \
-    --device $DEVICE --workers 16 --deadline $DL 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
+    --device $DEVICE --workers $WORKERS --deadline $DL 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
 out, runs = sys.argv[1], sys.argv[2:]
 conds = json.load(open(f"{out}/lite_tables_val.json"))["conditions"]
 rows = []
 for r in runs:
-    s = conds[f"full: {r}"]["summary"]
+    s = conds.get(f"full: {r}", {}).get("summary")
+    if not s or not s["n"] or s["IF@0.2"]["mean"] is None:  # the deadline came before any of its rooms
+        print(f"val {r}: no room scored by the deadline: it cannot be chosen")
+        continue
     rows.append((-s["IF@0.2"]["mean"], s["SD"]["mean"], r, s["n"]))
     print(f"val {r}: IF@0.2 {s['IF@0.2']['mean']:.3f} SD {s['SD']['mean']:.3f} n={s['n']}")
-best = sorted(rows)[0][2]
+best = sorted(rows)[0][2] if rows else runs[0]
 open(f"{out}/chosen.txt", "w").write(best + "\n")
-print("chosen on validation:", best)
+print("chosen on validation:" if rows else "NO CHOICE (no validation rows): keeping the first run,", best)
 PY
   ;;
 tables)
   SET=${1:?val or test}; DL=${2:?deadline}; shift 2
   export OMP_NUM_THREADS=1
-  $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device $DEVICE --workers 16 \
+  $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device $DEVICE --workers $WORKERS \
       --deadline $DL "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   ;;
 ship)  # each RUN's last checkpoint's EMA weights as data/v4s-lite ships them (bf16, shards of <= 15 MB: what comes
