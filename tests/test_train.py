@@ -261,7 +261,8 @@ def launch(script: str, n: int, *args, tmp: Path) -> str:
 
 REPORT_WORLD = """
 from accelerate import PartialState
-print(f"world {PartialState().num_processes} rank {PartialState().process_index}", flush=True)
+import sys as _sys  # one write per line: processes share the pipe, and print() writes text and newline apart
+_sys.stdout.write(f"world {PartialState().num_processes} rank {PartialState().process_index}\\n"); _sys.stdout.flush()
 """
 
 TWO_PROCESS_SCRIPT = """
@@ -321,7 +322,7 @@ T.encode_clip = encode_clip
 assert main(["train", sys.argv[1], "--encode-only", "--set", "data_root=" + sys.argv[2], "--set",
              "latent_cache=" + sys.argv[3], "--set", "device=cpu", "--set", "progress=false"]) == 0
 from accelerate import PartialState
-print(f"encoded {{PartialState().process_index}} {{encoded!r}}", flush=True)
+sys.stdout.write(f"encoded {{PartialState().process_index}} {{encoded!r}}\\n"); sys.stdout.flush()  # one write
 """
 
 
