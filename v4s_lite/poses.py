@@ -167,6 +167,7 @@ class PoseEstimator:
         self.blend = int(getattr(degrade, "temporal_factor", 1) if blend is None else blend)
         self._library = None
         self._mask = None
+        self._renders = {}  # (w, h, antialias, K) -> {c2w bytes: uint8 render}, emptied by every `estimate`
 
     # The library: a cube map rendered at every grid position (6 small renders), warped to every heading and tilt
     # by grid_sample: 6 renders per position instead of n_yaw x n_pitch.
@@ -204,14 +205,28 @@ class PoseEstimator:
         """The room seen from poses params (N, 5) [x, y, z, yaw, pitch] at size (w, h): float (N, 3, h, w) in
         [0, 1], through `degrade` when set (rendered at the video's size, degraded, then area-averaged)."""
         w, h = size
-        params = self._clamp(params)
+        c2w = pose_matrices(self._clamp(params))
         if self.degrade is None or tuple(size) != self.refine:  # the coarse stages compare blurred images anyway
-            K = _scaled_K(self.K, w / self.width, h / self.height)
-            out = render(self.scene, pose_matrices(params), K, w, h, antialias=antialias, device=self.device)
-            return to_tensor(out.rgb)
-        out = render(self.scene, pose_matrices(params), self.K, self.width, self.height, antialias=antialias,
-                     device=self.device)
-        return F.interpolate(to_tensor(self.degrade(out.rgb)), size=(h, w), mode="area")
+            return to_tensor(self._render(c2w, _scaled_K(self.K, w / self.width, h / self.height), w, h, antialias))
+        rgb = self._render(c2w, self.K, self.width, self.height, antialias)
+        return F.interpolate(to_tensor(self.degrade(rgb)), size=(h, w), mode="area")
+
+    def _render(self, c2w, K, w: int, h: int, antialias: int) -> np.ndarray:
+        """uint8 renders (N, h, w, 3) of cameras c2w (N, 4, 4), each camera rendered once per `estimate`: the stages
+        ask again for poses they rendered before (a pose Levenberg-Marquardt did not move gets the same finite
+        differences, a neighbour's pose, the same pose in every member of a picture that is not blended). A render
+        does not depend on the other cameras in its batch (`render`), so the cached one is the same picture."""
+        store = self._renders.setdefault((w, h, antialias, K.tobytes()), {})
+        c2w = np.ascontiguousarray(c2w, dtype=float)
+        keys = [c.tobytes() for c in c2w]
+        miss = {}
+        for i, k in enumerate(keys):
+            if k not in store and k not in miss:
+                miss[k] = i
+        if miss:
+            out = render(self.scene, c2w[list(miss.values())], K, w, h, antialias=antialias, device=self.device).rgb
+            store.update(zip(miss, out))
+        return np.stack([store[k] for k in keys])
 
     def prepare(self, frames, size):
         """Frames area-averaged to `size` and a weight per pixel (0 on the red box, which the room does not have)."""
@@ -294,6 +309,7 @@ class PoseEstimator:
     def _estimate(self, frames, n_final: int = 0, spans=None) -> PoseEstimate:
         n = len(frames)
         self._mask = red_box_mask(frames)
+        self._renders = {}
         grid, lib = self.library()
         # 1. Coarse: L1 distance of every (blurred) frame to every library view; keep the top_k poses per frame.
         coarse, w_coarse = self.prepare(frames, self.coarse)
