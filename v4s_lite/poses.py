@@ -315,9 +315,11 @@ class PoseEstimator:
         coarse, w_coarse = self.prepare(frames, self.coarse)
         coarse = blur(coarse)
         cand, owner, keep = [], [], []
+        diff = torch.empty_like(lib)  # |lib - frame| * weight in place: the same numbers without 3 library-sized temporaries
         for i in range(n):
             wi = w_coarse[i].expand(3, -1, -1).flatten()
-            d = ((lib - coarse[i].flatten()).abs() * wi).sum(1) / (wi.sum() + 1e-6)
+            torch.sub(lib, coarse[i].flatten(), out=diff)
+            d = diff.abs_().mul_(wi).sum(1) / (wi.sum() + 1e-6)
             more = 3 if i in (n - n_final, n - 1) else 1  # the final view decides SD / IF: look harder
             k = max(self.shortlist, self.top_k) * more
             cand.append(grid[torch.topk(-d, k).indices.numpy()])
