@@ -386,11 +386,14 @@ def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, de
         origin = cams[:, :3, 3].float()
 
         right, down, fwd = R[:, :, 0], R[:, :, 1], R[:, :, 2]  # camera axes in world coordinates
+        # one row per camera (origin, right, down, forward): one index_select per ray batch instead of four (rows of
+        # 3 floats copy slowly: the sub-pixel rays spent ~4x longer gathering them)
+        cam_rows = torch.cat([origin, right, down, fwd], 1)
 
         def rays(cam_idx, u, v):  # pixel coordinates (float) -> world rays with camera-z = 1 (t is depth)
             x, y = ((u - Kf[0, 2]) / Kf[0, 0])[:, None], ((v - Kf[1, 2]) / Kf[1, 1])[:, None]
-            return (_take(origin, cam_idx),
-                    x * _take(right, cam_idx) + y * _take(down, cam_idx) + _take(fwd, cam_idx))
+            g = _take(cam_rows, cam_idx)
+            return g[:, 0:3], x * g[:, 3:6] + y * g[:, 6:9] + g[:, 9:12]
 
         x = ((uu.reshape(-1) + 0.5 - Kf[0, 2]) / Kf[0, 0])[None, :, None]
         y = ((vv.reshape(-1) + 0.5 - Kf[1, 2]) / Kf[1, 1])[None, :, None]
