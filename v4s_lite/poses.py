@@ -95,13 +95,17 @@ def _cube_to_views(faces: torch.Tensor, rotations: np.ndarray, K, width, height,
     local = np.einsum("fji,vhwj->fvhwi", CUBE[:, :3, :3], d)  # in each face's camera frame (6, V, h, w, 3)
     face = local[..., 2].argmax(0)  # the face a ray leaves the cube through
     P, V = faces.shape[0], len(rotations)
-    out = torch.zeros((P, 3, V * h, w))
-    for f in range(6):
-        z = np.maximum(local[f, ..., 2], 1e-6)
-        g = torch.from_numpy(np.stack([local[f, ..., 0] / z, local[f, ..., 1] / z], -1).reshape(1, V * h, w, 2)).float()
-        m = torch.from_numpy(face == f).reshape(1, 1, V * h, w).float()
-        out += m * F.grid_sample(faces[:, f], g.expand(P, -1, -1, -1), mode="bilinear", padding_mode="border",
-                                 align_corners=False)
+    out = torch.empty((P, 3, V * h * w))
+    face, local = face.reshape(-1), local.reshape(6, -1, 3)
+    for f in range(6):  # each pixel sampled from its own face only (a bilinear sample does not depend on the others)
+        idx = np.nonzero(face == f)[0]
+        if not len(idx):
+            continue
+        lf = local[f, idx]
+        z = np.maximum(lf[:, 2], 1e-6)
+        g = torch.from_numpy(np.stack([lf[:, 0] / z, lf[:, 1] / z], -1).reshape(1, 1, len(idx), 2)).float()
+        out[:, :, torch.from_numpy(idx)] = F.grid_sample(faces[:, f], g.expand(P, -1, -1, -1), mode="bilinear",
+                                                          padding_mode="border", align_corners=False)[:, :, 0]
     return out.view(P, 3, V, h, w).permute(0, 2, 1, 3, 4)
 
 
@@ -190,7 +194,8 @@ class PoseEstimator:
             views = np.array([[0, 0, 0, a, p] for a in yaw for p in pitch])
             imgs = blur(_cube_to_views(faces, pose_matrices(views)[:, :3, :3], self.K, self.width, self.height,
                                        self.coarse))  # (P, V, 3, h, w)
-            grid = np.array([[x, y, self.z, a, p] for x, y in xy for _, _, _, a, p in views])
+            grid = np.concatenate([np.repeat(xy, len(views), 0), np.full((len(xy) * len(views), 1), float(self.z)),
+                                   np.tile(views[:, 3:], (len(xy), 1))], 1)  # (x, y, z, yaw, pitch) per library view
             self._library = (grid, imgs.flatten(2).flatten(0, 1))
         return self._library
 
