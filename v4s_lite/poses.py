@@ -187,7 +187,7 @@ class PoseEstimator:
             S = self.cube_size
             faces = render(self.scene, (CUBE[None] + 0 * xy[:, None, None, None, 0]).reshape(-1, 4, 4)
                            + _translation(np.repeat(np.c_[xy, np.full(len(xy), self.z)], 6, 0)),
-                           intrinsics(S, S, 90.0), S, S, antialias=1, device=self.device)
+                           intrinsics(S, S, 90.0), S, S, antialias=1, device=self.device, coverage=False)
             faces = to_tensor(faces.rgb).view(len(xy), 6, 3, S, S)
             yaw = np.linspace(-np.pi, np.pi, self.n_yaw, endpoint=False)
             pitch = np.radians(self.pitches)
@@ -233,7 +233,7 @@ class PoseEstimator:
             # does not depend on max_rays
             extra = {"max_rays": 1 << 17} if self.device == "cpu" else {}
             out = render(self.scene, c2w[list(miss.values())], K, w, h, antialias=antialias, device=self.device,
-                         **extra).rgb
+                         coverage=False, **extra).rgb
             store.update(zip(miss, out))
         return np.stack([store[k] for k in keys])
 
