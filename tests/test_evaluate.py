@@ -97,6 +97,8 @@ def test_pose_renders_are_cached_exactly(clip):
     pick = [5, 2, 2, 0, 4, 1, 3]  # hits, a repeat and misses in one call
     again = est.render_view(p[pick], est.refine, antialias=2)
     assert torch.equal(first, poses.to_tensor(fresh[:4])) and torch.equal(again, poses.to_tensor(fresh[pick]))
+    est._render_bytes = poses.RENDER_CACHE_BYTES + 1  # over the memory bound: the cache starts again, same pictures
+    assert torch.equal(est.render_view(p[pick], est.refine, antialias=2), again) and est._render_bytes == fresh[:6].nbytes
 
 
 # The codec ground truth's poses and residuals on the test clip, from the estimator before it cached renders (commit

@@ -135,6 +135,9 @@ FREE_MOVE_M, FREE_TURN_RAD = 1.5, 1.0
 TELEPORT_COST = 0.02  # residual units per metre (and per radian) beyond the free move
 
 
+RENDER_CACHE_BYTES = 1 << 29  # 512 MiB of cached uint8 renders per estimator (a LITE clip through the codec: ~100 MiB)
+
+
 class PoseEstimator:
     """Render-and-compare camera poses in a known scene (one estimator per scene; its render library is reused).
 
@@ -172,6 +175,7 @@ class PoseEstimator:
         self._library = None
         self._mask = None
         self._renders = {}  # (w, h, antialias, K) -> {c2w bytes: uint8 render}, emptied by every `estimate`
+        self._render_bytes = 0
 
     # The library: a cube map rendered at every grid position (6 small renders), warped to every heading and tilt
     # by grid_sample: 6 renders per position instead of n_yaw x n_pitch.
@@ -221,6 +225,8 @@ class PoseEstimator:
         ask again for poses they rendered before (a pose Levenberg-Marquardt did not move gets the same finite
         differences, a neighbour's pose, the same pose in every member of a picture that is not blended). A render
         does not depend on the other cameras in its batch (`render`), so the cached one is the same picture."""
+        if self._render_bytes > RENDER_CACHE_BYTES:
+            self._renders, self._render_bytes = {}, 0  # a bound on memory (large videos, many workers): start again
         store = self._renders.setdefault((w, h, antialias, K.tobytes()), {})
         c2w = np.ascontiguousarray(c2w, dtype=float)
         keys = [c.tobytes() for c in c2w]
@@ -235,6 +241,7 @@ class PoseEstimator:
             out = render(self.scene, c2w[list(miss.values())], K, w, h, antialias=antialias, device=self.device,
                          coverage=False, **extra).rgb
             store.update(zip(miss, out))
+            self._render_bytes += out.nbytes
         return np.stack([store[k] for k in keys])
 
     def prepare(self, frames, size):
@@ -318,7 +325,7 @@ class PoseEstimator:
     def _estimate(self, frames, n_final: int = 0, spans=None) -> PoseEstimate:
         n = len(frames)
         self._mask = red_box_mask(frames)
-        self._renders = {}
+        self._renders, self._render_bytes = {}, 0
         grid, lib = self.library()
         # 1. Coarse: L1 distance of every (blurred) frame to every library view; keep the top_k poses per frame.
         coarse, w_coarse = self.prepare(frames, self.coarse)
