@@ -1,7 +1,8 @@
 """The judge's pose estimator (`poses.PoseEstimator`) on one clip: seconds per clip and where they go.
 
-    v4s make-data --task grounding --split id --scenes 1 --seed 300000 --clip-config lite --device cpu --out /tmp/ps/clips
-    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/pose_estimator.py --clip /tmp/ps/clips/grounding_300000 \
+    v4s make-data --task grounding --split id --scenes 1 --seed 300000 --clip-config lite --device cpu \\
+        --out /tmp/ps/clips
+    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/pose_estimator.py --clip /tmp/ps/clips/grounding_300000 \\
         --save /tmp/ps/new.npz [--compare /tmp/ps/old.npz] [--profile 25]
 
 Scores the clip's ground-truth video (no degrade) and the ground truth through the lite codec (renders through the

@@ -88,7 +88,8 @@ def test_pose_renders_are_cached_exactly(clip):
     scene, meta = clip
     est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
     rng = np.random.default_rng(0)
-    p = np.c_[rng.uniform(1, 3, 6), rng.uniform(1, 3, 6), np.full(6, 1.5), rng.uniform(-3, 3, 6), rng.uniform(-0.6, 0, 6)]
+    p = np.c_[rng.uniform(1, 3, 6), rng.uniform(1, 3, 6), np.full(6, 1.5), rng.uniform(-3, 3, 6),
+              rng.uniform(-0.6, 0, 6)]
     c2w, K = poses.pose_matrices(est._clamp(p)), poses._scaled_K(meta["K"], 0.5, 0.5)
     fresh = render(scene, c2w, K, 52, 32, antialias=2).rgb
     alone = np.concatenate([render(scene, c[None], K, 52, 32, antialias=2, max_rays=1 << 12).rgb for c in c2w])
@@ -98,7 +99,8 @@ def test_pose_renders_are_cached_exactly(clip):
     again = est.render_view(p[pick], est.refine, antialias=2)
     assert torch.equal(first, poses.to_tensor(fresh[:4])) and torch.equal(again, poses.to_tensor(fresh[pick]))
     est._render_bytes = poses.RENDER_CACHE_BYTES + 1  # over the memory bound: the cache starts again, same pictures
-    assert torch.equal(est.render_view(p[pick], est.refine, antialias=2), again) and est._render_bytes == fresh[:6].nbytes
+    assert torch.equal(est.render_view(p[pick], est.refine, antialias=2), again)
+    assert est._render_bytes == fresh[:6].nbytes
 
 
 # The codec ground truth's poses and residuals on the test clip, from the estimator before it cached renders (commit

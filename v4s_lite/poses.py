@@ -331,7 +331,7 @@ class PoseEstimator:
         coarse, w_coarse = self.prepare(frames, self.coarse)
         coarse = blur(coarse)
         cand, owner, keep = [], [], []
-        diff = torch.empty_like(lib)  # |lib - frame| * weight in place: the same numbers without 3 library-sized temporaries
+        diff = torch.empty_like(lib)  # |lib - frame| * weight in place: no library-sized temporaries, same numbers
         for i in range(n):
             wi = w_coarse[i].expand(3, -1, -1).flatten()
             torch.sub(lib, coarse[i].flatten(), out=diff)
