@@ -77,6 +77,51 @@ def test_cube_map_library_matches_direct_renders(clip):
     assert err.max() < 0.06 and np.median(err) < 0.03 and np.median(err) < 0.5 * np.median(other)
 
 
+
+def test_pose_renders_are_cached_exactly(clip):
+    """The estimator renders a camera once per estimate (`PoseEstimator._render`): that relies on a render not
+    depending on the other cameras in its batch, and a cached picture must be the fresh one, bit for bit."""
+    import torch
+
+    from v4s_lite.render import render
+
+    scene, meta = clip
+    est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
+    rng = np.random.default_rng(0)
+    p = np.c_[rng.uniform(1, 3, 6), rng.uniform(1, 3, 6), np.full(6, 1.5), rng.uniform(-3, 3, 6),
+              rng.uniform(-0.6, 0, 6)]
+    c2w, K = poses.pose_matrices(est._clamp(p)), poses._scaled_K(meta["K"], 0.5, 0.5)
+    fresh = render(scene, c2w, K, 52, 32, antialias=2).rgb
+    alone = np.concatenate([render(scene, c[None], K, 52, 32, antialias=2, max_rays=1 << 12).rgb for c in c2w])
+    np.testing.assert_array_equal(alone, fresh)
+    first = est.render_view(p[:4], est.refine, antialias=2)  # fills the cache
+    pick = [5, 2, 2, 0, 4, 1, 3]  # hits, a repeat and misses in one call
+    again = est.render_view(p[pick], est.refine, antialias=2)
+    assert torch.equal(first, poses.to_tensor(fresh[:4])) and torch.equal(again, poses.to_tensor(fresh[pick]))
+    est._render_bytes = poses.RENDER_CACHE_BYTES + 1  # over the memory bound: the cache starts again, same pictures
+    assert torch.equal(est.render_view(p[pick], est.refine, antialias=2), again)
+    assert est._render_bytes == fresh[:6].nbytes
+
+
+# The codec ground truth's poses and residuals on the test clip, from the estimator before it cached renders (commit
+# 2521190): the speed-ups of the estimator must not change what it estimates.
+CODEC_GT_PARAMS = [[3.29674256983, 5.887113113851, 1.5, -2.166120847447, -0.161407654958]] + \
+    [[5.042249743735, 5.51147434613, 1.5, -0.543571054608, -0.386798369728]] * 4 + \
+    [[6.585664386838, 4.348377813153, 1.5, -0.242274858212, -0.736808966962]] * 4
+CODEC_GT_RESIDUALS = [0.015397380106151104] + [0.0424472838640213] * 4 + [0.022579802200198174] * 4
+
+
+def test_pose_estimate_of_the_codec_ground_truth_is_unchanged(clip):
+    from v4s_lite.codec import LiteCodec
+
+    scene, meta = clip
+    codec = LiteCodec()
+    video = E.codec_round_trip(E.ground_truth_video(meta), codec)
+    est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec)
+    got = est.estimate(video, n_final=CFG.box_frames)
+    np.testing.assert_allclose(poses.pose_params(got.c2w), CODEC_GT_PARAMS, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got.residual, CODEC_GT_RESIDUALS, rtol=0, atol=1e-6)
+
 def _ssim_naive(a, b):
     """SSIM written out window by window (a reference for the convolution version)."""
     g = E._gaussian_window().double().numpy()

@@ -95,13 +95,17 @@ def _cube_to_views(faces: torch.Tensor, rotations: np.ndarray, K, width, height,
     local = np.einsum("fji,vhwj->fvhwi", CUBE[:, :3, :3], d)  # in each face's camera frame (6, V, h, w, 3)
     face = local[..., 2].argmax(0)  # the face a ray leaves the cube through
     P, V = faces.shape[0], len(rotations)
-    out = torch.zeros((P, 3, V * h, w))
-    for f in range(6):
-        z = np.maximum(local[f, ..., 2], 1e-6)
-        g = torch.from_numpy(np.stack([local[f, ..., 0] / z, local[f, ..., 1] / z], -1).reshape(1, V * h, w, 2)).float()
-        m = torch.from_numpy(face == f).reshape(1, 1, V * h, w).float()
-        out += m * F.grid_sample(faces[:, f], g.expand(P, -1, -1, -1), mode="bilinear", padding_mode="border",
-                                 align_corners=False)
+    out = torch.empty((P, 3, V * h * w))
+    face, local = face.reshape(-1), local.reshape(6, -1, 3)
+    for f in range(6):  # each pixel sampled from its own face only (a bilinear sample does not depend on the others)
+        idx = np.nonzero(face == f)[0]
+        if not len(idx):
+            continue
+        lf = local[f, idx]
+        z = np.maximum(lf[:, 2], 1e-6)
+        g = torch.from_numpy(np.stack([lf[:, 0] / z, lf[:, 1] / z], -1).reshape(1, 1, len(idx), 2)).float()
+        out[:, :, torch.from_numpy(idx)] = F.grid_sample(faces[:, f], g.expand(P, -1, -1, -1), mode="bilinear",
+                                                          padding_mode="border", align_corners=False)[:, :, 0]
     return out.view(P, 3, V, h, w).permute(0, 2, 1, 3, 4)
 
 
@@ -129,6 +133,9 @@ del _s
 # path through the candidates is free below these moves between two kept (distinct) frames and pays beyond them.
 FREE_MOVE_M, FREE_TURN_RAD = 1.5, 1.0
 TELEPORT_COST = 0.02  # residual units per metre (and per radian) beyond the free move
+
+
+RENDER_CACHE_BYTES = 1 << 29  # 512 MiB of cached uint8 renders per estimator (a LITE clip through the codec: ~100 MiB)
 
 
 class PoseEstimator:
@@ -167,6 +174,8 @@ class PoseEstimator:
         self.blend = int(getattr(degrade, "temporal_factor", 1) if blend is None else blend)
         self._library = None
         self._mask = None
+        self._renders = {}  # (w, h, antialias, K) -> {c2w bytes: uint8 render}, emptied by every `estimate`
+        self._render_bytes = 0
 
     # The library: a cube map rendered at every grid position (6 small renders), warped to every heading and tilt
     # by grid_sample: 6 renders per position instead of n_yaw x n_pitch.
@@ -182,14 +191,15 @@ class PoseEstimator:
             S = self.cube_size
             faces = render(self.scene, (CUBE[None] + 0 * xy[:, None, None, None, 0]).reshape(-1, 4, 4)
                            + _translation(np.repeat(np.c_[xy, np.full(len(xy), self.z)], 6, 0)),
-                           intrinsics(S, S, 90.0), S, S, antialias=1, device=self.device)
+                           intrinsics(S, S, 90.0), S, S, antialias=1, device=self.device, coverage=False)
             faces = to_tensor(faces.rgb).view(len(xy), 6, 3, S, S)
             yaw = np.linspace(-np.pi, np.pi, self.n_yaw, endpoint=False)
             pitch = np.radians(self.pitches)
             views = np.array([[0, 0, 0, a, p] for a in yaw for p in pitch])
             imgs = blur(_cube_to_views(faces, pose_matrices(views)[:, :3, :3], self.K, self.width, self.height,
                                        self.coarse))  # (P, V, 3, h, w)
-            grid = np.array([[x, y, self.z, a, p] for x, y in xy for _, _, _, a, p in views])
+            grid = np.concatenate([np.repeat(xy, len(views), 0), np.full((len(xy) * len(views), 1), float(self.z)),
+                                   np.tile(views[:, 3:], (len(xy), 1))], 1)  # (x, y, z, yaw, pitch) per library view
             self._library = (grid, imgs.flatten(2).flatten(0, 1))
         return self._library
 
@@ -204,14 +214,35 @@ class PoseEstimator:
         """The room seen from poses params (N, 5) [x, y, z, yaw, pitch] at size (w, h): float (N, 3, h, w) in
         [0, 1], through `degrade` when set (rendered at the video's size, degraded, then area-averaged)."""
         w, h = size
-        params = self._clamp(params)
+        c2w = pose_matrices(self._clamp(params))
         if self.degrade is None or tuple(size) != self.refine:  # the coarse stages compare blurred images anyway
-            K = _scaled_K(self.K, w / self.width, h / self.height)
-            out = render(self.scene, pose_matrices(params), K, w, h, antialias=antialias, device=self.device)
-            return to_tensor(out.rgb)
-        out = render(self.scene, pose_matrices(params), self.K, self.width, self.height, antialias=antialias,
-                     device=self.device)
-        return F.interpolate(to_tensor(self.degrade(out.rgb)), size=(h, w), mode="area")
+            return to_tensor(self._render(c2w, _scaled_K(self.K, w / self.width, h / self.height), w, h, antialias))
+        rgb = self._render(c2w, self.K, self.width, self.height, antialias)
+        return F.interpolate(to_tensor(self.degrade(rgb)), size=(h, w), mode="area")
+
+    def _render(self, c2w, K, w: int, h: int, antialias: int) -> np.ndarray:
+        """uint8 renders (N, h, w, 3) of cameras c2w (N, 4, 4), each camera rendered once per `estimate`: the stages
+        ask again for poses they rendered before (a pose Levenberg-Marquardt did not move gets the same finite
+        differences, a neighbour's pose, the same pose in every member of a picture that is not blended). A render
+        does not depend on the other cameras in its batch (`render`), so the cached one is the same picture."""
+        if self._render_bytes > RENDER_CACHE_BYTES:
+            self._renders, self._render_bytes = {}, 0  # a bound on memory (large videos, many workers): start again
+        store = self._renders.setdefault((w, h, antialias, K.tobytes()), {})
+        c2w = np.ascontiguousarray(c2w, dtype=float)
+        keys = [c.tobytes() for c in c2w]
+        miss = {}
+        for i, k in enumerate(keys):
+            if k not in store and k not in miss:
+                miss[k] = i
+        if miss:
+            # On a CPU, ~2^17 rays at a time stay in cache (10-20% faster than render's default 2^19); the result
+            # does not depend on max_rays
+            extra = {"max_rays": 1 << 17} if self.device == "cpu" else {}
+            out = render(self.scene, c2w[list(miss.values())], K, w, h, antialias=antialias, device=self.device,
+                         coverage=False, **extra).rgb
+            store.update(zip(miss, out))
+            self._render_bytes += out.nbytes
+        return np.stack([store[k] for k in keys])
 
     def prepare(self, frames, size):
         """Frames area-averaged to `size` and a weight per pixel (0 on the red box, which the room does not have)."""
@@ -294,14 +325,17 @@ class PoseEstimator:
     def _estimate(self, frames, n_final: int = 0, spans=None) -> PoseEstimate:
         n = len(frames)
         self._mask = red_box_mask(frames)
+        self._renders, self._render_bytes = {}, 0
         grid, lib = self.library()
         # 1. Coarse: L1 distance of every (blurred) frame to every library view; keep the top_k poses per frame.
         coarse, w_coarse = self.prepare(frames, self.coarse)
         coarse = blur(coarse)
         cand, owner, keep = [], [], []
+        diff = torch.empty_like(lib)  # |lib - frame| * weight in place: no library-sized temporaries, same numbers
         for i in range(n):
             wi = w_coarse[i].expand(3, -1, -1).flatten()
-            d = ((lib - coarse[i].flatten()).abs() * wi).sum(1) / (wi.sum() + 1e-6)
+            torch.sub(lib, coarse[i].flatten(), out=diff)
+            d = diff.abs_().mul_(wi).sum(1) / (wi.sum() + 1e-6)
             more = 3 if i in (n - n_final, n - 1) else 1  # the final view decides SD / IF: look harder
             k = max(self.shortlist, self.top_k) * more
             cand.append(grid[torch.topk(-d, k).indices.numpy()])
