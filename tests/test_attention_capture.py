@@ -5,24 +5,15 @@ import pytest
 import torch
 
 from v4s_lite.attention import AttentionCapture, AttentionCaptureProcessor, attention_share
-from v4s_lite.model import V4SModel
 from v4s_lite.utils import V4SError
 
-B, C, H, W = 2, 12, 4, 6  # 6 tokens per frame with the (1, 2, 2) patch
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return V4SModel.from_preset("tiny").eval()
+from test_model import B, C, H, W, model  # noqa: F401  (model: the tiny preset, a module fixture)
+from test_model import inputs as model_inputs
 
 
 def inputs(n_context=3, n_noisy=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)
-    return dict(context_latents=r(B, C, n_context, H, W), first_latent=r(B, C, 1, H, W),
-                noisy_latents=r(B, C, n_noisy, H, W), t=torch.tensor([700.0, 250.0]), text_emb=r(B, 32, 64),
-                context_positions=[0, 4, 8])
+    """test_model's inputs with explicit context positions (chunks 4 scan frames apart)."""
+    return dict(model_inputs(n_context, n_noisy, seed), context_positions=[0, 4, 8])
 
 
 def test_capture_leaves_the_output_unchanged_and_restores_the_processors(model):

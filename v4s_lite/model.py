@@ -34,23 +34,25 @@ V4S_CONFIG_NAME = "v4s_config.json"
 LITE_LATENT_CHANNELS = 12
 LITE_TEXT_DIM = 64
 
+
+def _lite_preset(heads: int, head_dim: int, layers: int, ffn_dim: int, freq_dim: int = 64) -> dict:
+    """A transformer for the lite codec and text encoder: only the size varies between the lite presets."""
+    return dict(patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim,
+                in_channels=LITE_LATENT_CHANNELS, out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM,
+                freq_dim=freq_dim, ffn_dim=ffn_dim, num_layers=layers, cross_attn_norm=True,
+                qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+
+
 _PRESETS = {
     # Seconds on a CPU: unit tests. head_dim 12 still splits 4/4/4 into time/height/width.
-    "tiny": dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=LITE_LATENT_CHANNELS,
-                 out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=32, ffn_dim=48, num_layers=2,
-                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
-    # CPU-trainable in the course's budget (~2.7M parameters): 4 layers, width 192 = 4 heads x 48 (16/16/16 split).
-    "lite": dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=48, in_channels=LITE_LATENT_CHANNELS,
-                 out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=512, num_layers=4,
-                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
-    # The size sweep's larger lite models (issue 13; chosen on validation rooms, results/lite_2026-12-03):
-    # ~6M parameters (width 256 = 4 heads x 64, 6 layers) and ~16M (width 384 = 6 heads x 64, 8 layers; 31 MB in bf16).
-    "lite_m": dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=64, in_channels=LITE_LATENT_CHANNELS,
-                   out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=768, num_layers=6,
-                   cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
-    "lite_l": dict(patch_size=(1, 2, 2), num_attention_heads=6, attention_head_dim=64, in_channels=LITE_LATENT_CHANNELS,
-                   out_channels=LITE_LATENT_CHANNELS, text_dim=LITE_TEXT_DIM, freq_dim=64, ffn_dim=1024, num_layers=8,
-                   cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+    "tiny": _lite_preset(heads=2, head_dim=12, layers=2, ffn_dim=48, freq_dim=32),
+    # The shipped size, trainable in the course's budget (2.3M parameters): 4 layers, width 192 = 4 heads x 48
+    # (16/16/16 split).
+    "lite": _lite_preset(heads=4, head_dim=48, layers=4, ffn_dim=512),
+    # The size sweep's larger lite models (issue 13; to be chosen on validation rooms): 6.1M parameters (width 256 =
+    # 4 heads x 64, 6 layers; 12 MB in bf16) and 17.1M (width 384 = 6 heads x 64, 8 layers; 34 MB in bf16).
+    "lite_m": _lite_preset(heads=4, head_dim=64, layers=6, ffn_dim=768),
+    "lite_l": _lite_preset(heads=6, head_dim=64, layers=8, ffn_dim=1024),
     # Exactly Wan-AI/Wan2.2-TI2V-5B-Diffusers/transformer/config.json (all other keys are diffusers' defaults).
     "wan2.2-ti2v-5b": dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
                            out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30,
