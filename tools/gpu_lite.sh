@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The lite model and its tables on one GPU machine, in phases that each fit one 10-minute device call. data/lite and
 # runs/ are ignored paths that live only as long as the machine, and the device tool hands a machine back 30 s
-# after a call ends (results/lite_2026-12-03: two calls found a fresh machine). So chain the phases a call needs
-# inside that call (install the wheels, data, train, export), and carry exported weights into a later one:
+# after a call ends (results/lite_2026-12-03: two calls found a fresh machine; results/lite_2026-12-03b: three calls
+# sent back to back, each within seconds of the last one's return, all found the same warm machine). So send the
+# next call at once (its command written beforehand), make each phase keep what exists, and still let every call
+# that might land on a fresh machine hold what it needs (install the wheels, data, train, export):
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's)
@@ -71,11 +73,9 @@ sweep)
     --set num_workers=15 > $OUT/enc_main.log 2>&1
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   left=$(( SECS - ($(date +%s)-t0) - 20 * $# ))  # ~20 s per export after training
-  # the val and test sets render while the runs train (the runs' batches are built on the GPU: the CPUs are free),
-  # so a warm machine's `judge` call finds them
-  eval_data > /dev/null &
+  # (the val and test sets are rendered by `judge`: rendered beside the runs, they slowed training 2.7x for as long
+  # as they took, results/lite_2026-12-03b)
   bash $0 train $OUT $left "$@"
-  wait
   bash $0 ship $OUT "$@"
   ;;
 judge)
