@@ -119,3 +119,23 @@ def test_export_in_bf16_shards_loads_back_in_float32(tmp_path):
         torch.testing.assert_close(a, b.detach().bfloat16().float(), atol=0, rtol=0)
     with pytest.raises(V4SError, match="dtype"):
         export(tmp_path / "run" / "step_000003", tmp_path / "x", dtype="int8")
+
+
+def test_a_bf16_export_warm_starts_training_in_float32(tmp_path):
+    """The warm start the GPU recipe uses across sessions (`--set init_from=results/.../lite_step004639`): the
+    trained model starts from the export's weights, upcast to float32 (bf16 master weights would round small
+    updates away), with the export's RoPE rule unless the config says otherwise."""
+    from v4s_lite.checkpoints import export
+
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), clip="lite", model="lite", device="cpu", rope_target="after_scan")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "run", 7, model, cfg=cfg)
+    export(tmp_path / "run" / "step_000007", tmp_path / "out", dtype="bf16")
+    warm = build_model(TrainConfig(init_from=str(tmp_path / "out"), clip="lite", rope_target="after_scan"))
+    assert {p.dtype for p in warm.parameters()} == {torch.float32} and warm.rope_target_start == 32
+    for a, b in zip(warm.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b.detach().bfloat16().float(), atol=0, rtol=0)
+    # the config decides the rule over the folder's (a warm start under another rule is the config's choice)
+    assert build_model(TrainConfig(init_from=str(tmp_path / "out"), clip="lite",
+                                   rope_target="after_context")).rope_target_start is None

@@ -22,14 +22,17 @@
 #   bash tools/gpu_lite.sh judge OUT DL_VAL DL_TEST RUN [RUN ...]  # val and test rooms, the exported runs carried in
 #                                                   # exports/RUN (ignored; pass `carry`), choose on val, test tables
 # RUN is a folder name under runs/: lite (the shipped size), lite_m / lite_l (the size sweep's larger models,
-# model.transformer_config), lite_nobox, lite_contiguous (the paper's ablations at the shipped size and recipe),
+# model.transformer_config), lite_warm (INIT_FROM, default the sweep's chosen run, trained on), lite_nobox,
+# lite_contiguous (the paper's ablations at the shipped size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
 # The choice rule, fixed before any run: highest validation IF(SD<0.2) of "full (joint CFG)", ties broken by the
 # lower mean SD; each run at its last checkpoint.
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).
 #
 # Seeds (docs/DATA.md; every range disjoint, so no evaluated room is ever trained on):
-#   training   grounding 0-29,999 (12 x N from k*2,500), navigation 50,000-59,999 (4 x N from 50,000 + k*2,500)
+#   training   grounding 0-29,999 (12 x N from k*2,500 + ROOMS_FROM), navigation 50,000-59,999 (4 x N from 50,000 +
+#              k*2,500 + ROOMS_FROM), ROOMS_FROM + N <= 2,500. Runs so far used ROOMS_FROM=0 with N <= 250 (the shipped
+#              model: seeds k*1,000 + 0..119): a warm start with ROOMS_FROM=250 (and N <= 750) sees only new rooms
 #   val        id 300,000+, navigation 310,000+, ood 320,000-359,999: every choice is made here
 #   test       id 400,000+, navigation 410,000+, ood 500,000-599,999: only reported
 set -uo pipefail
@@ -45,9 +48,10 @@ mk() {  # mk TASK SPLIT N SEED DEST
   $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device $DEVICE --out $5 --no-progress \
     > /dev/null 2>> $OUT/mk_errors.log
 }
+ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
-  for k in $(seq 0 11); do mk grounding id $1 $((k*2500)) data/lite/train & done
-  for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500)) data/lite/train & done
+  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) data/lite/train & done
+  for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) data/lite/train & done
   wait
   echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
@@ -128,6 +132,8 @@ train)
       lite) extra="" ;;
       lite_m) extra="--set model=lite_m" ;;
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
+      lite_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
+                 # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
       *) echo "unknown run $r"; exit 2 ;;
