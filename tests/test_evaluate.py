@@ -326,7 +326,8 @@ def test_condition_gaps_see_exactly_which_condition_a_model_uses():
     g = torch.Generator().manual_seed(0)
     idx = torch.tensor([0, 4, 5, 6, 7, 12, 13, 14, 15])
     items = [{"context_latents": torch.randn(12, 3, 4, 6, generator=g), "target_latents": torch.randn(12, 3, 4, 6, generator=g),
-              "prompt_embeds": torch.randn(5, 64, generator=g), "context_frame_indices": idx} for _ in range(3)]
+              "prompt_embeds": torch.randn(5, 64, generator=g), "context_frame_indices": idx,
+              "context_positions": torch.tensor([0, 1, 3])} for _ in range(3)]
     null = torch.zeros(5, 64)
     torch.manual_seed(0)
     model = V4SModel.from_preset("tiny").eval()

@@ -13,7 +13,7 @@ import torch
 from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
 from v4s_lite.evaluate import CONDITION_PROBES, condition_gaps
-from v4s_lite.train import encode_clips
+from v4s_lite.latents import encode_clips
 
 
 def main(argv=None):

@@ -625,7 +625,7 @@ CONDITION_PROBES = ("true", "other instruction", "null instruction", "other room
 @torch.no_grad()
 def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: int = 0, device="cpu") -> dict:
     """How much each condition helps the model denoise: its flow-matching loss on held-out encoded clips
-    (`train.encode_clips` items) with the true conditions, and with each condition replaced.
+    (`latents.encode_clips` items) with the true conditions, and with each condition replaced.
 
     A model that uses the instruction denoises worse with another clip's instruction; one that uses the room
     denoises worse with another room's context. A gap near 0 means that condition is ignored: the paper's
@@ -633,7 +633,6 @@ def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: i
     Same noise and sigma for every probe of a clip (paired), so the gaps are not noise. Needs >= 2 items.
     Returns {probe: mean loss} and {probe + " gap": mean (loss - true loss) / true loss}.
     """
-    from .rope import context_positions
     from .train import _pad_text, add_noise, flow_target
 
     if len(items) < 2:
@@ -645,7 +644,7 @@ def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: i
         tgt = it["target_latents"].float()[None]
         x0, first = tgt[:, :, 1:], tgt[:, :, :1]
         ctx = it["context_latents"].float()[None]
-        pos = context_positions(torch.as_tensor(it["context_frame_indices"]).tolist())
+        pos = torch.as_tensor(it["context_positions"]).tolist()  # computed once, by the data layer
         probes = {"true": (it["prompt_embeds"], ctx), "other instruction": (other["prompt_embeds"], ctx),
                   "null instruction": (null_text, ctx),
                   "other room's context": (it["prompt_embeds"], other["context_latents"].float()[None]),

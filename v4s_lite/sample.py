@@ -181,21 +181,18 @@ class Sample:
         return np.median(b, axis=0) if len(b) else np.full(4, np.nan)
 
 
-def encode_example(example: dict, codec, text_encoder, device="cpu") -> dict:
-    """A ClipDataset item -> the latents and embeddings generate() needs (first target latent included)."""
-    from .codec import frames_to_video
-    from .rope import context_positions
+def sampling_inputs(example: dict, codec, text_encoder, device="cpu") -> dict:
+    """A ClipDataset item -> generate()'s conditions on `device`: `context_latents` (1, C, Fc, h, w),
+    `first_latent` (1, C, 1, h, w), `text_emb` / `null_text_emb` (1, L, D), `context_positions` (a list).
+    The latents come from the one clip encoder (latents.encode_clip, first target frame only)."""
+    from .latents import encode_clip
 
+    enc = encode_clip(example, codec, text_encoder, first_only=True, device=device)
     with torch.no_grad():
-        first = codec.encode(frames_to_video(example["target"][:1]).to(device))
-        if len(example["context"]):
-            ctx = codec.encode(frames_to_video(example["context"]).to(device))
-        else:  # no context (the first-frame-only ablation): an empty latent sequence
-            ctx = first.new_zeros(*first.shape[:2], 0, *first.shape[3:])
-        return {"context_latents": ctx, "first_latent": first,
-                "text_emb": text_encoder.encode([example["instruction"]]).to(device),
-                "null_text_emb": text_encoder.encode([""]).to(device),
-                "context_positions": context_positions(torch.as_tensor(example["context_frame_indices"]).tolist())}
+        null = text_encoder.encode([""]).to(device)
+    return {"context_latents": enc["context_latents"][None].to(device), "first_latent": enc["target_latents"][None].to(device),
+            "text_emb": enc["prompt_embeds"][None].to(device), "null_text_emb": null,
+            "context_positions": enc["context_positions"].tolist()}
 
 
 def sample_clip(model, codec, text_encoder, example: dict, clip_cfg, *, tries: int = 1, seed: int = 0,
@@ -208,7 +205,7 @@ def sample_clip(model, codec, text_encoder, example: dict, clip_cfg, *, tries: i
 
     if tries < 1:
         raise V4SError(f"tries={tries} must be >= 1")
-    enc = encode_example(example, codec, text_encoder, device)
+    enc = sampling_inputs(example, codec, text_encoder, device)
     if drop_context:
         g = torch.Generator().manual_seed(seed + 104729)  # not the starting noise's stream
         enc["context_latents"] = torch.randn(enc["context_latents"].shape, generator=g).to(enc["context_latents"])

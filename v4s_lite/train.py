@@ -37,9 +37,8 @@ import torch
 import yaml
 
 from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint
-from .codec import build_codecs
 from .config import TrainConfig, load_config, parse_override
-from .latents import LatentCache, OnDevice, encode_clip, finish_latent_cache, start_latent_cache, write_cache_items
+from .latents import encode_clips, latent_cache_folder, n_clips, prepare_items
 from .model import build_model
 from .utils import TrainingDiverged, V4SError, get_device, seed_everything
 
@@ -109,183 +108,12 @@ def count_parameters(model, trainable_only=False) -> int:
 
 
 # ------------------------------------------------------------------------------------------- data
-class _EncodedClips(torch.utils.data.Dataset):
-    """ClipDataset items through latents.encode_clip, so that DataLoader workers do all of a clip's work
-    (decoding is the slow part, encoding is not free either)."""
-
-    def __init__(self, ds, codec, text_encoder, box_frames: int):
-        self.ds, self.codec, self.text_encoder, self.box_frames = ds, codec, text_encoder, box_frames
-
-    def __len__(self):
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        return _float32(encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames))
-
-
-def _as_made(item):  # no collation: the item as ClipDataset makes it (a function, so workers can pickle it)
-    return item
-
-
-def _float32(item: dict) -> dict:
-    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
-
-
-def encoded_items(ds, indices, codec, text_encoder, box_frames: int, num_workers: int, encode_in_workers=True):
-    """encode_clip of ds[i] for i in indices, in order, as an iterator. `num_workers` DataLoader processes decode
-    the clips; with encode_in_workers they encode them too (a CPU codec), otherwise this process encodes what
-    they hand back (a codec on the GPU, which worker processes cannot share). Both give the same items."""
-    subset = torch.utils.data.Subset(ds, indices)
-    if encode_in_workers:
-        return iter(torch.utils.data.DataLoader(_EncodedClips(subset, codec, text_encoder, box_frames),
-                                                batch_size=None, num_workers=num_workers))
-    decoded = torch.utils.data.DataLoader(subset, batch_size=None, num_workers=num_workers,
-                                          collate_fn=_as_made)
-    return (_float32(encode_clip(x, codec, text_encoder, box_frames)) for x in decoded)
-
-
-def latent_cache_folder(cfg: TrainConfig, n: int) -> Path:
-    """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items."""
-    import hashlib
-
-    key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
-                                        "seed", "codec", "text_encoder")}
-    key["n_clips"] = n
-    if cfg.wan is not None:  # another VAE or text encoder makes other latents
-        key["wan"] = {"source": cfg.wan.source, "text_encoder": cfg.wan.text_encoder}
-    if not isinstance(cfg.clip, str):  # a custom ClipConfig: its fields are the key (a preset keeps its name, so
-        key["clip"] = cfg.clip.to_dict()  # the folders of earlier runs are still found)
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cfg.latent_cache) / f"latents-{cfg.clip_name}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
-
-
-def n_clips(cfg: TrainConfig) -> int:
-    """How many clips of data_root a run trains on (max_clips caps it)."""
-    from .data import clip_folders
-
-    root = Path(cfg.data_root)
-    if not root.exists():
-        raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
-                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip_name}`")
-    n_all = len(clip_folders(root))
-    if n_all == 0:
-        raise V4SError(f"data_root {root} holds no clip folders: make clips with `v4s make-data --out {root}`")
-    return n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
-
-
-def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
-    """Pre-encode every clip once: a training step should cost only the transformer.
-
-    Items have the keys of latents.LatentCache (so the big model's disk cache trains through the same loop):
-    `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
-    `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
-    With context_views > 1 each clip is encoded with several context samplings (different chunks).
-    With `cfg.latent_cache` set, the result is written there as a latents.LatentCache folder (named by every
-    setting that changes the items, so a stale cache is never read) and every later run with the same data
-    settings (the variants of one experiment, every --resume, every rank) reads it instead of decoding again.
-
-    Under several processes (accelerate launch / torchrun) a missing cache is filled in one pass: process r
-    encodes items j with j % world == r (cache_shard) and writes their files, then, after a barrier, rank 0 writes
-    the null embedding and the manifest (latents.finish_latent_cache), and every process reads the whole cache.
-    Returns a list of items, or, for a `wan:` run with a cache, the LatentCache itself (5B clips stay on disk).
-    codec / text_encoder: None = built from cfg (codec.build_codecs), and only when the cache must be filled:
-    Wan2.2's UMT5-XXL (~11 GB) is never loaded for a run whose cache is complete.
-    """
-    from .data import ClipDataset
-
-    clip_cfg = cfg.clip_config
-    root = Path(cfg.data_root)
-    n = n_clips(cfg)
-    cache = latent_cache_folder(cfg, n) if cfg.latent_cache else None
-    if cache is not None and (cache / "cache.json").exists():
-        return _read_cache(cache, n, cfg)
-    from tqdm.auto import tqdm
-
-    if codec is None or text_encoder is None:
-        codec, text_encoder = build_codecs(cfg)
-    ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
-    box = clip_cfg.box_frames if cfg.box_frames else 0
-    on_cpu = torch.device(device).type == "cpu"
-    if cfg.num_workers:  # workers hand clips back through shared memory files, not one descriptor each
-        torch.multiprocessing.set_sharing_strategy("file_system")
-    # with a cache, each process encodes its share of the items (item j = view j // n, clip j % n) and writes
-    # them straight to the folder; without one, every process needs every item in memory
-    world, rank, barrier = _processes() if cache is not None else (1, 0, None)
-    if cache is not None and rank == 0:
-        start_latent_cache(cache)
-    if barrier is not None:  # nobody writes an item before rank 0 has dropped an old manifest
-        barrier()
-    items, written = [], 0
-    for view in range(cfg.context_views):
-        ds.set_epoch(view)  # a fresh draw of the context chunks
-        mine = [i for i in range(n) if cache is None or cache_shard(view * n + i, world) == rank]
-        # on a CPU each worker decodes and encodes whole clips; a GPU codec stays in this process, and the
-        # workers only decode (one process decoding 8,000 clips left an H200 idle for minutes)
-        loader = encoded_items(ds, mine, codec if on_cpu else OnDevice(codec, device), text_encoder, box,
-                               cfg.num_workers, encode_in_workers=on_cpu)
-        encoded = tqdm(loader, total=len(mine), desc=f"encode clips (view {view + 1}/{cfg.context_views})",
-                       disable=not cfg.progress or rank != 0)
-        if cache is None:
-            items += list(encoded)
-        else:
-            written += write_cache_items(cache, zip((view * n + i for i in mine), encoded))
-    if cache is None:
-        return items
-    if barrier is not None:  # every rank's item files are on disk before the manifest says the cache is complete
-        barrier()
-    if rank == 0:
-        finish_latent_cache(cache, text_encoder.encode([""])[0], n * cfg.context_views)
-    if barrier is not None:
-        barrier()
-    return _read_cache(cache, n, cfg)
-
-
-def cache_shard(j: int, world: int) -> int:
-    """The process that encodes item j of a latent cache filled by `world` processes."""
-    return j % world
-
-
-def _processes():
-    """(world, rank, barrier) of the processes this one was launched with (accelerate launch / torchrun; the
-    Accelerator's state when train() made one); barrier is None for a single process."""
-    from accelerate import PartialState
-
-    state = PartialState()
-    return state.num_processes, state.process_index, (state.wait_for_everyone if state.num_processes > 1 else None)
-
-
 def _launched_device(cfg: TrainConfig) -> torch.device:
     """This process's device: cfg.device, and under a multi-process launch on GPUs the GPU of its local rank."""
     from accelerate import PartialState
 
     device = get_device(cfg.device)
     return PartialState(cpu=device.type == "cpu").device if device.type in ("cpu", "cuda") else device
-
-
-def _read_cache(cache: Path, n: int, cfg: TrainConfig):
-    saved = LatentCache(cache)
-    if len(saved) != n * cfg.context_views:
-        raise V4SError(f"{cache} holds {len(saved)} items, expected {n} clips x {cfg.context_views} views: "
-                       "delete it and run again")
-    return saved if cfg.wan is not None else [saved[i] for i in range(len(saved))]
-
-
-def prepare_items(cfg: TrainConfig, device="cpu"):
-    """(items, null_text) for train(): encode_clips with the run's own codecs, built only when the cache must be
-    filled and dropped before the model is built (a GPU holds the 5B transformer or UMT5-XXL, rarely both)."""
-    import gc
-
-    cache = latent_cache_folder(cfg, n_clips(cfg)) if cfg.latent_cache else None
-    codec = text_encoder = None
-    if cache is None or not (cache / "cache.json").exists():
-        codec, text_encoder = build_codecs(cfg)
-    items = encode_clips(cfg, codec, text_encoder, device=device)
-    null_text = (LatentCache(cache).null_embeds if cache is not None else text_encoder.encode([""])[0]).float().cpu()
-    del codec, text_encoder
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return items, null_text
 
 
 def _pad_text(texts: list[torch.Tensor]) -> torch.Tensor:
@@ -298,7 +126,6 @@ def make_batch(items, indices: list[int], positions: list[int], cfg: TrainConfig
                null_text: torch.Tensor) -> dict:
     """The noised training batch for the samples `indices` at global batch positions `positions`."""
     from .cfg import drop_conditions
-    from .rope import context_positions
 
     ctx, first, x0, text, noise, sigma, pos = [], [], [], [], [], [], []
     for i, p in zip(indices, positions):
@@ -312,7 +139,7 @@ def make_batch(items, indices: list[int], positions: list[int], cfg: TrainConfig
                             null_text[None].float(), p_text=cfg.p_drop_text, p_context=cfg.p_drop_context,
                             p_both=cfg.p_drop_both, generator=g)
         ctx.append(d.context_latents[0]), text.append(d.text_emb[0])
-        pos.append(torch.as_tensor(context_positions(torch.as_tensor(it["context_frame_indices"]).tolist())))
+        pos.append(torch.as_tensor(it["context_positions"]))  # computed once, by the data layer
     x0, noise, sigma = torch.stack(x0), torch.stack(noise), torch.stack(sigma)
     return {"context": torch.stack(ctx), "first": torch.stack(first), "noisy": add_noise(x0, noise, sigma),
             "sigma": sigma, "text": _pad_text(text), "positions": torch.stack(pos),
@@ -352,8 +179,6 @@ class DeviceBatches:
     processes with any grad_accum_steps compute what one process with one big batch would."""
 
     def __init__(self, items, cfg: TrainConfig, null_text, device, rank: int = 0, world: int = 1):
-        from .rope import context_positions
-
         self.cfg, self.device, self.n = cfg, torch.device(device), len(items)
         self.shares = [batch_share(cfg.batch_size, world, cfg.grad_accum_steps, rank, k)
                        for k in range(cfg.grad_accum_steps)]
@@ -364,8 +189,7 @@ class DeviceBatches:
         self.null_text = torch.nn.functional.pad(null_text.float(), (0, 0, 0, self.text.shape[1] - null_text.shape[0]))
         self.null_text = self.null_text.to(self.device)
         # positions stay on the host: the model turns them into RoPE tables there (rope.ContextRoPE)
-        self.positions = torch.stack([torch.as_tensor(context_positions(torch.as_tensor(it["context_frame_indices"])
-                                                                        .tolist())) for it in items])
+        self.positions = torch.stack([torch.as_tensor(it["context_positions"]) for it in items])
 
     def indices(self, step: int) -> torch.Tensor:
         """The global batch's clip indices (batch_indices: the same seeded epoch order as the host path)."""
