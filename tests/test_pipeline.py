@@ -94,7 +94,7 @@ def test_one_item_schema(example):
 def test_pipeline_equals_sample_clip(example):
     """V4SPipeline (the one entrance for "a video from a run") samples what load_model + sample_clip sampled."""
     from v4s_lite.checkpoints import load_model
-    from v4s_lite.pipeline import V4SPipeline
+    from v4s_lite.sample import V4SPipeline
     from v4s_lite.sample import SamplingSettings, sample_clip
 
     settings = SamplingSettings(steps=2)

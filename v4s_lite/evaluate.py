@@ -552,24 +552,21 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
     settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift)."""
-    from .checkpoints import load_model
-    from .config import inference_clip_config
     from .data import ClipDataset, write_video
-    from .sample import sample_clip
+    from .sample import V4SPipeline
 
-    model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
-    clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", clip_config)  # paper_train samples at paper
-    generate_kw = (settings or SamplingSettings()).for_run(cfg).generate_kwargs()  # the schedule the run trained on
+    pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config)  # paper_train -> paper
+    clip_cfg = pipe.clip_config
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
     for i, folder in enumerate(ds.folders):
-        sample = sample_clip(model, codec, text_encoder, ds[i], clip_cfg, seed=seed, device=device, **generate_kw)[0]
+        sample = pipe(ds[i], settings, seed=seed)[0]  # settings' shift None: the schedule the run trained on
         dest = out / folder.name
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("meta.json", "context.mp4"):
             shutil.copyfile(folder / name, dest / name)
         write_video(dest / "target.mp4", sample.frames, clip_cfg.fps)
-    return out, codec
+    return out, pipe.codec
 
 
 def add_cli(subparsers) -> None:
