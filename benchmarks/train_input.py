@@ -20,7 +20,7 @@ from v4s_lite.codec import LiteCodec, LiteTextEncoder
 from v4s_lite.config import TrainConfig
 from v4s_lite.data import make_dataset
 from v4s_lite.latents import encode_clips
-from v4s_lite.train import StepBatches, batch_indices, make_batch
+from v4s_lite.flow import StepBatches, batch_indices, make_batch
 
 
 def main():

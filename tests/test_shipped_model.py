@@ -7,7 +7,7 @@ import torch
 
 from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
-from v4s_lite.evaluate import condition_gaps
+from v4s_lite.flow import condition_gaps
 from v4s_lite.model import build_model
 from v4s_lite.latents import encode_clips
 from v4s_lite.train import count_parameters

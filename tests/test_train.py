@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from v4s_lite.checkpoints import latest_checkpoint
 from v4s_lite.config import TrainConfig, load_config
-from v4s_lite.train import (_check_loss, add_noise, batch_indices, flow_target, read_log, sample_sigmas, shift_sigmas,
-                            train)
+from v4s_lite.flow import add_noise, batch_indices, flow_target, sample_sigmas, shift_sigmas
+from v4s_lite.train import _check_loss, read_log, train
 from v4s_lite.utils import TrainingDiverged
 from v4s_lite.utils import V4SError
 
@@ -453,7 +453,7 @@ def test_lora_trains_only_adapters_and_loads_back(tmp_path):
 def test_device_batches_have_the_loops_layout_and_are_a_function_of_the_step():
     """DeviceBatches (the GPU path, here on the CPU) gives the same keys, shapes, clip order and clean parts as
     StepBatches; its own random draws are a pure function of (seed, step); two processes' shares = one batch."""
-    from v4s_lite.train import DeviceBatches, StepBatches
+    from v4s_lite.flow import DeviceBatches, StepBatches
 
     items = fake_items(n=5)
     cfg = small_cfg("unused", batch_size=4, p_drop_text=0.0, p_drop_context=0.0, p_drop_both=0.0)
@@ -481,7 +481,7 @@ def test_device_batches_have_the_loops_layout_and_are_a_function_of_the_step():
 
 
 def test_device_batches_drop_conditions_at_the_configured_rates():
-    from v4s_lite.train import DeviceBatches
+    from v4s_lite.flow import DeviceBatches
 
     items = fake_items(n=8)
     cfg = small_cfg("unused", batch_size=64, p_drop_text=0.1, p_drop_context=0.2, p_drop_both=0.3)

@@ -91,7 +91,8 @@ def _task(args):
     from .codec import LiteCodec
     from .config import get_clip_config
     from .data import ClipDataset
-    from .evaluate import codec_round_trip, ground_truth_video, score_clip
+    from .calibration import codec_round_trip, ground_truth_video
+    from .evaluate import score_clip
     from .poses import PoseEstimator
     from .sample import SamplingSettings, V4SPipeline
     from .scene import Scene
