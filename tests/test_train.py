@@ -204,13 +204,14 @@ INTERRUPT_SCRIPT = """
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
-import v4s_lite.latents as T
-real = T.make_batch
+import v4s_lite.flow as F
+import v4s_lite.train as T
+real = F.make_batch
 def make_batch(items, idx, pos, cfg, step, null):  # Ctrl-C arrives while step 3 is being computed
     if step == 2:
         os.kill(os.getpid(), signal.SIGINT)
     return real(items, idx, pos, cfg, step, null)
-T.make_batch = make_batch
+F.make_batch = make_batch
 T.train(small_cfg(sys.argv[1], steps=50, checkpoint_every=40, ema_decay=0.9), items=fake_items(), null_text=NULL)
 """
 
@@ -312,7 +313,7 @@ def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
 ENCODE_SCRIPT = """
 import sys
 sys.path[:0] = [{tests!r}, {root!r}]
-import v4s_lite.train as T
+import v4s_lite.latents as T
 from v4s_lite.cli import main
 encoded = []
 real = T.encode_clip
