@@ -256,6 +256,7 @@ def apply_judge(m: dict, judge: Judge = JUDGE) -> dict:
     return m
 
 
+# long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
 def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips: bool | None = None,
                judge: Judge = JUDGE) -> dict:
     """All metrics of one video (uint8 (Nt, H, W, 3)) of the clip described by `meta` (a dataset meta.json).

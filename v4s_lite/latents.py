@@ -266,6 +266,7 @@ def n_clips(cfg: TrainConfig) -> int:
     return n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
 
 
+# long (~65 lines): the cache's one-pass fill by N processes (manifest dropped, shards, barriers, manifest) in one place
 def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
     """Pre-encode every clip once: a training step should cost only the transformer.
 

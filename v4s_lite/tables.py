@@ -166,6 +166,7 @@ def rejudge(res: dict, judge=None) -> dict:
     return res
 
 
+# long (~80 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
                  also=()) -> dict:

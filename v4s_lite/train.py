@@ -93,6 +93,7 @@ def plot_loss(run_dir, out=None, ax=None):
     return ax
 
 
+# long (~160 lines) on purpose: the training loop reads top to bottom; its separable pieces are the helpers below
 def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None, on_validate=None) -> Path:
     """Train with flow matching; returns the run folder (checkpoints step_XXXXXX/, loss.jsonl, loss.png).
 
