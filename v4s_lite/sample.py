@@ -11,6 +11,11 @@ The context latents and the target's first latent stay clean throughout; only th
 
 writes per try an mp4 (context | generated frames with the detected box drawn in yellow) and a JSON with the
 detected red box per frame.
+
+Layers of this module, lowest first: `generate` (latents in, latents out), `sample_clip` (a ClipDataset item in,
+decoded frames and detected boxes out; the item is encoded by the one clip encoder, latents.encode_clip), and
+`V4SPipeline` (a run folder in: the one entrance for "a video from a run", used by `v4s sample`, `v4s eval
+--checkpoint`, the tables and the notebooks).
 """
 from __future__ import annotations
 
