@@ -107,3 +107,8 @@ def test_pipeline_equals_sample_clip(example):
         assert a.seed == b.seed and (a.frames == b.frames).all() and torch.equal(a.latents, b.latents)
         assert ((a.boxes == b.boxes) | (a.boxes != a.boxes)).all()
     assert pipe.load_example(CLIPS / "grounding_100000")["instruction"] == example["instruction"]
+    from v4s_lite.utils import V4SError
+    with pytest.raises(V4SError, match="load_example"):
+        pipe(CLIPS / "grounding_100000")
+    with pytest.raises(V4SError, match="SamplingSettings"):
+        pipe(example, {"steps": 2})

@@ -316,6 +316,9 @@ class V4SPipeline:
         (`frames` uint8 (Ft, H, W, 3), `boxes` (Ft, 4) the detected red box, NaN where none, `confidence`,
         `latents`). settings: SamplingSettings (default its defaults; shift None = the run's flow_shift).
         drop_context: Gaussian noise for the context, as training drops it (the "first frame only" input)."""
+        if not isinstance(example, dict):
+            raise V4SError(f"the pipeline takes a ClipDataset item, got {type(example).__name__}; for a clip folder "
+                           "use pipe(pipe.load_example(folder), ...)")
         settings = settings if settings is not None else SamplingSettings()
         if not isinstance(settings, SamplingSettings):
             raise V4SError(f"settings must be a sample.SamplingSettings, got {type(settings).__name__}; e.g. "
