@@ -47,8 +47,6 @@ from .bbox import box_iou, detect_red_box, red_box_mask
 # judge is taught and tested with it here (notebook 08: E.calibration_videos, E.CALIBRATION)
 from .calibration import (CALIBRATION, approach_video, calibration_videos, codec_round_trip, corrupt,  # noqa: F401
                           ground_truth_video, held_scan_frame_video, wrong_box_video)
-# the condition-gap probe is a flow-matching loss (flow.py); notebook 09 reads it here
-from .flow import CONDITION_PROBES, condition_gaps  # noqa: F401
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
 from .scene import Scene

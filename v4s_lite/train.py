@@ -1,4 +1,6 @@
-"""Flow-matching training of the context-conditioned Wan transformer (notebook 05).
+"""Flow-matching training of the context-conditioned Wan transformer (notebook 05): the loop (accelerate, EMA,
+checkpoints, logging, validation, the `v4s train` command). The objective's pieces (noise levels, the seeded
+batches, the loss) are in flow.py, the encoded clips it trains on in latents.py (encode_clips).
 
 Rectified flow, as Wan trains: a clean latent x0 and Gaussian noise are mixed on a straight line,
 
@@ -38,7 +40,6 @@ import yaml
 from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint
 from .config import TrainConfig, load_config, parse_override
 from .flow import DeviceBatches, StepBatches, flow_loss
-from .flow import add_noise, flow_target, sample_sigmas  # noqa: F401  (notebooks 04 and 05 import them from here)
 from .latents import encode_clips, latent_cache_folder, n_clips, prepare_items
 from .model import build_model
 from .utils import TrainingDiverged, V4SError, get_device, seed_everything
