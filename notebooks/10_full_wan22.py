@@ -318,7 +318,8 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   each GPU: `budget.gpu_table` (H200 measured, the rest scaled by bf16 TFLOP/s).
 # - One path: `configs/wan22_ti2v_5b*.yaml` -> `full.wan_train` (= `v4s wan-train`: latents cached by `train` through
 #   `latent_cache`, encoders freed, `--resume` after a disconnect) -> `sample.V4SPipeline` (= `v4s sample`:
-#   `checkpoints.load_model` + `sample.sample_clip` at `config.inference_clip_config`) -> `checkpoints.export` (= `v4s export`) ->
+#   `checkpoints.load_model` + `sample.sample_clip` at `config.inference_clip_config`) -> `checkpoints.export`
+#   (= `v4s export`) ->
 #   `WanPipeline.load_lora_weights`. Offline stand-ins: `full.random_wan22_folder` (= `v4s wan-random`).
 # - Speed (H100, 9,256 tokens; `python benchmarks/bench_wan.py --out results/bench_wan_h100`): training step
 #   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB; H200: 1.120 -> 0.822 s), 0.689 s

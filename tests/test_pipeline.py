@@ -74,7 +74,8 @@ def test_one_encoder_equals_the_sampling_encoder(example):
     for k in ("context_latents", "first_latent", "text_emb", "null_text_emb"):
         equal(new[k], old[k])
     assert list(new["context_positions"]) == old["context_positions"]
-    empty = {**example, "context": example["context"][:0], "context_frame_indices": example["context_frame_indices"][:0],
+    empty = {**example, "context": example["context"][:0],
+             "context_frame_indices": example["context_frame_indices"][:0],
              "context_positions": example["context_positions"][:0]}
     new, old = sampling_inputs(empty, codec, text), old_sampling_encoder(empty, codec, text)
     equal(new["context_latents"], old["context_latents"])  # the first-frame-only ablation: no context latents

@@ -450,7 +450,8 @@ class ClipDataset(torch.utils.data.Dataset):
 
     Item: `context` uint8 (Fc, H, W, 3), `context_frame_indices` int64 (Fc,) (source indices),
     `context_positions` int64 (Fc,) (their RoPE positions, `index // 4` per chunk: computed here once, read by
-    training and sampling alike; docs/DESIGN.md, "Items"), `target` uint8 (Ft, H, W, 3), `instruction`, `boxes` float32 (Ft, 4) of the target object
+    training and sampling alike; absent when the indices are not chunks of consecutive frames; docs/DESIGN.md,
+    "Items"), `target` uint8 (Ft, H, W, 3), `instruction`, `boxes` float32 (Ft, 4) of the target object
     (NaN where unseen; all NaN for navigation), `context_c2w` / `target_c2w` float32, `meta`.
     Call `set_epoch(e)` each epoch for a new draw of the chunks (same seed + epoch = same draw).
     """
@@ -486,11 +487,9 @@ class ClipDataset(torch.utils.data.Dataset):
             boxes = rec.target_boxes[:, rec.target_id - 1]
         else:
             boxes = np.full((n_t, 4), np.nan)
-        return {
+        item = {
             "context": torch.from_numpy(rec.context[pick]),
             "context_frame_indices": torch.from_numpy(rec.context_frame_indices[pick]),
-            # the RoPE positions, computed once here: training (latents.encode_clip) and sampling read this key
-            "context_positions": torch.as_tensor(context_positions(rec.context_frame_indices[pick]), dtype=torch.long),
             "target": torch.from_numpy(rec.target),
             "instruction": rec.instruction,
             "boxes": torch.from_numpy(boxes.astype(np.float32)),
@@ -498,6 +497,12 @@ class ClipDataset(torch.utils.data.Dataset):
             "target_c2w": torch.from_numpy(rec.target_c2w.astype(np.float32)),
             "meta": rec.meta,
         }
+        try:  # the RoPE positions, computed once here: training and sampling (latents.encode_clip) read this key
+            positions = context_positions(item["context_frame_indices"])
+            item["context_positions"] = torch.as_tensor(positions, dtype=torch.long)
+        except V4SError:  # frame indices that are not chunks of consecutive frames (a hand-made folder) still load,
+            pass  # as before; the encoder raises the same error when it needs the positions
+        return item
 
 
 def collate_clips(items: list[dict]) -> dict:

@@ -62,7 +62,10 @@ def encode_clip(item, codec, text_encoder, box_frames: int = 0, *, first_only: b
     positions = item.get("context_positions")
     if positions is None:  # an item not made by ClipDataset (tests, hand-built examples)
         positions = context_positions(idx)
-    encode = lambda frames: codec.encode(_to_video(frames) if device is None else _to_video(frames).to(device))  # noqa: E731
+    def encode(frames):
+        video = _to_video(frames)
+        return codec.encode(video if device is None else video.to(device))
+
     target_latents = encode(target)[0]
     if len(item["context"]):
         context_latents = encode(item["context"])[0]

@@ -195,7 +195,8 @@ def sampling_inputs(example: dict, codec, text_encoder, device="cpu") -> dict:
     enc = encode_clip(example, codec, text_encoder, first_only=True, device=device)
     with torch.no_grad():
         null = text_encoder.encode([""]).to(device)
-    return {"context_latents": enc["context_latents"][None].to(device), "first_latent": enc["target_latents"][None].to(device),
+    return {"context_latents": enc["context_latents"][None].to(device),
+            "first_latent": enc["target_latents"][None].to(device),
             "text_emb": enc["prompt_embeds"][None].to(device), "null_text_emb": null,
             "context_positions": enc["context_positions"].tolist()}
 
@@ -324,7 +325,8 @@ class V4SPipeline:
             raise V4SError(f"settings must be a sample.SamplingSettings, got {type(settings).__name__}; e.g. "
                            "SamplingSettings(guidance='joint', scale=5)")
         return sample_clip(self.model, self.codec, self.text_encoder, example, self.clip_config, tries=tries, seed=seed,
-                           device=self.device, drop_context=drop_context, **settings.for_run(self.config).generate_kwargs())
+                           device=self.device, drop_context=drop_context,
+                           **settings.for_run(self.config).generate_kwargs())  # shift None: the run's flow_shift
 
     def __repr__(self):
         run = self.config.clip_name if self.config is not None else "model folder"

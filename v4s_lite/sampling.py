@@ -85,7 +85,8 @@ def context_positions(frame_indices, stride: int = TEMPORAL_STRIDE):
     chunks = [idx[i:i + stride] for i in range(1, n, stride)]
     for c in chunks:
         if c != list(range(c[0], c[0] + stride)):
-            raise V4SError(f"context chunk {c} is not {stride} consecutive frames; sample chunks with v4s_lite.sampling")
+            raise V4SError(f"context chunk {c} is not {stride} consecutive frames; "
+                           "sample chunks with v4s_lite.sampling")
     positions = [idx[0] // stride] + [c[0] // stride for c in chunks]
     if any(b <= a for a, b in zip(positions, positions[1:])):
         raise V4SError(f"context chunks must be in time order and start in different latents; positions {positions}")

@@ -124,7 +124,8 @@ def _task(args):
     example = ds[ds.folders.index(folder)]
     # v4s sample's settings, the guidance as the condition says; the schedule the run trained on
     settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance))
-    samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed, drop_context=spec.get("context") == "noise")
+    samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed,
+                   drop_context=spec.get("context") == "noise")
     est = estimator(pipe.codec)
     return [score_clip(meta, s.frames, est, lpips=False) for s in samples]
 
