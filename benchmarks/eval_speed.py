@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from v4s_lite import calibration as C
 from v4s_lite import evaluate as E
 from v4s_lite import poses
 from v4s_lite.config import get_clip_config
@@ -37,7 +38,7 @@ def main() -> None:
     for s in range(args.scenes):
         scene = make_scene(s)
         meta = json.loads(json.dumps(clip_meta(make_clip(scene, "grounding", cfg, seed=s), cfg)))
-        gt = E.ground_truth_video(meta)
+        gt = C.ground_truth_video(meta)
         est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
         t0 = time.perf_counter()
         grid, _ = est.library()

@@ -32,7 +32,7 @@ import torch
 
 from v4s_lite.codec import LiteCodec
 from v4s_lite.config import ClipConfig
-from v4s_lite.evaluate import codec_round_trip, ground_truth_video
+from v4s_lite.calibration import codec_round_trip, ground_truth_video
 from v4s_lite.poses import PoseEstimator
 from v4s_lite.scene import Scene
 

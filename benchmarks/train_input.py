@@ -19,7 +19,8 @@ import torch
 from v4s_lite.codec import LiteCodec, LiteTextEncoder
 from v4s_lite.config import TrainConfig
 from v4s_lite.data import make_dataset
-from v4s_lite.train import StepBatches, batch_indices, encode_clips, make_batch
+from v4s_lite.latents import encode_clips
+from v4s_lite.flow import StepBatches, batch_indices, make_batch
 
 
 def main():

@@ -22,7 +22,8 @@ from v4s_lite.budget import transformer_flops
 from v4s_lite.codec import build_codecs
 from v4s_lite.config import get_clip_config, load_config
 from v4s_lite.model import transformer_config
-from v4s_lite.train import encode_clips, read_log, train
+from v4s_lite.latents import encode_clips
+from v4s_lite.train import read_log, train
 
 
 def random_items(n, clip_cfg, seed=0):
@@ -32,6 +33,7 @@ def random_items(n, clip_cfg, seed=0):
     return [{"context_latents": torch.randn(12, clip_cfg.context_latents, h, w, generator=g),
              "target_latents": torch.randn(12, clip_cfg.target_latents, h, w, generator=g),
              "prompt_embeds": torch.randn(32, 64, generator=g), "context_frame_indices": idx,
+             "context_positions": torch.tensor([0] + [1 + 2 * j for j in range(clip_cfg.context_chunks)]),
              "instruction": "x"} for _ in range(n)]
 
 

@@ -14,7 +14,8 @@ from v4s_lite.codec import LiteCodec, LiteTextEncoder
 from v4s_lite.config import get_clip_config
 from v4s_lite.config import TrainConfig
 from v4s_lite.model import V4SModel
-from v4s_lite.train import count_parameters, make_batch, predict
+from v4s_lite.flow import make_batch, predict
+from v4s_lite.train import count_parameters
 
 
 def fake_items(clip_cfg, n=4):

@@ -36,13 +36,13 @@ import torch
 from v4s_lite.camera import intrinsics
 from v4s_lite.codec import LiteCodec, LiteTextEncoder, frames_to_video, video_to_frames
 from v4s_lite.config import LITE, QUICK
+from v4s_lite.flow import add_noise, flow_target
 from v4s_lite.language import make_instruction
 from v4s_lite.model import TokenLayout, V4SModel
 from v4s_lite.render import render
 from v4s_lite.rope import context_positions
 from v4s_lite.sampling import sample_context_frames
 from v4s_lite.scene import make_scene
-from v4s_lite.train import add_noise, flow_target
 from v4s_lite.trajectories import approach_trajectory, scan_trajectory
 from v4s_lite.utils import get_device, seed_everything
 

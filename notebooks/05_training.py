@@ -44,10 +44,10 @@ from v4s_lite.data import make_dataset
 from v4s_lite.exercises import check_exercise
 from v4s_lite.model import build_model
 from v4s_lite.resources import course_file, shipped_model
-from v4s_lite.rope import context_positions
+from v4s_lite.flow import add_noise, flow_target, sample_sigmas
+from v4s_lite.latents import encode_clips
 from v4s_lite.sample import generate
-from v4s_lite.train import (add_noise, count_parameters, encode_clips, flow_target, plot_loss, read_log, sample_sigmas,
-                            train)
+from v4s_lite.train import count_parameters, plot_loss, read_log, train
 from v4s_lite.utils import get_device, seed_everything
 
 seed_everything(seed)
@@ -162,7 +162,7 @@ def sample_item(model, item, seed=seed):
     model.eval()
     lat = generate(model, item["context_latents"][None].to(dev), item["target_latents"][None, :, :1].to(dev),
                    item["prompt_embeds"][None].to(dev), null_text[None].to(dev),
-                   context_positions(item["context_frame_indices"].tolist()),
+                   item["context_positions"].tolist(),  # the item's RoPE positions, computed once by ClipDataset
                    item["target_latents"].shape[1] - 1, scheduler="euler", steps=sample_steps, guidance="none",
                    seed=seed)
     model.train()
@@ -312,18 +312,17 @@ else:
 # %%
 # NBVAL_IGNORE_OUTPUT
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
-from v4s_lite.checkpoints import load_model
 from v4s_lite.config import LITE
 from v4s_lite.data import ClipDataset
 from v4s_lite.plotting import generation_figure
-from v4s_lite.sample import sample_clip
+from v4s_lite.sample import V4SPipeline
 
 lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
 if lite_dir is not None:
-    lite_model, lite_codec, lite_text, _ = load_model(lite_dir, device=dev)
-    print(f"the trained lite model: {count_parameters(lite_model):,} parameters")
+    lite = V4SPipeline.from_pretrained(lite_dir, device=dev)  # model, codec, text encoder and clip shape of a run
+    print(f"the trained lite model: {count_parameters(lite.model):,} parameters")
     held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)[1]  # grounding_101000: a room of seed 101000
-    lite_sample = sample_clip(lite_model, lite_codec, lite_text, held_out, LITE, seed=seed, device=dev)[0]
+    lite_sample = lite(held_out, seed=seed)[0]
     generation_figure(held_out["context"], lite_sample.frames, held_out["instruction"], boxes=lite_sample.boxes)
     plt.show()
 else:
@@ -333,11 +332,12 @@ else:
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite
 # * Flow matching: $x_\sigma = (1-\sigma)x_0 + \sigma\varepsilon$, target $v = \varepsilon - x_0$ —
-#   `v4s_lite.train.add_noise`, `flow_target`; Wan's shifted $\sigma$ — `shift_sigmas`, `sample_sigmas`
+#   `v4s_lite.flow.add_noise`, `flow_target`; Wan's shifted $\sigma$ — `shift_sigmas`, `sample_sigmas`
 #   (diffusers' `compute_density_for_timestep_sampling`).
 # * The loop — `train.train(cfg)` / `v4s train configs/quick.yaml [--resume]`: condition dropout
 #   (`cfg.drop_conditions`), AdamW, clipping, EMA (diffusers `EMAModel`), accelerate for several GPUs, LoRA via
 #   peft for the big model (`lora_rank` in the config), checkpoints loadable by diffusers' `from_pretrained`.
 # * The config and the run folder — `v4s_lite.config.TrainConfig` / `load_config`; `v4s_lite.checkpoints`
-#   (`save_checkpoint`, `latest_checkpoint`, `load_model` for sampling, full or LoRA weights).
+#   (`save_checkpoint`, `latest_checkpoint`, `load_model` for sampling, full or LoRA weights);
+#   `sample.V4SPipeline.from_pretrained(run_step_dir)(example)`: a video from a run.
 # * Sampling with diffusers' flow schedulers — `v4s_lite.sample.generate`; next, notebook 06 adds guidance.

@@ -46,7 +46,6 @@ import torch
 from v4s_lite.attention import AttentionCapture, attention_share
 from v4s_lite.bbox import detect_red_box
 from v4s_lite.cfg import MODES, combine, drop_conditions
-from v4s_lite.checkpoints import load_model
 from v4s_lite.codec import video_to_frames
 from v4s_lite.config import TrainConfig, load_config
 from v4s_lite.data import clip_folders, load_clip, make_dataset
@@ -54,10 +53,9 @@ from v4s_lite.exercises import check_exercise
 from v4s_lite.model import V4SModel
 from v4s_lite.plotting import DPI, FONT, context_attention_figure
 from v4s_lite.resources import results_file, shipped_model
-from v4s_lite.rope import context_positions
-from v4s_lite.sample import generate
+from v4s_lite.latents import encode_clips
+from v4s_lite.sample import V4SPipeline, generate
 from v4s_lite.statistics import bootstrap_ci, paired_difference, paired_table
-from v4s_lite.train import encode_clips
 from v4s_lite.utils import get_device, seed_everything
 
 seed_everything(seed)
@@ -135,8 +133,8 @@ _ = check_exercise("joint CFG", my_joint_cfg, solution_joint_cfg,
 
 # %%
 lite_dir = shipped_model()  # data/v4s-lite; its error says how to get it back when missing
-model, codec, text_encoder, _ = load_model(lite_dir, device=dev)
-model = model.eval()
+lite = V4SPipeline.from_pretrained(lite_dir, device=dev)  # a run's model (eval mode), codec and text encoder
+model, codec, text_encoder = lite.model, lite.codec, lite.text_encoder
 train_cfg = load_config(lite_dir / "train_config.yaml")
 clip_cfg = train_cfg.clip_config
 print(f"the trained lite model: {sum(p.numel() for p in model.parameters()):,} parameters; clips "
@@ -168,7 +166,7 @@ def conditions(item):
     return dict(context_latents=item["context_latents"][None].to(dev),
                 first_latent=item["target_latents"][None, :, :1].to(dev),
                 text_emb=item["prompt_embeds"][None].to(dev), null_text_emb=null_text[None].to(dev),
-                context_positions=context_positions(item["context_frame_indices"].tolist()))
+                context_positions=item["context_positions"].tolist())  # computed once, by ClipDataset
 
 
 def sample(item, mode, w, m=None, **kw):
@@ -422,7 +420,9 @@ print(f"largest minus smallest chunk share, mean over rooms: trained {spread['tr
 #   `cfg.drop_conditions`, called per sample by `train.make_batch`.
 # * Sampling with diffusers' flow schedulers (`FlowMatchEulerDiscreteScheduler`, `UniPCMultistepScheduler`
 #   with flow sigmas) — `v4s_lite.sample.generate`; whole clips, several tries, mp4 + box JSON —
-#   `sample.sample_clip`, `v4s sample CHECKPOINT --clip FOLDER --guidance joint --scale 5 --tries 3`.
+#   `sample.sample_clip`; from a run folder in one call — `sample.V4SPipeline.from_pretrained(CHECKPOINT)(example,
+#   SamplingSettings(guidance="joint", scale=5), tries=3)`, `v4s sample CHECKPOINT --clip FOLDER --guidance joint
+#   --scale 5 --tries 3`.
 # * Guidance measured across rooms, paired — `v4s_lite.statistics.paired_difference`, `paired_table`;
 #   the results through `v4s_lite.resources.results_file`.
 # * Where the model looks — `v4s_lite.attention.AttentionCapture` (a diffusers attention processor on every

@@ -152,18 +152,17 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
-from v4s_lite.checkpoints import load_model
 from v4s_lite.data import ClipDataset
 from v4s_lite.resources import shipped_model
-from v4s_lite.sample import sample_clip
+from v4s_lite.sample import V4SPipeline
 
 lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
 if lite_dir is not None:
-    lite_model, lite_codec, lite_text, _ = load_model(lite_dir)
+    lite = V4SPipeline.from_pretrained(lite_dir, device="cpu")  # a video from a run: model, codecs, clip shape
     held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)
     for i in range(len(held_out)):
         ex = held_out[i]
-        s = sample_clip(lite_model, lite_codec, lite_text, ex, LITE, seed=seed)[0]
+        s = lite(ex, seed=seed)[0]
         true = ex["boxes"].numpy()
         box_idx = list(range(len(s.frames) - LITE.box_frames, len(s.frames)))
         frame_strip(s.frames, indices=box_idx[::2], boxes=np.stack([s.boxes, true], axis=1),

@@ -185,15 +185,15 @@ fig.tight_layout()
 # %% [markdown]
 # ## Does the model listen?
 # Sampling and scoring is slow. A faster question: does the model denoise the target *better* with the true
-# instruction and context than with another clip's? `evaluate.condition_gaps` measures the flow-matching loss with
+# instruction and context than with another clip's? `flow.condition_gaps` measures the flow-matching loss with
 # each condition replaced (same noise, same sigma), as a relative gap. Gaps near 0 mean a condition is ignored.
 
 # %%
 from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
-from v4s_lite.evaluate import CONDITION_PROBES, condition_gaps
+from v4s_lite.flow import CONDITION_PROBES, condition_gaps
+from v4s_lite.latents import encode_clips
 from v4s_lite.resources import shipped_model
-from v4s_lite.train import encode_clips
 
 lite_dir = shipped_model(must_exist=False)
 if lite_dir is not None:

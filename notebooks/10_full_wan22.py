@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from v4s_lite import attention, budget, checkpoints, full, plotting, sample
-from v4s_lite.config import PAPER, PAPER_TRAIN, ClipConfig, inference_clip_config, load_config
+from v4s_lite.config import PAPER, PAPER_TRAIN, ClipConfig, load_config
 from v4s_lite.data import make_dataset
 from v4s_lite.model import V4SModel, transformer_config
 from v4s_lite.resources import course_file
@@ -206,19 +206,20 @@ print("losses:", [f"{r['loss']:.3g}" for r in read_log(run_dir)])
 
 # %% [markdown]
 # ## 5. Sample from the run folder, and load the adapter in stock diffusers
-# `checkpoints.load_model` rebuilds the model, the VAE codec and the text encoder from the checkpoint alone (its
-# saved config names `wan.source`). It samples at the **inference** shape (`inference_clip_config`: a model trained
-# at 169 context frames watches 337) with joint guidance, on a room it never saw. With random base weights (quick
-# mode, or a random 5B folder) the video is noise: this checks the path, not the model.
+# `sample.V4SPipeline.from_pretrained` (through `checkpoints.load_model`) rebuilds the model, the VAE codec and the
+# text encoder from the checkpoint alone (its saved config names `wan.source`). It samples at the **inference**
+# shape (`inference_clip_config`: a model trained at 169 context frames watches 337) with joint guidance, on a
+# room it never saw. With random base weights (quick mode, or a random 5B folder) the video is noise: this checks
+# the path, not the model.
 
 # %%
 step_dir = checkpoints.latest_checkpoint(run_dir)
-model, codec, text_encoder, saved = checkpoints.load_model(step_dir, device=dev)
-infer_clip = inference_clip_config(saved.clip)
-example = sample.load_example(next((work / "heldout").glob("grounding_*")), infer_clip, seed=seed)
-with full.oom_guard("sampling"):
-    s = sample.sample_clip(model, codec, text_encoder, example, infer_clip, seed=seed, device=dev,
-                           steps=3 if quick else sample_steps, shift=saved.flow_shift, guidance="joint", scale=5.0)[0]
+pipe = sample.V4SPipeline.from_pretrained(step_dir, device=dev)  # model, VAE, text encoder, the inference shape
+infer_clip, model = pipe.clip_config, pipe.model
+example = pipe.load_example(next((work / "heldout").glob("grounding_*")), seed=seed)
+with full.oom_guard("sampling"):  # shift: the run's flow_shift (SamplingSettings.for_run)
+    s = pipe(example, sample.SamplingSettings(steps=3 if quick else sample_steps, guidance="joint", scale=5.0),
+             seed=seed)[0]
 found = ~np.isnan(s.boxes).any(1)
 print(f"context {tuple(example['context'].shape)} -> generated {s.frames.shape} "
       f"({infer_clip.context_frames} context frames), red box found in {found.sum()} of {len(found)} frames")
@@ -245,7 +246,7 @@ emb = torch.randn(1, 16, model.transformer.config.text_dim, generator=g).to(dev,
 model.transformer.rope.set_positions(None)  # plain positions 0, 1, 2, as the stock model uses
 with torch.no_grad():
     ours = model.transformer(x, ts, emb, return_dict=False)[0].float()
-del model, codec, text_encoder  # our model's GPU memory back before the stock one loads
+del model, pipe  # our model's GPU memory back before the stock one loads
 full.free()
 stock = WanPipeline.from_pretrained(wan_source, vae=None, text_encoder=None, tokenizer=None, dtype=dtype)
 stock.transformer.to(dev)
@@ -316,8 +317,9 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   (A100 40 GB), none ~49 GiB (80 GB GPUs). The pick for a GPU: `budget.choose_checkpointing`; the cost of a run on
 #   each GPU: `budget.gpu_table` (H200 measured, the rest scaled by bf16 TFLOP/s).
 # - One path: `configs/wan22_ti2v_5b*.yaml` -> `full.wan_train` (= `v4s wan-train`: latents cached by `train` through
-#   `latent_cache`, encoders freed, `--resume` after a disconnect) -> `checkpoints.load_model` + `sample.sample_clip`
-#   (= `v4s sample`, at `config.inference_clip_config`) -> `checkpoints.export` (= `v4s export`) ->
+#   `latent_cache`, encoders freed, `--resume` after a disconnect) -> `sample.V4SPipeline` (= `v4s sample`:
+#   `checkpoints.load_model` + `sample.sample_clip` at `config.inference_clip_config`) -> `checkpoints.export`
+#   (= `v4s export`) ->
 #   `WanPipeline.load_lora_weights`. Offline stand-ins: `full.random_wan22_folder` (= `v4s wan-random`).
 # - Speed (H100, 9,256 tokens; `python benchmarks/bench_wan.py --out results/bench_wan_h100`): training step
 #   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB; H200: 1.120 -> 0.822 s), 0.689 s

@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from v4s_lite import calibration as C
 from v4s_lite import evaluate as E
+from v4s_lite import flow as F
 from v4s_lite import poses
 from v4s_lite.config import ClipConfig
 from v4s_lite.utils import V4SError
@@ -36,14 +38,14 @@ def scores(clip):
     scene, meta = clip
     codec = LiteCodec()
     out = {}
-    for name, frames in E.calibration_videos(meta, codec).items():
+    for name, frames in C.calibration_videos(meta, codec).items():
         est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec if "codec" in name else None)
         out[name] = E.score_clip(meta, frames, est, lpips=False)
     return out
 
 
 def gt_frames_without_box(meta):
-    return E.ground_truth_video(meta, with_box=False)
+    return C.ground_truth_video(meta, with_box=False)
 
 
 def test_pose_parameters_round_trip_and_match_world():
@@ -116,7 +118,7 @@ def test_pose_estimate_of_the_codec_ground_truth_is_unchanged(clip):
 
     scene, meta = clip
     codec = LiteCodec()
-    video = E.codec_round_trip(E.ground_truth_video(meta), codec)
+    video = C.codec_round_trip(C.ground_truth_video(meta), codec)
     est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec)
     got = est.estimate(video, n_final=CFG.box_frames)
     np.testing.assert_allclose(poses.pose_params(got.c2w), CODEC_GT_PARAMS, rtol=0, atol=1e-6)
@@ -194,12 +196,12 @@ def test_a_box_around_a_thin_object_grounds_the_object_not_the_wall_behind():
 
 
 @pytest.mark.slow  # the calibration videos share one ~3 min fixture
-@pytest.mark.parametrize("variant", list(E.CALIBRATION))
+@pytest.mark.parametrize("variant", list(C.CALIBRATION))
 def test_calibration_suite_gets_its_verdicts(scores, variant):
     """Ground truth (also through the lite codec) passes the headline; every video that does not walk from the
     given first frame to the target and box it fails it: the judge cannot be pleased without the walk."""
     m = scores[variant]
-    assert m["IF@0.2"] == float(E.CALIBRATION[variant]), {k: m[k] for k in (
+    assert m["IF@0.2"] == float(C.CALIBRATION[variant]), {k: m[k] for k in (
         "walk", "start_ok", "first_psnr", "start_err_m", "DD", "no_teleport", "jump_m", "jump_deg", "no_backtrack",
         "path_ratio", "stops", "hold_m", "fits_room", "residual_max", "box_IoU", "target_share", "SD")}
 
@@ -294,7 +296,7 @@ def test_score_clip_rejects_a_video_of_the_wrong_shape(clip):
     with pytest.raises(V4SError, match="uint8"):
         E.score_clip(meta, np.zeros((3, 64, 104, 3), np.uint8))
     with pytest.raises(V4SError, match="corruption"):
-        E.corrupt(np.zeros((3, 4, 4, 3), np.uint8), "blur")
+        C.corrupt(np.zeros((3, 4, 4, 3), np.uint8), "blur")
 
 
 @pytest.mark.slow  # the calibration videos share one ~60 s fixture
@@ -305,7 +307,7 @@ def test_v4s_eval_writes_metrics_for_clip_folders(tmp_path, clip):
     scene, meta = clip
     context = np.zeros((len(meta["context"]["frame_indices"]), meta["height"], meta["width"], 3), np.uint8)
     folder = write_clip(tmp_path / "videos" / "clip_a", context, gt_frames_without_box(meta), meta)
-    write_video(folder / "target.mp4", E.ground_truth_video(meta), meta["fps"])  # the "generated" video
+    write_video(folder / "target.mp4", C.ground_truth_video(meta), meta["fps"])  # the "generated" video
     assert main(["eval", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "out")]) == 0
     result = json.loads((tmp_path / "out" / "metrics.json").read_text())
     for key in ("SD", "IF", "IF@0.2", "IF@0.1", "box_IoU", "PSNR", "SSIM", "DD", "n"):
@@ -326,22 +328,23 @@ def test_condition_gaps_see_exactly_which_condition_a_model_uses():
     g = torch.Generator().manual_seed(0)
     idx = torch.tensor([0, 4, 5, 6, 7, 12, 13, 14, 15])
     items = [{"context_latents": torch.randn(12, 3, 4, 6, generator=g), "target_latents": torch.randn(12, 3, 4, 6, generator=g),
-              "prompt_embeds": torch.randn(5, 64, generator=g), "context_frame_indices": idx} for _ in range(3)]
+              "prompt_embeds": torch.randn(5, 64, generator=g), "context_frame_indices": idx,
+              "context_positions": torch.tensor([0, 1, 3])} for _ in range(3)]
     null = torch.zeros(5, 64)
     torch.manual_seed(0)
     model = V4SModel.from_preset("tiny").eval()
-    used = E.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
-    assert set(E.CONDITION_PROBES) <= set(used)
-    for probe in E.CONDITION_PROBES[1:]:
+    used = F.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
+    assert set(F.CONDITION_PROBES) <= set(used)
+    for probe in F.CONDITION_PROBES[1:]:
         assert abs(used[probe + " gap"]) > 1e-4, probe
     for block in model.transformer.blocks:
         torch.nn.init.zeros_(block.attn2.to_out[0].weight)
         torch.nn.init.zeros_(block.attn2.to_out[0].bias)
-    deaf = E.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
+    deaf = F.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
     assert deaf["other instruction gap"] == 0 and deaf["null instruction gap"] == 0
     assert abs(deaf["other room's context gap"]) > 1e-4 and abs(deaf["noise context gap"]) > 1e-4
     with pytest.raises(V4SError, match="at least 2"):
-        E.condition_gaps(model, items[:1], null)
+        F.condition_gaps(model, items[:1], null)
 
 
 def test_repeated_sampling_any_and_selection_rules():

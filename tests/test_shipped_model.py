@@ -7,9 +7,10 @@ import torch
 
 from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
-from v4s_lite.evaluate import condition_gaps
+from v4s_lite.flow import condition_gaps
 from v4s_lite.model import build_model
-from v4s_lite.train import count_parameters, encode_clips
+from v4s_lite.latents import encode_clips
+from v4s_lite.train import count_parameters
 
 LITE_DIR = Path(__file__).resolve().parents[1] / "data" / "v4s-lite"
 pytestmark = pytest.mark.skipif(not (LITE_DIR / "config.json").exists(), reason="data/v4s-lite/ not in this checkout")

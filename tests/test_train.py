@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from v4s_lite.checkpoints import latest_checkpoint
 from v4s_lite.config import TrainConfig, load_config
-from v4s_lite.train import (_check_loss, add_noise, batch_indices, flow_target, read_log, sample_sigmas, shift_sigmas,
-                            train)
+from v4s_lite.flow import add_noise, batch_indices, flow_target, sample_sigmas, shift_sigmas
+from v4s_lite.train import _check_loss, read_log, train
 from v4s_lite.utils import TrainingDiverged
 from v4s_lite.utils import V4SError
 
@@ -34,6 +34,7 @@ def fake_items(n=4, seed=0, fc=3, ft=3, h=4, w=6):
         tgt = torch.cat([ctx[:, :1], 0.5 * ctx[:, -(ft - 1):] + 0.1], 1)
         out.append({"context_latents": ctx, "target_latents": tgt, "prompt_embeds": torch.randn(32, 64, generator=g),
                     "context_frame_indices": torch.tensor([0, 4, 5, 6, 7, 12, 13, 14, 15][:1 + 4 * (fc - 1)]),
+                    "context_positions": torch.tensor([0, 1, 3][:fc]),
                     "instruction": f"find thing {i}"})
     return out
 
@@ -155,7 +156,7 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
     decoding any clip; a setting that changes the items (box frames) gets its own cache file."""
     from v4s_lite import data
     from v4s_lite.codec import LiteCodec, LiteTextEncoder
-    from v4s_lite.train import encode_clips, latent_cache_folder
+    from v4s_lite.latents import encode_clips, latent_cache_folder
 
     data.make_dataset(tmp_path / "clips", "grounding", 2, seed=0, clip_cfg="quick", progress=False)
     cfg = TrainConfig(data_root=str(tmp_path / "clips"), clip="quick", context_views=2, progress=False,
@@ -185,7 +186,7 @@ def test_workers_that_only_decode_give_the_items_of_workers_that_encode(tmp_path
     from v4s_lite import data
     from v4s_lite.codec import LiteCodec, LiteTextEncoder
     from v4s_lite.config import get_clip_config
-    from v4s_lite.train import encoded_items
+    from v4s_lite.latents import encoded_items
 
     data.make_dataset(tmp_path / "clips", "grounding", 3, seed=0, clip_cfg="quick", progress=False)
     ds = data.ClipDataset(tmp_path / "clips", get_clip_config("quick"), seed=0)
@@ -203,13 +204,14 @@ INTERRUPT_SCRIPT = """
 import os, signal, sys
 sys.path[:0] = [{tests!r}, {root!r}]  # this checkout's package, also when another one is pip-installed
 from test_train import NULL, fake_items, small_cfg
+import v4s_lite.flow as F
 import v4s_lite.train as T
-real = T.make_batch
+real = F.make_batch
 def make_batch(items, idx, pos, cfg, step, null):  # Ctrl-C arrives while step 3 is being computed
     if step == 2:
         os.kill(os.getpid(), signal.SIGINT)
     return real(items, idx, pos, cfg, step, null)
-T.make_batch = make_batch
+F.make_batch = make_batch
 T.train(small_cfg(sys.argv[1], steps=50, checkpoint_every=40, ema_decay=0.9), items=fake_items(), null_text=NULL)
 """
 
@@ -311,7 +313,7 @@ def test_checkpoint_of_two_processes_resumes_in_one(tmp_path):
 ENCODE_SCRIPT = """
 import sys
 sys.path[:0] = [{tests!r}, {root!r}]
-import v4s_lite.train as T
+import v4s_lite.latents as T
 from v4s_lite.cli import main
 encoded = []
 real = T.encode_clip
@@ -332,7 +334,7 @@ def test_two_processes_fill_the_latent_cache_in_one_pass(tmp_path):
     another's clips), and the cache is byte for byte the one 1 process writes (item files, null, manifest)."""
     import ast
     from v4s_lite import data
-    from v4s_lite.train import latent_cache_folder, n_clips
+    from v4s_lite.latents import latent_cache_folder, n_clips
 
     data.make_dataset(tmp_path / "clips", "grounding", 3, seed=0, clip_cfg="quick", progress=False)
     config = str(ROOT / "configs" / "quick.yaml")
@@ -452,7 +454,7 @@ def test_lora_trains_only_adapters_and_loads_back(tmp_path):
 def test_device_batches_have_the_loops_layout_and_are_a_function_of_the_step():
     """DeviceBatches (the GPU path, here on the CPU) gives the same keys, shapes, clip order and clean parts as
     StepBatches; its own random draws are a pure function of (seed, step); two processes' shares = one batch."""
-    from v4s_lite.train import DeviceBatches, StepBatches
+    from v4s_lite.flow import DeviceBatches, StepBatches
 
     items = fake_items(n=5)
     cfg = small_cfg("unused", batch_size=4, p_drop_text=0.0, p_drop_context=0.0, p_drop_both=0.0)
@@ -480,7 +482,7 @@ def test_device_batches_have_the_loops_layout_and_are_a_function_of_the_step():
 
 
 def test_device_batches_drop_conditions_at_the_configured_rates():
-    from v4s_lite.train import DeviceBatches
+    from v4s_lite.flow import DeviceBatches
 
     items = fake_items(n=8)
     cfg = small_cfg("unused", batch_size=64, p_drop_text=0.1, p_drop_context=0.2, p_drop_both=0.3)

@@ -11,7 +11,8 @@ from test_train import NULL, fake_items, small_cfg, transformer_state
 
 from v4s_lite.checkpoints import latest_checkpoint, list_checkpoints, rotate_checkpoints
 from v4s_lite.config import TrainConfig
-from v4s_lite.train import DeviceBatches, StepBatches, read_log, train
+from v4s_lite.flow import DeviceBatches, StepBatches
+from v4s_lite.train import read_log, train
 from v4s_lite.utils import V4SError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

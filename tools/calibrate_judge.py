@@ -1,4 +1,4 @@
-"""The judge's calibration suite on many rooms: every variant of `evaluate.CALIBRATION` scored on each clip.
+"""The judge's calibration suite on many rooms: every variant of `calibration.CALIBRATION` scored on each clip.
 
     python tools/calibrate_judge.py --data data/lite/val/id --max-clips 32 --workers 16 --device cuda --out cal.json
 
@@ -34,7 +34,8 @@ def _score(args):
 
     torch.set_num_threads(1)
     from v4s_lite.codec import LiteCodec
-    from v4s_lite.evaluate import calibration_videos, jsonable, score_clip
+    from v4s_lite.calibration import calibration_videos
+    from v4s_lite.evaluate import jsonable, score_clip
     from v4s_lite.poses import PoseEstimator, codec_aligned, pose_errors
     from v4s_lite.scene import Scene
 
@@ -66,7 +67,7 @@ def _pose_error(args):
     torch.set_num_threads(1)
     from v4s_lite.codec import LiteCodec
     from v4s_lite.config import ClipConfig
-    from v4s_lite.evaluate import codec_round_trip, ground_truth_video
+    from v4s_lite.calibration import codec_round_trip, ground_truth_video
     from v4s_lite.poses import PoseEstimator, codec_aligned, pose_errors
     from v4s_lite.scene import Scene
 
@@ -174,7 +175,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     from v4s_lite.data import clip_folders
-    from v4s_lite.evaluate import CALIBRATION
+    from v4s_lite.calibration import CALIBRATION
 
     folders = clip_folders(a.data)[:a.max_clips or None]
     if a.pose_error:

@@ -1,4 +1,4 @@
-"""Does a trained model use its conditions? `evaluate.condition_gaps` for checkpoints on clip folders.
+"""Does a trained model use its conditions? `flow.condition_gaps` for checkpoints on clip folders.
 
     python tools/condition_gaps.py data/v4s-lite runs/lite/step_000750 --data data/lite/heldout [--max-clips 8]
 
@@ -12,8 +12,8 @@ import torch
 
 from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
-from v4s_lite.evaluate import CONDITION_PROBES, condition_gaps
-from v4s_lite.train import encode_clips
+from v4s_lite.flow import CONDITION_PROBES, condition_gaps
+from v4s_lite.latents import encode_clips
 
 
 def main(argv=None):

@@ -10,11 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import torch
 
-from v4s_lite.checkpoints import load_model
-from v4s_lite.config import LITE
-from v4s_lite.data import ClipDataset
 from v4s_lite.plotting import generation_figure
-from v4s_lite.sample import sample_clip
+from v4s_lite.sample import V4SPipeline
 
 
 def main():
@@ -24,11 +21,9 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     torch.set_num_threads(2)
-    model, codec, text, _ = load_model("data/v4s-lite")
-    folder = Path(a.clip)
-    ds = ClipDataset(folder.parent, LITE, seed=a.seed)
-    ex = ds[ds.folders.index(folder)]
-    s = sample_clip(model, codec, text, ex, LITE, seed=a.seed)[0]
+    pipe = V4SPipeline.from_pretrained("data/v4s-lite", device="cpu")  # a model folder: the LITE clip shape
+    ex = pipe.load_example(a.clip, seed=a.seed)
+    s = pipe(ex, seed=a.seed)[0]
     fig = generation_figure(ex["context"], s.frames, ex["instruction"], boxes=s.boxes, scale=1.6)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=90)

@@ -12,17 +12,19 @@ Each module mirrors a notebook (listed in layer order: each imports only modules
     data         clips on disk (mp4 + meta.json), decord reading   01
     bbox         auxiliary box frames and the red-box detector     07
     codec        latent codecs (lite, Wan2.2 VAE), text encoders   02
-    latents      encoded clips, the latent cache on disk           02
+    latents      the one clip encoder, a run's items, the cache   02
     budget       tokens, FLOPs, training memory                    02
     rope         non-contiguous RoPE (context_positions)           03
     attention    context reuse (context attends to context)        04
     model        context-conditioned Wan transformer               04
     checkpoints  the run folder: save, resume, load a model        05
     cfg          joint classifier-free guidance                    06
-    train        flow-matching training, LoRA                      05
-    sample       denoising with diffusers schedulers               06
+    flow         flow matching: noise, seeded batches, the loss    05
+    train        the training loop, LoRA                           05
+    sample       denoising with diffusers schedulers; V4SPipeline  06
     poses        camera poses by render-and-compare                08
     statistics   intervals, paired differences, result tables      08
+    calibration  the judge's test videos (known verdicts)          08
     evaluate     the judge: walk checks, SD / IF metrics           08
     tables       the paper's tables at lite scale                  09
     full         Wan2.2-TI2V-5B: loading, speed, LoRA export       10

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .config import ClipConfig, get_clip_config
-from .sampling import MODES, sample_context_frames
+from .sampling import MODES, context_positions, sample_context_frames
 from .utils import V4SError, get_device
 
 META_VERSION = 1
@@ -448,8 +448,10 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
 class ClipDataset(torch.utils.data.Dataset):
     """Clip folders -> training items, with the context chunks sampled afresh per item and epoch.
 
-    Item: `context` uint8 (Fc, H, W, 3), `context_frame_indices` int64 (Fc,) (source indices; RoPE uses
-    `index // 4`), `target` uint8 (Ft, H, W, 3), `instruction`, `boxes` float32 (Ft, 4) of the target object
+    Item: `context` uint8 (Fc, H, W, 3), `context_frame_indices` int64 (Fc,) (source indices),
+    `context_positions` int64 (Fc,) (their RoPE positions, `index // 4` per chunk: computed here once, read by
+    training and sampling alike; absent when the indices are not chunks of consecutive frames; docs/DESIGN.md,
+    "Items"), `target` uint8 (Ft, H, W, 3), `instruction`, `boxes` float32 (Ft, 4) of the target object
     (NaN where unseen; all NaN for navigation), `context_c2w` / `target_c2w` float32, `meta`.
     Call `set_epoch(e)` each epoch for a new draw of the chunks (same seed + epoch = same draw).
     """
@@ -485,7 +487,7 @@ class ClipDataset(torch.utils.data.Dataset):
             boxes = rec.target_boxes[:, rec.target_id - 1]
         else:
             boxes = np.full((n_t, 4), np.nan)
-        return {
+        item = {
             "context": torch.from_numpy(rec.context[pick]),
             "context_frame_indices": torch.from_numpy(rec.context_frame_indices[pick]),
             "target": torch.from_numpy(rec.target),
@@ -495,6 +497,12 @@ class ClipDataset(torch.utils.data.Dataset):
             "target_c2w": torch.from_numpy(rec.target_c2w.astype(np.float32)),
             "meta": rec.meta,
         }
+        try:  # the RoPE positions, computed once here: training and sampling (latents.encode_clip) read this key
+            positions = context_positions(item["context_frame_indices"])
+            item["context_positions"] = torch.as_tensor(positions, dtype=torch.long)
+        except V4SError:  # frame indices that are not chunks of consecutive frames (a hand-made folder) still load,
+            pass  # as before; the encoder raises the same error when it needs the positions
+        return item
 
 
 def collate_clips(items: list[dict]) -> dict:

@@ -42,7 +42,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .bbox import bbox_frames, box_iou, detect_red_box, red_box_mask
+from .bbox import box_iou, detect_red_box, red_box_mask
+# the calibration suite lives in calibration.py (it makes videos; this module scores them); re-exported because the
+# judge is taught and tested with it here (notebook 08: E.calibration_videos, E.CALIBRATION)
+from .calibration import (CALIBRATION, approach_video, calibration_videos, codec_round_trip, corrupt,  # noqa: F401
+                          ground_truth_video, held_scan_frame_video, wrong_box_video)
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
 from .scene import Scene
@@ -250,6 +254,7 @@ def apply_judge(m: dict, judge: Judge = JUDGE) -> dict:
     return m
 
 
+# long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
 def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips: bool | None = None,
                judge: Judge = JUDGE) -> dict:
     """All metrics of one video (uint8 (Nt, H, W, 3)) of the clip described by `meta` (a dataset meta.json).
@@ -323,136 +328,6 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
     out["residuals"] = est.residual
     out["render"] = view.rgb
     return out
-
-
-# ------------------------------------------------------------------------------------------ test videos
-def ground_truth_video(meta: dict, with_box: bool = True, antialias: int = 2) -> np.ndarray:
-    """The clip's target trajectory rendered, with the red box on the box frames (grounding): what a perfect
-    model would generate. (target.mp4 in the dataset is stored without the box.)"""
-    from .config import ClipConfig
-    from .data import validate_meta
-    from .render import render
-
-    arrays = validate_meta(meta)
-    frames = render(Scene.from_dict(meta["scene"]), arrays["target_c2w"], arrays["K"], meta["width"], meta["height"],
-                    antialias=antialias).rgb
-    if with_box and meta["task"] == "grounding":
-        n_box = ClipConfig(**meta["clip_config"]).box_frames
-        frames = bbox_frames(frames, arrays["target_boxes"][:, meta["target_id"] - 1], n_box)
-    return frames
-
-
-def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
-    """A perfect video for another instruction: the approach to `object_id`, boxed (for IF near 0 on this clip)."""
-    from .config import ClipConfig
-    from .render import boxes_from_instance, render
-    from .trajectories import approach_trajectory
-
-    scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
-    c2w = approach_trajectory(scene, object_id, cfg.target_frames, cfg.box_frames, seed)
-    out = render(scene, c2w, np.asarray(meta["K"]), meta["width"], meta["height"], antialias=2)
-    boxes, _ = boxes_from_instance(out.instance, len(scene.objects))
-    return bbox_frames(out.rgb, boxes[:, object_id - 1], cfg.box_frames)
-
-
-def corrupt(frames, kind: str, seed: int = 0, keep_first: bool = True) -> np.ndarray:
-    """Corrupted copies of a video: 'shuffle' (frames in random order), 'freeze' (the first frame throughout),
-    'noise' (uniform noise). keep_first keeps the clean first frame the model is given."""
-    frames = np.asarray(frames)
-    rng = np.random.default_rng(seed)
-    s = 1 if keep_first else 0
-    out = frames.copy()
-    if kind == "shuffle":
-        out[s:] = frames[s:][rng.permutation(len(frames) - s)]
-    elif kind == "freeze":
-        out[:] = frames[0]
-    elif kind == "noise":
-        out[s:] = rng.integers(0, 256, out[s:].shape, dtype=np.uint8)
-    else:
-        raise V4SError(f"unknown corruption {kind!r}; choose 'shuffle', 'freeze' or 'noise'")
-    return out
-
-
-def wrong_box_video(meta: dict, frames=None) -> tuple[np.ndarray, int]:
-    """The ground-truth walk with the box drawn around another object (the largest other one in the final view)."""
-    from .config import ClipConfig
-    from .data import validate_meta
-
-    arrays = validate_meta(meta)
-    n_box = ClipConfig(**meta["clip_config"]).box_frames
-    boxes = arrays["target_boxes"][-1]  # (n_objects, 4) at the final pose
-    area = np.nan_to_num((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-    area[meta["target_id"] - 1] = -1
-    other = int(np.argmax(area)) + 1
-    if area[other - 1] <= 0:
-        raise V4SError("no other object is visible in the final view to draw a wrong box on")
-    base = ground_truth_video(meta, with_box=False) if frames is None else np.asarray(frames)
-    return bbox_frames(base, arrays["target_boxes"][:, other - 1], n_box), other
-
-
-
-def codec_round_trip(frames, codec) -> np.ndarray:
-    """A video through a latent codec and back: what the course's lite model could at best output."""
-    from .codec import frames_to_video, video_to_frames
-
-    with torch.no_grad():
-        return video_to_frames(codec.decode(codec.encode(frames_to_video(frames))))[0]
-
-
-def held_scan_frame_video(meta: dict) -> np.ndarray:
-    """The scan frame that shows the target largest, boxed, held for the whole video: the right answer without
-    the walk (a model that copies the context)."""
-    from .config import ClipConfig
-    from .data import validate_meta
-    from .render import boxes_from_instance, render
-
-    arrays = validate_meta(meta)
-    scene, n_box = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"]).box_frames
-    out = render(scene, arrays["context_c2w"], arrays["K"], meta["width"], meta["height"], antialias=2)
-    i = int(np.argmax((out.instance == meta["target_id"]).sum((1, 2))))
-    boxes, _ = boxes_from_instance(out.instance[i:i + 1], len(scene.objects))
-    n_t = len(arrays["target_frame_indices"])
-    held = np.repeat(out.rgb[i:i + 1], n_t, 0)
-    return bbox_frames(held, boxes[0, meta["target_id"] - 1], n_box)
-
-
-# The calibration suite: each variant of a clip's ground truth with the verdict the headline (IF@0.2) must give.
-CALIBRATION = {
-    "ground truth": True, "ground truth through the codec": True, "walk to another object": False,
-    "wrong box": False, "frozen first frame": False, "still final view": False, "held scan frame": False,
-    "shuffled frames": False, "noise": False, "box around the border": False,
-}
-
-
-def calibration_videos(meta: dict, codec=None, seed: int = 0) -> dict:
-    """{variant: frames} for a grounding clip (CALIBRATION names the verdict each must get). `codec` (default the
-    lite codec) makes the codec row, the ceiling a lite model can reach. A clip whose final view shows no other
-    object has no "wrong box" video."""
-    from .codec import LiteCodec
-    from .config import ClipConfig
-
-    if meta["task"] != "grounding":
-        raise V4SError("calibration_videos needs a grounding clip (the verdicts are about finding a target)")
-    n_box = ClipConfig(**meta["clip_config"]).box_frames
-    gt = ground_truth_video(meta)
-    plain = ground_truth_video(meta, with_box=False)
-    h, w = gt.shape[1:3]
-    others = [o.id for o in Scene.from_dict(meta["scene"]).objects if o.id != meta["target_id"]]
-    rng = np.random.default_rng(seed)
-    v = {"ground truth": gt, "ground truth through the codec": codec_round_trip(gt, codec or LiteCodec()),
-         "walk to another object": approach_video(meta, int(rng.choice(others)), seed),
-         "wrong box": None,
-         "frozen first frame": corrupt(gt, "freeze"),
-         "still final view": np.repeat(gt[-1:], len(gt), 0),
-         "held scan frame": held_scan_frame_video(meta),
-         "shuffled frames": corrupt(gt, "shuffle", seed),
-         "noise": corrupt(gt, "noise", seed),
-         "box around the border": bbox_frames(plain, np.array([0.0, 0.0, w, h]), n_box)}
-    try:
-        v["wrong box"] = wrong_box_video(meta, plain)[0]
-    except V4SError:  # the final view shows no other object to box: this clip has no wrong-box video
-        del v["wrong box"]
-    return v
 
 
 def jsonable(m: dict) -> dict:
@@ -552,24 +427,21 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
     settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift)."""
-    from .checkpoints import load_model
-    from .config import inference_clip_config
     from .data import ClipDataset, write_video
-    from .sample import sample_clip
+    from .sample import V4SPipeline
 
-    model, codec, text_encoder, cfg = load_model(checkpoint, device=device)
-    clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", clip_config)  # paper_train samples at paper
-    generate_kw = (settings or SamplingSettings()).for_run(cfg).generate_kwargs()  # the schedule the run trained on
+    pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config)  # paper_train -> paper
+    clip_cfg = pipe.clip_config
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
     for i, folder in enumerate(ds.folders):
-        sample = sample_clip(model, codec, text_encoder, ds[i], clip_cfg, seed=seed, device=device, **generate_kw)[0]
+        sample = pipe(ds[i], settings, seed=seed)[0]  # settings' shift None: the schedule the run trained on
         dest = out / folder.name
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("meta.json", "context.mp4"):
             shutil.copyfile(folder / name, dest / name)
         write_video(dest / "target.mp4", sample.frames, clip_cfg.fps)
-    return out, codec
+    return out, pipe.codec
 
 
 def add_cli(subparsers) -> None:
@@ -616,57 +488,3 @@ def _cli(args) -> int:
     print(markdown_table({label: result["summary"]}))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0
-
-
-# ----------------------------------------------------------------------------------- does the model listen?
-CONDITION_PROBES = ("true", "other instruction", "null instruction", "other room's context", "noise context")
-
-
-@torch.no_grad()
-def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: int = 0, device="cpu") -> dict:
-    """How much each condition helps the model denoise: its flow-matching loss on held-out encoded clips
-    (`train.encode_clips` items) with the true conditions, and with each condition replaced.
-
-    A model that uses the instruction denoises worse with another clip's instruction; one that uses the room
-    denoises worse with another room's context. A gap near 0 means that condition is ignored: the paper's
-    "weak context" failure, measured in seconds on a CPU instead of by sampling and scoring videos.
-    Same noise and sigma for every probe of a clip (paired), so the gaps are not noise. Needs >= 2 items.
-    Returns {probe: mean loss} and {probe + " gap": mean (loss - true loss) / true loss}.
-    """
-    from .rope import context_positions
-    from .train import _pad_text, add_noise, flow_target
-
-    if len(items) < 2:
-        raise V4SError("condition_gaps needs at least 2 clips: the 'other' probes borrow the next clip's conditions")
-    losses = {p: [] for p in CONDITION_PROBES}
-    g = torch.Generator().manual_seed(seed)
-    for i, it in enumerate(items):
-        other = items[(i + 1) % len(items)]
-        tgt = it["target_latents"].float()[None]
-        x0, first = tgt[:, :, 1:], tgt[:, :, :1]
-        ctx = it["context_latents"].float()[None]
-        pos = context_positions(torch.as_tensor(it["context_frame_indices"]).tolist())
-        probes = {"true": (it["prompt_embeds"], ctx), "other instruction": (other["prompt_embeds"], ctx),
-                  "null instruction": (null_text, ctx),
-                  "other room's context": (it["prompt_embeds"], other["context_latents"].float()[None]),
-                  "noise context": (it["prompt_embeds"], torch.randn(ctx.shape, generator=g))}
-        if probes["other room's context"][1].shape != ctx.shape:
-            raise V4SError("condition_gaps needs clips of one clip config (the context shapes differ)")
-        names = list(probes)
-        text = _pad_text([torch.as_tensor(t).float() for t, _ in probes.values()]).to(device)
-        ctxs = torch.cat([c for _, c in probes.values()]).to(device)
-        for s in sigmas:  # the five probes of one sigma are one batch: same noise, one forward
-            noise = torch.randn(x0.shape, generator=g)
-            xt, v = add_noise(x0, noise, torch.tensor([s])), flow_target(x0, noise)
-            k = len(names)
-            pred = model(ctxs, first.expand(k, -1, -1, -1, -1).to(device), xt.expand(k, -1, -1, -1, -1).to(device),
-                         s * 1000.0, text, context_positions=pos)
-            err = (pred.float().cpu() - v).square().flatten(1).mean(1)
-            for name, e in zip(names, err.tolist()):
-                losses[name].append(e)
-    out = {p: float(np.mean(v)) for p, v in losses.items()}
-    true = np.array(losses["true"])
-    for p in CONDITION_PROBES[1:]:
-        out[p + " gap"] = float(np.mean((np.array(losses[p]) - true) / true))
-    return out
-

@@ -28,8 +28,7 @@ from typing import Sequence
 import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
-from .config import TEMPORAL_STRIDE
-from .sampling import n_chunk_slots
+from .sampling import context_positions, n_chunk_slots  # noqa: F401  (context_positions: the data layer computes it)
 from .utils import V4SError
 
 # Default distance (in latent positions) between the last context latent and the target's first latent.
@@ -104,31 +103,6 @@ class ContextRoPE(WanRotaryPosEmbed):
             return torch.cat([t, h, w], dim=-1).reshape(n, ppf * pph * ppw, 1, -1)
 
         return table(self.freqs_cos), table(self.freqs_sin)
-
-
-def context_positions(frame_indices, stride: int = TEMPORAL_STRIDE):
-    """Latent positions of a context: latent 0 is scan frame 0 alone, latent j is chunk j -> `start // stride`.
-
-    `frame_indices`: source index of every context frame (1 + 4k of them, first 0, chunks of 4 consecutive
-    frames in time order), as `ClipDataset` yields them. A (B, Fc) array gives a list per sample.
-    """
-    idx = torch.as_tensor(frame_indices, dtype=torch.long)
-    if idx.ndim == 2:
-        return [context_positions(row, stride) for row in idx]
-    idx = idx.tolist()
-    n = len(idx)
-    if n == 0:  # no context at all (the first-frame-only ablation)
-        return []
-    if (n - 1) % stride:
-        raise V4SError(f"a context has 1 + {stride}k frames (first frame + chunks of {stride}); got {n} indices")
-    chunks = [idx[i:i + stride] for i in range(1, n, stride)]
-    for c in chunks:
-        if c != list(range(c[0], c[0] + stride)):
-            raise V4SError(f"context chunk {c} is not {stride} consecutive frames; sample chunks with v4s_lite.sampling")
-    positions = [idx[0] // stride] + [c[0] // stride for c in chunks]
-    if any(b <= a for a, b in zip(positions, positions[1:])):
-        raise V4SError(f"context chunks must be in time order and start in different latents; positions {positions}")
-    return positions
 
 
 def target_positions(last_context_position: int, n_target_latents: int, gap: int = DEFAULT_GAP,

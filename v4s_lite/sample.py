@@ -11,6 +11,11 @@ The context latents and the target's first latent stay clean throughout; only th
 
 writes per try an mp4 (context | generated frames with the detected box drawn in yellow) and a JSON with the
 detected red box per frame.
+
+Layers of this module, lowest first: `generate` (latents in, latents out), `sample_clip` (a ClipDataset item in,
+decoded frames and detected boxes out; the item is encoded by the one clip encoder, latents.encode_clip), and
+`V4SPipeline` (a run folder in: the one entrance for "a video from a run", used by `v4s sample`, `v4s eval
+--checkpoint`, the tables and the notebooks).
 """
 from __future__ import annotations
 
@@ -181,21 +186,19 @@ class Sample:
         return np.median(b, axis=0) if len(b) else np.full(4, np.nan)
 
 
-def encode_example(example: dict, codec, text_encoder, device="cpu") -> dict:
-    """A ClipDataset item -> the latents and embeddings generate() needs (first target latent included)."""
-    from .codec import frames_to_video
-    from .rope import context_positions
+def sampling_inputs(example: dict, codec, text_encoder, device="cpu") -> dict:
+    """A ClipDataset item -> generate()'s conditions on `device`: `context_latents` (1, C, Fc, h, w),
+    `first_latent` (1, C, 1, h, w), `text_emb` / `null_text_emb` (1, L, D), `context_positions` (a list).
+    The latents come from the one clip encoder (latents.encode_clip, first target frame only)."""
+    from .latents import encode_clip
 
+    enc = encode_clip(example, codec, text_encoder, first_only=True, device=device)
     with torch.no_grad():
-        first = codec.encode(frames_to_video(example["target"][:1]).to(device))
-        if len(example["context"]):
-            ctx = codec.encode(frames_to_video(example["context"]).to(device))
-        else:  # no context (the first-frame-only ablation): an empty latent sequence
-            ctx = first.new_zeros(*first.shape[:2], 0, *first.shape[3:])
-        return {"context_latents": ctx, "first_latent": first,
-                "text_emb": text_encoder.encode([example["instruction"]]).to(device),
-                "null_text_emb": text_encoder.encode([""]).to(device),
-                "context_positions": context_positions(torch.as_tensor(example["context_frame_indices"]).tolist())}
+        null = text_encoder.encode([""]).to(device)
+    return {"context_latents": enc["context_latents"][None].to(device),
+            "first_latent": enc["target_latents"][None].to(device),
+            "text_emb": enc["prompt_embeds"][None].to(device), "null_text_emb": null,
+            "context_positions": enc["context_positions"].tolist()}
 
 
 def sample_clip(model, codec, text_encoder, example: dict, clip_cfg, *, tries: int = 1, seed: int = 0,
@@ -208,7 +211,7 @@ def sample_clip(model, codec, text_encoder, example: dict, clip_cfg, *, tries: i
 
     if tries < 1:
         raise V4SError(f"tries={tries} must be >= 1")
-    enc = encode_example(example, codec, text_encoder, device)
+    enc = sampling_inputs(example, codec, text_encoder, device)
     if drop_context:
         g = torch.Generator().manual_seed(seed + 104729)  # not the starting noise's stream
         enc["context_latents"] = torch.randn(enc["context_latents"].shape, generator=g).to(enc["context_latents"])
@@ -265,6 +268,73 @@ def load_example(folder, clip_cfg, sampling: str = "noncontiguous", seed: int = 
     return ds[[f.resolve() for f in ds.folders].index(folder)]
 
 
+class V4SPipeline:
+    """A video from a run, the one entrance (`v4s sample`, `v4s eval --checkpoint`, the tables, tools, notebooks):
+
+        pipe = V4SPipeline.from_pretrained("runs/lite/step_003000", device="cuda")
+        samples = pipe(pipe.load_example("data/lite/val/grounding_000000"), SamplingSettings(scale=5), tries=3)
+        samples[0].frames, samples[0].boxes            # uint8 (Ft, H, W, 3), the detected red box per frame
+
+    In diffusers' style (`WanPipeline.from_pretrained(...)(prompt, ...)`): the components (model, codec, text
+    encoder), the run's config and the clip shape are built once from a run folder by `checkpoints.load_model` (the
+    run folder's one reader) and `config.inference_clip_config`; `__call__` takes one example and the sampling
+    settings. Underneath is sample_clip (encode with latents.encode_clip, generate, decode, read the boxes), the
+    lower-level path notebooks 05-07 teach.
+
+    A plain class, not a `diffusers.DiffusionPipeline` subclass: DiffusionPipeline's `from_pretrained` /
+    `save_pretrained` read and write a `model_index.json` folder of registered diffusers/transformers modules,
+    while ours come from a training run folder (`trainer_state.json` + `transformer/` or a LoRA file, codecs built
+    from the run's config) and the lite codec and text encoder are not modules it can register or save. The
+    scheduler is not a component either: it is built per call from `SamplingSettings` (a solver keeps state, and
+    the settings are what a user varies).
+    """
+
+    def __init__(self, model, codec, text_encoder, clip_config, config=None, device="cpu"):
+        self.model, self.codec, self.text_encoder = model, codec, text_encoder
+        self.clip_config, self.config, self.device = clip_config, config, get_device(str(device))
+
+    @classmethod
+    def from_pretrained(cls, path, device="auto", ema: bool = True, clip_config=None) -> "V4SPipeline":
+        """A training checkpoint step_XXXXXX/ (full or LoRA, EMA weights by default), an exported or a plain saved
+        V4SModel folder (lite codecs). clip_config: the shape to sample at (a preset name or ClipConfig; default
+        the run's inference shape: a paper_train run samples at paper, a plain model folder at lite)."""
+        from .checkpoints import load_model
+        from .config import inference_clip_config
+
+        device = get_device(str(device))
+        model, codec, text_encoder, cfg = load_model(path, ema=ema, device=device)
+        clip_cfg = inference_clip_config(cfg.clip if cfg is not None else "lite", clip_config)
+        return cls(model, codec, text_encoder, clip_cfg, cfg, device)
+
+    def load_example(self, folder, sampling: str = "noncontiguous", seed: int = 0) -> dict:
+        """One clip folder's ClipDataset item at this pipeline's clip shape (its context chunks drawn as its dataset
+        would draw them with `seed`)."""
+        return load_example(folder, self.clip_config, sampling, seed)
+
+    def __call__(self, example: dict, settings: SamplingSettings | None = None, tries: int = 1, seed: int = 0,
+                 drop_context: bool = False) -> list:
+        """`tries` target videos for one ClipDataset item (seeds seed, seed + 1, ...) -> list of `sample.Sample`
+        (`frames` uint8 (Ft, H, W, 3), `boxes` (Ft, 4) the detected red box, NaN where none, `confidence`,
+        `latents`). settings: SamplingSettings (default its defaults; shift None = the run's flow_shift).
+        drop_context: Gaussian noise for the context, as training drops it (the "first frame only" input)."""
+        if not isinstance(example, dict):
+            raise V4SError(f"the pipeline takes a ClipDataset item, got {type(example).__name__}; for a clip folder "
+                           "use pipe(pipe.load_example(folder), ...)")
+        settings = settings if settings is not None else SamplingSettings()
+        if not isinstance(settings, SamplingSettings):
+            raise V4SError(f"settings must be a sample.SamplingSettings, got {type(settings).__name__}; e.g. "
+                           "SamplingSettings(guidance='joint', scale=5)")
+        return sample_clip(self.model, self.codec, self.text_encoder, example, self.clip_config, tries=tries, seed=seed,
+                           device=self.device, drop_context=drop_context,
+                           **settings.for_run(self.config).generate_kwargs())  # shift None: the run's flow_shift
+
+    def __repr__(self):
+        run = self.config.clip_name if self.config is not None else "model folder"
+        return (f"V4SPipeline({type(self.model).__name__}, {type(self.codec).__name__}, "
+                f"{type(self.text_encoder).__name__}, clip {self.clip_config.width}x{self.clip_config.height}, "
+                f"trained at {run}, device {self.device})")
+
+
 def validation_hook(cfg, **generate_kw):
     """train(cfg, on_validate=...) for cfg.validate_every: at each validation step, one video per folder of
     cfg.validation_clips (sample_clip with cfg.validation_steps solver steps, seed cfg.seed) written with
@@ -313,21 +383,17 @@ def add_cli(subparsers):
 
 
 def _cli(args):
-    from .checkpoints import load_model
-    from .config import inference_clip_config
-
     settings = SamplingSettings.from_args(args)  # a bad setting fails here, before the model loads
-    device = get_device(args.device)
-    model, codec, text_encoder, cfg = load_model(args.checkpoint, ema=not args.no_ema, device=device)
-    clip_cfg = inference_clip_config(cfg.clip if cfg else "lite", args.clip_config)  # paper_train samples at paper
+    pipe = V4SPipeline.from_pretrained(args.checkpoint, device=args.device, ema=not args.no_ema,
+                                       clip_config=args.clip_config)  # paper_train samples at paper
+    clip_cfg, device = pipe.clip_config, pipe.device
     folder = Path(args.clip).resolve()
-    example = load_example(folder, clip_cfg, args.sampling, args.seed)
+    example = pipe.load_example(folder, args.sampling, args.seed)
     if args.instruction:
         example["instruction"] = args.instruction
-    settings = settings.for_run(cfg)  # sample on the schedule the run trained on (Wan2.2 configs: 5.0)
     t0 = time.perf_counter()
-    samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=args.tries, seed=args.seed,
-                          device=device, **settings.generate_kwargs())
+    samples = pipe(example, settings, tries=args.tries, seed=args.seed)
+    settings = settings.for_run(pipe.config)  # recorded as sampled: the run's schedule (Wan2.2 configs: 5.0)
     settings = {"checkpoint": args.checkpoint, "clip": args.clip, **asdict(settings)}
     settings["seconds_per_try"] = round((time.perf_counter() - t0) / args.tries, 2)  # encode + denoise + decode
     settings["shape"] = {"context_frames": clip_cfg.context_frames, "target_frames": clip_cfg.target_frames,

@@ -64,3 +64,30 @@ def sample_context_frames(n_scan_frames: int, n_chunks: int, rng=None, mode: str
     frames = [0] + [int(TEMPORAL_STRIDE * j + k) for j in chosen for k in range(TEMPORAL_STRIDE)]
     return frames
 
+
+def context_positions(frame_indices, stride: int = TEMPORAL_STRIDE):
+    """Latent positions of a context: latent 0 is scan frame 0 alone, latent j is chunk j -> `start // stride`.
+
+    `frame_indices`: source index of every context frame (1 + 4k of them, first 0, chunks of 4 consecutive
+    frames in time order), as `ClipDataset` yields them. A (B, Fc) array gives a list per sample.
+    Here, beside the sampler that picks the chunks, so the data layer computes every item's positions once
+    (ClipDataset's `context_positions`); rope.py re-exports it.
+    """
+    idx = np.asarray(frame_indices, dtype=np.int64)
+    if idx.ndim == 2:
+        return [context_positions(row, stride) for row in idx]
+    idx = idx.tolist()
+    n = len(idx)
+    if n == 0:  # no context at all (the first-frame-only ablation)
+        return []
+    if (n - 1) % stride:
+        raise V4SError(f"a context has 1 + {stride}k frames (first frame + chunks of {stride}); got {n} indices")
+    chunks = [idx[i:i + stride] for i in range(1, n, stride)]
+    for c in chunks:
+        if c != list(range(c[0], c[0] + stride)):
+            raise V4SError(f"context chunk {c} is not {stride} consecutive frames; "
+                           "sample chunks with v4s_lite.sampling")
+    positions = [idx[0] // stride] + [c[0] // stride for c in chunks]
+    if any(b <= a for a, b in zip(positions, positions[1:])):
+        raise V4SError(f"context chunks must be in time order and start in different latents; positions {positions}")
+    return positions

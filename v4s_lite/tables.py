@@ -79,7 +79,7 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=()) -> dict:
     return c
 
 
-_MODELS = {}  # per worker process: each checkpoint is loaded once
+_PIPELINES = {}  # per worker process: each checkpoint is loaded once
 
 
 def _task(args):
@@ -87,13 +87,14 @@ def _task(args):
     import torch
 
     torch.set_num_threads(1)
-    from .checkpoints import load_model, nearest_checkpoint
+    from .checkpoints import nearest_checkpoint
     from .codec import LiteCodec
     from .config import get_clip_config
     from .data import ClipDataset
-    from .evaluate import codec_round_trip, ground_truth_video, score_clip
+    from .calibration import codec_round_trip, ground_truth_video
+    from .evaluate import score_clip
     from .poses import PoseEstimator
-    from .sample import SamplingSettings, sample_clip
+    from .sample import SamplingSettings, V4SPipeline
     from .scene import Scene
 
     name, spec, folder, device, seed = args
@@ -109,19 +110,23 @@ def _task(args):
         return [score_clip(meta, codec_round_trip(ground_truth_video(meta), codec), estimator(codec), lpips=False)]
     path = nearest_checkpoint(spec["ckpt"], spec.get("step"))
     key = str(path)
-    if key not in _MODELS:
-        _MODELS[key] = load_model(path, device=device)
-    model, codec, text_encoder, cfg = _MODELS[key]
-    clip_cfg = get_clip_config(cfg.clip if cfg is not None else "lite")  # a plain saved model: the lite clips
+    if key not in _PIPELINES:
+        pipe = V4SPipeline.from_pretrained(path, device=device)
+        # the tables compare runs at the shape they trained at (a plain saved model: the lite clips), not at the
+        # inference shape (which differs only for paper_train)
+        pipe.clip_config = get_clip_config(pipe.config.clip if pipe.config is not None else "lite")
+        _PIPELINES[key] = pipe
+    pipe = _PIPELINES[key]
+    clip_cfg = pipe.clip_config
     chunks = spec.get("chunks", clip_cfg.context_chunks)
     ds = ClipDataset(folder.parent, clip_cfg.with_(context_chunks=chunks), sampling=spec.get("sampling", "noncontiguous"),
                      seed=seed)
     example = ds[ds.folders.index(folder)]
     # v4s sample's settings, the guidance as the condition says; the schedule the run trained on
-    settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance)).for_run(cfg)
-    samples = sample_clip(model, codec, text_encoder, example, clip_cfg, tries=spec.get("tries", 1), seed=seed,
-                          device=device, drop_context=spec.get("context") == "noise", **settings.generate_kwargs())
-    est = estimator(codec)
+    settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance))
+    samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed,
+                   drop_context=spec.get("context") == "noise")
+    est = estimator(pipe.codec)
     return [score_clip(meta, s.frames, est, lpips=False) for s in samples]
 
 
@@ -162,6 +167,7 @@ def rejudge(res: dict, judge=None) -> dict:
     return res
 
 
+# long (~80 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
                  also=()) -> dict:

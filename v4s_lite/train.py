@@ -1,4 +1,6 @@
-"""Flow-matching training of the context-conditioned Wan transformer (notebook 05).
+"""Flow-matching training of the context-conditioned Wan transformer (notebook 05): the loop (accelerate, EMA,
+checkpoints, logging, validation, the `v4s train` command). The objective's pieces (noise levels, the seeded
+batches, the loss) are in flow.py, the encoded clips it trains on in latents.py (encode_clips).
 
 Rectified flow, as Wan trains: a clean latent x0 and Gaussian noise are mixed on a straight line,
 
@@ -23,7 +25,6 @@ with B/N samples each compute the same update as one process with B samples.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import json
 import math
@@ -37,71 +38,11 @@ import torch
 import yaml
 
 from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint
-from .codec import build_codecs
 from .config import TrainConfig, load_config, parse_override
-from .latents import LatentCache, OnDevice, encode_clip, finish_latent_cache, start_latent_cache, write_cache_items
+from .flow import DeviceBatches, StepBatches, flow_loss
+from .latents import encode_clips, latent_cache_folder, n_clips, prepare_items
 from .model import build_model
 from .utils import TrainingDiverged, V4SError, get_device, seed_everything
-
-
-# ------------------------------------------------------------------------------------ flow matching
-def shift_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
-    """Wan's timestep shift, the formula of diffusers' FlowMatchEulerDiscreteScheduler(shift=...)."""
-    return shift * u / (1 + (shift - 1) * u)
-
-
-def sample_sigmas(n: int, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Noise levels for n samples: diffusers' density for u, then the shift."""
-    from diffusers.training_utils import compute_density_for_timestep_sampling
-
-    u = compute_density_for_timestep_sampling(cfg.weighting_scheme, n, logit_mean=cfg.logit_mean,
-                                              logit_std=cfg.logit_std, mode_scale=cfg.mode_scale,
-                                              generator=generator, device=generator.device)
-    # keep sigma off the exact ends: at 0 the target is clean, at 1 there is nothing of x0 left to learn
-    return shift_sigmas(u.clamp(1e-3, 1 - 1e-3), cfg.flow_shift)
-
-
-def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """x_sigma = (1 - sigma) x0 + sigma noise (= FlowMatchEulerDiscreteScheduler.scale_noise)."""
-    sigma = sigma.reshape(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
-    return (1 - sigma) * x0 + sigma * noise
-
-
-def flow_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """The velocity the model predicts: d x_sigma / d sigma = noise - x0."""
-    return noise - x0
-
-
-def sample_rng(seed: int, step: int, position: int) -> torch.Generator:
-    """The generator of one sample of one step: a pure function of its coordinates (see module doc)."""
-    state = np.random.SeedSequence([seed, step, position]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def batch_indices(n_items: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Sample indices of the global batch of `step`: epochs are seeded permutations laid end to end."""
-    start = step * batch_size
-    out = []
-    for pos in range(start, start + batch_size):
-        epoch, i = divmod(pos, n_items)
-        out.append(int(_epoch_permutation(n_items, seed, epoch)[i]))
-    return out
-
-
-def batch_share(batch_size: int, world: int, accum: int, rank: int, micro: int) -> slice:
-    """The global batch positions that process `rank` trains on in accumulation micro-step `micro`: micro-step k
-    covers the block of positions k*world*m .. (k+1)*world*m - 1 and each process takes its m of it, where
-    m = batch_size / (world * accum). Every position is drawn exactly once per step, whatever world and accum are,
-    so the summed gradients equal one big batch's."""
-    m = batch_size // (world * accum)
-    first = (micro * world + rank) * m
-    return slice(first, first + m)
-
-
-@functools.lru_cache(maxsize=4)
-def _epoch_permutation(n_items: int, seed: int, epoch: int) -> np.ndarray:
-    """One epoch's order, drawn once: a batch reads 64 positions of it, a step at most two epochs."""
-    return np.random.default_rng([seed, epoch]).permutation(n_items)
 
 
 def count_parameters(model, trainable_only=False) -> int:
@@ -109,310 +50,12 @@ def count_parameters(model, trainable_only=False) -> int:
 
 
 # ------------------------------------------------------------------------------------------- data
-class _EncodedClips(torch.utils.data.Dataset):
-    """ClipDataset items through latents.encode_clip, so that DataLoader workers do all of a clip's work
-    (decoding is the slow part, encoding is not free either)."""
-
-    def __init__(self, ds, codec, text_encoder, box_frames: int):
-        self.ds, self.codec, self.text_encoder, self.box_frames = ds, codec, text_encoder, box_frames
-
-    def __len__(self):
-        return len(self.ds)
-
-    def __getitem__(self, i):
-        return _float32(encode_clip(self.ds[i], self.codec, self.text_encoder, self.box_frames))
-
-
-def _as_made(item):  # no collation: the item as ClipDataset makes it (a function, so workers can pickle it)
-    return item
-
-
-def _float32(item: dict) -> dict:
-    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in item.items()}
-
-
-def encoded_items(ds, indices, codec, text_encoder, box_frames: int, num_workers: int, encode_in_workers=True):
-    """encode_clip of ds[i] for i in indices, in order, as an iterator. `num_workers` DataLoader processes decode
-    the clips; with encode_in_workers they encode them too (a CPU codec), otherwise this process encodes what
-    they hand back (a codec on the GPU, which worker processes cannot share). Both give the same items."""
-    subset = torch.utils.data.Subset(ds, indices)
-    if encode_in_workers:
-        return iter(torch.utils.data.DataLoader(_EncodedClips(subset, codec, text_encoder, box_frames),
-                                                batch_size=None, num_workers=num_workers))
-    decoded = torch.utils.data.DataLoader(subset, batch_size=None, num_workers=num_workers,
-                                          collate_fn=_as_made)
-    return (_float32(encode_clip(x, codec, text_encoder, box_frames)) for x in decoded)
-
-
-def latent_cache_folder(cfg: TrainConfig, n: int) -> Path:
-    """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items."""
-    import hashlib
-
-    key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
-                                        "seed", "codec", "text_encoder")}
-    key["n_clips"] = n
-    if cfg.wan is not None:  # another VAE or text encoder makes other latents
-        key["wan"] = {"source": cfg.wan.source, "text_encoder": cfg.wan.text_encoder}
-    if not isinstance(cfg.clip, str):  # a custom ClipConfig: its fields are the key (a preset keeps its name, so
-        key["clip"] = cfg.clip.to_dict()  # the folders of earlier runs are still found)
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(cfg.latent_cache) / f"latents-{cfg.clip_name}-{cfg.sampling}-box{int(cfg.box_frames)}-{digest}"
-
-
-def n_clips(cfg: TrainConfig) -> int:
-    """How many clips of data_root a run trains on (max_clips caps it)."""
-    from .data import clip_folders
-
-    root = Path(cfg.data_root)
-    if not root.exists():
-        raise V4SError(f"data_root {root} does not exist: make clips first, e.g. "
-                       f"`v4s make-data --out {root} --task grounding --scenes 8 --clip-config {cfg.clip_name}`")
-    n_all = len(clip_folders(root))
-    if n_all == 0:
-        raise V4SError(f"data_root {root} holds no clip folders: make clips with `v4s make-data --out {root}`")
-    return n_all if not cfg.max_clips else min(cfg.max_clips, n_all)
-
-
-def encode_clips(cfg: TrainConfig, codec=None, text_encoder=None, device="cpu"):
-    """Pre-encode every clip once: a training step should cost only the transformer.
-
-    Items have the keys of latents.LatentCache (so the big model's disk cache trains through the same loop):
-    `context_latents` (C, Fc, h, w), `target_latents` (C, Ft, h, w) (index 0 is the clean first latent),
-    `prompt_embeds` (L, D), `context_frame_indices` (source frame of each context frame), `instruction`.
-    With context_views > 1 each clip is encoded with several context samplings (different chunks).
-    With `cfg.latent_cache` set, the result is written there as a latents.LatentCache folder (named by every
-    setting that changes the items, so a stale cache is never read) and every later run with the same data
-    settings (the variants of one experiment, every --resume, every rank) reads it instead of decoding again.
-
-    Under several processes (accelerate launch / torchrun) a missing cache is filled in one pass: process r
-    encodes items j with j % world == r (cache_shard) and writes their files, then, after a barrier, rank 0 writes
-    the null embedding and the manifest (latents.finish_latent_cache), and every process reads the whole cache.
-    Returns a list of items, or, for a `wan:` run with a cache, the LatentCache itself (5B clips stay on disk).
-    codec / text_encoder: None = built from cfg (codec.build_codecs), and only when the cache must be filled:
-    Wan2.2's UMT5-XXL (~11 GB) is never loaded for a run whose cache is complete.
-    """
-    from .data import ClipDataset
-
-    clip_cfg = cfg.clip_config
-    root = Path(cfg.data_root)
-    n = n_clips(cfg)
-    cache = latent_cache_folder(cfg, n) if cfg.latent_cache else None
-    if cache is not None and (cache / "cache.json").exists():
-        return _read_cache(cache, n, cfg)
-    from tqdm.auto import tqdm
-
-    if codec is None or text_encoder is None:
-        codec, text_encoder = build_codecs(cfg)
-    ds = ClipDataset(root, clip_cfg, sampling=cfg.sampling, seed=cfg.seed)
-    box = clip_cfg.box_frames if cfg.box_frames else 0
-    on_cpu = torch.device(device).type == "cpu"
-    if cfg.num_workers:  # workers hand clips back through shared memory files, not one descriptor each
-        torch.multiprocessing.set_sharing_strategy("file_system")
-    # with a cache, each process encodes its share of the items (item j = view j // n, clip j % n) and writes
-    # them straight to the folder; without one, every process needs every item in memory
-    world, rank, barrier = _processes() if cache is not None else (1, 0, None)
-    if cache is not None and rank == 0:
-        start_latent_cache(cache)
-    if barrier is not None:  # nobody writes an item before rank 0 has dropped an old manifest
-        barrier()
-    items, written = [], 0
-    for view in range(cfg.context_views):
-        ds.set_epoch(view)  # a fresh draw of the context chunks
-        mine = [i for i in range(n) if cache is None or cache_shard(view * n + i, world) == rank]
-        # on a CPU each worker decodes and encodes whole clips; a GPU codec stays in this process, and the
-        # workers only decode (one process decoding 8,000 clips left an H200 idle for minutes)
-        loader = encoded_items(ds, mine, codec if on_cpu else OnDevice(codec, device), text_encoder, box,
-                               cfg.num_workers, encode_in_workers=on_cpu)
-        encoded = tqdm(loader, total=len(mine), desc=f"encode clips (view {view + 1}/{cfg.context_views})",
-                       disable=not cfg.progress or rank != 0)
-        if cache is None:
-            items += list(encoded)
-        else:
-            written += write_cache_items(cache, zip((view * n + i for i in mine), encoded))
-    if cache is None:
-        return items
-    if barrier is not None:  # every rank's item files are on disk before the manifest says the cache is complete
-        barrier()
-    if rank == 0:
-        finish_latent_cache(cache, text_encoder.encode([""])[0], n * cfg.context_views)
-    if barrier is not None:
-        barrier()
-    return _read_cache(cache, n, cfg)
-
-
-def cache_shard(j: int, world: int) -> int:
-    """The process that encodes item j of a latent cache filled by `world` processes."""
-    return j % world
-
-
-def _processes():
-    """(world, rank, barrier) of the processes this one was launched with (accelerate launch / torchrun; the
-    Accelerator's state when train() made one); barrier is None for a single process."""
-    from accelerate import PartialState
-
-    state = PartialState()
-    return state.num_processes, state.process_index, (state.wait_for_everyone if state.num_processes > 1 else None)
-
-
 def _launched_device(cfg: TrainConfig) -> torch.device:
     """This process's device: cfg.device, and under a multi-process launch on GPUs the GPU of its local rank."""
     from accelerate import PartialState
 
     device = get_device(cfg.device)
     return PartialState(cpu=device.type == "cpu").device if device.type in ("cpu", "cuda") else device
-
-
-def _read_cache(cache: Path, n: int, cfg: TrainConfig):
-    saved = LatentCache(cache)
-    if len(saved) != n * cfg.context_views:
-        raise V4SError(f"{cache} holds {len(saved)} items, expected {n} clips x {cfg.context_views} views: "
-                       "delete it and run again")
-    return saved if cfg.wan is not None else [saved[i] for i in range(len(saved))]
-
-
-def prepare_items(cfg: TrainConfig, device="cpu"):
-    """(items, null_text) for train(): encode_clips with the run's own codecs, built only when the cache must be
-    filled and dropped before the model is built (a GPU holds the 5B transformer or UMT5-XXL, rarely both)."""
-    import gc
-
-    cache = latent_cache_folder(cfg, n_clips(cfg)) if cfg.latent_cache else None
-    codec = text_encoder = None
-    if cache is None or not (cache / "cache.json").exists():
-        codec, text_encoder = build_codecs(cfg)
-    items = encode_clips(cfg, codec, text_encoder, device=device)
-    null_text = (LatentCache(cache).null_embeds if cache is not None else text_encoder.encode([""])[0]).float().cpu()
-    del codec, text_encoder
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return items, null_text
-
-
-def _pad_text(texts: list[torch.Tensor]) -> torch.Tensor:
-    """Stack (L_i, D) embeddings, zero-padding to the longest (Wan pads its text with zeros too)."""
-    L = max(t.shape[0] for t in texts)
-    return torch.stack([torch.nn.functional.pad(t, (0, 0, 0, L - t.shape[0])) for t in texts])
-
-
-def make_batch(items, indices: list[int], positions: list[int], cfg: TrainConfig, step: int,
-               null_text: torch.Tensor) -> dict:
-    """The noised training batch for the samples `indices` at global batch positions `positions`."""
-    from .cfg import drop_conditions
-    from .rope import context_positions
-
-    ctx, first, x0, text, noise, sigma, pos = [], [], [], [], [], [], []
-    for i, p in zip(indices, positions):
-        g = sample_rng(cfg.seed, step, p)
-        it = items[i]
-        tgt = it["target_latents"].float()
-        first.append(tgt[:, :1]), x0.append(tgt[:, 1:])
-        noise.append(torch.randn(x0[-1].shape, generator=g))
-        sigma.append(sample_sigmas(1, cfg, g)[0])
-        d = drop_conditions(it["prompt_embeds"].float()[None], it["context_latents"].float()[None],
-                            null_text[None].float(), p_text=cfg.p_drop_text, p_context=cfg.p_drop_context,
-                            p_both=cfg.p_drop_both, generator=g)
-        ctx.append(d.context_latents[0]), text.append(d.text_emb[0])
-        pos.append(torch.as_tensor(context_positions(torch.as_tensor(it["context_frame_indices"]).tolist())))
-    x0, noise, sigma = torch.stack(x0), torch.stack(noise), torch.stack(sigma)
-    return {"context": torch.stack(ctx), "first": torch.stack(first), "noisy": add_noise(x0, noise, sigma),
-            "sigma": sigma, "text": _pad_text(text), "positions": torch.stack(pos),
-            "velocity": flow_target(x0, noise)}
-
-
-class StepBatches(torch.utils.data.Dataset):
-    """Item j = this process's noised micro-batch `j % grad_accum_steps` of step `start + j // grad_accum_steps`
-    (without accumulation: item k = the batch of step start + k). Every draw of a batch is a pure function of
-    (seed, step, position), so DataLoader workers can build the next batches while the model trains on this
-    one, with the same numbers as building them in the loop."""
-
-    def __init__(self, items, cfg: TrainConfig, null_text, start: int, rank: int = 0, world: int = 1):
-        self.items, self.cfg, self.null_text, self.start = items, cfg, null_text, start
-        self.accum = cfg.grad_accum_steps
-        # this process's share of the global batch, per micro-step
-        self.shares = [batch_share(cfg.batch_size, world, self.accum, rank, k) for k in range(self.accum)]
-
-    def __len__(self):
-        return (self.cfg.steps - self.start) * self.accum
-
-    def __getitem__(self, j):
-        (k, micro), b = divmod(j, self.accum), self.cfg.batch_size
-        step, mine = self.start + k, self.shares[micro]
-        idx = batch_indices(len(self.items), b, step, self.cfg.seed)
-        positions = list(range(step * b, (step + 1) * b))
-        return make_batch(self.items, idx[mine], positions[mine], self.cfg, step, self.null_text)
-
-
-class DeviceBatches:
-    """The GPU path of StepBatches: every encoded clip resident on the device, and each step's noised batch drawn
-    there with one generator per step (seeded by (seed, step)), so nothing crosses from the host but B indices.
-    Same semantics as make_batch (clips in the same seeded epoch order, sigma density and shift, exclusive condition
-    dropout with noise for a dropped context); different random numbers, since they come from the device's
-    generator. Still a pure function of (seed, step): a resumed run continues exactly, and every process draws the
-    whole global batch (once per step) and keeps its share of each accumulation micro-step (batch_share), so N
-    processes with any grad_accum_steps compute what one process with one big batch would."""
-
-    def __init__(self, items, cfg: TrainConfig, null_text, device, rank: int = 0, world: int = 1):
-        from .rope import context_positions
-
-        self.cfg, self.device, self.n = cfg, torch.device(device), len(items)
-        self.shares = [batch_share(cfg.batch_size, world, cfg.grad_accum_steps, rank, k)
-                       for k in range(cfg.grad_accum_steps)]
-        self._drawn = (None, None)  # (step, its whole global batch): the micro-steps of a step share one draw
-        stack = lambda key: torch.stack([it[key].float() for it in items]).to(self.device)  # noqa: E731
-        self.context, self.target = stack("context_latents"), stack("target_latents")
-        self.text = _pad_text([torch.as_tensor(it["prompt_embeds"]).float() for it in items]).to(self.device)
-        self.null_text = torch.nn.functional.pad(null_text.float(), (0, 0, 0, self.text.shape[1] - null_text.shape[0]))
-        self.null_text = self.null_text.to(self.device)
-        # positions stay on the host: the model turns them into RoPE tables there (rope.ContextRoPE)
-        self.positions = torch.stack([torch.as_tensor(context_positions(torch.as_tensor(it["context_frame_indices"])
-                                                                        .tolist())) for it in items])
-
-    def indices(self, step: int) -> torch.Tensor:
-        """The global batch's clip indices (batch_indices: the same seeded epoch order as the host path)."""
-        return torch.as_tensor(batch_indices(self.n, self.cfg.batch_size, step, self.cfg.seed))
-
-    def __call__(self, step: int, micro: int = 0) -> dict:
-        """This process's micro-batch `micro` of step `step` (without accumulation: its whole share)."""
-        if self._drawn[0] != step:
-            self._drawn = (step, self._draw(step))
-        mine = self.shares[micro]
-        return {k: v[mine] for k, v in self._drawn[1].items()}
-
-    def _draw(self, step: int) -> dict:
-        """The whole global batch of `step`."""
-        from .cfg import drop_conditions
-
-        cfg, b = self.cfg, self.cfg.batch_size
-        state = np.random.SeedSequence([cfg.seed, step, 1 << 20]).generate_state(2, dtype=np.uint32)
-        g = torch.Generator(self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
-        idx = self.indices(step)
-        dev_idx = idx.to(self.device, non_blocking=True)
-        tgt = self.target[dev_idx]
-        x0, first = tgt[:, :, 1:], tgt[:, :, :1]
-        noise = torch.randn(x0.shape, generator=g, device=self.device)
-        sigma = sample_sigmas(b, cfg, g)
-        d = drop_conditions(self.text[dev_idx], self.context[dev_idx], self.null_text[None], p_text=cfg.p_drop_text,
-                            p_context=cfg.p_drop_context, p_both=cfg.p_drop_both, generator=g)
-        return {"context": d.context_latents, "first": first, "noisy": add_noise(x0, noise, sigma), "sigma": sigma,
-                "text": d.text_emb, "positions": self.positions[idx], "velocity": flow_target(x0, noise)}
-
-
-def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
-    """The model's velocity for the noisy target latents (timestep = sigma * 1000, diffusers' scale)."""
-    mv = lambda x: x.to(device, dtype or x.dtype)
-    return model(mv(batch["context"]), mv(batch["first"]), mv(batch["noisy"]), (batch["sigma"] * 1000).to(device),
-                 mv(batch["text"]), context_positions=batch["positions"])
-
-
-def flow_loss(model, batch: dict, cfg: TrainConfig, accelerator, dtype=None) -> torch.Tensor:
-    """The batch's mean (sigma-weighted) flow-matching MSE."""
-    from diffusers.training_utils import compute_loss_weighting_for_sd3
-
-    with accelerator.autocast():
-        pred = predict(model, batch, accelerator.device, dtype)
-    err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
-    weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
-    return (weight * err.flatten(1).mean(1)).mean()
 
 
 def _per_step(micro_batches, n: int):
@@ -451,6 +94,7 @@ def plot_loss(run_dir, out=None, ax=None):
     return ax
 
 
+# long (~160 lines) on purpose: the training loop reads top to bottom; its separable pieces are the helpers below
 def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None, on_validate=None) -> Path:
     """Train with flow matching; returns the run folder (checkpoints step_XXXXXX/, loss.jsonl, loss.png).
 
