@@ -135,6 +135,7 @@ FREE_MOVE_M, FREE_TURN_RAD = 1.5, 1.0
 TELEPORT_COST = 0.02  # residual units per metre (and per radian) beyond the free move
 
 
+RENDER_MAX_RAYS_CPU, RENDER_MAX_RAYS_GPU = 1 << 17, 1 << 21  # rays a render chunk casts (`PoseEstimator._render`)
 RENDER_CACHE_BYTES = 1 << 29  # 512 MiB of cached uint8 renders per estimator (a LITE clip through the codec: ~100 MiB)
 
 
@@ -246,9 +247,10 @@ class PoseEstimator:
             if k not in store and k not in miss:
                 miss[k] = i
         if miss:
-            # On a CPU, ~2^17 rays at a time stay in cache (10-20% faster than render's default 2^19); the result
-            # does not depend on max_rays
-            extra = {"max_rays": 1 << 17} if self.device == "cpu" else {}
+            # On a CPU, ~2^17 rays at a time stay in cache (10-20% faster than render's default 2^19); on a GPU,
+            # 2^21 (~0.7 GB at the peak): a chunk costs ~1000 small kernel launches whatever its size, and a codec
+            # video's local search is 13M rays. The result does not depend on max_rays
+            extra = {"max_rays": RENDER_MAX_RAYS_CPU if self.device == "cpu" else RENDER_MAX_RAYS_GPU}
             out = render(self.scene, c2w[list(miss.values())], K, w, h, antialias=antialias, device=self.device,
                          coverage=False, tensors=self._scene_tensors(), **extra).rgb
             store.update(zip(miss, out))
