@@ -71,3 +71,75 @@ def test_one_render_call_per_iteration_estimates_the_same_poses_and_metrics(clip
         elif isinstance(v, (bool, int, str)):
             assert new[k] == v, k
     assert calls[True] < calls[False]
+
+
+def _antialias_two_passes(st, rays, groups, rgb, obj, a: int):
+    """render._antialias before 2026-12-03b (object edges and room edges traced in two calls), for the test below."""
+    import torch
+
+    from v4s_lite.render import EDGE_CONTRAST, _take, _trace
+
+    n, H, W, _ = rgb.shape
+    id_edge = torch.zeros((n, H, W), dtype=torch.bool, device=rgb.device)
+    edge = torch.zeros_like(id_edge)
+    for dim in (1, 2):
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
+        lo[dim], hi[dim] = slice(0, -1), slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        step_id = obj[lo] != obj[hi]
+        step = step_id | ((rgb[lo] - rgb[hi]).abs().amax(-1) > EDGE_CONTRAST)
+        id_edge[lo] |= step_id
+        id_edge[hi] |= step_id
+        edge[lo] |= step
+        edge[hi] |= step
+    full = (edge & (id_edge | (obj != 0))).reshape(-1)
+    room_only = (edge.reshape(-1) & ~full)
+    out = rgb.reshape(-1, 3).clone()
+    for mask, use_objects in ((full, True), (room_only, False)):
+        pix = torch.nonzero(mask)[:, 0]
+        E = len(pix)
+        if E == 0:
+            continue
+        cam = torch.div(pix, H * W, rounding_mode="floor")
+        rem = pix - cam * (H * W)
+        row = torch.div(rem, W, rounding_mode="floor")
+        col = rem - row * W
+        offs = (torch.arange(a, device=rgb.device, dtype=torch.float32) + 0.5) / a
+        oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+        S = a * a
+        o, d = rays(cam.repeat_interleave(S), (col[:, None] + ox.reshape(-1)).reshape(-1).float(),
+                    (row[:, None] + oy.reshape(-1)).reshape(-1).float())
+        sub_groups = []
+        if use_objects:
+            edge_id = torch.full((len(mask),), -1, dtype=torch.long, device=rgb.device)
+            edge_id[pix] = torch.arange(E, device=rgb.device)
+            for k, ray, prim in groups:
+                keep = torch.nonzero(_take(mask, ray))[:, 0]
+                e_idx = _take(edge_id, _take(ray, keep))
+                sub_groups.append((k, (e_idx[:, None] * S + torch.arange(S, device=rgb.device)).reshape(-1),
+                                   _take(prim, keep).repeat_interleave(S)))
+        sub, _, _, _ = _trace(st, o, d, sub_groups)
+        out.index_copy_(0, pix, sub.view(E, S, 3).mean(1))
+    return out.view(n, H, W, 3)
+
+
+@pytest.mark.parametrize("antialias", [2, 3])
+def test_one_antialias_trace_gives_the_pictures_of_two(clip, monkeypatch, antialias):
+    """render._antialias traces the object edges and the room edges in one call now: the same pictures, bit for
+    bit, as the two calls before, on the walk's views and on random poses in the room (at two sizes)."""
+    from v4s_lite import render as R
+
+    scene, meta = clip
+    rng = np.random.default_rng(1)
+    W, D, _ = scene.room
+    p = np.c_[rng.uniform(0.3, W - 0.3, 12), rng.uniform(0.3, D - 0.3, 12), np.full(12, 1.5),
+              rng.uniform(-3, 3, 12), rng.uniform(-0.8, 0.2, 12)]
+    c2w = np.concatenate([np.asarray(meta["target"]["c2w"]), poses.pose_matrices(p)])
+    for w, h in ((104, 64), (52, 32)):
+        K = poses._scaled_K(meta["K"], w / 104, h / 64)
+        new = R.render(scene, c2w, K, w, h, antialias=antialias)
+        with monkeypatch.context() as m:
+            m.setattr(R, "_antialias", _antialias_two_passes)
+            old = R.render(scene, c2w, K, w, h, antialias=antialias)
+        np.testing.assert_array_equal(new.rgb, old.rgb)
+        np.testing.assert_array_equal(new.depth, old.depth)
