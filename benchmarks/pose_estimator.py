@@ -100,12 +100,13 @@ class _OpCounter:
 def judge_worker(clip, device, variant):
     """One process, one estimator variant ("old": the code on PYTHONPATH with its defaults, or speculate=False in
     this tree; "new"): score_clip of the clip's ground truth and of it through the lite codec, each timed once
-    plain and once under the op counter. On the CPU, ops are counted with the renders chunked as on a GPU
-    (render's default max_rays, not the estimator's CPU setting): the count is then the GPU's kernel launches.
+    plain and once under the op counter. On the CPU, ops are counted with the renders chunked as this
+    code chunks them on a GPU (not with its CPU setting): the count is then the GPU's kernel launches.
     Prints one JSON line."""
     import inspect
 
     import v4s_lite
+    from v4s_lite import poses
     from v4s_lite.evaluate import score_clip
 
     meta = json.loads((Path(clip) / "meta.json").read_text())
@@ -121,7 +122,9 @@ def judge_worker(clip, device, variant):
         t = time.perf_counter()
         m = score_clip(meta, frames, make(), lpips=False)
         seconds = time.perf_counter() - t
-        with _OpCounter(max_rays=1 << 19 if device == "cpu" else None) as c:
+        # on the CPU, the renders are chunked for the count as this code chunks them on a GPU
+        gpu_rays = getattr(poses, "RENDER_MAX_RAYS_GPU", 1 << 19)  # before 2026-12-03b: render's default
+        with _OpCounter(max_rays=gpu_rays if device == "cpu" else None) as c:
             score_clip(meta, frames, make(), lpips=False)
         keep = {k: v for k, v in m.items() if isinstance(v, (int, float, bool))}
         out["videos"][name] = {"seconds": seconds, "ops": c.total, "render_ops": c.render, "metrics": keep,
