@@ -101,7 +101,8 @@ def judge_worker(clip, device, variant):
     """One process, one estimator variant ("old": the code on PYTHONPATH with its defaults, or speculate=False in
     this tree; "new"): score_clip of the clip's ground truth and of it through the lite codec, each timed once
     plain and once under the op counter. On the CPU, ops are counted with the renders chunked as this
-    code chunks them on a GPU (not with its CPU setting): the count is then the GPU's kernel launches.
+    code chunks them on a GPU (not with its CPU setting) and with the new estimator's GPU default
+    (speculate=True): the count is then the GPU's kernel launches.
     Prints one JSON line."""
     import inspect
 
@@ -124,8 +125,10 @@ def judge_worker(clip, device, variant):
         seconds = time.perf_counter() - t
         # on the CPU, the renders are chunked for the count as this code chunks them on a GPU
         gpu_rays = getattr(poses, "RENDER_MAX_RAYS_GPU", 1 << 19)  # before 2026-12-03b: render's default
+        as_gpu = {"speculate": True} if variant == "new" and device == "cpu" else {}  # its default on a GPU
         with _OpCounter(max_rays=gpu_rays if device == "cpu" else None) as c:
-            score_clip(meta, frames, make(), lpips=False)
+            score_clip(meta, frames, PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=deg,
+                                                   device=device, **kw, **as_gpu), lpips=False)
         keep = {k: v for k, v in m.items() if isinstance(v, (int, float, bool))}
         out["videos"][name] = {"seconds": seconds, "ops": c.total, "render_ops": c.render, "metrics": keep,
                                "c2w": np.asarray(m["c2w"]).tolist(), "residuals": np.asarray(m["residuals"]).tolist()}
