@@ -19,6 +19,20 @@ old code's, run from a worktree at the base commit) and prints the old / new sec
 2026-12-03, one CPU core shared with other test runs, clip grounding_300000 (LITE, 25 frames), two alternating
 pairs of runs: base 41.7 / 42.1 s per clip, now 24.1 / 23.1 s (1.73x / 1.82x); ground truth 16 -> 8 s, through the
 codec 26 -> 16 s; poses and residuals bitwise identical to the base commit's.
+
+Per judged video (`evaluate.score_clip`: what `v4s tables` spends per video), old vs new in one run, each variant in
+its own process, old imported from a checkout of the base commit (--base; without it, this tree with
+speculate=False): seconds on the CPU, and the aten operators dispatched (each one kernel launch or more on a GPU),
+counted with the renders chunked and the estimator set as on a GPU:
+
+    git worktree add --detach /tmp/jf/base 52af12c       # before the fewer, larger render calls (2026-12-03b)
+    PYTHONPATH=. python benchmarks/pose_estimator.py --judge data/lite/val/id/grounding_300003 --base /tmp/jf/base
+
+2026-12-03, 2 CPU cores shared with other workers, grounding_300003 (seconds vary by +-30% run to run here):
+ground truth 14.6 / 16.0 s (0.92x), 80837 / 47148 ops (1.71x; in render 78648 / 45119, 1.74x); through the codec
+27.1 / 27.1 s (1.00x), 175851 / 103073 ops (1.71x; in render 146135 / 73727, 1.98x); poses, residuals and every
+metric bitwise identical. The CPU path is unchanged in cost (the estimator's defaults on a CPU differ only in the
+one-trace antialias and the scene tables built once); the launches a GPU makes per video are about halved.
 """
 import argparse
 import cProfile
