@@ -107,3 +107,41 @@ def test_rejudge_recomputes_verdicts_summaries_and_pairs_from_stored_numbers():
     assert out["conditions"]["guidance text"]["summary"]["IF@0.2"]["mean"] == 0.0  # 9 m still is
     assert out["paired"]["joint vs text-only CFG (the paper's 'without context CFG'): IF@0.2"]["mean"] == 1.0
     assert "jump_m=4.0" in out["judge"]
+
+
+def test_judge_device_judges_there_with_the_same_metrics(tmp_path):
+    """paper_tables(judge_device="cpu") (`v4s tables --judge-device cpu`): the video is generated on --device, the
+    judge renders on the judge device, and its metrics are those of judging on the default device. The generating
+    device here is one the judge cannot use, so a judge that ignored judge_device would fail."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from v4s_lite.config import ClipConfig
+    from v4s_lite.data import clip_meta
+    from v4s_lite.scene import make_scene
+    from v4s_lite.tables import _task
+    from v4s_lite.world import make_clip
+
+    cfg = ClipConfig(width=104, height=64, scan_frames=17, context_chunks=2, target_chunks=2, box_frames=4)
+    scene = make_scene(8)
+    folder = tmp_path / "id" / "grounding_000008"
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps(clip_meta(make_clip(scene, "grounding", cfg, seed=8), cfg)))
+    threads = torch.get_num_threads()
+    try:
+        default = _task(("ground truth", {"kind": "gt"}, str(folder), "cpu", 0))[0]
+        elsewhere = _task(("ground truth", {"kind": "gt", "judge_device": "cpu"}, str(folder), "cuda:99", 0))[0]
+    finally:
+        torch.set_num_threads(threads)
+    assert default.keys() == elsewhere.keys()
+    for k, v in default.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(v, elsewhere[k])
+        elif isinstance(v, float) and np.isnan(v):
+            assert np.isnan(elsewhere[k]), k
+        else:
+            assert elsewhere[k] == v, k
+    with pytest.raises(Exception):  # the generating device is not one the judge could have used
+        _task(("ground truth", {"kind": "gt"}, str(folder), "cuda:99", 0))

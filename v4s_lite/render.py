@@ -344,6 +344,11 @@ def _groups_from_rects(st: _SceneTensors, rect, width, height):
     return groups
 
 
+def scene_tensors(scene: Scene, device="cpu") -> _SceneTensors:
+    """The scene's primitive tables on the device, for `render(..., tensors=)`."""
+    return _SceneTensors(scene, get_device(device) if isinstance(device, str) else device)
+
+
 def _as_tensor(x, device, name, shape_tail):
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float64, device=device)
     if t.shape[-len(shape_tail):] != shape_tail:
@@ -352,12 +357,14 @@ def _as_tensor(x, device, name, shape_tail):
 
 
 def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, device="cpu",
-           max_rays: int = 1 << 19, coverage: bool = True) -> RenderOutput:
+           max_rays: int = 1 << 19, coverage: bool = True, tensors: "_SceneTensors | None" = None) -> RenderOutput:
     """Render N cameras (c2w (N, 4, 4) or (4, 4)) of the scene at width x height with intrinsics K.
 
     antialias=a re-casts edge pixels with a x a sub-pixel rays (1 = off). max_rays bounds the rays traced at
     once (memory); the result does not depend on it. coverage=False skips the objects' footprints (coverage comes
-    back all zeros; the pose estimator compares colours only).
+    back all zeros; the pose estimator compares colours only). tensors: the scene's primitive tables
+    (`scene_tensors(scene, device)`), for a caller that renders the same scene many times (the pose estimator: the
+    tables are built once, not copied to the device again every call); the same pictures.
     """
     dev = get_device(device) if isinstance(device, str) else device
     c2w = _as_tensor(c2w, dev, "c2w", (4, 4))
@@ -371,7 +378,7 @@ def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, de
     if int(antialias) < 1:
         raise V4SError(f"antialias must be >= 1 (1 = off, 2 = 2x2 sub-pixel rays), got {antialias}")
     W_, H_ = int(width), int(height)
-    st = _SceneTensors(scene, dev)
+    st = _SceneTensors(scene, dev) if tensors is None else tensors
     N, HW = c2w.shape[0], W_ * H_
     rgb_out = torch.empty((N, H_, W_, 3), dtype=torch.uint8)
     depth_out = torch.empty((N, H_, W_), dtype=torch.float32)
@@ -444,31 +451,33 @@ def _antialias(st, rays, groups, rgb, obj, a: int):
     full = (edge & (id_edge | (obj != 0))).reshape(-1)
     room_only = (edge.reshape(-1) & ~full)
     out = rgb.reshape(-1, 3).clone()
-    for mask, use_objects in ((full, True), (room_only, False)):
-        pix = torch.nonzero(mask)[:, 0]
-        E = len(pix)
-        if E == 0:
-            continue
-        cam = torch.div(pix, H * W, rounding_mode="floor")
-        rem = pix - cam * (H * W)
-        row = torch.div(rem, W, rounding_mode="floor")
-        col = rem - row * W
-        offs = (torch.arange(a, device=rgb.device, dtype=torch.float32) + 0.5) / a
-        oy, ox = torch.meshgrid(offs, offs, indexing="ij")
-        S = a * a
-        o, d = rays(cam.repeat_interleave(S), (col[:, None] + ox.reshape(-1)).reshape(-1).float(),
-                    (row[:, None] + oy.reshape(-1)).reshape(-1).float())
-        sub_groups = []
-        if use_objects:
-            edge_id = torch.full((len(mask),), -1, dtype=torch.long, device=rgb.device)
-            edge_id[pix] = torch.arange(E, device=rgb.device)
-            for k, ray, prim in groups:
-                keep = torch.nonzero(_take(mask, ray))[:, 0]
-                e_idx = _take(edge_id, _take(ray, keep))
-                sub_groups.append((k, (e_idx[:, None] * S + torch.arange(S, device=rgb.device)).reshape(-1),
-                                   _take(prim, keep).repeat_interleave(S)))
-        sub, _, _, _ = _trace(st, o, d, sub_groups)
-        out.index_copy_(0, pix, sub.view(E, S, 3).mean(1))
+    # both kinds of edge pixel in one trace (fewer, larger operations; a ray's colour depends on its own pairs only):
+    # the object edges first, then the room's, which get no candidate pairs
+    pix_full = torch.nonzero(full)[:, 0]
+    pix = torch.cat([pix_full, torch.nonzero(room_only)[:, 0]])
+    E, E_full = len(pix), len(pix_full)
+    if E == 0:
+        return out.view(n, H, W, 3)
+    cam = torch.div(pix, H * W, rounding_mode="floor")
+    rem = pix - cam * (H * W)
+    row = torch.div(rem, W, rounding_mode="floor")
+    col = rem - row * W
+    offs = (torch.arange(a, device=rgb.device, dtype=torch.float32) + 0.5) / a
+    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
+    S = a * a
+    o, d = rays(cam.repeat_interleave(S), (col[:, None] + ox.reshape(-1)).reshape(-1).float(),
+                (row[:, None] + oy.reshape(-1)).reshape(-1).float())
+    sub_groups = []
+    if E_full:
+        edge_id = torch.full((len(full),), -1, dtype=torch.long, device=rgb.device)
+        edge_id[pix_full] = torch.arange(E_full, device=rgb.device)
+        for k, ray, prim in groups:
+            keep = torch.nonzero(_take(full, ray))[:, 0]
+            e_idx = _take(edge_id, _take(ray, keep))
+            sub_groups.append((k, (e_idx[:, None] * S + torch.arange(S, device=rgb.device)).reshape(-1),
+                               _take(prim, keep).repeat_interleave(S)))
+    sub, _, _, _ = _trace(st, o, d, sub_groups)
+    out.index_copy_(0, pix, sub.view(E, S, 3).mean(1))
     return out.view(n, H, W, 3)
 
 

@@ -101,8 +101,9 @@ def _task(args):
     folder = Path(folder)
     meta = json.loads((folder / "meta.json").read_text())
     scene = Scene.from_dict(meta["scene"])
+    judge_device = spec.get("judge_device") or device  # paper_tables(judge_device=): judge elsewhere (the CPU)
     estimator = lambda codec: PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec,  # noqa: E731
-                                            device=device)
+                                            device=judge_device)
     if spec.get("kind") == "gt":
         return [score_clip(meta, ground_truth_video(meta), estimator(None), lpips=False)]
     if spec.get("kind") == "gt_codec":
@@ -170,12 +171,14 @@ def rejudge(res: dict, judge=None) -> dict:
 # long (~80 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
-                 also=()) -> dict:
+                 also=(), judge_device: str | None = None) -> dict:
     """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
     existing `out`, the conditions run replace theirs and the others are kept. `deadline` (s): stop and write what
-    is done by then (clip-major order, so every condition is cut to the same clips)."""
+    is done by then (clip-major order, so every condition is cut to the same clips). judge_device: where the judge
+    renders and compares (default `device`): "cpu" judges on the worker's CPU core while the videos are generated
+    on the GPU (16 processes time-slicing one GPU with the judge's small kernels can be slower than 16 cores)."""
     import multiprocessing as mp
 
     from .checkpoints import nearest_checkpoint
@@ -203,6 +206,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
                            "(tools/gpu_lite.sh data makes data/lite/val and data/lite/test)")
         folders = clip_folders(splits[spec["split"]])
         folders = folders[:max_clips] if max_clips else folders
+        spec = {**spec, "judge_device": judge_device} if judge_device else spec
         tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders)]
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
@@ -260,6 +264,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--main", default="lite", help="the shipped run's folder name under --runs (default lite)")
     p.add_argument("--tries", type=int, default=1, help="repeated sampling: tries per clip of the full row")
     p.add_argument("--device", default="auto")
+    p.add_argument("--judge-device", default=None, help="where the judge renders and compares (default: --device); "
+                   "cpu: generate on the GPU, judge on each worker's CPU core")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
     p.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
@@ -288,5 +294,5 @@ def _cli(args) -> int:
         raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
                  args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]),
-                 also=args.also)
+                 also=args.also, judge_device=args.judge_device)
     return 0
