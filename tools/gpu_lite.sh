@@ -11,6 +11,8 @@
 #   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
+#                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
+#                                                   # scores more videos a minute on the H200 is not measured yet)
 #   bash tools/gpu_lite.sh choose OUT DEADLINE RUN [RUN ...]  # each run's "full (joint CFG)" on the validation set,
 #                                                   # then the rule below picks one: OUT/chosen.txt
 #   bash tools/gpu_lite.sh gaps OUT RUN              # condition gaps of RUN's last checkpoint on validation rooms
@@ -41,6 +43,7 @@ export PYTHONUNBUFFERED=1
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)  # the encoding workers pass clips through file descriptors
 V4S="python3 -m v4s_lite.cli"
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAL_N=1 TEST_N=1 bash tools/gpu_lite.sh ...: a dry run of the phases on a CPU
+JD=${JUDGE_DEVICE:+--judge-device $JUDGE_DEVICE}  # JUDGE_DEVICE=cpu: generate on the GPU, judge on the CPUs
 VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}; WORKERS=${WORKERS:-16}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
 mkdir -p runs data/lite $OUT
 t0=$(date +%s)
@@ -161,7 +164,7 @@ choose)
   if [ ! -d runs/shipped ]; then mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; fi
   # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
   $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/val --out $OUT/lite_tables_val.json \
-    --device $DEVICE --workers $WORKERS --deadline $DL 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
+    --device $DEVICE --workers $WORKERS --deadline $DL $JD 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
 out, runs = sys.argv[1], sys.argv[2:]
@@ -183,7 +186,7 @@ tables)
   SET=${1:?val or test}; DL=${2:?deadline}; shift 2
   export OMP_NUM_THREADS=1
   $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device $DEVICE --workers $WORKERS \
-      --deadline $DL "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
+      --deadline $DL $JD "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   ;;
 ship)  # each RUN's last checkpoint's EMA weights as data/v4s-lite ships them (bf16, shards of <= 15 MB: what comes
        # back from a device call is at most 8 files of 16 MiB), with its loss log and config: OUT/exports/RUN
