@@ -338,6 +338,8 @@ class PoseEstimator:
         members = alpha[:, None, :, None] * params[:, :, None, :] + beta[:, None]
         return self.render_view(members.reshape(-1, 5), size, antialias).view(n, k, T, 3, h, w).mean(2)
 
+    # long (~65 lines): the estimator's five stages (coarse library, refined shortlist, neighbours' poses, codec
+    # groups, local search) numbered in order, so one reads how a pose is found top to bottom
     def _estimate(self, frames, n_final: int = 0, spans=None) -> PoseEstimate:
         n = len(frames)
         self._mask = red_box_mask(frames)

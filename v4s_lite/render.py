@@ -356,6 +356,7 @@ def _as_tensor(x, device, name, shape_tail):
     return t
 
 
+# long (~65 lines): rays, chunked tracing, antialias and the outputs' assembly in one place: the renderer's one entrance
 def render(scene: Scene, c2w, K, width: int, height: int, antialias: int = 2, device="cpu",
            max_rays: int = 1 << 19, coverage: bool = True, tensors: "_SceneTensors | None" = None) -> RenderOutput:
     """Render N cameras (c2w (N, 4, 4) or (4, 4)) of the scene at width x height with intrinsics K.

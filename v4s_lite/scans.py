@@ -153,6 +153,8 @@ def rotation_from_axis_angle(v) -> np.ndarray:
     return np.eye(3) + math.sin(theta) * Kx + (1 - math.cos(theta)) * Kx @ Kx
 
 
+# long (~65 lines): the layout's files (frames, trajectory, per-frame intrinsics, 3D boxes) read and matched in one place,
+# each file with its own error
 def read_arkitscenes(root) -> Scan:
     """An ARKitScenes 3DOD video folder `<video_id>/` (holding `<video_id>_frames/`) or the `_frames` folder."""
     root = Path(root)
@@ -428,6 +430,8 @@ def _meta(scan, cfg, K, c2w, frames_used, stride, A, task, instruction, target_i
     return meta
 
 
+# long (~75 lines): the converter's steps (read, subsample, resize, chunk, check RoPE, write) in order,
+# each a few lines that call the helpers above
 def import_scan(src, out, layout: str = "auto", clip_config="paper", size=None, stride: int | None = None,
                 fps: float | None = None, camera: str | None = None, up: str | None = None, task: str = "auto",
                 max_clips: int | None = None, max_frames: int | None = None,

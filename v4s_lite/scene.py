@@ -296,6 +296,8 @@ def is_free(scene: Scene, xy, clearance: float = CAMERA_CLEARANCE, exclude: tupl
 # make_scene
 
 
+# long (~60 lines): the room's draws in their seeded order (size, textures, objects, placement); splitting them
+# would hide that the order of the random draws is what makes a seed reproduce its room
 def make_scene(seed: int, n_objects: int | None = None, room=None, categories=None, colors=None) -> Scene:
     """A random furnished room, the same for the same arguments.
 
