@@ -153,8 +153,8 @@ def rotation_from_axis_angle(v) -> np.ndarray:
     return np.eye(3) + math.sin(theta) * Kx + (1 - math.cos(theta)) * Kx @ Kx
 
 
-# long (~65 lines): the layout's files (frames, trajectory, per-frame intrinsics, 3D boxes) read and matched in one place,
-# each file with its own error
+# long (~65 lines): the layout's files (frames, trajectory, per-frame intrinsics, 3D boxes) read and matched in
+# one place, each file with its own error
 def read_arkitscenes(root) -> Scan:
     """An ARKitScenes 3DOD video folder `<video_id>/` (holding `<video_id>_frames/`) or the `_frames` folder."""
     root = Path(root)
