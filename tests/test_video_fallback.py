@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from v4s_lite import data
-from v4s_lite.data import DataError, read_video, write_video
+from v4s_lite import video
+from v4s_lite.video import DataError, read_video, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "data" / "v4s-lite" / "clips").glob("*/*.mp4"))
@@ -20,13 +20,13 @@ except ImportError:
 def no_decord(monkeypatch):
     """`import decord` raises ImportError, as on a machine where it could not be installed."""
     monkeypatch.setitem(sys.modules, "decord", None)
-    assert data.video_backend() == "pyav"
+    assert video.video_backend() == "pyav"
 
 
 def _decord_frames(path):
     if DECORD is None:
         pytest.skip("decord is not installed here (no wheel for this platform): nothing to compare with")
-    return data._read_frames_decord(DECORD, Path(path))
+    return video._read_frames_decord(DECORD, Path(path))
 
 
 @pytest.mark.parametrize("path", SHIPPED[:2], ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -63,5 +63,5 @@ def test_fallback_raises_the_same_clear_errors(tmp_path, no_decord):
 def test_without_either_reader_the_error_says_what_to_install(tmp_path, monkeypatch, no_decord):
     monkeypatch.setitem(sys.modules, "av", None)
     write_video(tmp_path / "v.mp4", np.zeros((2, 16, 20, 3), np.uint8), fps=8)
-    with pytest.raises(data.V4SError, match="pip install av"):
+    with pytest.raises(video.V4SError, match="pip install av"):
         read_video(tmp_path / "v.mp4")

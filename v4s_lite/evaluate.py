@@ -347,7 +347,8 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
     """
     from tqdm.auto import tqdm
 
-    from .data import clip_folders, read_video
+    from .data import clip_folders
+    from .video import read_video
 
     folders = clip_folders(videos)
     if not folders:
@@ -427,7 +428,8 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
     settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift)."""
-    from .data import ClipDataset, write_video
+    from .data import ClipDataset
+    from .video import write_video
     from .sample import V4SPipeline
 
     pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config)  # paper_train -> paper

@@ -239,7 +239,7 @@ def video_with_boxes(context: np.ndarray, sample: Sample) -> np.ndarray:
 def write_sample(out_dir, name: str, context: np.ndarray, sample: Sample, n_box_frames: int, fps: int = 8,
                  extra: dict | None = None) -> tuple[Path, Path]:
     """`name.mp4` (context | generated + detected box) and `name.json` (the detected box per frame)."""
-    from .data import write_video
+    from .video import write_video
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,8 @@ import numpy as np
 from .bbox import box_iou, detect_red_box
 from .camera import project, yaw_pitch
 from .config import TEMPORAL_STRIDE, get_clip_config
-from .data import META_VERSION, parse_size, read_video, write_clip
+from .data import META_VERSION, parse_size, write_clip
+from .video import read_video
 from .language import describe_commands
 from .rope import DEFAULT_GAP, context_positions
 from .sampling import n_chunk_slots, sample_context_frames
