@@ -31,6 +31,7 @@ import numpy as np
 from v4s_lite.exercises import check_exercise
 from v4s_lite.resources import results_file
 from v4s_lite.statistics import markdown_table, paired_difference, paired_table
+from v4s_lite.train import read_log
 
 res = json.loads(results_file(results).read_text())
 C = {name: c["summary"] for name, c in res["conditions"].items()}
@@ -165,7 +166,7 @@ for r in ("lite_m", "lite_l"):
 # %%
 fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
 for r in ("lite", "lite_m", "lite_l"):
-    log = [json.loads(line) for line in results_file(f"{sweep}/loss_{r}.jsonl").read_text().splitlines()]
+    log = read_log(results_file(f"{sweep}/loss_{r}.jsonl"))  # the run's loss.jsonl, kept in results/
     step, loss = np.array([x["step"] for x in log]), np.array([x["loss"] for x in log])
     ax.plot(step[4:-4], np.convolve(loss, np.ones(9) / 9, mode="valid"), label=runs[r])
     print(f"{runs[r]:15s} {step[-1]:5d} steps in the same time, final training loss {loss[-10:].mean():.3f}")

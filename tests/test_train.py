@@ -510,6 +510,7 @@ def test_device_batch_training_resumes_exactly_and_logs_at_log_steps(tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
     # the host reads the loss at log steps and checkpoints only (a window mean), not at every step
     assert [r["step"] for r in read_log(full)] == [2, 3, 4, 6]
+    assert read_log(full / "loss.jsonl") == read_log(full)  # the log file itself reads the same (results/ keeps logs)
 
 
 def test_compile_failure_falls_back_to_eager(capsys):

@@ -53,6 +53,7 @@ mk() {  # mk TASK SPLIT N SEED DEST
 }
 ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
+  if [ -d data/lite/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
   for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) data/lite/train & done
   for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) data/lite/train & done
   wait
@@ -75,7 +76,7 @@ case $PHASE in
 sweep)
   N=${1:?rooms per process}; SECS=${2:?seconds from the start of the call}; shift 2
   export OMP_NUM_THREADS=1
-  if [ -d data/lite/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; else train_data $N; fi
+  train_data $N
   $V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false \
     --set num_workers=15 > $OUT/enc_main.log 2>&1
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt

@@ -3,15 +3,8 @@
     v4s import-scan path/to/scannetpp/<scene_id>           --out data/real --clip-config paper
     v4s import-scan path/to/ARKitScenes/3dod/<video_id>    --out data/real --stride 2
 
-Two layouts are read, by `scan_layouts.py` (docs/DATA.md, "Bring your own scans", says which fields come from which
-documented source and what is assumed):
-
-- ScanNet++ iPhone: `iphone/rgb/frame_XXXXXX.jpg`, `iphone/pose_intrinsic_imu.json` (`frame_XXXXXX` ->
-  `aligned_pose` 4x4 camera-to-world, `intrinsic` 3x3), boxes in `scans/segments_anno.json` (`segGroups[].label`,
-  `.obb`).
-- ARKitScenes 3DOD: `<id>_frames/lowres_wide/<id>_<ts>.png`, `<id>_frames/lowres_wide.traj` (lines
-  `ts rx ry rz tx ty tz`: world-to-camera, axis-angle), `<id>_frames/lowres_wide_intrinsics/<id>_<ts>.pincam`
-  (`w h fx fy cx cy`), boxes in `<id>_3dod_annotation.json` (`data[].label`, `.segments.obbAligned`).
+Two layouts are read, ScanNet++ iPhone and ARKitScenes 3DOD: `scan_layouts.py` says which files each holds, and
+docs/DATA.md ("Bring your own scans") which fields come from which documented source and what is assumed.
 
 What a clip folder gets (the same layout `v4s make-data` writes, so ClipDataset and training read it unchanged):
 

@@ -67,7 +67,10 @@ def _per_step(micro_batches, n: int):
 
 # --------------------------------------------------------------------------------------------- loop
 def read_log(run_dir) -> list[dict]:
-    path = Path(run_dir) / "loss.jsonl"
+    """A run's loss log (run_dir/loss.jsonl) as a list of rows; run_dir may also be the .jsonl file itself (a log
+    kept apart from its run, as results/ keeps them)."""
+    path = Path(run_dir)
+    path = path if path.suffix == ".jsonl" else path / "loss.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
