@@ -13,6 +13,10 @@
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
 #                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
 #                                                   # scores more videos a minute on the H200 is not measured yet)
+#   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when they exist)
+#   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_test.json
+#                                                   # grown with `v4s tables --resume` (TABLES_FROM: the file to start
+#                                                   # from, e.g. a committed one), copied to OUT: one table over calls
 #   bash tools/gpu_lite.sh choose OUT DEADLINE RUN [RUN ...]  # each run's "full (joint CFG)" on the validation set,
 #                                                   # then the rule below picks one: OUT/chosen.txt
 #   bash tools/gpu_lite.sh gaps OUT RUN              # condition gaps of RUN's last checkpoint on validation rooms
@@ -72,6 +76,9 @@ eval_data() {
     "$(ls data/lite/$s/nav | wc -l) nav" | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
+shipped_run() {  # data/v4s-lite as a run folder, so the tables and the validation choice can use it by name
+  [ -d runs/shipped ] || { mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; }
+}
 case $PHASE in
 sweep)
   N=${1:?rooms per process}; SECS=${2:?seconds from the start of the call}; shift 2
@@ -120,6 +127,20 @@ data)
   tail -n 1 $OUT/enc_*.log | tee -a $OUT/summary.txt
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   ;;
+evaldata)
+  export OMP_NUM_THREADS=1
+  eval_data
+  ;;
+grow)
+  DL=${1:?deadline}; shift
+  export OMP_NUM_THREADS=1
+  shipped_run
+  T=runs/lite_tables_test.json
+  [ -f $T ] || [ -z "${TABLES_FROM:-}" ] || cp $TABLES_FROM $T
+  $V4S tables --runs runs --data data/lite/test --out $T --resume --device $DEVICE --workers $WORKERS --deadline $DL \
+      $JD "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
+  cp $T $OUT/
+  ;;
 bench)
   python3 benchmarks/train_loop.py --random 2048 --seconds ${1:-25} 2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
   ;;
@@ -162,7 +183,7 @@ gaps)  # does the model listen? the loss with another room's context / instructi
 choose)
   DL=${1:?deadline per run}; shift
   export OMP_NUM_THREADS=1
-  if [ ! -d runs/shipped ]; then mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; fi
+  shipped_run
   # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
   $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/val --out $OUT/lite_tables_val.json \
     --device $DEVICE --workers $WORKERS --deadline $DL $JD 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt

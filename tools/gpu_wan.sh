@@ -8,6 +8,9 @@
 #   bash tools/gpu_wan.sh train OUT SECS STEPS     # `v4s wan-train` stopped by SIGINT after SECS s (it saves a checkpoint;
 #                                                   # SECS=90 stops 220 steps near step 80 on an H200: 28 s start-up, 0.72 s/step),
 #                                                   # then `--resume` to STEPS
+#   bash tools/gpu_wan.sh interrupt OUT SECS STEPS / resume OUT STEPS   # the two halves of `train`, e.g. in two calls
+#   bash tools/gpu_wan.sh lowmem OUT SECS          # configs/wan22_ti2v_5b_24gb.yaml (full checkpointing) trained for
+#                                                   # SECS s: its s per step and peak memory (OUT/loss_24gb.jsonl)
 #   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
 #                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
 # Every command is a plain `v4s ...` line, printed to OUT/commands.txt. Seeds: training clips 0..N-1 (the training
@@ -45,15 +48,39 @@ prepare)
   stamp "encoded (VAE + UMT5-XXL on the GPU, then freed)"
   ;;
 train)
+  bash $0 interrupt $OUT "$@" && bash $0 resume $OUT $2
+  ;;
+interrupt)
   SECS=${1:?seconds before the interrupt}; STEPS=${2:?steps}
   run timeout -s INT $SECS $V4S wan-train $CFG "${SET[@]}" --set steps=$STEPS 2>&1 | grep -v -i warn \
     | tail -n 12 | tee $OUT/train_part1.log
   stamp "wan-train interrupted (SIGINT after $SECS s)"
+  ls runs/wan5b | tee -a $OUT/summary.txt
+  cp runs/wan5b/loss.jsonl $OUT/loss_part1.jsonl
+  ;;
+resume)
+  STEPS=${1:?steps}
   run $V4S wan-train $CFG "${SET[@]}" --set steps=$STEPS --resume 2>&1 | grep -v -i warn | tail -n 5 \
     | tee $OUT/train_part2.log
   stamp "wan-train resumed to $STEPS steps"
   cp runs/wan5b/loss.jsonl $OUT/loss.jsonl
   ls runs/wan5b | tee -a $OUT/summary.txt
+  ;;
+lowmem)
+  SECS=${1:?seconds}
+  run timeout -s INT $SECS $V4S wan-train configs/wan22_ti2v_5b_24gb.yaml "${SET[@]}" --set out_dir=runs/wan5b_24gb \
+    --set steps=1000 --set checkpoint_every=100000 --set log_every=1 2>&1 | grep -v -i warn | tail -n 4 \
+    | tee $OUT/train_24gb.log
+  cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl
+  python3 - runs/wan5b_24gb/loss.jsonl <<'EOF' | tee -a $OUT/summary.txt
+import json, sys
+log = [json.loads(l) for l in open(sys.argv[1])]
+half = [r for r in log if r["step"] > log[-1]["step"] // 2]
+per = (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
+print(f"24 GB config: {log[-1]['step']} steps, {per:.3f} s per step over steps {half[0]['step']}-{half[-1]['step']}, "
+      f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
+EOF
+  stamp "24 GB config trained for $SECS s"
   ;;
 sample)
   STEPS=${1:-30}
@@ -105,5 +132,5 @@ EOF
   stamp "v4s eval --checkpoint"
   ;;
 *)
-  echo "unknown phase $PHASE: prepare | train | sample"; exit 2 ;;
+  echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | sample"; exit 2 ;;
 esac

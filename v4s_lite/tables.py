@@ -168,17 +168,59 @@ def rejudge(res: dict, judge=None) -> dict:
     return res
 
 
+def _resumable(out: Path, conds: dict, data: Path, seed: int) -> dict | None:
+    """The results file `out` if this run may add to it (None if there is none yet). Rows scored with another judge,
+    noise seed, number of tries, evaluation set or checkpoint cannot share a table with this run's: that is an
+    error that says which, not a silent mix."""
+    from .checkpoints import nearest_checkpoint
+    from .evaluate import JUDGE
+
+    if not out.exists():
+        return None
+    old = json.loads(out.read_text())
+    why = []
+    if old.get("judge") != repr(JUDGE):
+        why.append(f"its judge {old.get('judge')} is not today's {JUDGE!r} (v4s tables --rejudge updates it)")
+    if old.get("seed", 0) != seed:  # files written before the seed was stored used the default, 0
+        why.append(f"its noise seed {old.get('seed', 0)} is not --seed {seed}")
+    if Path(old["data"]).name != data.name or Path(old["data"]).parent.name != data.parent.name:
+        why.append(f"its evaluation set {old['data']} is not --data {data}")
+    for name, spec in conds.items():
+        was = old.get("checkpoints", {}).get(name)
+        now = str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) if "ckpt" in spec else None
+        if was and now and Path(was).parts[-2:] != Path(now).parts[-2:]:
+            why.append(f"its row {name!r} used {was}, this run would use {now}")
+        before = [len(ms) for ms in _kept(old, name).values()][:1]  # tries per clip in the file (none: not run)
+        if before and before[0] != spec.get("tries", 1):
+            why.append(f"its row {name!r} has {before[0]} tries per clip, this run {spec.get('tries', 1)} (--tries)")
+    if why:
+        raise V4SError(f"--resume cannot add to {out}: " + "; ".join(why) + ". Write to a new --out instead.")
+    return old
+
+
+def _kept(old: dict | None, name: str) -> dict:
+    """clip -> the list of per-try metrics `old` holds for condition `name` (what a resumed run does not redo)."""
+    if not old or name not in old["conditions"]:
+        return {}
+    if name in old.get("tries", {}):
+        return dict(old["tries"][name]["per_try"])
+    return {k: [m] for k, m in old["conditions"][name]["per_clip"].items()}
+
+
 # long (~80 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
-                 also=(), judge_device: str | None = None) -> dict:
+                 also=(), judge_device: str | None = None, resume: bool = False) -> dict:
     """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
     existing `out`, the conditions run replace theirs and the others are kept. `deadline` (s): stop and write what
     is done by then (clip-major order, so every condition is cut to the same clips). judge_device: where the judge
     renders and compares (default `device`): "cpu" judges on the worker's CPU core while the videos are generated
-    on the GPU (16 processes time-slicing one GPU with the judge's small kernels can be slower than 16 cores)."""
+    on the GPU (16 processes time-slicing one GPU with the judge's small kernels can be slower than 16 cores).
+    resume: keep every (condition, clip) `out` already holds and run only the rest, so a table too large for one
+    device call grows over several (`_resumable` refuses a file made with another judge, seed, tries, data or
+    checkpoint)."""
     import multiprocessing as mp
 
     from .checkpoints import nearest_checkpoint
@@ -199,6 +241,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         if unknown:
             raise V4SError(f"unknown condition(s) {sorted(unknown)}; the conditions are: {list(conds)}")
         conds = {k: v for k, v in conds.items() if k in only}
+    old = _resumable(out, conds, data, seed) if resume else None
     tasks = []
     for name, spec in conds.items():
         if not splits[spec["split"]].is_dir():
@@ -207,7 +250,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         folders = clip_folders(splits[spec["split"]])
         folders = folders[:max_clips] if max_clips else folders
         spec = {**spec, "judge_device": judge_device} if judge_device else spec
-        tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders)]
+        kept = _kept(old, name)
+        tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders) if f.name not in kept]
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
     per, done = {}, 0
@@ -223,10 +267,16 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
             except mp.TimeoutError:
                 break
         pool.terminate()
-    res = {"command": command, "data": str(data), "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {}}
-    if only and out.exists():  # a partial run updates the conditions it ran and keeps the others
-        old = json.loads(out.read_text())
-        res = {**old, "command": old["command"] + " && " + command, "seconds": old["seconds"] + res["seconds"]}
+    res = {"command": command, "data": str(data), "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {},
+           "seed": seed}
+    if (only or resume) and out.exists():  # a partial run updates the conditions it ran and keeps the others
+        prev = json.loads(out.read_text())
+        res = {**prev, "command": prev["command"] + " && " + command, "seconds": prev["seconds"] + res["seconds"],
+               "seed": seed}
+    for name in conds:  # resume: the clips scored before come first, then this run's
+        clips = _kept(old, name)
+        if clips and name in per:
+            per[name] = {**clips, **per[name]}
     res["checkpoints"] = {**res.get("checkpoints", {}), **{
         name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
@@ -241,7 +291,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     res["judge"] = repr(JUDGE)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
-    print(f"{done} of {len(tasks)} tasks in {res['seconds']} s -> {out}")
+    print(f"{done} of {len(tasks)} tasks in {round(time.time() - t0, 1)} s -> {out}"
+          + (f" ({sum(len(_kept(old, n)) for n in conds)} kept from before)" if old else ""))
     for name, c in res["conditions"].items():
         s = c["summary"]
         print(f"{name:36s} " + " ".join(f"{k}={s[k]['mean']:.3f}" for k in ("IF@0.2", "IF", "SD", "walk", "PSNR", "GT_PSNR")
@@ -273,6 +324,8 @@ def add_cli(subparsers) -> None:
                    "on the same rooms and noise seeds (with --only, these rows run too)")
     p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
+    p.add_argument("--resume", action="store_true", help="keep the clips --out already holds for each condition and "
+                   "score only the rest (a test set too large for one device call, over several)")
     p.set_defaults(func=_cli)
 
 
@@ -294,5 +347,5 @@ def _cli(args) -> int:
         raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
                  args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]),
-                 also=args.also, judge_device=args.judge_device)
+                 also=args.also, judge_device=args.judge_device, resume=args.resume)
     return 0
