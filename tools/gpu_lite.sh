@@ -136,7 +136,7 @@ grow)
   export OMP_NUM_THREADS=1
   shipped_run
   T=runs/lite_tables_test.json
-  [ -f $T ] || [ -z "${TABLES_FROM:-}" ] || cp $TABLES_FROM $T
+  [ -f $T ] || [ -z "${TABLES_FROM:-}" ] || { cp $TABLES_FROM $T && chmod u+w $T; }
   $V4S tables --runs runs --data data/lite/test --out $T --resume --device $DEVICE --workers $WORKERS --deadline $DL \
       $JD "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   cp $T $OUT/
