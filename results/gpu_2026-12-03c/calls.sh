@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The three device calls of 2026-12-03 (third session), as sent (`run`, carry [".whl"], from the repository root):
+# The three device calls of 2026-12-03 (third session), as sent (`run`, carry [".site"], from the repository root):
 #   bash results/gpu_2026-12-03c/calls.sh call1 $OUT    # fresh machine: the training-loop benchmark (issue 13), the
 #                                                      # val / test sets, the shipped model's test tables grown with
 #                                                      # the judge on the GPU, then on the CPUs (issue 12: which is faster)
@@ -12,8 +12,12 @@
 # still runs (without what earlier calls left in data/ and runs/).
 set -uo pipefail
 CALL=${1:?call1 | call2 | call3}; O=${2:?out dir}
-[ -d /tmp/site/diffusers ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
+# (carry [".site"]: the four wheels of .whl/ unpacked into one tar.xz, 28 MB instead of 45, because the tracked tree
+# (25 MB) and .whl/ no longer fit the 64 MiB a call carries; unpacking a pure wheel is what `pip --target` does)
+if [ ! -d /tmp/site/diffusers ]; then
+  if [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site
+  else python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; fi
+fi
 export PYTHONPATH=/tmp/site:$PWD
 export TABLES_FROM=results/lite_2026-12-03/lite_tables_test.json  # the shipped model's first 56 test rooms
 ROWS=("full (joint CFG)" "guidance text" "OOD scenes")  # the headline, its paired partner, OOD: all 200 / 100 rooms first
