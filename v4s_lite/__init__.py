@@ -4,6 +4,7 @@ Each module mirrors a notebook (listed in layer order: each imports only modules
     config       clip shapes (paper and lite), TrainConfig         00
     scene        procedural rooms, palette, free space             01
     camera       pinhole cameras, poses                            01
+    raycast      what one ray hits: primitives, room, shading      01
     render       torch ray caster: RGB, depth, instance ids        01
     language     instructions, navigation commands                 01
     trajectories scan, approach and navigation walks               01
