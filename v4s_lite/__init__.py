@@ -23,6 +23,8 @@ Each module mirrors a notebook (listed in layer order: each imports only modules
     flow         flow matching: noise, seeded batches, the loss    05
     train        the training loop, LoRA                           05
     sample       denoising with diffusers schedulers; V4SPipeline  06
+    pose_math    poses as five numbers, walks of them              08
+    pose_views   the pictures the pose estimator compares          08
     poses        camera poses by render-and-compare                08
     statistics   intervals, paired differences, result tables      08
     calibration  the judge's test videos (known verdicts)          08
