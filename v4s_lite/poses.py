@@ -10,7 +10,7 @@ frame: the judge (`evaluate`) treats frames the room cannot explain as failures,
 A video that went through a codec is blurred: `PoseEstimator(..., degrade=codec)` passes the renders through the
 same codec before comparing, so a blurred frame is compared with an equally blurred render. A codec that shows one
 picture per group of frames (the lite codec: their mean) is fitted as such: each picture by the mean of the renders
-along the walk through it (`PoseEstimator._blend`), not by one pose that no single view matches.
+along the walk through it (`pose_math.codec_blend`), not by one pose that no single view matches.
 """
 from __future__ import annotations
 
@@ -22,98 +22,15 @@ import torch.nn.functional as F
 
 from .bbox import red_box_mask
 from .camera import intrinsics
+# poses as five numbers and walks of them (pose_math), the pictures compared (pose_views): split out of this file;
+# every name stays importable from here, where evaluate, notebook 08, tests and benchmarks find them
+from .pose_math import (DD_MIN_PATH_M, DD_MIN_TURN_DEG, FREE_MOVE_M, FREE_TURN_RAD, TELEPORT_COST,  # noqa: F401
+                        codec_aligned, codec_blend, dynamic_degree, pose_errors, pose_matrices, pose_params,
+                        smooth_path)
+from .pose_views import CUBE, _cube_to_views, _degrade_fn, _face, _scaled_K, _translation, blur, to_tensor  # noqa: F401
 from .render import render, scene_tensors
 from .scene import EYE_HEIGHT, is_free
 from .utils import V4SError
-
-
-def pose_params(c2w) -> np.ndarray:
-    """(N, 4, 4) roll-free poses -> (N, 5) [x, y, z, yaw, pitch] (radians)."""
-    c2w = np.asarray(c2w, float).reshape(-1, 4, 4)
-    f = c2w[:, :3, 2]
-    return np.stack([c2w[:, 0, 3], c2w[:, 1, 3], c2w[:, 2, 3], np.arctan2(f[:, 1], f[:, 0]),
-                     np.arcsin(np.clip(f[:, 2], -1, 1))], -1)
-
-
-def pose_matrices(p) -> np.ndarray:
-    """(N, 5) [x, y, z, yaw, pitch] -> (N, 4, 4) c2w, OpenCV camera axes, no roll (camera.pose_from_yaw_pitch)."""
-    p = np.asarray(p, float).reshape(-1, 5)
-    cy, sy, cp, sp = np.cos(p[:, 3]), np.sin(p[:, 3]), np.cos(p[:, 4]), np.sin(p[:, 4])
-    fwd = np.stack([cp * cy, cp * sy, sp], -1)
-    right = np.stack([sy, -cy, np.zeros_like(cy)], -1)  # forward x up, normalised (|forward_xy| = cp > 0)
-    down = np.cross(fwd, right)
-    c2w = np.tile(np.eye(4), (len(p), 1, 1))
-    c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 2], c2w[:, :3, 3] = right, down, fwd, p[:, :3]
-    return c2w
-
-
-def pose_errors(c2w_est, c2w_true) -> tuple[np.ndarray, np.ndarray]:
-    """Position error (m) and rotation angle between the two camera orientations (degrees), per frame."""
-    a, b = np.asarray(c2w_est, float).reshape(-1, 4, 4), np.asarray(c2w_true, float).reshape(-1, 4, 4)
-    pos = np.linalg.norm(a[:, :3, 3] - b[:, :3, 3], axis=-1)
-    cos = (np.einsum("nij,nij->n", a[:, :3, :3], b[:, :3, :3]) - 1) / 2  # trace(Ra^T Rb) = sum of products
-    return pos, np.degrees(np.arccos(np.clip(cos, -1, 1)))
-
-
-def _scaled_K(K, sx: float, sy: float) -> np.ndarray:
-    K = np.array(K, float)
-    K[0] *= sx
-    K[1] *= sy
-    return K
-
-
-def to_tensor(frames) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-
-
-# Cube faces as camera-to-world rotations (OpenCV axes: right, down, forward): +x, -x, +y, -y, up, down.
-def _face(forward, right) -> np.ndarray:
-    f, r = np.array(forward, float), np.array(right, float)
-    c2w = np.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2] = r, np.cross(f, r), f
-    return c2w
-
-
-CUBE = np.stack([_face((1, 0, 0), (0, -1, 0)), _face((-1, 0, 0), (0, 1, 0)), _face((0, 1, 0), (1, 0, 0)),
-                 _face((0, -1, 0), (-1, 0, 0)), _face((0, 0, 1), (1, 0, 0)), _face((0, 0, -1), (1, 0, 0))])
-
-
-def _translation(xyz) -> np.ndarray:
-    t = np.zeros((len(xyz), 4, 4))
-    t[:, :3, 3] = xyz
-    return t
-
-
-def _cube_to_views(faces: torch.Tensor, rotations: np.ndarray, K, width, height, size) -> torch.Tensor:
-    """Pinhole views (P, V, 3, h, w) sampled from cube maps faces (P, 6, 3, S, S) for V camera rotations."""
-    w, h = size
-    Ks = _scaled_K(K, w / width, h / height)
-    v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
-    rays = np.stack([(u - Ks[0, 2]) / Ks[0, 0], (v - Ks[1, 2]) / Ks[1, 1], np.ones_like(u)], -1)  # (h, w, 3)
-    d = np.einsum("vij,hwj->vhwi", rotations, rays)  # world directions (V, h, w, 3)
-    local = np.einsum("fji,vhwj->fvhwi", CUBE[:, :3, :3], d)  # in each face's camera frame (6, V, h, w, 3)
-    face = local[..., 2].argmax(0)  # the face a ray leaves the cube through
-    P, V = faces.shape[0], len(rotations)
-    out = torch.empty((P, 3, V * h * w))
-    face, local = face.reshape(-1), local.reshape(6, -1, 3)
-    for f in range(6):  # each pixel sampled from its own face only (a bilinear sample does not depend on the others)
-        idx = np.nonzero(face == f)[0]
-        if not len(idx):
-            continue
-        lf = local[f, idx]
-        z = np.maximum(lf[:, 2], 1e-6)
-        g = torch.from_numpy(np.stack([lf[:, 0] / z, lf[:, 1] / z], -1).reshape(1, 1, len(idx), 2)).float()
-        out[:, :, torch.from_numpy(idx)] = F.grid_sample(faces[:, f], g.expand(P, -1, -1, -1), mode="bilinear",
-                                                          padding_mode="border", align_corners=False)[:, :, 0]
-    return out.view(P, 3, V, h, w).permute(0, 2, 1, 3, 4)
-
-
-def blur(x: torch.Tensor) -> torch.Tensor:
-    """3x3 box blur over the last two axes: the coarse match should forgive a pixel of misalignment."""
-    shape = x.shape
-    x = x.reshape(-1, 1, *shape[-2:])
-    return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1).view(shape)
 
 
 @dataclass
@@ -127,12 +44,6 @@ class PoseEstimate:
 _s = np.array(np.meshgrid([-0.3, 0, 0.3], [-0.3, 0, 0.3], [-0.25, 0, 0.25], [-0.15, 0, 0.15], indexing="ij"))
 LOCAL_STEPS = np.insert(_s.reshape(4, -1).T, 2, 0.0, axis=1)  # (81, 5): x, y, z (held), yaw, pitch
 del _s
-
-
-# A camera at walking pace moves about 0.3 m and turns up to ~15 degrees a frame (trajectories.approach_trajectory); the
-# path through the candidates is free below these moves between two kept (distinct) frames and pays beyond them.
-FREE_MOVE_M, FREE_TURN_RAD = 1.5, 1.0
-TELEPORT_COST = 0.02  # residual units per metre (and per radian) beyond the free move
 
 
 RENDER_MAX_RAYS_CPU, RENDER_MAX_RAYS_GPU = 1 << 17, 1 << 21  # rays a render chunk casts (`PoseEstimator._render`)
@@ -177,7 +88,7 @@ class PoseEstimator:
         self.speculate = self.device != "cpu" if speculate is None else bool(speculate)
         self.degrade = _degrade_fn(degrade)
         # A codec that shows one picture per `temporal_factor` frames (the lite codec) decodes their mean: such a
-        # picture is compared with the mean of the renders along the walk through it (`_blend`), not with one pose.
+        # picture is compared with the mean of the renders along the walk through it (`codec_blend`), not with one pose.
         self.blend = int(getattr(degrade, "temporal_factor", 1) if blend is None else blend)
         self._library = None
         self._mask = None
@@ -186,7 +97,7 @@ class PoseEstimator:
         self._tensors = None
 
     # The library: a cube map rendered at every grid position (6 small renders), warped to every heading and tilt
-    # by grid_sample: 6 renders per position instead of n_yaw x n_pitch.
+    # by grid_sample (`pose_views._cube_to_views`): 6 renders per position instead of n_yaw x n_pitch.
     def library(self):
         if self._library is None:
             W, D, _ = self.scene.room
@@ -295,40 +206,9 @@ class PoseEstimator:
                              spans=spans)
         return PoseEstimate(est.c2w[owner], est.residual[owner])
 
-    def _blend(self, p, spans):
-        """What a codec picture shows: for kept frames (n, 5) spanning original frames `spans`, the poses of the
-        frames each picture averages, as alpha (n, T) and beta (n, T, 5) with member = alpha * p + beta. A picture
-        that spans exactly one codec group (frames 1 + kT .. (k + 1)T, the lite codec's decoded mean of T frames)
-        averages the walk through it: its members lie on the straight line from its neighbours' times to its own
-        (sub-step interpolation, the neighbours held fixed); any other kept frame is one pose (alpha 1, beta 0).
-        None when this estimator does not blend."""
-        T, n = self.blend, len(p)
-        if T <= 1 or spans is None:
-            return None
-        alpha, beta = np.ones((n, T)), np.zeros((n, T, 5))
-        group = [b - a + 1 == T and a % T == 1 for a, b in spans]
-
-        def when(j, side):  # a neighbour's time: a group's middle, else the end of its span (a still run) facing j
-            return spans[j][0] + (T - 1) / 2 if group[j] else spans[j][side]
-        for j, (a, b) in enumerate(spans):
-            if not group[j]:
-                continue
-            tj = a + (T - 1) / 2
-            for m, t in enumerate(range(a, b + 1)):
-                if t < tj and j > 0:
-                    tn, nb = when(j - 1, 1), p[j - 1]
-                elif t > tj and j < n - 1:
-                    tn, nb = when(j + 1, 0), p[j + 1]
-                else:
-                    continue
-                c = (t - tj) / (tn - tj)
-                d = np.array(nb, float) - p[j]
-                d[3] = (d[3] + np.pi) % (2 * np.pi) - np.pi
-                alpha[j, m], beta[j, m] = 1 - c, c * (p[j] + d)
-        return alpha, beta
 
     def _views(self, params, size, antialias: int = 1, blend=None) -> torch.Tensor:
-        """Renders (n, k, 3, h, w) of params (n, k, 5); with blend (`_blend`), each the mean of its members."""
+        """Renders (n, k, 3, h, w) of params (n, k, 5); with blend (`codec_blend`), each the mean of its members."""
         n, k, _ = params.shape
         w, h = size
         if blend is None:
@@ -387,15 +267,15 @@ class PoseEstimator:
             best = self._levenberg_marquardt(best, target, weight, self.refine, rounds, h=(0.05, 0.05, hz, 0.02, 0.02))
         # 4. Codec pictures that average a group of frames: each is fitted by the mean of the renders along the walk
         #    through it (neighbours held fixed, twice: their poses move too), trying the neighbours' poses first.
-        blend = self._blend(best, spans)
+        blend = codec_blend(best, spans, self.blend)
         for _ in range(self.blend_rounds if blend is not None else 0):
             neigh = np.stack([best[np.clip(np.arange(n) + o, 0, n - 1)] for o in (0, -1, 1)], 1)
             r = self._residuals(neigh, target, weight, self.refine, True, blend=blend)
             best = neigh[np.arange(n), r.argmin(1)]
-            blend = self._blend(best, spans)
+            blend = codec_blend(best, spans, self.blend)
             best = self._levenberg_marquardt(best, target, weight, self.refine, self.iterations // 2,
                                              h=(0.05, 0.05, hz, 0.02, 0.02), blend=blend)
-            blend = self._blend(best, spans)
+            blend = codec_blend(best, spans, self.blend)
         # 5. A local search around each pose: the poses on a small grid of steps around it (LOCAL_STEPS) are
         #    compared, the best few refined again, the best kept: a frame stuck in a valley next to the right one
         #    (a step along the wall, a turn of 15 degrees) moves over.
@@ -474,67 +354,3 @@ class PoseEstimator:
             target = blur(target)
         r = self._l1(imgs, target.repeat_interleave(k, 0), weight.repeat_interleave(k, 0))
         return r.view(n, k).numpy().astype(float)
-
-
-def smooth_path(candidates: list, costs: list, free_move: float = FREE_MOVE_M, free_turn: float = FREE_TURN_RAD,
-                price: float = TELEPORT_COST) -> np.ndarray:
-    """One pose per frame from per-frame candidates (k_i, 5) with costs (k_i,): the Viterbi path minimising the
-    summed costs plus `price` x (metres beyond free_move + radians beyond free_turn) between consecutive frames."""
-    total, back = np.asarray(costs[0], float), []
-    for i in range(1, len(candidates)):
-        a, b = candidates[i - 1], candidates[i]
-        move = np.linalg.norm(a[:, None, :2] - b[None, :, :2], axis=-1)
-        turn = np.abs((a[:, None, 3] - b[None, :, 3] + np.pi) % (2 * np.pi) - np.pi)
-        step = total[:, None] + price * (np.maximum(move - free_move, 0) + np.maximum(turn - free_turn, 0))
-        back.append(step.argmin(0))
-        total = step.min(0) + np.asarray(costs[i], float)
-    j = int(total.argmin())
-    path = [j]
-    for bk in reversed(back):
-        j = int(bk[j])
-        path.append(j)
-    return np.stack([c[k] for c, k in zip(candidates, reversed(path))])
-
-
-def _degrade_fn(degrade):
-    """None, a frames -> frames function, or a LatentCodec (each frame encoded and decoded alone: a codec's first
-    latent holds one frame, so a single frame passes through the codec's spatial compression only)."""
-    if degrade is None or not hasattr(degrade, "encode"):
-        return degrade
-    from .codec import frames_to_video, video_to_frames
-
-    def through_codec(frames, chunk: int = 16):
-        # `chunk` frames at a time: the library holds hundreds of views, and Wan2.2's VAE at 416x256 needs GiBs
-        # per frame batch (all at once ran out of memory on an H200 beside the 5B model)
-        with torch.no_grad():
-            video = frames_to_video(frames).permute(2, 1, 0, 3, 4)  # (N, 3, 1, H, W): every frame a clip of one
-            return np.concatenate([video_to_frames(degrade.decode(degrade.encode(video[i:i + chunk])))[:, 0]
-                                   for i in range(0, len(video), chunk)])
-    return through_codec
-
-
-def codec_aligned(c2w, stride: int = 4) -> np.ndarray:
-    """The pose a codec with `stride`x causal time compression can show for each frame: frame 0 alone, then the
-    mean pose (positions and headings) of each group of `stride` frames. The lite codec decodes one picture per
-    group, so its videos are compared with these poses, not with poses it cannot represent."""
-    p = pose_params(c2w)
-    out = p.copy()
-    for s in range(1, len(p), stride):
-        g = p[s:s + stride]
-        m = g.mean(0)
-        m[3] = np.arctan2(np.sin(g[:, 3]).mean(), np.cos(g[:, 3]).mean())
-        out[s:s + stride] = m
-    return pose_matrices(out)
-
-
-def dynamic_degree(c2w, n_moving: int | None = None) -> tuple[int, float, float]:
-    """(DD, path length in m, turning in degrees) of the camera over the first n_moving frames: DD = 1 when the
-    camera moves at least DD_MIN_PATH_M or turns at least DD_MIN_TURN_DEG (a frozen video gets 0)."""
-    p = pose_params(c2w)[:n_moving]
-    path = float(np.linalg.norm(np.diff(p[:, :3], axis=0), axis=1).sum())
-    dyaw = (np.diff(p[:, 3]) + np.pi) % (2 * np.pi) - np.pi
-    turn = float(np.degrees(np.abs(dyaw).sum() + np.abs(np.diff(p[:, 4])).sum()))
-    return int(path >= DD_MIN_PATH_M or turn >= DD_MIN_TURN_DEG), path, turn
-
-
-DD_MIN_PATH_M, DD_MIN_TURN_DEG = 0.3, 20.0
