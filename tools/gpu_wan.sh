@@ -13,7 +13,9 @@
 #                                                   # SECS s: its s per step and peak memory (OUT/loss_24gb.jsonl)
 #   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
 #                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
-# Every command is a plain `v4s ...` line, printed to OUT/commands.txt. Seeds: training clips 0..N-1 (the training
+# Every command is a plain `v4s ...` line, printed to OUT/commands.txt. Seeds: training clips k*1,000 (k < N; make-data
+# steps past a seed whose room is held out for OOD, so adjacent seeds could write the same folder: 3 clips from 4 seeds
+# in results/gpu_2026-12-03c) (the training
 # range of docs/DATA.md), the validation clip 300000.
 set -uo pipefail
 PHASE=${1:?phase}; OUT=${2:?out dir}; shift 2
@@ -37,7 +39,7 @@ prepare)
   du -sh $WAN/* | tee -a $OUT/summary.txt
   stamp "random 5B folder"
   [ "$(ls data/paper/train 2>/dev/null | wc -l)" -ge 3 ] || for k in $(seq 0 $((N-1))); do
-    run $V4S make-data --task grounding --scenes 1 --seed $k --clip-config paper --device $DEV \
+    run $V4S make-data --task grounding --scenes 1 --seed $((k*1000)) --clip-config paper --device $DEV \
       --out data/paper/train --no-progress > /dev/null 2>> $OUT/errors.log &
   done
   [ -d data/paper/val ] || run $V4S make-data --task grounding --scenes 1 --seed 300000 --clip-config paper --device $DEV \
