@@ -207,7 +207,7 @@ def _kept(old: dict | None, name: str) -> dict:
     return {k: [m] for k, m in old["conditions"][name]["per_clip"].items()}
 
 
-# long (~80 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
+# long (~95 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
                  also=(), judge_device: str | None = None, resume: bool = False) -> dict:
