@@ -8,8 +8,13 @@ Both arms call `train.train` with configs/lite.yaml (the 2.3M-parameter lite mod
             model in results/lite_2026-12-01b, minus its per-step host reads, which the loop no longer has)
   gpu way:  device_batches (latents resident on the GPU, each batch drawn there) + torch.compile
 Prints seconds per step over the second half of each run (after compilation and warm-up), the ratio, and the
-model FLOP rate (3 x forward FLOPs of `budget.transformer_flops` per sample).
+model FLOP rate (3 x forward FLOPs of `budget.transformer_flops` per sample). On a GPU it also counts the host
+syncs of the GPU way's loop (torch.cuda.set_sync_debug_mode: each synchronizing call warns once), per step: the
+loop reads the loss only every log_every steps, so anything near 1 per step is a stall left to remove.
+2026-12-03 (results/gpu_2026-12-03c, before the RoPE positions and the timestep mask stopped copying from the
+host with a sync each step): baseline 0.149 s, GPU way 0.0445 s per step, 3.35x, 65.7 TFLOP/s.
 """
+import warnings
 import argparse
 import dataclasses
 import json
@@ -37,16 +42,26 @@ def random_items(n, clip_cfg, seed=0):
              "instruction": "x"} for _ in range(n)]
 
 
-def arm(cfg, items, null, steps_or_seconds):
-    with tempfile.TemporaryDirectory() as tmp:
+def arm(cfg, items, null, steps_or_seconds, count_syncs=False):
+    syncs = None
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(record=True) as caught:
         cfg = dataclasses.replace(cfg, out_dir=tmp)
+        if count_syncs:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
         t = time.perf_counter()
-        train(cfg, items=items, null_text=null)
+        try:
+            train(cfg, items=items, null_text=null)
+        finally:
+            if count_syncs:
+                torch.cuda.set_sync_debug_mode("default")
         wall = time.perf_counter() - t
         log = read_log(tmp)
+        if count_syncs:
+            syncs = sum("synchronizing" in str(w.message) for w in caught)
     half = [r for r in log if r["step"] > log[-1]["step"] // 2]
     per_step = (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
-    return per_step, wall, log[-1]["step"]
+    return per_step, wall, log[-1]["step"], syncs
 
 
 def main():
@@ -70,20 +85,26 @@ def main():
     if a.seconds:  # calibrate the step count on a short run of the baseline arm: its whole wall time per step
         # (start-up included), so the estimate can only err short (the second half of a 40-step run, with batches
         # built ahead, once made ~6,000 steps of a 0.19 s loop out of 30 seconds: the arm never ended)
-        _, wall, n = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False, batch_workers=0),
+        _, wall, n, _ = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False, batch_workers=0),
                          items, null, 0)
         steps = max(40, int(a.seconds / (wall / n)))
     base = dataclasses.replace(cfg, steps=steps, device_batches=False, compile=False, batch_workers=0)
     fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=True)
-    s_base, w_base, _ = arm(base, items, null, steps)
-    s_fast, w_fast, _ = arm(fast, items, null, steps)
+    s_base, w_base, _, _ = arm(base, items, null, steps)
+    s_fast, w_fast, _, _ = arm(fast, items, null, steps)
+    syncs = None
+    if torch.cuda.is_available():  # a short extra run of the GPU way with every host sync counted (the warnings
+        # slow it, so it is not timed): set-up and the log steps sync on purpose, a stall in every step shows as ~1
+        n_sync = 60
+        _, _, _, syncs = arm(dataclasses.replace(fast, steps=n_sync), items, null, n_sync, count_syncs=True)
+        syncs = {"steps": n_sync, "host_syncs": syncs, "per_step": syncs / n_sync}
     tokens = (clip_cfg.context_latents + clip_cfg.target_latents) * (clip_cfg.height // 8) * (clip_cfg.width // 8)
     flops = 3 * transformer_flops(transformer_config(cfg.model), tokens, batch=a.batch, text_tokens=32)
     res = {"device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"), "batch": a.batch,
            "tokens_per_sample": tokens, "baseline_s_per_step": s_base, "gpu_way_s_per_step": s_fast,
            "speedup": s_base / s_fast, "baseline_wall_s": w_base, "gpu_way_wall_s": w_fast,
            "model_tflops_baseline": flops / s_base / 1e12, "model_tflops_gpu_way": flops / s_fast / 1e12,
-           "steps": [steps, steps * 4]}
+           "steps": [steps, steps * 4], "gpu_way_host_syncs": syncs}
     print(json.dumps(res, indent=1))
     print(f"baseline {s_base * 1000:.1f} ms/step, gpu way {s_fast * 1000:.1f} ms/step: {s_base / s_fast:.2f}x; "
           f"{flops / s_fast / 1e12:.1f} model TFLOP/s ({tokens} tokens x batch {a.batch})")

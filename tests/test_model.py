@@ -174,3 +174,15 @@ def test_context_only_attention_is_saved_and_checked(model, tmp_path):
     assert V4SModel.from_pretrained(tmp_path / "full").context_attention == "full"
     with pytest.raises(V4SError, match="context_attention"):
         V4SModel(m.transformer, context_attention="causal")
+
+
+@pytest.mark.parametrize("n_context,n_noisy,tpf", [(0, 3, 4), (2, 5, 12), (9, 6, 104)])
+def test_timesteps_are_t_on_the_noisy_tokens_exactly(n_context, n_noisy, tpf):
+    """TokenLayout.timesteps builds its mask where t lives (no host copy in the training step): it must equal
+    t on the loss mask's tokens and 0 elsewhere, for any layout."""
+    layout = TokenLayout(n_context, n_noisy, tpf)
+    t = torch.tensor([700.0, 250.0, 1.0])
+    expected = layout.loss_mask[None].float() * t[:, None]
+    assert torch.equal(layout.timesteps(t), expected)
+    assert layout.timesteps(t).shape == (3, layout.n_tokens)
+

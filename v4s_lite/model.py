@@ -95,9 +95,12 @@ class TokenLayout:
         return frames.repeat_interleave(self.tokens_per_frame)
 
     def timesteps(self, t: torch.Tensor) -> torch.Tensor:
-        """(B,) diffusion times -> (B, n_tokens): 0 for clean context and first frame, t for the noisy tokens."""
+        """(B,) diffusion times -> (B, n_tokens): 0 for clean context and first frame, t for the noisy tokens.
+        The mask is built where t lives (the noisy tokens are the sequence's tail): copying `loss_mask` from the
+        host would make the host wait for the GPU once per training step."""
         t = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
-        return self.loss_mask.to(t.device)[None].float() * t[:, None]
+        noisy = torch.arange(self.n_tokens, device=t.device) >= (self.n_context + 1) * self.tokens_per_frame
+        return noisy[None].float() * t[:, None]
 
 
 class V4SModel(nn.Module):

@@ -39,6 +39,16 @@ from .utils import V4SError
 DEFAULT_GAP = 1
 
 
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on `device` without stalling the host: a plain `.to("cuda")` of pageable memory waits
+    until the GPU has finished everything queued (cudaStreamSynchronize), once per training step, so the host could
+    not prepare the next step while the GPU ran this one. Pinned memory copies asynchronously, and the caching host
+    allocator keeps the pinned block alive until the copy is done."""
+    if x.device == device or device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 class ContextRoPE(WanRotaryPosEmbed):
     """diffusers' Wan rotary embedding with explicit temporal positions per latent frame.
 
@@ -92,7 +102,7 @@ class ContextRoPE(WanRotaryPosEmbed):
             )
         if pos.ndim == 2 and pos.shape[0] != batch:
             raise V4SError(f"positions for {pos.shape[0]} samples but the batch has {batch}")
-        pos = pos.to(self.freqs_cos.device).reshape(-1, ppf)  # (1 or B, F)
+        pos = _to_device(pos, self.freqs_cos.device).reshape(-1, ppf)  # (1 or B, F)
 
         def table(freqs):
             f_t, f_h, f_w = freqs.split([self.t_dim, self.h_dim, self.w_dim], dim=1)
