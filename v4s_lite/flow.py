@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .utils import V4SError
+from .utils import V4SError, to_device_async
 
 
 # ------------------------------------------------------------------------------------ flow matching
@@ -180,7 +180,7 @@ class DeviceBatches:
         state = np.random.SeedSequence([cfg.seed, step, 1 << 20]).generate_state(2, dtype=np.uint32)
         g = torch.Generator(self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
         idx = self.indices(step)
-        dev_idx = idx.to(self.device, non_blocking=True)
+        dev_idx = to_device_async(idx, self.device)
         tgt = self.target[dev_idx]
         x0, first = tgt[:, :, 1:], tgt[:, :, :1]
         noise = torch.randn(x0.shape, generator=g, device=self.device)

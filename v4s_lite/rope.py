@@ -29,7 +29,7 @@ import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
 from .sampling import context_positions, n_chunk_slots  # noqa: F401  (context_positions: the data layer computes it)
-from .utils import V4SError
+from .utils import V4SError, to_device_async
 
 # Default distance (in latent positions) between the last context latent and the target's first latent.
 # 1 = "the target is the next latent after the context": the target clip is a new camera walk, not a
@@ -37,16 +37,6 @@ from .utils import V4SError
 # context-to-target distance the same in training and inference whatever the scan length, and uses the
 # fewest table positions. It is a setting (V4SModel(rope_gap=...)) because the paper does not publish it.
 DEFAULT_GAP = 1
-
-
-def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small host tensor on `device` without stalling the host: a plain `.to("cuda")` of pageable memory waits
-    until the GPU has finished everything queued (cudaStreamSynchronize), once per training step, so the host could
-    not prepare the next step while the GPU ran this one. Pinned memory copies asynchronously, and the caching host
-    allocator keeps the pinned block alive until the copy is done."""
-    if x.device == device or device.type != "cuda":
-        return x.to(device)
-    return x.pin_memory().to(device, non_blocking=True)
 
 
 class ContextRoPE(WanRotaryPosEmbed):
@@ -102,7 +92,7 @@ class ContextRoPE(WanRotaryPosEmbed):
             )
         if pos.ndim == 2 and pos.shape[0] != batch:
             raise V4SError(f"positions for {pos.shape[0]} samples but the batch has {batch}")
-        pos = _to_device(pos, self.freqs_cos.device).reshape(-1, ppf)  # (1 or B, F)
+        pos = to_device_async(pos, self.freqs_cos.device).reshape(-1, ppf)  # (1 or B, F)
 
         def table(freqs):
             f_t, f_h, f_w = freqs.split([self.t_dim, self.h_dim, self.w_dim], dim=1)

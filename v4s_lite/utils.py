@@ -44,6 +44,17 @@ class TrainingDiverged(V4SError):
     checkpoint writer refuses NaN weights with it too.)"""
 
 
+def to_device_async(x: torch.Tensor, device) -> torch.Tensor:
+    """A small host tensor (indices, positions) on `device` without stalling the host. A plain `.to("cuda")` of
+    pageable memory waits until the GPU has finished everything queued (cudaStreamSynchronize): in a training step
+    the host then cannot prepare the next step while the GPU runs this one. Pinned memory copies asynchronously,
+    and torch's caching host allocator keeps the pinned block alive until the copy is done."""
+    device = torch.device(device)
+    if x.device == device or device.type != "cuda" or x.device.type != "cpu":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def import_object(spec: str):
     """"package.module:name" -> that object (factories named in configs)."""
     module, _, name = spec.partition(":")
