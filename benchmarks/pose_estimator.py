@@ -53,6 +53,8 @@ from v4s_lite.scene import Scene
 
 
 def run(meta, device):
+    """Both videos estimated; also prints how many renders went through the codec (each one is a VAE encode +
+    decode when the codec is Wan2.2's: the reason a 5B video's scoring did not finish in results/gpu_2026-12-03c)."""
     scene, codec = Scene.from_dict(meta["scene"]), LiteCodec()
     gt = ground_truth_video(meta)
     videos = {"ground truth": (gt, None), "ground truth through the codec": (codec_round_trip(gt, codec), codec)}
@@ -61,9 +63,21 @@ def run(meta, device):
     for name, (frames, deg) in videos.items():
         t = time.perf_counter()
         est = PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=deg, device=device)
+        through = [0, 0]  # calls, frames
+        if est.degrade is not None:
+            inner = est.degrade
+
+            def counted(x, inner=inner, through=through):
+                through[0], through[1] = through[0] + 1, through[1] + len(x)
+                return inner(x)
+
+            est.degrade = counted
         e = est.estimate(frames, n_final=n_final)
         seconds[name] = time.perf_counter() - t
         out[name] = e
+        if through[0]:
+            print(f"{name}: {through[1]} rendered frames through the codec in {through[0]} calls, for a "
+                  f"{len(frames)}-frame video ({through[1] / len(frames):.0f} per video frame)")
     return out, seconds
 
 
