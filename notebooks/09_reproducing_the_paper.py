@@ -225,7 +225,8 @@ else:
 # instruction +4.5%, another room's context +2.5%, noise context +1.1% (`results/lite_2026-12-02/README.md`). The
 # model knows *what* to look for better than *where* the room puts it; the course's target is a context gap of 10%
 # or more. A gap that small is why the context-dependent ablations (joint vs text guidance, non-contiguous
-# sampling) cannot show yet.
+# sampling) cannot show yet. To watch the gaps *while* a model trains, give `v4s train` two or more
+# `validation_clips` and a `validate_every`: each validation step logs them to `validation.jsonl` and TensorBoard.
 
 # %% [markdown]
 # ## Exercise: a paired difference

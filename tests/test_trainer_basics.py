@@ -1,6 +1,8 @@
 """The trainer settings users of DiffSynth-Studio, musubi-tuner and ai-toolkit expect (issue 14): TensorBoard through
 accelerate's trackers, checkpoint rotation, gradient accumulation (= one big batch), fp32 LoRA over a bf16 base,
 validation videos every N steps. Each on the tiny model, on the CPU."""
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -170,16 +172,21 @@ def val_clip(tmp_path_factory):
     from v4s_lite import data
 
     root = tmp_path_factory.mktemp("val")
-    data.make_dataset(root, "grounding", 1, seed=0, clip_cfg="quick", progress=False)
+    data.make_dataset(root, "grounding", 2, seed=0, clip_cfg="quick", progress=False)
     return str(root / "grounding_000000")
 
 
-def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path, val_clip):
+@pytest.fixture(scope="module")
+def val_clip2(val_clip):
+    return str(Path(val_clip).parent / "grounding_000001")
+
+
+def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path, val_clip, val_clip2):
     pytest.importorskip("tensorboard")
     from v4s_lite.model import build_model
     from v4s_lite.sample import validation_hook
 
-    cfg = small_cfg(tmp_path, steps=4, checkpoint_every=2, validate_every=2, validation_clips=[val_clip],
+    cfg = small_cfg(tmp_path, steps=4, checkpoint_every=2, validate_every=2, validation_clips=[val_clip, val_clip2],
                     validation_steps=2, ema_decay=0.9, log_with="tensorboard")
     hook, seen = validation_hook(cfg), {}
 
@@ -193,7 +200,13 @@ def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path,
     run = train(cfg, model=model, items=fake_items(), null_text=NULL, on_validate=on_validate)
     assert sorted(seen) == [2, 4]
     videos = sorted(p.relative_to(run / "validation").as_posix() for p in (run / "validation").rglob("*.mp4"))
-    assert videos == ["step_000002/grounding_000000.mp4", "step_000004/grounding_000000.mp4"]
+    assert videos == ["step_000002/grounding_000000.mp4", "step_000002/grounding_000001.mp4",
+                      "step_000004/grounding_000000.mp4", "step_000004/grounding_000001.mp4"]
+    # with two clips, the condition gaps of each validation step (EMA weights), logged beside the loss
+    rows = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
+    probes = ["gap: other instruction", "gap: null instruction", "gap: other room's context", "gap: noise context"]
+    assert [r["step"] for r in rows] == [2, 4] and all(sorted(r) == sorted(["step"] + probes) for r in rows)
+    assert all(math.isfinite(r[p]) and r[p] > -1 for r in rows for p in probes)  # relative gaps: loss >= 0
     assert (run / "validation" / "step_000004" / "grounding_000000.json").exists()
     for step, (training, grad, state) in seen.items():
         assert not training and not grad
@@ -210,6 +223,24 @@ def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path,
     acc = EventAccumulator(str(run / "tensorboard"))
     acc.Reload()
     assert [e.step for e in acc.Images("validation/grounding_000000")] == [2, 4]
+    assert [e.step for e in acc.Scalars("validation/gap: other room's context")] == [2, 4]
+    # the logged gaps are flow.condition_gaps of the EMA weights on the clips encoded as training encodes them
+    from v4s_lite.codec import build_codecs
+    from v4s_lite.flow import condition_gaps
+    from v4s_lite.latents import encode_clip
+    from v4s_lite.sample import load_example
+
+    codec, text = build_codecs(cfg)
+    box = cfg.clip_config.box_frames if cfg.box_frames else 0
+    items = [{k: v.float() if torch.is_tensor(v) else v for k, v in
+              encode_clip(load_example(f, cfg.clip_config, cfg.sampling, cfg.seed), codec, text, box).items()}
+             for f in (val_clip, val_clip2)]
+    model.transformer.load_state_dict(seen[4][2])
+    model.eval()
+    with torch.no_grad():
+        ref = condition_gaps(model, items, text.encode([""])[0].float(), seed=cfg.seed)
+    for probe in probes:
+        assert rows[1][probe] == pytest.approx(ref[probe[len("gap: "):] + " gap"], rel=1e-5, abs=1e-7), probe
 
 
 def test_validation_settings_are_checked_and_wired_into_v4s_train(tmp_path):

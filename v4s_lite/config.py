@@ -194,7 +194,8 @@ class TrainConfig:
     keep_checkpoints: int = 0  # 0 = keep every checkpoint; K = only the last K (plus keep_steps) stay on disk
     keep_steps: list = field(default_factory=list)  # checkpoints never rotated away, e.g. [1000, 2000]
     # validation videos: every validate_every steps (0 = off), one short video per clip folder in validation_clips
-    # under run_dir/validation/step_XXXXXX/ (EMA weights when on), sampled with validation_steps solver steps
+    # under run_dir/validation/step_XXXXXX/ (EMA weights when on), sampled with validation_steps solver steps;
+    # with >= 2 clips also the condition gaps on them, in run_dir/validation.jsonl (sample.validation_hook)
     validate_every: int = 0
     validation_clips: list = field(default_factory=list)
     validation_steps: int = 10

@@ -339,14 +339,20 @@ def validation_hook(cfg, **generate_kw):
     """train(cfg, on_validate=...) for cfg.validate_every: at each validation step, one video per folder of
     cfg.validation_clips (sample_clip with cfg.validation_steps solver steps, seed cfg.seed) written with
     write_sample to run_dir/validation/step_XXXXXX/<clip>.mp4 (+ .json); returns {clip: generated frames side by
-    side} for TensorBoard. The clips are read (and checked) now, once; train() handles eval mode and EMA weights.
+    side} for TensorBoard. With two clips or more it also returns the condition gaps on them ("does the model
+    listen?", flow.condition_gaps: the loss with another clip's instruction or room, or noise, against the true
+    ones), which train() logs beside the loss: the signal issue 13 asks to watch while training, not after it.
+    The clips are read (and checked) now, once; train() handles eval mode and EMA weights.
     generate_kw: generate()'s settings (default: joint guidance, scale 5)."""
     from .codec import build_codecs
+    from .flow import CONDITION_PROBES, condition_gaps
+    from .latents import encode_clip
 
     clip_cfg = cfg.clip_config
     examples = {Path(f).name: load_example(f, clip_cfg, cfg.sampling, cfg.seed) for f in cfg.validation_clips}
     codec, text_encoder = build_codecs(cfg)
     settings = {"steps": cfg.validation_steps, "shift": cfg.flow_shift, **generate_kw}
+    encoded = []  # the clips as training encodes them (box frames as cfg says), at the first validation step
 
     def on_validate(step: int, model, run_dir) -> dict:
         device = next(model.parameters()).device
@@ -357,7 +363,16 @@ def validation_hook(cfg, **generate_kw):
             write_sample(out, name, example["context"].numpy(), sample, clip_cfg.box_frames, clip_cfg.fps,
                          extra={"instruction": example["instruction"], "step": step, **settings})
             images[name] = np.concatenate(list(sample.frames), axis=1)  # the frames in a row
-        return images
+        if len(examples) < 2:  # the "other" probes borrow another clip's conditions
+            return images
+        if not encoded:
+            box = clip_cfg.box_frames if cfg.box_frames else 0
+            encoded.extend({k: v.float() if torch.is_tensor(v) else v for k, v in
+                            encode_clip(ex, codec, text_encoder, box, device=device).items()}
+                           for ex in examples.values())
+            encoded.append(text_encoder.encode([""])[0].float())  # the null instruction, last
+        gaps = condition_gaps(model, encoded[:-1], encoded[-1], seed=cfg.seed, device=device)
+        return {**images, **{f"gap: {p}": gaps[p + " gap"] for p in CONDITION_PROBES[1:]}}
 
     return on_validate
 

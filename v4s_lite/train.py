@@ -312,22 +312,32 @@ def _tracking(accelerator, cfg: TrainConfig, start: int):
 
 def _validate(on_validate, step: int, model, params, ema, run_dir, accelerator):
     """on_validate(step, model, run_dir) with the model in eval mode and the EMA weights in (as save_checkpoint
-    saves them), then back to training; the images it returns go to TensorBoard when that is on."""
+    saves them), then back to training. What it returns: images go to TensorBoard when that is on; numbers (e.g.
+    the condition gaps) to run_dir/validation.jsonl, one row per validation step, and to TensorBoard."""
     if ema is not None:
         ema.store(params)
         ema.copy_to(params)
     model.eval()
     try:
         with torch.no_grad(), accelerator.autocast():
-            images = on_validate(step, model, run_dir) or {}
+            out = on_validate(step, model, run_dir) or {}
     finally:
         model.train()
         if ema is not None:
             ema.restore(params)
-    if images and accelerator.trackers:
-        accelerator.get_tracker("tensorboard").log_images(
-            {f"validation/{name}": np.asarray(img)[None] for name, img in images.items()}, step=step,
-            dataformats="NHWC")
+    images = {k: v for k, v in out.items() if not isinstance(v, (int, float))}
+    numbers = {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
+    if numbers:
+        with open(Path(run_dir) / "validation.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **numbers}) + "\n")
+        print(f"validation step {step}: " + ", ".join(f"{k} {v:+.3f}" for k, v in numbers.items()))
+    if accelerator.trackers:
+        if numbers:
+            accelerator.log({f"validation/{k}": v for k, v in numbers.items()}, step=step)
+        if images:
+            accelerator.get_tracker("tensorboard").log_images(
+                {f"validation/{name}": np.asarray(img)[None] for name, img in images.items()}, step=step,
+                dataformats="NHWC")
 
 
 def _compiled(model, on: bool):
