@@ -14,12 +14,12 @@ loop reads the loss only every log_every steps, so anything near 1 per step is a
 2026-12-03 (results/gpu_2026-12-03c, before the RoPE positions and the timestep mask stopped copying from the
 host with a sync each step): baseline 0.149 s, GPU way 0.0445 s per step, 3.35x, 65.7 TFLOP/s.
 """
-import warnings
 import argparse
 import dataclasses
 import json
 import tempfile
 import time
+import warnings
 
 import torch
 
@@ -28,7 +28,7 @@ from v4s_lite.codec import build_codecs
 from v4s_lite.config import get_clip_config, load_config
 from v4s_lite.model import transformer_config
 from v4s_lite.latents import encode_clips
-from v4s_lite.train import read_log, train
+from v4s_lite.train import read_log, seconds_per_step, train
 
 
 def random_items(n, clip_cfg, seed=0):
@@ -59,9 +59,7 @@ def arm(cfg, items, null, steps_or_seconds, count_syncs=False):
         log = read_log(tmp)
         if count_syncs:
             syncs = sum("synchronizing" in str(w.message) for w in caught)
-    half = [r for r in log if r["step"] > log[-1]["step"] // 2]
-    per_step = (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
-    return per_step, wall, log[-1]["step"], syncs
+    return seconds_per_step(log), wall, log[-1]["step"], syncs
 
 
 def main():

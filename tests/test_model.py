@@ -179,10 +179,12 @@ def test_context_only_attention_is_saved_and_checked(model, tmp_path):
 @pytest.mark.parametrize("n_context,n_noisy,tpf", [(0, 3, 4), (2, 5, 12), (9, 6, 104)])
 def test_timesteps_are_t_on_the_noisy_tokens_exactly(n_context, n_noisy, tpf):
     """TokenLayout.timesteps builds its mask where t lives (no host copy in the training step): it must equal
-    t on the loss mask's tokens and 0 elsewhere, for any layout."""
+    t on the tokens of the "noisy" frames (frame_roles) and 0 elsewhere, for any layout; so must loss_mask."""
     layout = TokenLayout(n_context, n_noisy, tpf)
     t = torch.tensor([700.0, 250.0, 1.0])
-    expected = layout.loss_mask[None].float() * t[:, None]
+    noisy = torch.tensor([r == "noisy" for r in layout.frame_roles]).repeat_interleave(tpf)
+    assert torch.equal(layout.loss_mask, noisy)
+    expected = noisy[None].float() * t[:, None]
     assert torch.equal(layout.timesteps(t), expected)
     assert layout.timesteps(t).shape == (3, layout.n_tokens)
 

@@ -74,12 +74,11 @@ lowmem)
     --set steps=1000 --set checkpoint_every=100000 --set log_every=1 2>&1 | grep -v -i warn | tail -n 4 \
     | tee $OUT/train_24gb.log
   cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl
-  python3 - runs/wan5b_24gb/loss.jsonl <<'EOF' | tee -a $OUT/summary.txt
-import json, sys
-log = [json.loads(l) for l in open(sys.argv[1])]
-half = [r for r in log if r["step"] > log[-1]["step"] // 2]
-per = (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
-print(f"24 GB config: {log[-1]['step']} steps, {per:.3f} s per step over steps {half[0]['step']}-{half[-1]['step']}, "
+  python3 - runs/wan5b_24gb <<'EOF' | tee -a $OUT/summary.txt
+import sys
+from v4s_lite.train import read_log, seconds_per_step
+log = read_log(sys.argv[1])
+print(f"24 GB config: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half, "
       f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
 EOF
   stamp "24 GB config trained for $SECS s"

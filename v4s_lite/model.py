@@ -88,19 +88,20 @@ class TokenLayout:
     def frame_roles(self) -> list[str]:
         return ["context"] * self.n_context + ["first"] + ["noisy"] * self.n_noisy
 
+    def noisy_mask(self, device=None) -> torch.Tensor:
+        """(n_tokens,) bool: True on the noisy target tokens (the sequence's tail, after the context and the first
+        frame), built on `device`: copying a host mask there would make the host wait for the GPU every step."""
+        return torch.arange(self.n_tokens, device=device) >= (self.n_context + 1) * self.tokens_per_frame
+
     @property
     def loss_mask(self) -> torch.Tensor:
         """(n_tokens,) bool: True on the noisy target tokens, the only ones the loss covers."""
-        frames = torch.tensor([r == "noisy" for r in self.frame_roles])
-        return frames.repeat_interleave(self.tokens_per_frame)
+        return self.noisy_mask()
 
     def timesteps(self, t: torch.Tensor) -> torch.Tensor:
-        """(B,) diffusion times -> (B, n_tokens): 0 for clean context and first frame, t for the noisy tokens.
-        The mask is built where t lives (the noisy tokens are the sequence's tail): copying `loss_mask` from the
-        host would make the host wait for the GPU once per training step."""
+        """(B,) diffusion times -> (B, n_tokens): 0 for clean context and first frame, t for the noisy tokens."""
         t = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
-        noisy = torch.arange(self.n_tokens, device=t.device) >= (self.n_context + 1) * self.tokens_per_frame
-        return noisy[None].float() * t[:, None]
+        return self.noisy_mask(t.device)[None].float() * t[:, None]
 
 
 class V4SModel(nn.Module):

@@ -352,7 +352,8 @@ def validation_hook(cfg, **generate_kw):
     examples = {Path(f).name: load_example(f, clip_cfg, cfg.sampling, cfg.seed) for f in cfg.validation_clips}
     codec, text_encoder = build_codecs(cfg)
     settings = {"steps": cfg.validation_steps, "shift": cfg.flow_shift, **generate_kw}
-    encoded = []  # the clips as training encodes them (box frames as cfg says), at the first validation step
+    probe = {}  # "items": the clips as training encodes them (box frames as cfg says); "null": the "" embedding;
+    # both made at the first validation step, on the model's device
 
     def on_validate(step: int, model, run_dir) -> dict:
         device = next(model.parameters()).device
@@ -365,13 +366,13 @@ def validation_hook(cfg, **generate_kw):
             images[name] = np.concatenate(list(sample.frames), axis=1)  # the frames in a row
         if len(examples) < 2:  # the "other" probes borrow another clip's conditions
             return images
-        if not encoded:
+        if not probe:
             box = clip_cfg.box_frames if cfg.box_frames else 0
-            encoded.extend({k: v.float() if torch.is_tensor(v) else v for k, v in
-                            encode_clip(ex, codec, text_encoder, box, device=device).items()}
-                           for ex in examples.values())
-            encoded.append(text_encoder.encode([""])[0].float())  # the null instruction, last
-        gaps = condition_gaps(model, encoded[:-1], encoded[-1], seed=cfg.seed, device=device)
+            probe["items"] = [{k: v.float() if torch.is_tensor(v) else v for k, v in
+                               encode_clip(ex, codec, text_encoder, box, device=device).items()}
+                              for ex in examples.values()]
+            probe["null"] = text_encoder.encode([""])[0].float()
+        gaps = condition_gaps(model, probe["items"], probe["null"], seed=cfg.seed, device=device)
         return {**images, **{f"gap: {p}": gaps[p + " gap"] for p in CONDITION_PROBES[1:]}}
 
     return on_validate

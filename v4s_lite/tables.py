@@ -242,6 +242,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
             raise V4SError(f"unknown condition(s) {sorted(unknown)}; the conditions are: {list(conds)}")
         conds = {k: v for k, v in conds.items() if k in only}
     old = _resumable(out, conds, data, seed) if resume else None
+    kept = {name: _kept(old, name) for name in conds}  # resume: clip -> metrics already in `out`, not run again
     tasks = []
     for name, spec in conds.items():
         if not splits[spec["split"]].is_dir():
@@ -250,8 +251,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         folders = clip_folders(splits[spec["split"]])
         folders = folders[:max_clips] if max_clips else folders
         spec = {**spec, "judge_device": judge_device} if judge_device else spec
-        kept = _kept(old, name)
-        tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders) if f.name not in kept]
+        tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders) if f.name not in kept[name]]
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
     per, done = {}, 0
@@ -273,10 +273,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         prev = json.loads(out.read_text())
         res = {**prev, "command": prev["command"] + " && " + command, "seconds": prev["seconds"] + res["seconds"],
                "seed": seed}
-    for name in conds:  # resume: the clips scored before come first, then this run's
-        clips = _kept(old, name)
-        if clips and name in per:
-            per[name] = {**clips, **per[name]}
+    for name in per:  # resume: the clips scored before come first, then this run's
+        per[name] = {**kept[name], **per[name]}
     res["checkpoints"] = {**res.get("checkpoints", {}), **{
         name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
@@ -292,7 +290,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
     print(f"{done} of {len(tasks)} tasks in {round(time.time() - t0, 1)} s -> {out}"
-          + (f" ({sum(len(_kept(old, n)) for n in conds)} kept from before)" if old else ""))
+          + (f" ({sum(map(len, kept.values()))} kept from before)" if old else ""))
     for name, c in res["conditions"].items():
         s = c["summary"]
         print(f"{name:36s} " + " ".join(f"{k}={s[k]['mean']:.3f}" for k in ("IF@0.2", "IF", "SD", "walk", "PSNR", "GT_PSNR")

@@ -74,6 +74,13 @@ def read_log(run_dir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def seconds_per_step(log: list[dict]) -> float:
+    """Seconds per step over the second half of a loss log (read_log): after compilation and warm-up, which the
+    first steps pay. The figure benchmarks and device scripts report."""
+    half = [r for r in log if r["step"] > log[-1]["step"] // 2]
+    return (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
+
+
 def plot_loss(run_dir, out=None, ax=None):
     """The loss curve (raw and smoothed) of a run; saved as loss.png beside the log unless ax is given."""
     import matplotlib.pyplot as plt
