@@ -1,6 +1,7 @@
 """Latent codecs and text encoders: against references (avg-pooling, WanPipeline's formulas) and properties."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -171,3 +172,23 @@ def test_umt5_visits_its_run_device_only_while_encoding(monkeypatch):
                                                        or (plain, None))
     torch.testing.assert_close(visiting.encode(["find the green plant"]), plain)
     assert moves == ["meta", "encode on meta", "cpu"]
+
+
+def test_the_judge_skips_the_wan_vae_round_trip_and_keeps_the_lite_codec():
+    """Judging a Wan2.2 video passes no render through its VAE (~240 round trips per video frame did not finish on
+    an H200): plain renders, no 4-frame blending (Wan's VAE keeps every frame); the lite codec's round trip and
+    blending stay; evaluate_videos' notes say which."""
+    from v4s_lite.evaluate import _compared_through
+    from v4s_lite.poses import PoseEstimator
+    from v4s_lite.scene import make_scene
+
+    scene = make_scene(0)
+    K = [[40.0, 0, 32], [0, 40.0, 20], [0, 0, 1]]
+    wan, lite = WanVAECodec(tiny_wan_vae()), LiteCodec()
+    est = PoseEstimator(scene, K, 64, 40, degrade=wan)
+    assert est.degrade is None and est.blend == 1
+    est = PoseEstimator(scene, K, 64, 40, degrade=lite)
+    assert est.degrade is not None and est.blend == 4
+    frames = (np.random.default_rng(0).random((2, 40, 64, 3)) * 255).astype(np.uint8)
+    assert est.degrade(frames).shape == frames.shape and not np.array_equal(est.degrade(frames), frames)
+    assert "skipped" in _compared_through(wan) and _compared_through(lite).endswith("LiteCodec")

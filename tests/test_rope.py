@@ -127,3 +127,27 @@ def test_after_scan_rule_keeps_the_target_where_training_put_it():
     assert build_model(TrainConfig(model="tiny", clip="lite")).rope_target_start is None
     with pytest.raises(V4SError, match="rope_target"):
         TrainConfig(rope_target="after_everything")
+
+
+@pytest.mark.parametrize("rule", ["after_context", "after_scan"])
+def test_model_positions_equal_sequence_positions_per_row(rule):
+    """V4SModel.positions builds every row's sequence in tensor ops (so positions resident on a GPU never go to the
+    host): equal to rope.sequence_positions row by row, for per-sample rows, a shared row and no context; the
+    rows' device is kept; check_positions refuses a clip whose sequence leaves the RoPE table."""
+    from v4s_lite.config import TrainConfig
+    from v4s_lite.model import build_model
+
+    m = build_model(TrainConfig(model="tiny", clip="lite", rope_target=rule))
+    g = torch.Generator().manual_seed(0)
+    rows = torch.sort(torch.randint(0, 60, (6, 4), generator=g), dim=1).values  # some past the after-scan start
+    got = m.positions(rows, 3)
+    want = [sequence_positions(r.tolist(), 4, m.rope_gap, m.rope_target_start) for r in rows]
+    assert got.tolist() == want and got.dtype == torch.long
+    assert m.positions(rows[0], 3).tolist() == want[0]
+    assert m.positions(None, 3).tolist() == sequence_positions([], 4, m.rope_gap, m.rope_target_start)
+    assert m.positions(torch.zeros(2, 0, dtype=torch.long), 3).tolist() == [
+        sequence_positions([], 4, m.rope_gap, m.rope_target_start)] * 2
+    assert m.positions(rows.to("meta"), 3).device.type == "meta"  # stays where the rows are (a GPU in training)
+    m.check_positions(rows, 3)
+    with pytest.raises(V4SError, match="outside the"):
+        m.check_positions(rows + m.transformer.rope.max_seq_len, 3)

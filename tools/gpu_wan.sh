@@ -13,6 +13,7 @@
 #                                                   # SECS s: its s per step and peak memory (OUT/loss_24gb.jsonl)
 #   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
 #                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
+#   bash tools/gpu_wan.sh score OUT [STEPS]        # `v4s eval --checkpoint` alone (generate + judge), timed
 # Every command is a plain `v4s ...` line, printed to OUT/commands.txt. Seeds: training clips k*1,000 (k < N; make-data
 # steps past a seed whose room is held out for OOD, so adjacent seeds could write the same folder: 3 clips from 4 seeds
 # in results/gpu_2026-12-03c) (the training
@@ -132,6 +133,15 @@ EOF
   cp runs/wan5b_eval/metrics.json $OUT/eval_metrics.json
   stamp "v4s eval --checkpoint"
   ;;
+score)  # v4s eval --checkpoint alone (generate with joint CFG, then judge; the Wan VAE's round trip is skipped by
+  # the judge: codec.WanVAECodec.judge_round_trip), timed
+  STEPS=${1:-30}
+  CKPT=$(ls -d runs/wan5b/step_* | tail -n 1)
+  run $V4S eval --checkpoint $CKPT --data data/paper/val --out runs/wan5b_eval --steps $STEPS --device $DEV \
+    --no-figures 2>&1 | grep -v -i warn | tail -n 12 | tee -a $OUT/summary.txt
+  cp runs/wan5b_eval/metrics.json $OUT/eval_metrics.json
+  stamp "v4s eval --checkpoint ($STEPS sampling steps, then the judge)"
+  ;;
 *)
-  echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | sample"; exit 2 ;;
+  echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | sample | score"; exit 2 ;;
 esac

@@ -379,7 +379,7 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
             fig.savefig(Path(out) / "figures" / f"{folder.name}.png", dpi=100)
             plt.close(fig)
     result = {"per_clip": {k: jsonable(v) for k, v in per_clip.items()}, "summary": summarize(per_clip),
-              "notes": [note, f"video scored: {video_name}", f"renders compared through: {type(codec).__name__ if codec else 'none'}",
+              "notes": [note, f"video scored: {video_name}", _compared_through(codec),
                         f"judge: {JUDGE}"]}
     if any("not_measured" in m for m in per_clip.values()):
         result["notes"].append("real scans (scene null) have no room to re-render: scored first_psnr, frame_motion, "
@@ -398,6 +398,12 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
 
 
 # ------------------------------------------------------------------------------------------ picture
+def _compared_through(codec) -> str:
+    name = "none" if codec is None else type(codec).__name__
+    skip = codec is not None and not codec.judge_round_trip  # too costly per render: plain renders stand in (codec.py)
+    return f"renders compared through: {f'none ({name} round trip skipped: judge_round_trip)' if skip else name}"
+
+
 def diagnostic_figure(meta: dict, frames, metrics: dict):
     """Generated last frame | the room re-rendered at its estimated pose | top-down map (the estimated path and
     the clip's ground-truth path, the target outlined)."""

@@ -158,8 +158,11 @@ class DeviceBatches:
         self.text = _pad_text([torch.as_tensor(it["prompt_embeds"]).float() for it in items]).to(self.device)
         self.null_text = torch.nn.functional.pad(null_text.float(), (0, 0, 0, self.text.shape[1] - null_text.shape[0]))
         self.null_text = self.null_text.to(self.device)
-        # positions stay on the host: the model turns them into RoPE tables there (rope.ContextRoPE)
-        self.positions = torch.stack([torch.as_tensor(it["context_positions"]) for it in items])
+        # positions resident too (the model builds each batch's RoPE positions from them on the device); the host
+        # copy is for the one range check of all clips (model.check_positions, in train)
+        self.host_positions = torch.stack([torch.as_tensor(it["context_positions"]) for it in items])
+        self.positions = self.host_positions.to(self.device)
+        self.n_noisy = self.target.shape[2] - 1
 
     def indices(self, step: int) -> torch.Tensor:
         """The global batch's clip indices (batch_indices: the same seeded epoch order as the host path)."""
@@ -188,7 +191,7 @@ class DeviceBatches:
         d = drop_conditions(self.text[dev_idx], self.context[dev_idx], self.null_text[None], p_text=cfg.p_drop_text,
                             p_context=cfg.p_drop_context, p_both=cfg.p_drop_both, generator=g)
         return {"context": d.context_latents, "first": first, "noisy": add_noise(x0, noise, sigma), "sigma": sigma,
-                "text": d.text_emb, "positions": self.positions[idx], "velocity": flow_target(x0, noise)}
+                "text": d.text_emb, "positions": self.positions[dev_idx], "velocity": flow_target(x0, noise)}
 
 
 def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:

@@ -25,7 +25,7 @@ from torch import nn
 
 from .attention import ContextCache
 from .config import get_clip_config
-from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions, target_start_after_scan
+from .rope import DEFAULT_GAP, ContextRoPE, target_start_after_scan
 from .utils import V4SError, import_object
 
 V4S_CONFIG_NAME = "v4s_config.json"
@@ -162,13 +162,29 @@ class V4SModel(nn.Module):
         cp = torch.as_tensor([] if context_positions is None else context_positions, dtype=torch.long)
         rows = cp if cp.ndim == 2 else cp.reshape(1, -1)
         if target_positions is None:
-            pos = torch.tensor([sequence_positions(r.tolist(), 1 + n_noisy, self.rope_gap, self.rope_target_start) for r in rows])
+            # rope.sequence_positions for every row at once, in tensor ops on the rows' device: positions resident on
+            # the GPU (train.DeviceBatches) never make a host round trip, which would stall every training step
+            if self.rope_gap < 1:
+                raise V4SError(f"rope_gap={self.rope_gap} would put the target on top of the context; use >= 1")
+            last = rows[:, -1:] if rows.shape[1] else torch.full((rows.shape[0], 1), -self.rope_gap, device=rows.device)
+            start = last + self.rope_gap
+            if self.rope_target_start is not None:
+                start = start.clamp(min=int(self.rope_target_start))
+            pos = torch.cat([rows, start + torch.arange(1 + n_noisy, device=rows.device)], dim=1)
         else:
-            tp = torch.as_tensor(target_positions, dtype=torch.long)
+            tp = torch.as_tensor(target_positions, dtype=torch.long, device=rows.device)
             pos = torch.cat([rows, tp.expand(rows.shape[0], -1) if tp.ndim == 1 else tp], dim=1)
         if pos.shape[-1] != rows.shape[-1] + 1 + n_noisy:
             raise V4SError(f"target_positions must hold 1 + {n_noisy} positions (first + noisy latents)")
         return pos if cp.ndim == 2 else pos[0]
+
+    def check_positions(self, context_positions, n_noisy: int) -> None:
+        """Raise V4SError if the sequences of these context positions (B, Fc) leave the RoPE table. The forward
+        checks positions that come from the host; positions resident on a GPU are checked here, once for all clips
+        (a check in every step would wait for the GPU)."""
+        rope = self.transformer.rope
+        rope.set_positions(self.positions(torch.as_tensor(context_positions).cpu(), n_noisy))
+        rope.set_positions(None)
 
     def forward(self, context_latents, first_latent, noisy_latents, t, text_emb, context_positions,
                 target_positions=None) -> torch.Tensor:

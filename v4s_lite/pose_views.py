@@ -76,9 +76,12 @@ def blur(x: torch.Tensor) -> torch.Tensor:
 
 def _degrade_fn(degrade):
     """None, a frames -> frames function, or a LatentCodec (each frame encoded and decoded alone: a codec's first
-    latent holds one frame, so a single frame passes through the codec's spatial compression only)."""
+    latent holds one frame, so a single frame passes through the codec's spatial compression only; None for a
+    codec with judge_round_trip False: its round trip is too costly per render, plain renders are compared)."""
     if degrade is None or not hasattr(degrade, "encode"):
         return degrade
+    if not getattr(degrade, "judge_round_trip", True):
+        return None
     from .codec import frames_to_video, video_to_frames
 
     def through_codec(frames, chunk: int = 16):

@@ -89,7 +89,8 @@ class PoseEstimator:
         self.degrade = _degrade_fn(degrade)
         # A codec that shows one picture per `temporal_factor` frames (the lite codec) decodes their mean: such a
         # picture is compared with the mean of the renders along the walk through it (`codec_blend`), not with one pose.
-        self.blend = int(getattr(degrade, "temporal_factor", 1) if blend is None else blend)
+        through = degrade if self.degrade is not None else None  # a codec the judge skips (judge_round_trip) blends nothing
+        self.blend = int(getattr(through, "temporal_factor", 1) if blend is None else blend)
         self._library = None
         self._mask = None
         self._renders = {}  # (w, h, antialias, K) -> {c2w bytes: uint8 render}, emptied by every `estimate`

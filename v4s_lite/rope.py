@@ -66,7 +66,9 @@ class ContextRoPE(WanRotaryPosEmbed):
         pos = torch.as_tensor(frame_positions, dtype=torch.long)
         if pos.ndim not in (1, 2):
             raise V4SError(f"frame positions must be (F,) or (batch, F); got shape {tuple(pos.shape)}")
-        if pos.numel() and (pos.min() < 0 or pos.max() >= self.max_seq_len):
+        # checked here when they come from the host; positions resident on a GPU are checked once for all clips
+        # where they are made resident (train.DeviceBatches): a check here would stall every step on the GPU
+        if pos.device.type == "cpu" and pos.numel() and (pos.min() < 0 or pos.max() >= self.max_seq_len):
             raise V4SError(
                 f"RoPE position {int(pos.max() if pos.max() >= self.max_seq_len else pos.min())} is outside the "
                 f"table of {self.max_seq_len} positions (0..{self.max_seq_len - 1}). Use fewer/closer context frames, "

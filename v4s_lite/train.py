@@ -183,6 +183,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                disable=not (cfg.progress and accelerator.is_main_process))
     if cfg.device_batches is True or (cfg.device_batches == "auto" and on_gpu and cfg.wan is None):
         make = DeviceBatches(items, cfg, null_text, accelerator.device, rank, world)
+        accelerator.unwrap_model(ddp_model).check_positions(make.host_positions, make.n_noisy)  # once, not per step
         batches = (make(s, k) for s in range(start, cfg.steps) for k in range(accum))
     else:
         batches = torch.utils.data.DataLoader(StepBatches(items, cfg, null_text, start, rank, world), batch_size=None,

@@ -50,7 +50,8 @@ def to_device_async(x: torch.Tensor, device) -> torch.Tensor:
     the host then cannot prepare the next step while the GPU runs this one. Pinned memory copies asynchronously,
     and torch's caching host allocator keeps the pinned block alive until the copy is done."""
     device = torch.device(device)
-    if x.device == device or device.type != "cuda" or x.device.type != "cpu":
+    # inside torch.compile (the whole lite model is compiled) pin_memory cannot be traced: the graph copies its input
+    if torch.compiler.is_compiling() or x.device == device or device.type != "cuda" or x.device.type != "cpu":
         return x.to(device)
     return x.pin_memory().to(device, non_blocking=True)
 
