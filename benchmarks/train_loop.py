@@ -2,6 +2,7 @@
 
     python benchmarks/train_loop.py --data data/lite/train --seconds 25      # on the GPU machine, real latents
     python benchmarks/train_loop.py --random 256 --steps 6 --device cpu      # a CPU smoke run on random latents
+    python benchmarks/train_loop.py --random 2048 --profile 60               # where the GPU way's step goes
 
 Both arms call `train.train` with configs/lite.yaml (the 2.3M-parameter lite model, batch 64, bf16 on a GPU):
   baseline: batches built on the host (StepBatches in the loop), eager model (the loop that trained the shipped
@@ -65,6 +66,26 @@ def arm(cfg, items, null, steps_or_seconds, count_syncs=False):
     return seconds_per_step(log), wall, log[-1]["step"], syncs
 
 
+def profile(cfg, items, null, n):
+    """Where the GPU way's step goes: a warm-up run (compilation), then n steps under torch.profiler. Prints the
+    device's kernel time per step against the wall time per step (device-busy share: near 1 means the GPU's own
+    work is the limit, well below 1 that the host leaves it idle) and the kernels and host ops that take most."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    arm(dataclasses.replace(cfg, steps=20), items, null, 20)  # compile once (the cache serves the profiled run)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with torch_profile(activities=acts) as prof:
+        step_s = arm(dataclasses.replace(cfg, steps=n), items, null, n)[0]  # the log's second half, profiled
+    events = prof.key_averages()
+    dev = sum(e.self_device_time_total for e in events if e.device_type.name == "CUDA") / 1e6 if len(acts) > 1 else 0
+    print(f"{n} steps: {step_s * 1000:.1f} ms per step (second half, under the profiler); device kernels "
+          f"{dev / n * 1000:.1f} ms per step (all steps): busy {dev / n / step_s:.2f}")
+    key = "self_device_time_total" if len(acts) > 1 else "self_cpu_time_total"
+    print(events.table(sort_by=key, row_limit=20, max_name_column_width=60))
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="training clips (their latent cache is read if configs/lite.yaml's one exists)")
@@ -73,6 +94,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=0, help="instead of --steps: about this long per arm")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--profile", type=int, default=0, help="only profile N steps of the GPU way (torch.profiler): "
+                    "device-busy share of the wall time and the top kernels, nothing timed")
     a = ap.parse_args()
     cfg = load_config("configs/lite.yaml", progress=False, device=a.device, batch_size=a.batch, ema_decay=0.999,
                       log_every=10, checkpoint_every=10 ** 9, **({"data_root": a.data} if a.data else {}))
@@ -82,6 +105,8 @@ def main():
     else:
         codec, text = build_codecs(cfg)
         items, null = encode_clips(cfg, codec, text), text.encode([""])[0].float().cpu()
+    if a.profile:
+        return profile(dataclasses.replace(cfg, device_batches=True, compile=True), items, null, a.profile)
     steps = a.steps
     if a.seconds:  # calibrate the step count on a short run of the baseline arm: its whole wall time per step
         # (start-up included), so the estimate can only err short (the second half of a 40-step run, with batches

@@ -160,3 +160,35 @@ def test_judge_device_judges_there_with_the_same_metrics(tmp_path):
             assert elsewhere[k] == v, k
     with pytest.raises(Exception):  # the generating device is not one the judge could have used
         _task(("ground truth", {"kind": "gt"}, str(folder), "cuda:99", 0))
+
+
+def test_merge_joins_two_machines_tables_first_file_wins_and_refuses_a_mix():
+    """`v4s tables --merge`: the union of the rooms per condition, the first file's scores where both scored a room
+    (and how far the two disagree there), summaries and paired rows recomputed on the union; files of another
+    judge, seed, evaluation set or checkpoint are refused."""
+    def clip(sd, psnr):
+        return {"SD": sd, "PSNR": psnr, "IF@0.2": float(sd < 0.2), "walk": 1.0}
+
+    def res(rows, **kw):
+        return {"command": "v4s tables", "data": "data/lite/test", "seconds": 1.0, "seed": 0, "judge": "J",
+                "checkpoints": {"full (joint CFG)": "runs/shipped/step_003501"}, "tries": {},
+                "conditions": {name: {"summary": {}, "per_clip": per} for name, per in rows.items()}, **kw}
+
+    a = res({"full (joint CFG)": {"r1": clip(0.1, 20.0), "r2": clip(0.5, 19.0)},
+             "guidance text": {"r1": clip(0.3, 21.0), "r2": clip(0.4, 20.0)}})
+    b = res({"full (joint CFG)": {"r2": clip(0.15, 18.0), "r3": clip(0.05, 22.0)},
+             "guidance text": {"r3": clip(0.6, 21.0)}})
+    merged, agree = paper_tables.merge([a, b])
+    full = merged["conditions"]["full (joint CFG)"]
+    assert sorted(full["per_clip"]) == ["r1", "r2", "r3"] and full["per_clip"]["r2"]["SD"] == 0.5  # the first wins
+    assert full["summary"]["n"] == 3 and abs(full["summary"]["SD"]["mean"] - (0.1 + 0.5 + 0.05) / 3) < 1e-12
+    assert agree["full (joint CFG)"] == {"both": 1, "verdicts_differ": 1, "max_abs_SD": pytest.approx(0.35),
+                                         "max_abs_PSNR": pytest.approx(1.0)}
+    assert agree["guidance text"]["both"] == 0
+    pair = merged["paired"]["joint vs text-only CFG (the paper's 'without context CFG')" + ": SD"]
+    assert pair["n"] == 3 and pair["mean"] == pytest.approx(((0.1 - 0.3) + (0.5 - 0.4) + (0.05 - 0.6)) / 3)
+    for bad, what in ((res({}, judge="other"), "judge"), (res({}, seed=1), "seed"),
+                      (res({}, data="data/lite/val"), "evaluation set"),
+                      (res({}, checkpoints={"full (joint CFG)": "runs/shipped/step_000100"}), "used")):
+        with pytest.raises(V4SError, match=what):
+            paper_tables.merge([a, bad])

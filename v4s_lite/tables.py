@@ -168,6 +168,44 @@ def rejudge(res: dict, judge=None) -> dict:
     return res
 
 
+def merge(results: list) -> tuple[dict, dict]:
+    """One table from results files of the same judge, noise seed, evaluation set and checkpoints that scored
+    different rooms (e.g. two machines growing the same table): per condition, the union of their clips, the
+    first file's scores where both have a clip. Returns (the merged results, per condition: the clips both scored,
+    how many verdicts differ and the largest |SD| and |PSNR| differences: how reproducible a row is)."""
+    from .statistics import summarize
+
+    first, agree = results[0], {}
+    for other in results[1:]:
+        for key in ("judge", "seed"):
+            if other.get(key, 0) != first.get(key, 0):
+                raise V4SError(f"cannot merge: {key} {other.get(key)!r} is not {first.get(key)!r}")
+        if Path(other["data"]).parts[-2:] != Path(first["data"]).parts[-2:]:
+            raise V4SError(f"cannot merge: evaluation set {other['data']} is not {first['data']}")
+        for name, ck in other.get("checkpoints", {}).items():
+            was = first.get("checkpoints", {}).get(name)
+            if was and Path(was).parts[-2:] != Path(ck).parts[-2:]:
+                raise V4SError(f"cannot merge: row {name!r} used {ck} in one file and {was} in the other")
+    if any(r.get("tries") for r in results):
+        raise V4SError("cannot merge files with repeated sampling (--tries) rows")
+    res = {**first, "command": " && ".join(r["command"] for r in results),
+           "seconds": sum(r["seconds"] for r in results), "conditions": {},
+           "checkpoints": {k: v for r in results[::-1] for k, v in r.get("checkpoints", {}).items()}}
+    for name in dict.fromkeys(n for r in results for n in r["conditions"]):
+        rows = [r["conditions"][name]["per_clip"] for r in results if name in r["conditions"]]
+        per = {k: m for row in rows[::-1] for k, m in row.items()}  # earlier files overwrite later ones
+        both = [k for k in rows[0] if any(k in row for row in rows[1:])]
+        pairs = [(rows[0][k], next(row[k] for row in rows[1:] if k in row)) for k in both]
+        diff = lambda key: max([abs(a[key] - b[key]) for a, b in pairs if a.get(key) is not None  # noqa: E731
+                                and b.get(key) is not None] or [0.0])
+        agree[name] = {"both": len(both), "verdicts_differ": sum(a.get("IF@0.2") != b.get("IF@0.2") or
+                                                                 a.get("walk") != b.get("walk") for a, b in pairs),
+                       "max_abs_SD": diff("SD"), "max_abs_PSNR": diff("PSNR")}
+        res["conditions"][name] = {"summary": summarize(per), "per_clip": per}
+    res["paired"] = paired(res)
+    return res, agree
+
+
 def _resumable(out: Path, conds: dict, data: Path, seed: int) -> dict | None:
     """The results file `out` if this run may add to it (None if there is none yet). Rows scored with another judge,
     noise seed, number of tries, evaluation set or checkpoint cannot share a table with this run's: that is an
@@ -322,6 +360,8 @@ def add_cli(subparsers) -> None:
                    "on the same rooms and noise seeds (with --only, these rows run too)")
     p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
+    p.add_argument("--merge", nargs="+", metavar="FILE", help="write one table to --out from these results files "
+                   "(same judge, seed, set, checkpoints; different rooms): nothing is generated (tables.merge)")
     p.add_argument("--resume", action="store_true", help="keep the clips --out already holds for each condition and "
                    "score only the rest (a test set too large for one device call, over several)")
     p.set_defaults(func=_cli)
@@ -340,6 +380,15 @@ def _cli(args) -> int:
         res["command"] += " && " + shlex.join(["v4s", *getattr(args, "argv", [])])
         out.write_text(json.dumps(res, indent=1, default=float))
         print(f"re-judged {out} with {res['judge']}")
+        return 0
+    if args.merge:
+        res, agree = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        res["command"] += " && " + shlex.join(["v4s", *getattr(args, "argv", [])])
+        Path(args.out).write_text(json.dumps(res, indent=1, default=float))
+        for name, c in res["conditions"].items():
+            a = agree[name]
+            print(f"{name:36s} n={c['summary']['n']}; scored in two files: {a['both']} clips, verdicts differ in "
+                  f"{a['verdicts_differ']}, max |SD| {a['max_abs_SD']:.3g}, max |PSNR| {a['max_abs_PSNR']:.3g}")
         return 0
     if not args.runs or not args.data:
         raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")

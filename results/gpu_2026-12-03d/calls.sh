@@ -33,6 +33,21 @@ call2)
   timeout $(left 565) bash tools/gpu_wan.sh score $O 30; stamp "5B scored"
   wait; stamp "tables grown"
   ;;
+call3)  # warm: issue 13's loop benchmark again, after the positions moved to the GPU (the machine's last minutes)
+  timeout 440 bash tools/gpu_lite.sh bench $O 20; stamp bench
+  ;;
+call4)  # fresh machine, the budget's last minutes: is a generated test video the same when made twice on one
+  # machine? (calls 1 and 2 scored the same 23 rooms on two machines: ground truth identical, generated rows not)
+  mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/
+  python3 -m v4s_lite.cli make-data --task grounding --split id --scenes 3 --seed 407000 --clip-config lite \
+    --device cuda --out data/lite/test/id --no-progress > /dev/null 2>> $O/mk.log; stamp "3 rooms"
+  md5sum data/lite/test/id/*/*.mp4 | tee $O/clips_md5.txt
+  for r in a b; do
+    python3 -m v4s_lite.cli tables --runs runs --data data/lite/test --out $O/repeat_$r.json --main shipped \
+      --device cuda --workers 3 --only "full (joint CFG)" "guidance text" 2>&1 | grep -v -i warn | tail -n 4
+    stamp "repeat $r"
+  done
+  ;;
 esac
 tail -n 2 $O/*.log 2>/dev/null | tail -n 40 > $O/log_tails.txt || true
 # at most 8 files come back from a call: everything in one archive, the summary beside it
