@@ -1,7 +1,7 @@
 """The real `v4s train` loop, today's way against the GPU way, in one run (issue 13).
 
     python benchmarks/train_loop.py --data data/lite/train --seconds 25      # on the GPU machine, real latents
-    python benchmarks/train_loop.py --random 256 --steps 6 --device cpu      # a CPU smoke run on random latents
+    python benchmarks/train_loop.py --random 256 --steps 40 --device cpu --batch 4   # a CPU smoke run, random latents
     python benchmarks/train_loop.py --random 2048 --profile 60               # where the GPU way's step goes
 
 Both arms call `train.train` with configs/lite.yaml (the 2.3M-parameter lite model, batch 64, bf16 on a GPU):
@@ -63,7 +63,10 @@ def arm(cfg, items, null, steps_or_seconds, count_syncs=False):
         log = read_log(tmp)
         if count_syncs:
             syncs = sum("synchronizing" in str(w.message) for w in caught)
-    return seconds_per_step(log), wall, log[-1]["step"], syncs
+    compiled = log[-1].get("compiled")  # None: not asked to compile
+    if compiled is False:  # train() fell back to eager: this arm's figure is not the compiled loop's
+        print(f"WARNING: compilation failed, the arm ran eagerly ({cfg.steps} steps)")
+    return seconds_per_step(log), wall, log[-1]["step"], syncs, compiled
 
 
 def profile(cfg, items, null, n):
@@ -97,6 +100,8 @@ def main():
     ap.add_argument("--profile", type=int, default=0, help="only profile N steps of the GPU way (torch.profiler): "
                     "device-busy share of the wall time and the top kernels, nothing timed")
     a = ap.parse_args()
+    if a.steps < 40 or 0 < a.profile < 40:
+        ap.error("--steps and --profile need >= 40 (a log row every 10 steps; the timing reads the second half)")
     cfg = load_config("configs/lite.yaml", progress=False, device=a.device, batch_size=a.batch, ema_decay=0.999,
                       log_every=10, checkpoint_every=10 ** 9, **({"data_root": a.data} if a.data else {}))
     clip_cfg = get_clip_config(cfg.clip)
@@ -111,13 +116,13 @@ def main():
     if a.seconds:  # calibrate the step count on a short run of the baseline arm: its whole wall time per step
         # (start-up included), so the estimate can only err short (the second half of a 40-step run, with batches
         # built ahead, once made ~6,000 steps of a 0.19 s loop out of 30 seconds: the arm never ended)
-        _, wall, n, _ = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False, batch_workers=0),
+        _, wall, n, _, _ = arm(dataclasses.replace(cfg, steps=40, device_batches=False, compile=False, batch_workers=0),
                          items, null, 0)
         steps = max(40, int(a.seconds / (wall / n)))
     base = dataclasses.replace(cfg, steps=steps, device_batches=False, compile=False, batch_workers=0)
     fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=True)
-    s_base, w_base, _, _ = arm(base, items, null, steps)
-    s_fast, w_fast, _, _ = arm(fast, items, null, steps)
+    s_base, w_base, _, _, _ = arm(base, items, null, steps)
+    s_fast, w_fast, _, _, compiled = arm(fast, items, null, steps)
     syncs = None
     if torch.cuda.is_available():  # two short extra runs of the GPU way with every host sync counted (the warnings
         # slow them, so they are not timed); set-up, the final checkpoint and the log steps (every 10) sync on purpose

@@ -524,6 +524,26 @@ def test_compile_failure_falls_back_to_eager(capsys):
     assert "training eagerly" in capsys.readouterr().out
 
 
+def test_the_log_says_whether_compilation_held(tmp_path, monkeypatch):
+    """A loop asked to compile whose compilation fails trains eagerly, and every log row says so ("compiled": false):
+    benchmarks/train_loop.py refuses to pass an eager figure off as the compiled loop's (it happened on the H200:
+    results/gpu_2026-12-03d). A loop not asked to compile writes no flag; seconds_per_step needs two rows."""
+    from v4s_lite.train import seconds_per_step
+
+    def broken(model, *a, **k):
+        return lambda *x, **y: (_ for _ in ()).throw(RuntimeError("cannot trace pin_memory"))
+
+    monkeypatch.setattr(torch, "compile", broken)
+    log = read_log(train(small_cfg(tmp_path / "c", steps=4, log_every=2, compile=True), items=fake_items(),
+                         null_text=NULL))
+    assert len(log) >= 2 and all(r["compiled"] is False for r in log)
+    log = read_log(train(small_cfg(tmp_path / "e", steps=4, log_every=2), items=fake_items(), null_text=NULL))
+    assert all("compiled" not in r for r in log)
+    assert seconds_per_step(log) >= 0
+    with pytest.raises(V4SError, match="second half"):
+        seconds_per_step(log[:1])
+
+
 def test_bad_speed_settings_are_errors():
     with pytest.raises(V4SError, match="device_batches"):
         TrainConfig(device_batches="yes")

@@ -78,6 +78,9 @@ def seconds_per_step(log: list[dict]) -> float:
     """Seconds per step over the second half of a loss log (read_log): after compilation and warm-up, which the
     first steps pay. The figure benchmarks and device scripts report."""
     half = [r for r in log if r["step"] > log[-1]["step"] // 2]
+    if len(half) < 2:
+        raise V4SError(f"the log's second half has {len(half)} row(s) (last step {log[-1]['step'] if log else 0}): "
+                       "seconds per step needs two; train more steps or log more often (log_every)")
     return (half[-1]["seconds"] - half[0]["seconds"]) / max(1, half[-1]["step"] - half[0]["step"])
 
 
@@ -238,6 +241,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                        "seconds": round(now - t_start, 3),  # since this call started
                        "samples_per_s": round((done - window_start) * cfg.batch_size / max(now - t_window, 1e-9), 2)}
                 t_window, window_start = now, done
+                if isinstance(forward, _FallbackToEager):  # did compilation hold? (a benchmark must not time eager)
+                    row["compiled"] = forward.compiled is not forward.eager
                 if on_gpu:  # the allocator's high-water mark: a counter read, no device sync
                     row["peak_gib"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
                 if accelerator.is_main_process:
