@@ -321,6 +321,10 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   `checkpoints.load_model` + `sample.sample_clip` at `config.inference_clip_config`) -> `checkpoints.export`
 #   (= `v4s export`) ->
 #   `WanPipeline.load_lora_weights`. Offline stand-ins: `full.random_wan22_folder` (= `v4s wan-random`).
+# - Scoring a run: `v4s eval --checkpoint RUN/step_N --data data/paper/val` generates with joint CFG and judges as
+#   notebook 08 does, except that renders are compared as they are, not through Wan's VAE (~240 VAE round trips per
+#   video frame would take hours: `codec.LatentCodec.judge_round_trip`). One 181-frame video: 199 s on an H200, 94 s
+#   of it the judge (`results/gpu_2026-12-03d`, random weights).
 # - Speed (H100, 9,256 tokens; `python benchmarks/bench_wan.py --out results/bench_wan_h100`): training step
 #   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB; H200: 1.120 -> 0.822 s), 0.689 s
 #   checkpointing 10 blocks (0.57x, 40.3 GB); guided denoising step (2 passes) 0.641 s -> 0.419 s compiled (0.65x)
