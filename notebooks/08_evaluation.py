@@ -212,7 +212,9 @@ fig.tight_layout()
 # folder's `target.mp4`, so another model's videos are scored by writing them there) and writes `OUT/metrics.json`
 # (per clip; means with 95% bootstrap intervals), `OUT/metrics.md` and a diagnostic picture per clip.
 # `v4s eval --checkpoint CKPT --data DIR --out OUT` first generates the videos with a trained model (every
-# sampling setting of `v4s sample` can be given) and compares them through the model's codec. The paper's tables,
+# sampling setting of `v4s sample` can be given) and compares them through the model's codec. Two runs on the same
+# clips (say, with and without guidance) compare room by room with `--paired-with FIRST_OUT/metrics.json`: the
+# second run's metrics.json gets the paired differences (notebook 09 explains why paired). The paper's tables,
 # every condition on a whole evaluation set with paired differences, are `v4s tables` (notebook 09).
 
 # %% [markdown]

@@ -178,7 +178,7 @@ def test_the_judge_skips_the_wan_vae_round_trip_and_keeps_the_lite_codec():
     """Judging a Wan2.2 video passes no render through its VAE (~240 round trips per video frame did not finish on
     an H200): plain renders, no 4-frame blending (Wan's VAE keeps every frame); the lite codec's round trip and
     blending stay; evaluate_videos' notes say which."""
-    from v4s_lite.evaluate import _compared_through
+    from v4s_lite.pose_views import compared_through
     from v4s_lite.poses import PoseEstimator
     from v4s_lite.scene import make_scene
 
@@ -191,4 +191,4 @@ def test_the_judge_skips_the_wan_vae_round_trip_and_keeps_the_lite_codec():
     assert est.degrade is not None and est.blend == 4
     frames = (np.random.default_rng(0).random((2, 40, 64, 3)) * 255).astype(np.uint8)
     assert est.degrade(frames).shape == frames.shape and not np.array_equal(est.degrade(frames), frames)
-    assert "skipped" in _compared_through(wan) and _compared_through(lite).endswith("LiteCodec")
+    assert "skipped" in compared_through(wan) and compared_through(lite).endswith("LiteCodec")

@@ -316,6 +316,19 @@ def test_v4s_eval_writes_metrics_for_clip_folders(tmp_path, clip):
     assert (tmp_path / "out" / "metrics.md").read_text().startswith("| Method | SD")
     assert (tmp_path / "out" / "figures" / "clip_a.png").stat().st_size > 1000
     assert main(["eval", "--checkpoint", "nowhere", "--out", str(tmp_path / "o2")]) == 2  # needs --data
+    # the same clip, frozen on its first frame, paired with the run above: this run minus that one, clip by clip
+    folder = write_clip(tmp_path / "frozen" / "clip_a", context, gt_frames_without_box(meta), meta)
+    write_video(folder / "target.mp4", C.corrupt(C.ground_truth_video(meta), "freeze"), meta["fps"])
+    first = str(tmp_path / "out" / "metrics.json")
+    assert main(["eval", "--videos", str(tmp_path / "frozen"), "--out", str(tmp_path / "o3"), "--no-figures",
+                 "--paired-with", first]) == 0
+    paired = json.loads((tmp_path / "o3" / "metrics.json").read_text())["paired"]
+    assert [d["key"] for d in paired.values()] == ["IF@0.2", "SD", "PSNR"]
+    assert [(d["n"], d["mean"], d["losses"]) for d in paired.values()][0] == (1, -1.0, 1)
+    assert "this run - " in (tmp_path / "o3" / "metrics.md").read_text()
+    (tmp_path / "other.json").write_text(json.dumps({"per_clip": {"clip_b": {"SD": 0.1}}}))
+    assert main(["eval", "--videos", str(tmp_path / "frozen"), "--out", str(tmp_path / "o4"), "--no-figures",
+                 "--paired-with", str(tmp_path / "other.json")]) == 2  # no clip in common: a clear error
 
 
 def test_condition_gaps_see_exactly_which_condition_a_model_uses():

@@ -47,12 +47,13 @@ from .bbox import box_iou, detect_red_box, red_box_mask
 # judge is taught and tested with it here (notebook 08: E.calibration_videos, E.CALIBRATION)
 from .calibration import (CALIBRATION, approach_video, calibration_videos, codec_round_trip, corrupt,  # noqa: F401
                           ground_truth_video, held_scan_frame_video, wrong_box_video)
+from .pose_views import compared_through
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
 from .scene import Scene
 from .sample import SamplingSettings
 from .scans import NOT_MEASURED, score_real_clip
-from .statistics import METRIC_KEYS, markdown_table, summarize
+from .statistics import METRIC_KEYS, markdown_table, paired_difference, paired_table, summarize
 from .utils import V4SError
 
 
@@ -338,10 +339,11 @@ def jsonable(m: dict) -> dict:
 
 
 def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: bool = True, progress: bool = True,
-                    codec=None, device="cpu") -> dict:
+                    codec=None, device="cpu", paired_with=None) -> dict:
     """Score every clip folder under `videos` (dataset layout; the scored video is `video_name` in each folder).
     codec: the latent codec the videos were decoded by (their renders pass through it: `PoseEstimator(degrade=)`);
-    None for videos that never went through one.
+    None for videos that never went through one. paired_with: another run's metrics.json on the same clips (other
+    weights or settings): result["paired"] holds this run minus that one, clip by clip (IF@0.2, SD, PSNR).
 
     Writes out/metrics.json, out/metrics.md and out/figures/<clip>.png when `out` is given; returns the metrics.
     """
@@ -379,8 +381,7 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
             fig.savefig(Path(out) / "figures" / f"{folder.name}.png", dpi=100)
             plt.close(fig)
     result = {"per_clip": {k: jsonable(v) for k, v in per_clip.items()}, "summary": summarize(per_clip),
-              "notes": [note, f"video scored: {video_name}", _compared_through(codec),
-                        f"judge: {JUDGE}"]}
+              "notes": [note, f"video scored: {video_name}", compared_through(codec), f"judge: {JUDGE}"]}
     if any("not_measured" in m for m in per_clip.values()):
         result["notes"].append("real scans (scene null) have no room to re-render: scored first_psnr, frame_motion, "
                                "box_confidence, box_IoU_recorded; not measured: " + "; ".join(
@@ -388,22 +389,22 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
     for k in METRIC_KEYS:  # the headline keys at the top level, as the issue asks
         result[k] = result["summary"].get(k, {"mean": None})
     result["n"] = len(per_clip)
+    if paired_with is not None:  # the same rooms and noise seeds in both runs: their difference, not two intervals
+        before, now = json.loads(Path(paired_with).read_text())["per_clip"], result["per_clip"]
+        if not set(before) & set(now):
+            raise V4SError(f"--paired-with {paired_with}: no clip scored in both runs; pair runs on the same clips")
+        result["paired"] = {f"this run - {paired_with}: {k}": paired_difference(before, now, k) for k in ("IF@0.2", "SD", "PSNR")}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, indent=1, allow_nan=False))
-        (out / "metrics.md").write_text(markdown_table({Path(videos).name: result["summary"]}) + "\n\n" +
+        paired = "\n\n" + paired_table(result["paired"]) if "paired" in result else ""
+        (out / "metrics.md").write_text(markdown_table({Path(videos).name: result["summary"]}) + paired + "\n\n" +
                                         "\n".join(result["notes"]) + "\n")
     return result
 
 
 # ------------------------------------------------------------------------------------------ picture
-def _compared_through(codec) -> str:
-    name = "none" if codec is None else type(codec).__name__
-    skip = codec is not None and not codec.judge_round_trip  # too costly per render: plain renders stand in (codec.py)
-    return f"renders compared through: {f'none ({name} round trip skipped: judge_round_trip)' if skip else name}"
-
-
 def diagnostic_figure(meta: dict, frames, metrics: dict):
     """Generated last frame | the room re-rendered at its estimated pose | top-down map (the estimated path and
     the clip's ground-truth path, the target outlined)."""
@@ -471,6 +472,7 @@ def add_cli(subparsers) -> None:
     SamplingSettings.add_arguments(p.add_argument_group("with --checkpoint: sampling (v4s sample's settings)"))
     p.add_argument("--device", default="auto", help="where to generate and render (cuda scores several times faster)")
     p.add_argument("--no-figures", action="store_true", help="skip the per-clip diagnostic pictures")
+    p.add_argument("--paired-with", help="another `v4s eval`'s metrics.json on the same clips: paired differences")
     p.set_defaults(func=_cli)
 
 
@@ -491,8 +493,8 @@ def _cli(args) -> int:
                                         args.seed, device, settings)
         name = "target.mp4"
     result = evaluate_videos(videos, args.out, video_name=name, figures=not args.no_figures, codec=codec,
-                             device=str(device))
+                             device=str(device), paired_with=args.paired_with)
     label = Path(args.checkpoint).name if args.checkpoint else Path(videos).name
-    print(markdown_table({label: result["summary"]}))
+    print(markdown_table({label: result["summary"]}) + ("\n" + paired_table(result["paired"]) if "paired" in result else ""))
     print(f"wrote {Path(args.out) / 'metrics.json'}")
     return 0

@@ -92,3 +92,10 @@ def _degrade_fn(degrade):
             return np.concatenate([video_to_frames(degrade.decode(degrade.encode(video[i:i + chunk])))[:, 0]
                                    for i in range(0, len(video), chunk)])
     return through_codec
+
+
+def compared_through(codec) -> str:
+    """What a results file says about the renders the judge compared (evaluate_videos' notes)."""
+    name = "none" if codec is None else type(codec).__name__
+    skip = codec is not None and not codec.judge_round_trip  # too costly per render: plain renders stand in (codec.py)
+    return f"renders compared through: {f'none ({name} round trip skipped: judge_round_trip)' if skip else name}"
