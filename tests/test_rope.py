@@ -131,8 +131,8 @@ def test_after_scan_rule_keeps_the_target_where_training_put_it():
 
 @pytest.mark.parametrize("rule", ["after_context", "after_scan"])
 def test_model_positions_equal_sequence_positions_per_row(rule):
-    """V4SModel.positions builds every row's sequence in tensor ops (so positions resident on a GPU never go to the
-    host): equal to rope.sequence_positions row by row, for per-sample rows, a shared row and no context; the
+    """V4SModel.positions builds every row's sequence in tensor ops (rope.sequence_positions_batch: positions
+    resident on a GPU never go to the host): equal to rope.sequence_positions row by row, for per-sample rows, a shared row and no context; the
     rows' device is kept; check_positions refuses a clip whose sequence leaves the RoPE table."""
     from v4s_lite.config import TrainConfig
     from v4s_lite.model import build_model

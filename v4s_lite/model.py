@@ -25,7 +25,7 @@ from torch import nn
 
 from .attention import ContextCache
 from .config import get_clip_config
-from .rope import DEFAULT_GAP, ContextRoPE, target_start_after_scan
+from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions_batch, target_start_after_scan
 from .utils import V4SError, import_object
 
 V4S_CONFIG_NAME = "v4s_config.json"
@@ -162,15 +162,7 @@ class V4SModel(nn.Module):
         cp = torch.as_tensor([] if context_positions is None else context_positions, dtype=torch.long)
         rows = cp if cp.ndim == 2 else cp.reshape(1, -1)
         if target_positions is None:
-            # rope.sequence_positions for every row at once, in tensor ops on the rows' device: positions resident on
-            # the GPU (train.DeviceBatches) never make a host round trip, which would stall every training step
-            if self.rope_gap < 1:
-                raise V4SError(f"rope_gap={self.rope_gap} would put the target on top of the context; use >= 1")
-            last = rows[:, -1:] if rows.shape[1] else torch.full((rows.shape[0], 1), -self.rope_gap, device=rows.device)
-            start = last + self.rope_gap
-            if self.rope_target_start is not None:
-                start = start.clamp(min=int(self.rope_target_start))
-            pos = torch.cat([rows, start + torch.arange(1 + n_noisy, device=rows.device)], dim=1)
+            pos = sequence_positions_batch(rows, 1 + n_noisy, self.rope_gap, self.rope_target_start)  # on rows' device
         else:
             tp = torch.as_tensor(target_positions, dtype=torch.long, device=rows.device)
             pos = torch.cat([rows, tp.expand(rows.shape[0], -1) if tp.ndim == 1 else tp], dim=1)

@@ -131,3 +131,17 @@ def sequence_positions(context_pos: Sequence[int], n_target_latents: int, gap: i
     context_pos = list(context_pos)
     last = context_pos[-1] if context_pos else -gap  # no context: the target starts at 0 (or target_start)
     return context_pos + target_positions(last, n_target_latents, gap, target_start)
+
+
+def sequence_positions_batch(rows: torch.Tensor, n_target_latents: int, gap: int = DEFAULT_GAP,
+                             target_start: int | None = None) -> torch.Tensor:
+    """sequence_positions for every row of context positions (B, Fc) at once, in tensor ops on the rows' device
+    (the model's forward): positions resident on the GPU never make a host round trip, which would stall every
+    training step. Returns (B, Fc + n_target_latents)."""
+    if gap < 1:
+        raise V4SError(f"gap={gap} would put the target on top of the context; use gap >= 1")
+    last = rows[:, -1:] if rows.shape[1] else torch.full((rows.shape[0], 1), -gap, device=rows.device)
+    start = last + gap
+    if target_start is not None:
+        start = start.clamp(min=int(target_start))
+    return torch.cat([rows, start + torch.arange(n_target_latents, device=rows.device)], dim=1)
