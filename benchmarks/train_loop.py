@@ -3,6 +3,7 @@
     python benchmarks/train_loop.py --data data/lite/train --seconds 25      # on the GPU machine, real latents
     python benchmarks/train_loop.py --random 256 --steps 40 --device cpu --batch 4   # a CPU smoke run, random latents
     python benchmarks/train_loop.py --random 2048 --profile 60               # where the GPU way's step goes
+    python benchmarks/train_loop.py --random 2048 --seconds 20 --compile-modes default reduce-overhead  # + CUDA graphs
 
 Both arms call `train.train` with configs/lite.yaml (the 2.3M-parameter lite model, batch 64, bf16 on a GPU):
   baseline: batches built on the host (StepBatches in the loop), eager model (the loop that trained the shipped
@@ -97,6 +98,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=0, help="instead of --steps: about this long per arm")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--compile-modes", nargs="+", default=["default"], metavar="MODE",
+                    help="torch.compile modes of the GPU way, each its own arm against the same baseline (e.g. default "
+                    "reduce-overhead: CUDA graphs); the first is the one --profile and the sync count use")
     ap.add_argument("--profile", type=int, default=0, help="only profile N steps of the GPU way (torch.profiler): "
                     "device-busy share of the wall time and the top kernels, nothing timed")
     a = ap.parse_args()
@@ -111,7 +115,7 @@ def main():
         codec, text = build_codecs(cfg)
         items, null = encode_clips(cfg, codec, text), text.encode([""])[0].float().cpu()
     if a.profile:
-        return profile(dataclasses.replace(cfg, device_batches=True, compile=True), items, null, a.profile)
+        return profile(dataclasses.replace(cfg, device_batches=True, compile=a.compile_modes[0]), items, null, a.profile)
     steps = a.steps
     if a.seconds:  # calibrate the step count on a short run of the baseline arm: its whole wall time per step
         # (start-up included), so the estimate can only err short (the second half of a 40-step run, with batches
@@ -120,9 +124,17 @@ def main():
                          items, null, 0)
         steps = max(40, int(a.seconds / (wall / n)))
     base = dataclasses.replace(cfg, steps=steps, device_batches=False, compile=False, batch_workers=0)
-    fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=True)
+    fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=a.compile_modes[0])
     s_base, w_base, _, _, _ = arm(base, items, null, steps)
     s_fast, w_fast, _, _, compiled = arm(fast, items, null, steps)
+    modes = {a.compile_modes[0]: s_fast}
+    for mode in a.compile_modes[1:]:  # a mode that fails (e.g. CUDA graphs refusing an input) is reported, not fatal
+        try:
+            s_mode, _, _, _, held = arm(dataclasses.replace(fast, compile=mode), items, null, steps)
+            modes[mode] = s_mode if held is not False else None
+        except Exception as e:  # noqa: BLE001 - any torch error: this mode's arm has no figure
+            print(f"compile mode {mode}: failed ({type(e).__name__}: {str(e)[:300]})")
+            modes[mode] = None
     syncs = None
     if torch.cuda.is_available():  # two short extra runs of the GPU way with every host sync counted (the warnings
         # slow them, so they are not timed); set-up, the final checkpoint and the log steps (every 10) sync on purpose
@@ -136,10 +148,14 @@ def main():
            "tokens_per_sample": tokens, "baseline_s_per_step": s_base, "gpu_way_s_per_step": s_fast,
            "speedup": s_base / s_fast, "baseline_wall_s": w_base, "gpu_way_wall_s": w_fast,
            "model_tflops_baseline": flops / s_base / 1e12, "model_tflops_gpu_way": flops / s_fast / 1e12,
-           "steps": [steps, steps * 4], "gpu_way_host_syncs": syncs}
+           "steps": [steps, steps * 4], "gpu_way_host_syncs": syncs, "compile_modes_s_per_step": modes}
     print(json.dumps(res, indent=1))
-    print(f"baseline {s_base * 1000:.1f} ms/step, gpu way {s_fast * 1000:.1f} ms/step: {s_base / s_fast:.2f}x; "
-          f"{flops / s_fast / 1e12:.1f} model TFLOP/s ({tokens} tokens x batch {a.batch})")
+    for mode, s in modes.items():
+        if s is None:
+            print(f"compile mode {mode}: no figure (failed or ran eagerly)")
+            continue
+        print(f"baseline {s_base * 1000:.1f} ms/step, gpu way ({mode}) {s * 1000:.1f} ms/step: {s_base / s:.2f}x; "
+              f"{flops / s / 1e12:.1f} model TFLOP/s ({tokens} tokens x batch {a.batch})")
 
 
 if __name__ == "__main__":

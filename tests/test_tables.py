@@ -192,3 +192,55 @@ def test_merge_joins_two_machines_tables_first_file_wins_and_refuses_a_mix():
                       (res({}, checkpoints={"full (joint CFG)": "runs/shipped/step_000100"}), "used")):
         with pytest.raises(V4SError, match=what):
             paper_tables.merge([a, bad])
+
+
+def test_check_shares_say_where_a_rows_videos_fail():
+    """Each check's share is the fraction of the row's videos passing it, under the judge's thresholds; a value the
+    judge could not measure (no box drawn) fails; rows without grounding numbers (navigation) have no shares."""
+    from v4s_lite.evaluate import Judge
+
+    ok = {"start_ok": 1.0, "DD": 1, "no_teleport": 1.0, "no_backtrack": 1.0, "stops": 1.0, "fits_room": 1.0,
+          "walk": 1.0, "target_share": 0.05, "box_IoU": 0.8, "SD": 0.05, "IF@0.2": 1.0}
+    res = {"conditions": {
+        "full (joint CFG)": {"per_clip": {
+            "a": ok,
+            "b": dict(ok, no_backtrack=0.0, walk=0.0, **{"IF@0.2": 0.0}),
+            "c": dict(ok, target_share=0.001, box_IoU=None, SD=0.5, **{"IF@0.2": 0.0}),
+            "d": dict(ok, box_IoU=0.2, **{"IF@0.2": 0.0})}},
+        "navigation": {"per_clip": {"n": {"walk": 1.0, "GT_PSNR": 20.0}}}}}
+    s = paper_tables.check_shares(res)
+    assert set(s) == {"full (joint CFG)"}  # navigation has no destination to check
+    row = s["full (joint CFG)"]
+    assert row["n"] == 4 and row["starts at the given view"] == 1.0
+    assert row["no backtrack"] == row["walk (all six)"] == 0.75
+    assert row["target in the final view"] == 0.75 and row["box on the target"] == 0.5  # None counts as failed
+    assert row["SD < 0.2"] == 0.75 and row["IF(SD<0.2)"] == 0.25
+    assert paper_tables.check_shares(res, Judge(box_iou=0.1))["full (joint CFG)"]["box on the target"] == 0.75
+    table = paper_tables.check_table(s)
+    assert table.splitlines()[2].startswith("| full (joint CFG) | 1.00") and table.count("\n") == 2
+
+
+def test_the_chance_row_walks_perfectly_to_another_object_and_fails(tmp_path):
+    """'walk to another object (chance)': a perfect video for another instruction (calibration.approach_video),
+    scored by the same judge: the box is on the wrong object, so IF(SD<0.2) is 0 and the box misses the target;
+    the object is drawn from (seed, clip seed), so the row is the same every run."""
+    from v4s_lite.config import ClipConfig
+    from v4s_lite.data import clip_meta
+    from v4s_lite.scene import make_scene
+    from v4s_lite.tables import _task
+    from v4s_lite.world import make_clip
+    import torch
+
+    cfg = ClipConfig(width=104, height=64, scan_frames=17, context_chunks=2, target_chunks=2, box_frames=4)
+    folder = tmp_path / "id" / "grounding_000008"
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps(clip_meta(make_clip(make_scene(8), "grounding", cfg, seed=8), cfg)))
+    assert "walk to another object (chance)" in paper_tables.conditions(tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        m = _task(("walk to another object (chance)", {"kind": "other"}, str(folder), "cpu", 0))[0]
+        gt = _task(("ground truth", {"kind": "gt"}, str(folder), "cpu", 0))[0]
+    finally:
+        torch.set_num_threads(threads)
+    assert gt["IF@0.2"] == 1.0 and gt["box_IoU"] > 0.5
+    assert m["IF@0.2"] == 0.0 and m["box_IoU"] < 0.3 and m["SD"] > gt["SD"]

@@ -547,8 +547,29 @@ def test_the_log_says_whether_compilation_held(tmp_path, monkeypatch):
 def test_bad_speed_settings_are_errors():
     with pytest.raises(V4SError, match="device_batches"):
         TrainConfig(device_batches="yes")
-    with pytest.raises(V4SError, match="compile"):
+    with pytest.raises(V4SError, match="reduce-overhead"):  # the error lists torch.compile's modes
         TrainConfig(compile="maybe")
+    with pytest.raises(V4SError, match="block by block"):
+        TrainConfig(compile="reduce-overhead", wan={"source": "x"})
+
+
+def test_a_compile_mode_reaches_torch_compile_and_cuda_graphs_mark_each_step(tmp_path, monkeypatch):
+    """compile: reduce-overhead compiles with that mode (CUDA graphs on a GPU) and starts a new CUDA-graph iteration
+    before every training forward; the default mode marks nothing; compile: false compiles nothing."""
+    calls, marks = [], []
+
+    def fake_compile(model, mode=None, **k):
+        calls.append(mode)
+        return lambda *a, **kw: model(*a, **kw)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    log = read_log(train(small_cfg(tmp_path / "r", steps=4, log_every=2, compile="reduce-overhead"),
+                         items=fake_items(), null_text=NULL))
+    assert calls == ["reduce-overhead"] and len(marks) == 4 and all(r["compiled"] for r in log)
+    train(small_cfg(tmp_path / "d", steps=4, log_every=2, compile="default"), items=fake_items(), null_text=NULL)
+    train(small_cfg(tmp_path / "n", steps=4, log_every=2, compile=False), items=fake_items(), null_text=NULL)
+    assert calls == ["reduce-overhead", "default"] and len(marks) == 4
 
 
 def test_checkpoint_from_gathered_weights_is_the_same_checkpoint(tmp_path):

@@ -7,7 +7,8 @@
 # that might land on a fresh machine hold what it needs (install the wheels, data, train, export):
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
-#                                                   # (random latents at the LITE shape: the speed is the data's)
+#                                                   # (random latents at the LITE shape: the speed is the data's;
+#                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
 #   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
@@ -142,7 +143,8 @@ grow)
   cp $T $OUT/
   ;;
 bench)
-  python3 benchmarks/train_loop.py --random 2048 --seconds ${1:-25} 2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
+  python3 benchmarks/train_loop.py --random 2048 --seconds ${1:-25} --compile-modes ${MODES:-default reduce-overhead} \
+    2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
   ;;
 calibrate)
   export OMP_NUM_THREADS=1

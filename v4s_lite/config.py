@@ -20,6 +20,8 @@ from .utils import V4SError
 TEMPORAL_STRIDE = 4  # frames per latent frame (Wan VAE); context chunks are this long
 # LoRA on the attention (self + cross) and FFN projections of diffusers' WanTransformerBlock. Here, not in
 # train.py, because the memory arithmetic (budget.py) prices the same list before any training code loads.
+# torch.compile's modes, for TrainConfig.compile ("reduce-overhead" and "max-autotune" add CUDA graphs)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 WAN22_TI2V_5B = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"  # the Hub id; a local folder with the pipeline layout works too
 
@@ -160,7 +162,10 @@ class TrainConfig:
     lora_alpha: float = 0.0  # 0 = same as the rank
     lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
     gradient_checkpointing: bool = False
-    compile: object = "auto"  # torch.compile the model: "auto" = on a GPU; falls back to eager if compiling fails
+    # torch.compile the model: "auto" = on a GPU, true = always, or one of torch.compile's modes (COMPILE_MODES;
+    # "reduce-overhead" adds CUDA graphs: one launch per graph instead of one per kernel). Falls back to eager if
+    # compiling fails.
+    compile: object = "auto"
     # flow matching
     flow_shift: float = 3.0  # Wan2.2's shift
     weighting_scheme: str = "none"  # diffusers' compute_density_for_timestep_sampling: none | logit_normal | mode
@@ -229,9 +234,11 @@ class TrainConfig:
             self.mixed_precision = "no"
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise V4SError(f"mixed_precision={self.mixed_precision!r}: choose auto, no, bf16 or fp16")
-        for name in ("device_batches", "compile"):
-            if getattr(self, name) not in ("auto", True, False):
-                raise V4SError(f"{name}={getattr(self, name)!r}: choose auto, true or false")
+        if self.device_batches not in ("auto", True, False):
+            raise V4SError(f"device_batches={self.device_batches!r}: choose auto, true or false")
+        if self.compile not in ("auto", True, False, *COMPILE_MODES):
+            raise V4SError(f"compile={self.compile!r}: choose auto, true, false or a torch.compile mode "
+                           f"({', '.join(COMPILE_MODES)})")
         self._check_trainer_options()
         if isinstance(self.wan, dict):  # the `wan:` section of a YAML file or a saved run
             known = [f.name for f in dataclasses.fields(WanConfig)]
@@ -251,8 +258,8 @@ class TrainConfig:
         if self.init_from:
             raise V4SError(f"init_from={self.init_from!r} with a `wan:` section: the base model comes from wan.source; "
                            "set wan.source to the Hub id or local folder and remove init_from")
-        if self.compile is True:
-            raise V4SError("compile=true with a `wan:` section: Wan2.2 compiles block by block, set wan.compile: true")
+        if self.compile is True or self.compile in COMPILE_MODES:
+            raise V4SError(f"compile={self.compile} with a `wan:` section: Wan2.2 compiles block by block, set wan.compile: true")
         if self.device_batches is True:
             raise V4SError("device_batches=true with a `wan:` section: 5B clips are read from the latent cache "
                            "on disk, a batch at a time; remove device_batches")

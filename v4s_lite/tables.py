@@ -8,7 +8,8 @@ score them with the judge (`v4s_lite.evaluate`), and compare conditions clip by 
 everything (checkpoint, model size, guidance scale, the try-selection rule, the judge's thresholds were set on
 ground truth), `test/` is only reported.
 
-Conditions: ground truth and ground truth through the codec (the ceiling a lite model can reach), the shipped run
+Conditions: ground truth and ground truth through the codec (the ceiling a lite model can reach), a perfect walk to
+another of the room's objects (the floor: what walking somewhere plausible scores by chance), the shipped run
 with joint CFG (and repeated sampling), guidance text / none, context replaced by noise (the "first frame only"
 input: what training feeds the model when it drops the context), inference context length, the ablation runs
 (without box frames, contiguous context), OOD rooms, navigation with and without context. Each (condition, clip)
@@ -58,6 +59,7 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=()) -> dict:
     c = {
         "ground truth": dict(kind="gt", split="id"),
         "ground truth through the codec": dict(kind="gt_codec", split="id"),
+        "walk to another object (chance)": dict(kind="other", split="id"),
         "full (joint CFG)": dict(ckpt=main_run, split="id", tries=tries),
         "guidance text": dict(ckpt=main_run, split="id", guidance="text"),
         "guidance none": dict(ckpt=main_run, split="id", guidance="none"),
@@ -84,6 +86,7 @@ _PIPELINES = {}  # per worker process: each checkpoint is loaded once
 
 def _task(args):
     """(condition name, spec, clip folder, device, seed) -> list of per-try metrics."""
+    import numpy as np
     import torch
 
     torch.set_num_threads(1)
@@ -91,7 +94,7 @@ def _task(args):
     from .codec import LiteCodec
     from .config import get_clip_config
     from .data import ClipDataset
-    from .calibration import codec_round_trip, ground_truth_video
+    from .calibration import approach_video, codec_round_trip, ground_truth_video
     from .evaluate import score_clip
     from .poses import PoseEstimator
     from .sample import SamplingSettings, V4SPipeline
@@ -106,6 +109,11 @@ def _task(args):
                                             device=judge_device)
     if spec.get("kind") == "gt":
         return [score_clip(meta, ground_truth_video(meta), estimator(None), lpips=False)]
+    if spec.get("kind") == "other":  # chance: the calibration's perfect walk to another object (the instruction
+        # ignored), one drawn per clip; its target-in-view and SD shares are what a model gets without finding the target
+        others = [o.id for o in scene.objects if o.id != meta["target_id"]]
+        other = int(np.random.default_rng([seed, meta.get("seed", 0)]).choice(others))
+        return [score_clip(meta, approach_video(meta, other, meta.get("seed", 0)), estimator(None), lpips=False)]
     if spec.get("kind") == "gt_codec":
         codec = LiteCodec()
         return [score_clip(meta, codec_round_trip(ground_truth_video(meta), codec), estimator(codec), lpips=False)]
@@ -142,6 +150,45 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
             for k in keys:
                 out[f"{name}: {k}"] = paired_difference(conds[a]["per_clip"], conds[b]["per_clip"], k)
     return out
+
+
+# The judge's checks in the order a video meets them (evaluate.apply_judge): the walk's six, then the destination's
+# (what a model must find). The share of a row's videos passing each says where that row's videos fail.
+def _checks(judge) -> dict:
+    below = lambda key, limit: lambda m: None if m.get(key) is None else float(m[key] < limit)  # noqa: E731
+    at_least = lambda key, limit: lambda m: None if m.get(key) is None else float(m[key] >= limit)  # noqa: E731
+    verdict = lambda key: lambda m: m.get(key)  # noqa: E731
+    return {"starts at the given view": verdict("start_ok"), "moves": verdict("DD"),
+            "no teleport": verdict("no_teleport"), "no backtrack": verdict("no_backtrack"), "stops": verdict("stops"),
+            "fits the room": verdict("fits_room"), "walk (all six)": verdict("walk"),
+            "target in the final view": at_least("target_share", judge.prominent),
+            "box on the target": at_least("box_IoU", judge.box_iou), "SD < 0.2": below("SD", 0.2),
+            "IF(SD<0.2)": verdict("IF@0.2")}
+
+
+def check_shares(res: dict, judge=None) -> dict:
+    """{condition: {check: share of its videos that pass it}} for the grounding rows of a results file: where each
+    row's videos fail. A check a clip was not measured on (e.g. no box drawn: no box IoU) counts as failed, as the
+    judge counts it. Shares of the stored numbers under `judge` (default: evaluate.JUDGE), as `rejudge` would."""
+    from .evaluate import JUDGE
+
+    checks = _checks(judge or JUDGE)
+    out = {}
+    for name, c in res["conditions"].items():
+        clips = [m for m in c["per_clip"].values() if m.get("walk") is not None and "SD" in m]
+        if clips:
+            out[name] = {k: sum(bool(f(m)) for m in clips) / len(clips) for k, f in checks.items()}
+            out[name]["n"] = len(clips)
+    return out
+
+
+def check_table(shares: dict) -> str:
+    """`check_shares` as markdown: a row per condition, a column per check."""
+    checks = [k for k in next(iter(shares.values())) if k != "n"] if shares else []
+    lines = ["| condition | " + " | ".join(checks) + " | n |", "|---" * (len(checks) + 2) + "|"]
+    for name, s in shares.items():
+        lines.append(f"| {name} | " + " | ".join(f"{s[k]:.2f}" for k in checks) + f" | {s['n']} |")
+    return "\n".join(lines)
 
 
 def rejudge(res: dict, judge=None) -> dict:
@@ -336,6 +383,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     from .statistics import paired_table
 
     print(paired_table(res["paired"]))
+    print("Where the videos fail (share passing each check):")
+    print(check_table(check_shares(res)))
     return res
 
 
