@@ -356,6 +356,9 @@ def test_condition_gaps_see_exactly_which_condition_a_model_uses():
     deaf = F.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
     assert deaf["other instruction gap"] == 0 and deaf["null instruction gap"] == 0
     assert abs(deaf["other room's context gap"]) > 1e-4 and abs(deaf["noise context gap"]) > 1e-4
+    # per noisy latent frame of the target (2 here): exactly 0 where the condition cannot reach, not 0 where it can
+    assert deaf["other instruction gap by frame"] == [0.0, 0.0]
+    assert len(used["noise context gap by frame"]) == 2 and all(abs(x) > 1e-5 for x in used["noise context gap by frame"])
     with pytest.raises(V4SError, match="at least 2"):
         F.condition_gaps(model, items[:1], null)
 

@@ -1,6 +1,6 @@
 """Does a trained model use its conditions? `flow.condition_gaps` for checkpoints on clip folders.
 
-    python tools/condition_gaps.py data/v4s-lite runs/lite/step_000750 --data data/lite/heldout [--max-clips 8]
+    python tools/condition_gaps.py data/v4s-lite runs/lite/step_000750 --data data/lite/heldout [--max-clips 8] [--by-frame]
 
 For each checkpoint and clip folder: the flow-matching loss with the true instruction and context, and how
 much worse it gets (relative gap) with another clip's instruction, the null instruction, another room's
@@ -24,6 +24,7 @@ def main(argv=None):
     p.add_argument("--max-clips", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--by-frame", action="store_true", help="also each gap per noisy latent frame of the walk")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     cols = ["true"] + [c + " gap" for c in CONDITION_PROBES[1:]]
@@ -38,6 +39,9 @@ def main(argv=None):
             r = condition_gaps(model, items, null, seed=a.seed, device=a.device)
             print(f"| {ck} | {root} ({len(items)} clips) | " + " | ".join(
                 f"{r[c]:.3f}" if c == "true" else f"{100 * r[c]:+.1f}%" for c in cols) + " |")
+            if a.by_frame:  # the gap of each noisy latent frame of the walk: the last ones are the destination
+                for c in CONDITION_PROBES[1:]:
+                    print(f"|   by frame, {c} | " + " ".join(f"{100 * x:+.1f}%" for x in r[c + " gap by frame"]) + " |")
 
 
 if __name__ == "__main__":

@@ -225,12 +225,16 @@ def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: i
     denoises worse with another room's context. A gap near 0 means that condition is ignored: the paper's
     "weak context" failure, measured in seconds on a CPU instead of by sampling and scoring videos.
     Same noise and sigma for every probe of a clip (paired), so the gaps are not noise. Needs >= 2 items.
-    Returns {probe: mean loss} and {probe + " gap": mean (loss - true loss) / true loss}.
+    Returns {probe: mean loss} and {probe + " gap": mean (loss - true loss) / true loss}, and per noisy latent frame
+    of the target (the walk's, in order: the last ones are the destination and its box frames)
+    {probe + " gap by frame": [gap of frame 1, 2, ...]}: an average gap can hide a condition that matters only
+    where the walk ends.
     """
 
     if len(items) < 2:
         raise V4SError("condition_gaps needs at least 2 clips: the 'other' probes borrow the next clip's conditions")
     losses = {p: [] for p in CONDITION_PROBES}
+    by_frame = {p: [] for p in CONDITION_PROBES}  # per (clip, sigma): the loss of each noisy latent frame
     g = torch.Generator().manual_seed(seed)
     for i, it in enumerate(items):
         other = items[(i + 1) % len(items)]
@@ -253,11 +257,14 @@ def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: i
             k = len(names)
             pred = model(ctxs, first.expand(k, -1, -1, -1, -1).to(device), xt.expand(k, -1, -1, -1, -1).to(device),
                          s * 1000.0, text, context_positions=pos)
-            err = (pred.float().cpu() - v).square().flatten(1).mean(1)
-            for name, e in zip(names, err.tolist()):
+            err = (pred.float().cpu() - v).square()  # (probe, C, F, H, W)
+            frames = err.mean((1, 3, 4))  # (probe, F): every frame has as many values, so their mean is the loss
+            for name, e, f in zip(names, err.flatten(1).mean(1).tolist(), frames.numpy()):
                 losses[name].append(e)
+                by_frame[name].append(f)
     out = {p: float(np.mean(v)) for p, v in losses.items()}
-    true = np.array(losses["true"])
+    true, true_f = np.array(losses["true"]), np.array(by_frame["true"])
     for p in CONDITION_PROBES[1:]:
         out[p + " gap"] = float(np.mean((np.array(losses[p]) - true) / true))
+        out[p + " gap by frame"] = [float(x) for x in np.mean((np.array(by_frame[p]) - true_f) / true_f, axis=0)]
     return out

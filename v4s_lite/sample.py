@@ -373,7 +373,9 @@ def validation_hook(cfg, **generate_kw):
                               for ex in examples.values()]
             probe["null"] = text_encoder.encode([""])[0].float()
         gaps = condition_gaps(model, probe["items"], probe["null"], seed=cfg.seed, device=device)
-        return {**images, **{f"gap: {p}": gaps[p + " gap"] for p in CONDITION_PROBES[1:]}}
+        # the mean gap, and the gap on the walk's last latent frame (the destination: where the room should matter)
+        return {**images, **{f"gap: {p}": gaps[p + " gap"] for p in CONDITION_PROBES[1:]},
+                **{f"end gap: {p}": gaps[p + " gap by frame"][-1] for p in CONDITION_PROBES[1:]}}
 
     return on_validate
 
