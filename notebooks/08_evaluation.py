@@ -199,6 +199,10 @@ print("verdicts that differ from what they must be:", wrong or "none")
 # without failing true walks). Measured against the clip's own walk it fails clearly: its path goes back and forth
 # (no backtrack) and moving frames land among the box frames (stops). The judge's calibration over validation
 # rooms is in `results/judge_2026-12-03.md`.
+#
+# The walk to another object is also a **floor**: scored on every test room, it says how often a walk to *some*
+# object ends with the target in view or near it by chance. Notebook 09 sets the model's videos against it (`v4s
+# tables` row "walk to another object (chance)").
 
 # %%
 fig, axes = plt.subplots(2, 5, figsize=(12, 3.6))
