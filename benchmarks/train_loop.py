@@ -126,12 +126,16 @@ def main():
     base = dataclasses.replace(cfg, steps=steps, device_batches=False, compile=False, batch_workers=0)
     fast = dataclasses.replace(cfg, steps=steps * 4, device_batches=True, compile=a.compile_modes[0])
     s_base, w_base, _, _, _ = arm(base, items, null, steps)
+    print(f"baseline arm: {s_base * 1000:.1f} ms/step", flush=True)  # each arm as it ends: a cut-off run keeps these
     s_fast, w_fast, _, _, compiled = arm(fast, items, null, steps)
+    print(f"gpu way ({a.compile_modes[0]}): {s_fast * 1000:.1f} ms/step", flush=True)
     modes = {a.compile_modes[0]: s_fast}
     for mode in a.compile_modes[1:]:  # a mode that fails (e.g. CUDA graphs refusing an input) is reported, not fatal
         try:
             s_mode, _, _, _, held = arm(dataclasses.replace(fast, compile=mode), items, null, steps)
             modes[mode] = s_mode if held is not False else None
+            print(f"gpu way ({mode}): {s_mode * 1000:.1f} ms/step" + (" (ran eagerly)" if held is False else ""),
+                  flush=True)
         except Exception as e:  # noqa: BLE001 - any torch error: this mode's arm has no figure
             print(f"compile mode {mode}: failed ({type(e).__name__}: {str(e)[:300]})")
             modes[mode] = None

@@ -143,8 +143,8 @@ grow)
   cp $T $OUT/
   ;;
 bench)
-  python3 benchmarks/train_loop.py --random 2048 --seconds ${1:-25} --compile-modes ${MODES:-default reduce-overhead} \
-    2>&1 | grep -v -i warn | tee $OUT/bench_train_loop.txt
+  python3 -u benchmarks/train_loop.py --random 2048 --seconds ${1:-25} --compile-modes ${MODES:-default reduce-overhead} \
+    2>&1 | grep --line-buffered -v -i warn | tee $OUT/bench_train_loop.txt
   ;;
 calibrate)
   export OMP_NUM_THREADS=1
