@@ -118,9 +118,10 @@ print(check_table(shares))
 #   by only a few percent) and as the paired row "video context vs noise context" above.
 # * The two failures multiply: 0.47 (walk) x 0.22 (box on the target) is about the 0.10 headline.
 #
-# So the next lever is not the walk but reading the room: a model that finds targets it cannot see in the first
-# frame. The paper gets that from a 5B video model pretrained on millions of videos; a 2.3M model trained from
-# scratch for a few thousand steps has not learned it (issue 13 in the course's tracker has the measurements).
+# Both halves need work, but they are not alike: the model walks well half the time and follows the instruction,
+# while it has not learned at all to read the room, the ability the paper is about. The paper gets it from a 5B
+# video model pretrained at scale and then fine-tuned; a 2.3M model trained from scratch for a few thousand steps
+# has not (`results/cpu_2026-12-03e/README.md` has the measurements and commands).
 
 # %%
 full, floor = shares["full (joint CFG)"], shares["walk to another object (chance)"]
