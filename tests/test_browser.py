@@ -107,6 +107,12 @@ def wait_for(driver, script: str, timeout: float, what: str):
     pytest.fail(f"{what} within {timeout:.0f} s (screenshot: {shot})")
 
 
+# the open notebook's kernel is connected and idle (JupyterLab's own session state, not the toolbar's icon)
+KERNEL_READY = ("(() => { const s = window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget"
+                ".sessionContext; const k = s && s.isReady && s.session && s.session.kernel; "
+                "return !!(k && k.status === 'idle' && k.connectionStatus === 'connected'); })()")
+
+
 def open_notebook(driver, lab, name):
     driver.get(f"{lab}/lab/tree/{name}?token={TOKEN}&reset")
     wait_for(driver, "document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length > 3", 90,
@@ -144,8 +150,18 @@ def test_notebook_03_runs_and_its_slider_redraws_the_figure(lab, browser):
     wait_for(browser, "window.jupyterapp && document.querySelector('.jp-NotebookPanel') && "
                       "!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"busy\"]')", 60,
              "the notebook panel did not settle")
-    # opening it started a fresh kernel; Run > Run All Cells, as a student would
+    # opening it started a fresh kernel: wait until it is ready, then Run > Run All Cells, as a student would. A Run
+    # All sent while the kernel was still starting ran nothing once (CI, 2026-12-03: every prompt stayed "[ ]"), so
+    # if no cell has started within a minute it is sent again, as a student would press it again.
+    wait_for(browser, KERNEL_READY, 120, "notebook 03's kernel did not become ready")
     browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    started = ("Array.from(document.querySelectorAll('.jp-InputArea-prompt'))"
+               ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))")  # a prompt shows [*] or [n]
+    t0 = time.time()
+    while not browser.execute_script("return " + started) and time.time() - t0 < 60:
+        time.sleep(0.5)
+    if not browser.execute_script("return " + started):
+        browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     handle = wait_for(browser, "document.querySelector('.jp-OutputArea .widget-slider .noUi-handle, "
                                ".jp-OutputArea .widget-hslider .noUi-handle')", 420,
                       "notebook 03 did not show its offset slider after Run All")
