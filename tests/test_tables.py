@@ -222,8 +222,8 @@ def test_check_shares_say_where_a_rows_videos_fail():
 
 def test_the_chance_row_walks_perfectly_to_another_object_and_fails(tmp_path):
     """'walk to another object (chance)': a perfect video for another instruction (calibration.approach_video),
-    scored by the same judge: the box is on the wrong object, so IF(SD<0.2) is 0 and the box misses the target;
-    the object is drawn from (seed, clip seed), so the row is the same every run."""
+    scored by the same judge: the box is on the wrong object, so IF(SD<0.2) is 0 and the box misses the target,
+    where the same judge passes the clip's own ground truth."""
     from v4s_lite.config import ClipConfig
     from v4s_lite.data import clip_meta
     from v4s_lite.scene import make_scene
