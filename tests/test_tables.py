@@ -218,6 +218,11 @@ def test_check_shares_say_where_a_rows_videos_fail():
     assert paper_tables.check_shares(res, Judge(box_iou=0.1))["full (joint CFG)"]["box on the target"] == 0.75
     table = paper_tables.check_table(s)
     assert table.splitlines()[2].startswith("| full (joint CFG) | 1.00") and table.count("\n") == 2
+    clips = res["conditions"]["full (joint CFG)"]["per_clip"]  # one video, one check: the same rule
+    assert [paper_tables.passes(clips[k], "box on the target") for k in "abcd"] == [True, True, False, False]
+    assert paper_tables.passes(clips["d"], "box on the target", Judge(box_iou=0.1))
+    with pytest.raises(V4SError, match="unknown check 'walk'.*walk \\(all six\\)"):
+        paper_tables.passes(clips["a"], "walk")
 
 
 def test_the_chance_row_walks_perfectly_to_another_object_and_fails(tmp_path):

@@ -17,6 +17,7 @@ from v4s_lite.data import clip_folders
 from v4s_lite.evaluate import JUDGE
 from v4s_lite.render import render
 from v4s_lite.scene import Scene
+from v4s_lite.tables import passes
 
 
 def main(argv=None):
@@ -35,7 +36,7 @@ def main(argv=None):
     print("| condition | target in the final view | where the first frame shows it | where it does not |")
     print("|---|---|---|---|")
     for name, c in res["conditions"].items():
-        rows = [(shown[k], (m.get("target_share") or 0) >= JUDGE.prominent) for k, m in c["per_clip"].items() if k in shown]
+        rows = [(shown[k], passes(m, "target in the final view")) for k, m in c["per_clip"].items() if k in shown]
         if not rows or "target_share" not in next(iter(c["per_clip"].values())):
             continue
         seen, end = np.array(rows).T

@@ -11,6 +11,8 @@
 #                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
 #   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
+#                                                   # (COMPILE: a torch.compile mode; VALIDATE_EVERY: steps between
+#                                                   # validation gaps; CKPT_EVERY: steps between checkpoints, 250)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
 #                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
 #                                                   # scores more videos a minute on the H200 is not measured yet)
@@ -153,7 +155,13 @@ calibrate)
   ;;
 train)
   SECS=${1:?seconds}; shift
-  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=250 --set batch_workers=0"
+  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=${CKPT_EVERY:-250} --set batch_workers=0"
+  [ -n "${COMPILE:-}" ] && common="$common --set compile=$COMPILE"  # a torch.compile mode (bench picks the faster)
+  if [ "${VALIDATE_EVERY:-0}" -gt 0 ]; then  # validation videos and condition gaps while training, on the first 32
+    # validation rooms (seeds 300,000-300,015 and 301,000-301,015: those tools/condition_gaps.py --max-clips 32 reads)
+    clips=$(ls -d data/lite/val/id/grounding_* | sort | head -n 32 | paste -sd, -)
+    common="$common --set validate_every=$VALIDATE_EVERY --set validation_clips=[$clips]"
+  fi
   for r in "$@"; do
     case $r in
       lite) extra="" ;;

@@ -166,6 +166,17 @@ def _checks(judge) -> dict:
             "IF(SD<0.2)": verdict("IF@0.2")}
 
 
+def passes(metrics: dict, check: str, judge=None) -> bool:
+    """Whether one scored video (a per-clip metrics dict of a results file) passes one of the judge's checks (a column
+    of `check_table`, e.g. "target in the final view"); a check it was not measured on counts as failed."""
+    from .evaluate import JUDGE
+
+    checks = _checks(judge or JUDGE)
+    if check not in checks:
+        raise V4SError(f"unknown check {check!r}: choose one of {', '.join(checks)}")
+    return bool(checks[check](metrics))
+
+
 def check_shares(res: dict, judge=None) -> dict:
     """{condition: {check: share of its videos that pass it}} for the grounding rows of a results file: where each
     row's videos fail. A check a clip was not measured on (e.g. no box drawn: no box IoU) counts as failed, as the
