@@ -162,9 +162,9 @@ class TrainConfig:
     lora_alpha: float = 0.0  # 0 = same as the rank
     lora_targets: list = field(default_factory=lambda: list(WAN_LORA_TARGETS))
     gradient_checkpointing: bool = False
-    # torch.compile the model: "auto" = on a GPU, true = always, or one of torch.compile's modes (COMPILE_MODES;
-    # "reduce-overhead" adds CUDA graphs: one launch per graph instead of one per kernel). Falls back to eager if
-    # compiling fails.
+    # torch.compile the model: "auto" = on a GPU (with CUDA graphs in one process: train.compile_choice), true =
+    # always, or one of torch.compile's modes (COMPILE_MODES; "reduce-overhead" adds CUDA graphs: one launch per
+    # graph instead of one per kernel). Falls back to eager if compiling fails.
     compile: object = "auto"
     # flow matching
     flow_shift: float = 3.0  # Wan2.2's shift

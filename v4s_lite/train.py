@@ -181,9 +181,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
         params = [p for p in ddp_model.parameters() if p.requires_grad]
     ddp_model.train()
     # a `wan:` run compiles block by block (wan.compile, full.configure_speed), not the whole model
-    mode = cfg.compile if cfg.compile in COMPILE_MODES else None
-    forward = _compiled(ddp_model, cfg.compile is True or mode is not None or
-                        (cfg.compile == "auto" and on_gpu and cfg.wan is None), mode)
+    forward = _compiled(ddp_model, *compile_choice(cfg.compile, on_gpu, cfg.wan is not None, world))
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not (cfg.progress and accelerator.is_main_process))
     if cfg.device_batches is True or (cfg.device_batches == "auto" and on_gpu and cfg.wan is None):
@@ -353,6 +351,25 @@ def _validate(on_validate, step: int, model, params, ema, run_dir, accelerator):
             accelerator.get_tracker("tensorboard").log_images(
                 {f"validation/{name}": np.asarray(img)[None] for name, img in images.items()}, step=step,
                 dataformats="NHWC")
+
+
+# compile: auto on one GPU: CUDA graphs, measured faster than the default mode on the H200 (benchmarks/train_loop.py,
+# results/gpu_2026-12-03f: 23.9 against 34.0 ms per step at batch 64; the `v4s train` loop ran at 24.0 ms per step)
+AUTO_COMPILE_MODE = "reduce-overhead"
+
+
+def compile_choice(compile, on_gpu: bool, wan: bool, processes: int = 1) -> tuple[bool, str | None]:
+    """(compile or not, torch.compile mode) for TrainConfig.compile: a mode compiles with it, true with torch's
+    default, "auto" only on a GPU and only the lite model (a `wan:` run compiles block by block): with CUDA graphs
+    (AUTO_COMPILE_MODE) in one process, torch's default mode under several (CUDA graphs and DDP's gradient hooks are
+    not measured together here)."""
+    if compile in COMPILE_MODES:
+        return True, compile
+    if compile is True:
+        return True, None
+    if compile == "auto" and on_gpu and not wan:
+        return True, AUTO_COMPILE_MODE if processes == 1 else None
+    return False, None
 
 
 def _compiled(model, on: bool, mode: str | None = None):

@@ -9,6 +9,7 @@
 #                                                   # gaps every VALIDATE_EVERY steps on 32 validation rooms; then
 #                                                   # the choice on validation (shipped vs lite_warm, the fixed rule)
 #   bash results/gpu_2026-12-03f/calls.sh call3 $OUT  # its gaps, its export, lite_warm's test tables (reported only)
+#   bash results/gpu_2026-12-03f/calls.sh call4 $OUT  # (what ran instead of calls 2 and 3: see call4 below)
 # (a dry run on a CPU: DEVICE=cpu VAL_N=1 TEST_N=1 N_ROOMS=1 BENCH_S=0 VALIDATE_EVERY=20 CALL_S=300 bash ... call1 /tmp/o)
 # lite_warm: results/lite_2026-12-03b/lite_step004639 (4,639 steps on rooms k*2,500 + 0..124) trained on.
 set -uo pipefail
@@ -40,6 +41,14 @@ call3)
   bash tools/gpu_lite.sh ship $O lite_warm; stamp ship
   bash tools/gpu_lite.sh tables $O test $(left $(( ${CALL_S:-575} - 30 ))) --main lite_warm --only "full (joint CFG)" "guidance text" \
     "OOD scenes"; stamp "test tables"
+  ;;
+call4)  # a fresh machine (call 2 found none: the first machine was handed back while this session waited): the
+  # data again, then lite_warm from its start for the rest of the call with `compile: auto` (now CUDA graphs), its
+  # validation gaps every VALIDATE_EVERY steps, its gaps at the end and its weights
+  timeout 330 bash tools/gpu_lite.sh data $O ${N_ROOMS:-160}; stamp "data + cache"
+  bash tools/gpu_lite.sh train $O $(left $(( ${CALL_S:-575} - 45 ))) lite_warm; stamp train
+  bash tools/gpu_lite.sh gaps $O lite_warm; stamp gaps
+  bash tools/gpu_lite.sh ship $O lite_warm; stamp ship
   ;;
 esac
 cp runs/lite_warm/validation.jsonl $O/ 2>/dev/null; cp runs/lite_warm/loss.jsonl $O/loss_lite_warm.jsonl 2>/dev/null
