@@ -242,6 +242,27 @@ def made(tmp_path_factory):
     return folders, again
 
 
+def test_make_dataset_skips_a_room_whose_target_no_phrase_names(tmp_path, monkeypatch):
+    """A room whose target cannot be told apart from its look-alikes is skipped like a seed of another split (it used
+    to stop the whole make-data process); any other error still stops it."""
+    from v4s_lite import world
+    from v4s_lite.language import AmbiguousTarget
+
+    real = world.make_clip
+
+    def make_clip(scene, task, cfg, seed, **kw):
+        if seed == 6:
+            raise AmbiguousTarget("object 1 cannot be told apart from [2]; pick another target")
+        return real(scene, task, cfg, seed=seed, **kw)
+
+    monkeypatch.setattr(world, "make_clip", make_clip)
+    folders = data.make_dataset(tmp_path / "a", "grounding", 2, seed=5, clip_cfg=TINY, progress=False)
+    assert [f.name for f in folders] == ["grounding_000005", "grounding_000007"]
+    monkeypatch.setattr(world, "make_clip", lambda *a, **k: (_ for _ in ()).throw(V4SError("broken renderer")))
+    with pytest.raises(V4SError, match="broken renderer"):
+        data.make_dataset(tmp_path / "b", "grounding", 1, seed=5, clip_cfg=TINY, progress=False)
+
+
 def test_make_dataset_is_deterministic_per_seed(made):
     folders, again = made
     assert [f.name for f in folders] == ["grounding_000005", "grounding_000006"]

@@ -311,6 +311,7 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
     give disjoint sets."""
     from tqdm.auto import tqdm
 
+    from .language import AmbiguousTarget
     from .world import make_clip
 
     if task not in TASKS:
@@ -328,9 +329,13 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
             drawn = split_scene(s, split)
             if drawn is not None:
                 scene, target_id = drawn
-                clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device)
-                folders.append(save_clip(clip, out / f"{task}_{s:06d}", clip_cfg))
-                bar.update(1)
+                try:
+                    clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device)
+                except AmbiguousTarget:  # no instruction names the target (a 2026-12-03 GPU run lost a whole
+                    clip = None          # make-data process to one such room): the next seed, as for another split
+                if clip is not None:
+                    folders.append(save_clip(clip, out / f"{task}_{s:06d}", clip_cfg))
+                    bar.update(1)
             s += 1
             if s - seed > 200 * n_scenes + 1000:
                 raise V4SError(f"found only {len(folders)} of {n_scenes} {split} scenes in seeds {seed}..{s}")

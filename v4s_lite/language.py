@@ -67,6 +67,11 @@ TEMPLATES = ("Find the {}.", "Walk to the {} and look at it.", "Go to the {}.", 
              "Where is the {}? Take me there.", "Approach the {}.", "Show me the {}.", "Turn to face the {}.")
 
 
+class AmbiguousTarget(V4SError):
+    """No phrase names the target uniquely (look-alikes with no anchor to tell them apart): `make-data` skips such a
+    room's seed, as it skips a seed of the wrong split."""
+
+
 def describe(scene: Scene, target_id: int, rng=None) -> str:
     """A phrase that names the target uniquely: 'plant', 'blue chair', or 'chair next to the table'."""
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -87,7 +92,7 @@ def describe(scene: Scene, target_id: int, rng=None) -> str:
     for a in anchors:  # two look-alikes: the target is the farther one from some anchor
         if len(group) == 2 and max(group, key=lambda o: dist(o, a)) is t:
             return f"{t.name} farther from the {a.name}"
-    raise V4SError(f"object {target_id} cannot be told apart from {[o.id for o in twins]}; pick another target")
+    raise AmbiguousTarget(f"object {target_id} cannot be told apart from {[o.id for o in twins]}; pick another target")
 
 
 def make_instruction(scene: Scene, target_id: int, rng) -> str:
