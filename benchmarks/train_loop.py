@@ -18,6 +18,9 @@ host with a sync each step): baseline 0.149 s, GPU way 0.0445 s per step, 3.35x,
 2026-12-03 (results/gpu_2026-12-03d call 1, with the positions pinned and copied inside the compiled model):
 torch.compile failed (pin_memory cannot be traced), the GPU way ran eagerly: 0.0669 s, 2.81x. The positions now
 live on the GPU with the latents (flow.DeviceBatches) and the model builds each batch's sequence there.
+2026-12-03 (results/gpu_2026-12-03f call 1): baseline 0.1355 s; GPU way 0.0340 s (3.98x, 85.9 TFLOP/s) with torch's
+default mode, 0.0239 s (5.67x, 122.2 TFLOP/s) with reduce-overhead (CUDA graphs), now what `compile: auto` picks on
+one GPU; the `v4s train` run that followed (real latents, validation on) held 0.0240 s per step.
 """
 import argparse
 import dataclasses
