@@ -2,6 +2,7 @@
 divergence handling, LoRA and full checkpoints loading back through diffusers / peft."""
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -207,8 +208,9 @@ from test_train import NULL, fake_items, small_cfg
 import v4s_lite.flow as F
 import v4s_lite.train as T
 real = F.make_batch
-def make_batch(items, idx, pos, cfg, step, null):  # Ctrl-C arrives while step 3 is being computed
-    if step == 2:
+def make_batch(items, idx, pos, cfg, step, null):  # Ctrl-C arrives while step 3 is being computed, twice in a
+    if step == 2:                                      # row, as GNU timeout sends it (the process, then its group)
+        os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
     return real(items, idx, pos, cfg, step, null)
 F.make_batch = make_batch
@@ -216,9 +218,25 @@ T.train(small_cfg(sys.argv[1], steps=50, checkpoint_every=40, ema_decay=0.9), it
 """
 
 
+def test_a_second_interrupt_stops_at_once_only_after_the_grace_time(monkeypatch):
+    """The same request arriving twice within GRACE_S (timeout's copy) is one request; a second Ctrl-C later stops."""
+    from v4s_lite import train as T
+
+    clock = [100.0]
+    monkeypatch.setattr(T.time, "monotonic", lambda: clock[0])
+    with T._StopOnInterrupt() as stop:
+        stop._handle(signal.SIGINT, None)
+        clock[0] += 0.01
+        stop._handle(signal.SIGINT, None)
+        assert stop.requested
+        clock[0] += stop.GRACE_S + 0.5
+        with pytest.raises(KeyboardInterrupt):
+            stop._handle(signal.SIGINT, None)
+
+
 def test_interrupt_finishes_the_step_saves_and_resumes_exactly(tmp_path):
-    """SIGINT (Ctrl-C, a notebook interrupt, `timeout -s INT`) ends training after the current step with a
-    checkpoint there, and --resume from it continues exactly like an uninterrupted run."""
+    """SIGINT (Ctrl-C, a notebook interrupt, `timeout -s INT`, which may deliver it twice) ends training after the
+    current step with a checkpoint there, and --resume from it continues exactly like an uninterrupted run."""
     import subprocess
     import sys
 

@@ -409,10 +409,13 @@ class _FallbackToEager:
 
 class _StopOnInterrupt:
     """Ctrl-C, a notebook's interrupt or `timeout -s INT`: finish the current step, save a checkpoint, return.
-    A second interrupt stops at once. (Outside the main thread Python allows no handler: Ctrl-C stays as is.)"""
+    A second interrupt more than GRACE_S later stops at once. (GNU timeout signals the command and then its whole
+    process group, so one request can arrive twice: on the H200, 2026-12-03, that second copy stopped a run without
+    its checkpoint.) Outside the main thread Python allows no handler: Ctrl-C stays as is."""
+    GRACE_S = 1.0
 
     def __enter__(self):
-        self.requested, self._old = False, None
+        self.requested, self.requested_at, self._old = False, 0.0, None
         try:
             self._old = signal.signal(signal.SIGINT, self._handle)
         except ValueError:
@@ -421,8 +424,10 @@ class _StopOnInterrupt:
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            if time.monotonic() - self.requested_at > self.GRACE_S:
+                raise KeyboardInterrupt
+            return  # the same request again (timeout's copy to the process group)
+        self.requested, self.requested_at = True, time.monotonic()
 
     def __exit__(self, *exc):
         if self._old is not None:
