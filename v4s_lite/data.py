@@ -332,8 +332,8 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
                 try:
                     clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device)
                 except AmbiguousTarget:  # no instruction names the target (a 2026-12-03 GPU run lost a whole
-                    clip = None          # make-data process to one such room): the next seed, as for another split
-                if clip is not None:
+                    pass                 # make-data process to one such room): the next seed, as for another split
+                else:
                     folders.append(save_clip(clip, out / f"{task}_{s:06d}", clip_cfg))
                     bar.update(1)
             s += 1
