@@ -12,7 +12,8 @@
 #   bash tools/gpu_lite.sh calibrate OUT [CLIPS]      # the judge's calibration suite on val rooms (tools/calibrate_judge.py)
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
 #                                                   # (COMPILE: a torch.compile mode; VALIDATE_EVERY: steps between
-#                                                   # validation gaps; CKPT_EVERY: steps between checkpoints, 250)
+#                                                   # validation gaps; CKPT_EVERY: steps between checkpoints, 250;
+#                                                   # TRAIN_SET: more --set options for every run)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
 #                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
 #                                                   # scores more videos a minute on the H200 is not measured yet)
@@ -157,6 +158,7 @@ train)
   SECS=${1:?seconds}; shift
   common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=${CKPT_EVERY:-250} --set batch_workers=0"
   [ -n "${COMPILE:-}" ] && common="$common --set compile=$COMPILE"  # a torch.compile mode (bench picks the faster)
+  common="$common ${TRAIN_SET:-}"  # more --set options for every run (a CPU dry run: TRAIN_SET="--set batch_size=4")
   if [ "${VALIDATE_EVERY:-0}" -gt 0 ]; then  # validation videos and condition gaps while training, on the first 32
     # validation rooms (seeds 300,000-300,015 and 301,000-301,015: those tools/condition_gaps.py --max-clips 32 reads)
     clips=$(ls -d data/lite/val/id/grounding_* | sort | head -n 32 | paste -sd, -)
