@@ -17,7 +17,7 @@ set -uo pipefail
 CALL=${1:?call1 | call2 | call3}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD ROOMS_FROM=570 VALIDATE_EVERY=${VALIDATE_EVERY:-3000} CKPT_EVERY=1000
-RUNS="lite_warm lite_m"
+RUNS=${RUNS:-"lite_warm lite_m lite_l"}  # session 7's call 0 ran RUNS="lite_warm lite_m" (README)
 t0=$(date +%s); stamp() { echo "[$1: $(( $(date +%s)-t0 )) s]" | tee -a $O/calls.txt; }
 left() { echo $(( $1 - ($(date +%s)-t0) )); }  # seconds until $1 s after the call began
 mkdir -p runs $O
@@ -26,21 +26,25 @@ case $CALL in
 call1)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $O/gpu.txt
   bash tools/gpu_lite.sh data $O ${N_ROOMS:-200}; stamp "data + cache"
-  s=$(left $(( ${CALL_S:-580} - 50 ))); [ $s -gt 90 ] && { bash tools/gpu_lite.sh train $O $s $RUNS; stamp train; }
+  s=$(left $(( ${CALL_S:-580} - ${SHIP_S:-70} ))); [ $s -gt 90 ] && { bash tools/gpu_lite.sh train $O $s $RUNS; stamp train; }
   bash tools/gpu_lite.sh ship $O $RUNS; stamp ship
   ;;
 call2)
   bash tools/gpu_lite.sh data $O ${N_ROOMS:-200}; stamp "data (kept when it exists)"
-  s=$(left $(( ${CALL_S:-580} - 300 ))); [ $s -gt 60 ] && { bash tools/gpu_lite.sh train $O $s $RUNS; stamp train; }
+  s=$(left $(( ${CALL_S:-580} - ${AFTER_S:-300} ))); [ $s -gt 60 ] && { bash tools/gpu_lite.sh train $O $s $RUNS; stamp train; }
   bash tools/gpu_lite.sh ship $O $RUNS; stamp ship
-  bash tools/gpu_lite.sh choose $O ${CHOOSE_S:-150} shipped $RUNS; stamp choose
-  best=$(cat $O/chosen.txt)
-  if [ "$best" != shipped ]; then
+  [ "${CHOOSE_S:-150}" = 0 ] && exit_early=1 || exit_early=0  # CHOOSE_S=0: train and ship only (call 3 chooses)
+  [ $exit_early = 1 ] || bash tools/gpu_lite.sh choose $O ${CHOOSE_S:-150} shipped $RUNS; stamp choose
+  best=$(cat $O/chosen.txt 2>/dev/null || echo shipped)
+  if [ $exit_early = 0 ] && [ "$best" != shipped ]; then
     bash tools/gpu_lite.sh grow $O $(left $(( ${CALL_S:-580} - 25 ))) --main $best --only "${TEST_ONLY[@]}"
     stamp "test tables"
   fi
   ;;
 call3)
+  if [ ! -f runs/chosen.txt ] && [ -d data/lite/val/id ]; then  # call 2 left the choice (CHOOSE_S=0)
+    bash tools/gpu_lite.sh choose $O ${CHOOSE_S:-150} shipped $RUNS; stamp choose; cp $O/chosen.txt runs/chosen.txt
+  fi
   best=$(cat runs/chosen.txt 2>/dev/null || echo shipped)
   [ -d data/lite/test/ood ] && [ "$best" != shipped ] && {
     bash tools/gpu_lite.sh grow $O ${DL_S:-400} --main $best --only "${TEST_ONLY[@]}"; stamp "test tables"; }
