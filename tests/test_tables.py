@@ -249,3 +249,39 @@ def test_the_chance_row_walks_perfectly_to_another_object_and_fails(tmp_path):
         torch.set_num_threads(threads)
     assert gt["IF@0.2"] == 1.0 and gt["box_IoU"] > 0.5
     assert m["IF@0.2"] == 0.0 and m["box_IoU"] < 0.3 and m["SD"] > gt["SD"]
+
+
+def _choice_results(per_run: dict) -> dict:
+    """A validation results file with one 'full: RUN' row per run: {run: [(IF@0.2, SD) per room]}."""
+    from v4s_lite.statistics import summarize
+
+    conds = {}
+    for r, rooms in per_run.items():
+        per_clip = {f"grounding_{300000 + i}": {"IF@0.2": f, "SD": sd} for i, (f, sd) in enumerate(rooms)}
+        conds[f"full: {r}"] = {"per_clip": per_clip, "summary": summarize(per_clip)}
+    return {"conditions": conds}
+
+
+def test_choose_run_keeps_the_incumbent_unless_the_paired_lead_is_shown():
+    # the 2026-12-04 case: a 4-to-2 lead on 35 rooms is the rule's pick, but not shown better than the shipped model
+    shipped = [(1.0, 0.1)] * 2 + [(0.0, 0.4)] * 33
+    warm = [(0.0, 0.4)] * 2 + [(1.0, 0.1)] * 4 + [(0.0, 0.4)] * 29
+    c = paper_tables.choose_run(_choice_results({"shipped": shipped, "lite_warm": warm}), ["shipped", "lite_warm"])
+    assert c["by_rule"] == "lite_warm" and c["chosen"] == "shipped"
+    assert c["vs_incumbent"]["ci95"][0] <= 0 < c["vs_incumbent"]["mean"] and "not shown" in c["reason"]
+    # a clear paired lead replaces it
+    strong = [(1.0, 0.1)] * 2 + [(1.0, 0.1)] * 20 + [(0.0, 0.4)] * 13
+    c = paper_tables.choose_run(_choice_results({"shipped": shipped, "lite_m": strong}), ["shipped", "lite_m"])
+    assert c["chosen"] == "lite_m" and c["vs_incumbent"]["ci95"][0] > 0
+    # without an incumbent the rule alone decides; a tie on IF@0.2 goes to the lower SD
+    a, b = [(1.0, 0.15), (0.0, 0.3)], [(1.0, 0.15), (0.0, 0.25)]
+    c = paper_tables.choose_run(_choice_results({"a": a, "b": b}), ["a", "b"], incumbent=None)
+    assert c["chosen"] == "b" and c["vs_incumbent"] is None
+
+
+def test_choose_run_skips_unscored_runs_and_refuses_when_none_was_scored():
+    res = _choice_results({"lite_m": [(1.0, 0.1), (0.0, 0.3)]})
+    c = paper_tables.choose_run(res, ["lite_m", "lite_l"], incumbent=None)
+    assert c["chosen"] == "lite_m" and [r[0] for r in c["rows"]] == ["lite_m"]
+    with pytest.raises(V4SError, match="no run .* has a scored"):
+        paper_tables.choose_run(res, ["lite_l"], incumbent=None)

@@ -35,8 +35,11 @@
 # model.transformer_config), lite_warm (INIT_FROM, default the sweep's chosen run, trained on), lite_nobox,
 # lite_contiguous (the paper's ablations at the shipped size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
-# The choice rule, fixed before any run: highest validation IF(SD<0.2) of "full (joint CFG)", ties broken by the
-# lower mean SD; each run at its last checkpoint.
+# The choice rule, fixed before any run (tables.choose_run): highest validation IF(SD<0.2) of "full (joint CFG)",
+# ties broken by the lower mean SD, each run at its last checkpoint; and the shipped model is replaced only when the
+# pick's paired advantage over it on the validation rooms has a 95% interval above 0 (added 2026-12-04, after a
+# 4-to-2 lead on 35 validation rooms reversed on the test rooms: results/gpu_2026-12-04). Give `choose` the time to
+# score every validation room (64 id rooms: ~65 s per run on the H200).
 # Each training line is a plain `v4s train configs/lite.yaml --set ...` command (printed into the log).
 #
 # Seeds (docs/DATA.md; every range disjoint, so no evaluated room is ever trained on):
@@ -201,19 +204,15 @@ choose)
     --device $DEVICE --workers $WORKERS --deadline $DL $JD 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
+from v4s_lite.tables import choose_run
 out, runs = sys.argv[1], sys.argv[2:]
-conds = json.load(open(f"{out}/lite_tables_val.json"))["conditions"]
-rows = []
-for r in runs:
-    s = conds.get(f"full: {r}", {}).get("summary")
-    if not s or not s["n"] or s["IF@0.2"]["mean"] is None:  # the deadline came before any of its rooms
-        print(f"val {r}: no room scored by the deadline: it cannot be chosen")
-        continue
-    rows.append((-s["IF@0.2"]["mean"], s["SD"]["mean"], r, s["n"]))
-    print(f"val {r}: IF@0.2 {s['IF@0.2']['mean']:.3f} SD {s['SD']['mean']:.3f} n={s['n']}")
-best = sorted(rows)[0][2] if rows else runs[0]
-open(f"{out}/chosen.txt", "w").write(best + "\n")
-print("chosen on validation:" if rows else "NO CHOICE (no validation rows): keeping the first run,", best)
+res = json.load(open(f"{out}/lite_tables_val.json"))
+c = choose_run(res, runs, incumbent="shipped" if "shipped" in runs else None)
+for r, m, sd, n in c["rows"]:
+    print(f"val {r}: IF@0.2 {m:.3f} SD {sd:.3f} n={n}")
+print("runs with no scored room (cannot be chosen):", [r for r in runs if r not in [t[0] for t in c["rows"]]])
+open(f"{out}/chosen.txt", "w").write(c["chosen"] + "\n")
+print("chosen on validation:", c["reason"])
 PY
   ;;
 tables)

@@ -152,6 +152,39 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
     return out
 
 
+
+def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "IF@0.2") -> dict:
+    """The validation choice between runs scored side by side (`v4s tables --also`: one "full: RUN" row each, on the
+    same rooms and noise seeds). The rule, fixed before the runs are trained: the highest mean `key` (IF(SD<0.2)),
+    ties broken by the lower mean SD; a run with no scored room cannot be chosen. A challenger replaces the
+    `incumbent` (the shipped model) only when its paired advantage on those rooms has a 95% interval above 0: a lead
+    of a few rooms is noise (results/gpu_2026-12-04: a 4-to-2 lead on 35 validation rooms reversed on the test rooms).
+    Returns {"chosen", "by_rule" (the rule's pick before the incumbent check), "rows" [(run, mean key, mean SD, n)],
+    "vs_incumbent" (statistics.paired_difference or None), "reason"}."""
+    from .statistics import paired_difference
+
+    conds = res["conditions"]
+    rows = []
+    for r in runs:
+        s = conds.get(f"full: {r}", {}).get("summary")
+        if s and s["n"] and s[key]["mean"] is not None:
+            rows.append((r, s[key]["mean"], s["SD"]["mean"], s["n"]))
+    if not rows:
+        raise V4SError(f"no run of {list(runs)} has a scored 'full: RUN' row in the results; score them with "
+                       "`v4s tables --main RUN --also RUN ... --only \"full: RUN\"` on the validation set")
+    by_rule = min(rows, key=lambda t: (-t[1], t[2]))[0]
+    out = {"chosen": by_rule, "by_rule": by_rule, "rows": rows, "vs_incumbent": None,
+           "reason": f"{by_rule}: the highest {key} on validation"}
+    if incumbent is not None and by_rule != incumbent and f"full: {incumbent}" in conds:
+        d = paired_difference(conds[f"full: {incumbent}"]["per_clip"], conds[f"full: {by_rule}"]["per_clip"], key)
+        out["vs_incumbent"] = d
+        if d["n"] == 0 or d["ci95"][0] <= 0:
+            out["chosen"] = incumbent
+            ci = "no paired rooms" if not d["n"] else f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            out["reason"] = (f"{incumbent} kept: {by_rule} leads on {key} but its paired advantage is not shown "
+                             f"({ci}, {d['wins']} rooms won / {d['losses']} lost of {d['n']})")
+    return out
+
 # The judge's checks in the order a video meets them (evaluate.apply_judge): the walk's six, then the destination's
 # (what a model must find). The share of a row's videos passing each says where that row's videos fail.
 def _checks(judge) -> dict:
