@@ -329,6 +329,8 @@ print("a success rate near 10% moves one room at a time: its paired interval spa
 # # the size sweep (results/lite_2026-12-03b/README.md): train three sizes, then choose on validation and test the choice
 # bash tools/gpu_lite.sh sweep OUT 125 555 lite lite_m lite_l
 # bash tools/gpu_lite.sh judge OUT 165 265 lite lite_m lite_l
+# # a second sweep at the same wall-clock, a warm start beside two larger models (results/gpu_2026-12-04/README.md)
+# bash results/gpu_2026-12-04/calls.sh call1 OUT   # then call2 and call3: the calls as they were sent
 # # the floor row, on a CPU (results/cpu_2026-12-03e/README.md): the test rooms, then one row of v4s tables
 # v4s tables --runs runs --data data/lite/test --out chance_test.json --device cpu --only "walk to another object (chance)"
 # ```
@@ -339,5 +341,8 @@ print("a success rate near 10% moves one room at a time: its paired interval spa
 # * Where videos fail: `tables.check_shares` / `check_table` (the share passing each of the judge's checks), beside
 #   the floor row "walk to another object (chance)"; `flow.condition_gaps` per frame of the walk ("gap by frame").
 # * Choices are made on validation rooms, figures reported on test rooms (docs/DATA.md gives the seed ranges).
+#   A lead of a few rooms is not a choice: in the 2026-12-04 sweep the pick led the shipped model 4 rooms to 2 on 35
+#   validation rooms and lost 8 to 15 on 171 test rooms. `tables.choose_run` replaces the shipped model only when the
+#   paired validation interval excludes 0 (the same `paired_difference` as your exercise above).
 # * An ablation is evidence only when its *paired* interval excludes 0; report what does not show as plainly as
 #   what does. Next: **10 · full Wan2.2**, the real model on a GPU.
