@@ -12,7 +12,7 @@ import torch
 
 from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
-from v4s_lite.flow import CONDITION_PROBES, condition_gaps
+from v4s_lite.flow import CONDITION_PROBES, GAP_SIGMAS, condition_gaps
 from v4s_lite.latents import encode_clips
 
 
@@ -25,6 +25,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--by-frame", action="store_true", help="also each gap per noisy latent frame of the walk")
+    p.add_argument("--by-sigma", action="store_true", help="also each gap at each noise level alone (0.3 ... 0.9): "
+                   "where in denoising the condition matters")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     cols = ["true"] + [c + " gap" for c in CONDITION_PROBES[1:]]
@@ -42,6 +44,11 @@ def main(argv=None):
             if a.by_frame:  # the gap of each noisy latent frame of the walk: the last ones are the destination
                 for c in CONDITION_PROBES[1:]:
                     print(f"|   by frame, {c} | " + " ".join(f"{100 * x:+.1f}%" for x in r[c + " gap by frame"]) + " |")
+            if a.by_sigma:  # the same probes at one noise level at a time (the mean above averages four)
+                for s in GAP_SIGMAS:
+                    rs = condition_gaps(model, items, null, sigmas=(s,), seed=a.seed, device=a.device)
+                    print(f"|   sigma {s} | " + " | ".join(
+                        f"{rs[c]:.3f}" if c == "true" else f"{100 * rs[c]:+.1f}%" for c in cols) + " |")
 
 
 if __name__ == "__main__":

@@ -216,8 +216,11 @@ def flow_loss(model, batch: dict, cfg: TrainConfig, accelerator, dtype=None) -> 
 CONDITION_PROBES = ("true", "other instruction", "null instruction", "other room's context", "noise context")
 
 
+GAP_SIGMAS = (0.3, 0.5, 0.7, 0.9)  # condition_gaps' noise levels: from where the walk is mostly visible to mostly noise
+
+
 @torch.no_grad()
-def condition_gaps(model, items, null_text, sigmas=(0.3, 0.5, 0.7, 0.9), seed: int = 0, device="cpu") -> dict:
+def condition_gaps(model, items, null_text, sigmas=GAP_SIGMAS, seed: int = 0, device="cpu") -> dict:
     """How much each condition helps the model denoise: its flow-matching loss on held-out encoded clips
     (`latents.encode_clips` items) with the true conditions, and with each condition replaced.
 
