@@ -1,6 +1,7 @@
 """Does a trained model use its conditions? `flow.condition_gaps` for checkpoints on clip folders.
 
     python tools/condition_gaps.py data/v4s-lite runs/lite/step_000750 --data data/lite/heldout [--max-clips 8] [--by-frame]
+        [--by-sigma] [--sigmas 0.3 0.5 0.7 0.9 0.95 0.99 1.0]
 
 For each checkpoint and clip folder: the flow-matching loss with the true instruction and context, and how
 much worse it gets (relative gap) with another clip's instruction, the null instruction, another room's
@@ -25,9 +26,14 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--by-frame", action="store_true", help="also each gap per noisy latent frame of the walk")
-    p.add_argument("--by-sigma", action="store_true", help="also each gap at each noise level alone (0.3 ... 0.9): "
-                   "where in denoising the condition matters")
+    p.add_argument("--by-sigma", action="store_true", help="also each gap at each noise level alone, as 'mean / at "
+                   "the destination' (the walk's last latent frame): where in denoising the condition matters")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(GAP_SIGMAS),
+                   help=f"noise levels in (0, 1] (default {' '.join(map(str, GAP_SIGMAS))}; 1.0 is pure noise, "
+                   "where sampling decides the walk's layout)")
     a = p.parse_args(argv)
+    if not all(0 < s <= 1 for s in a.sigmas):
+        p.error(f"--sigmas must lie in (0, 1]; got {a.sigmas}")
     torch.set_num_threads(1)
     cols = ["true"] + [c + " gap" for c in CONDITION_PROBES[1:]]
     print("| checkpoint | data | " + " | ".join(cols) + " |")
@@ -38,17 +44,18 @@ def main(argv=None):
         for root in a.data:
             items = encode_clips(TrainConfig(data_root=root, clip=a.clip, progress=False, max_clips=a.max_clips),
                                  codec, text)
-            r = condition_gaps(model, items, null, seed=a.seed, device=a.device)
+            r = condition_gaps(model, items, null, sigmas=tuple(a.sigmas), seed=a.seed, device=a.device)
             print(f"| {ck} | {root} ({len(items)} clips) | " + " | ".join(
                 f"{r[c]:.3f}" if c == "true" else f"{100 * r[c]:+.1f}%" for c in cols) + " |")
             if a.by_frame:  # the gap of each noisy latent frame of the walk: the last ones are the destination
                 for c in CONDITION_PROBES[1:]:
                     print(f"|   by frame, {c} | " + " ".join(f"{100 * x:+.1f}%" for x in r[c + " gap by frame"]) + " |")
             if a.by_sigma:  # the same probes at one noise level at a time (the mean above averages four)
-                for s in GAP_SIGMAS:
+                for s in a.sigmas:
                     rs = condition_gaps(model, items, null, sigmas=(s,), seed=a.seed, device=a.device)
-                    print(f"|   sigma {s} | " + " | ".join(
-                        f"{rs[c]:.3f}" if c == "true" else f"{100 * rs[c]:+.1f}%" for c in cols) + " |")
+                    print(f"|   sigma {s} | {rs['true']:.3f} | " + " | ".join(
+                        f"{100 * rs[c + ' gap']:+.1f}% / {100 * rs[c + ' gap by frame'][-1]:+.1f}%"
+                        for c in CONDITION_PROBES[1:]) + " |")
 
 
 if __name__ == "__main__":
