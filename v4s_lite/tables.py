@@ -152,7 +152,6 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
     return out
 
 
-
 def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "IF@0.2") -> dict:
     """The validation choice between runs scored side by side (`v4s tables --also`: one "full: RUN" row each, on the
     same rooms and noise seeds). The rule, fixed before the runs are trained: the highest mean `key` (IF(SD<0.2)),
@@ -184,6 +183,7 @@ def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "I
             out["reason"] = (f"{incumbent} kept: {by_rule} leads on {key} but its paired advantage is not shown "
                              f"({ci}, {d['wins']} rooms won / {d['losses']} lost of {d['n']})")
     return out
+
 
 # The judge's checks in the order a video meets them (evaluate.apply_judge): the walk's six, then the destination's
 # (what a model must find). The share of a row's videos passing each says where that row's videos fail.
