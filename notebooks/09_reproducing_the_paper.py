@@ -283,6 +283,13 @@ else:
 # or more, and a gap this small is why the context-dependent ablations (joint vs text guidance, non-contiguous
 # sampling) cannot show yet. To watch the gaps *while* a model trains, give `v4s train` two or more
 # `validation_clips` and a `validate_every`: each validation step logs them to `validation.jsonl` and TensorBoard.
+#
+# **By noise level** the picture sharpens (`python tools/condition_gaps.py data/v4s-lite --data data/lite/val/id
+# --by-sigma --sigmas 0.3 0.7 0.95 1.0`, `results/gpu_2026-12-04/README.md`; at the destination): another room's
+# context costs +1.6% at noise 0.3, +5.9% at 0.7, +1.9% at 0.95 and +0.2% at pure noise; another instruction +1.2%,
+# +5.2%, +60.8%, +19.3%. Sampling starts from pure noise, and that is where it decides which way the walk goes:
+# there the model listens to the instruction and not to the room. It uses the room only to sharpen a layout that is
+# already half visible. The paper's spatial reasoning is the missing half: finding the target in the scan.
 
 # %% [markdown]
 # ## Exercise: a paired difference
