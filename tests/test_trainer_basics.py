@@ -206,7 +206,9 @@ def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path,
     rows = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
     probes = ["gap: other instruction", "gap: null instruction", "gap: other room's context", "gap: noise context"]
     ends = ["end " + p for p in probes]  # the same gaps on the walk's last latent frame (the destination)
-    assert [r["step"] for r in rows] == [2, 4] and all(sorted(r) == sorted(["step"] + probes + ends) for r in rows)
+    layout = ["pure-noise end " + p for p in probes]  # and there at noise 1.0 alone (where sampling lays out the walk)
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(sorted(r) == sorted(["step"] + probes + ends + layout) for r in rows)
     assert all(math.isfinite(r[p]) and r[p] > -1 for r in rows for p in probes)  # relative gaps: loss >= 0
     assert (run / "validation" / "step_000004" / "grounding_000000.json").exists()
     for step, (training, grad, state) in seen.items():
@@ -244,6 +246,12 @@ def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path,
         assert rows[1][probe] == pytest.approx(ref[probe[len("gap: "):] + " gap"], rel=1e-5, abs=1e-7), probe
         end = ref[probe[len("gap: "):] + " gap by frame"][-1]
         assert rows[1]["end " + probe] == pytest.approx(end, rel=1e-5, abs=1e-7), probe
+    with torch.no_grad():
+        pure = condition_gaps(model, items, text.encode([""])[0].float(), sigmas=(1.0,), seed=cfg.seed)
+    for probe in probes:
+        end = pure[probe[len("gap: "):] + " gap by frame"][-1]
+        assert rows[1]["pure-noise end " + probe] == pytest.approx(end, rel=1e-5, abs=1e-7), probe
+        assert rows[1]["pure-noise end " + probe] != rows[1]["end " + probe]  # measured at its own noise level
 
 
 def test_validation_settings_are_checked_and_wired_into_v4s_train(tmp_path):

@@ -373,9 +373,13 @@ def validation_hook(cfg, **generate_kw):
                               for ex in examples.values()]
             probe["null"] = text_encoder.encode([""])[0].float()
         gaps = condition_gaps(model, probe["items"], probe["null"], seed=cfg.seed, device=device)
+        # and at pure noise alone, where sampling decides which way the walk goes: there the shipped model hears the
+        # instruction (+19% at the destination) and not the room (+0.2%; results/gpu_2026-12-04)
+        layout = condition_gaps(model, probe["items"], probe["null"], sigmas=(1.0,), seed=cfg.seed, device=device)
         # the mean gap, and the gap on the walk's last latent frame (the destination: where the room should matter)
         return {**images, **{f"gap: {p}": gaps[p + " gap"] for p in CONDITION_PROBES[1:]},
-                **{f"end gap: {p}": gaps[p + " gap by frame"][-1] for p in CONDITION_PROBES[1:]}}
+                **{f"end gap: {p}": gaps[p + " gap by frame"][-1] for p in CONDITION_PROBES[1:]},
+                **{f"pure-noise end gap: {p}": layout[p + " gap by frame"][-1] for p in CONDITION_PROBES[1:]}}
 
     return on_validate
 
