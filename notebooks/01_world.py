@@ -140,6 +140,12 @@ plt.show()
 # still for the last `box_frames` frames: those are the frames on which the model draws the red box.
 # The instruction comes from templates; when two objects share a category the phrase tells them apart
 # ("the blue chair next to the white table").
+#
+# *Where the course differs from the paper:* the paper's clips come from real recordings, where the walk to the
+# target plausibly continues the video the context was sampled from, so its first frame resembles context frames.
+# Here the walk starts at a view the scan never had: the model must place a new view in the room first. That is
+# harder, and the shipped model does not manage it (notebook 09, "Does the model listen?").
+# `make_clip(..., start="scan")` (`v4s make-data --start scan`) starts the walk at one of the scan's own views.
 
 # %%
 rng = np.random.default_rng(seed)

@@ -305,6 +305,21 @@ def test_make_data_cli_writes_dataset(tmp_path):
     assert torch.isnan(item["boxes"]).all()
 
 
+def test_make_data_start_scan_records_the_scan_frame_the_walk_starts_on(tmp_path, made):
+    args = _make_data_parser().parse_args(["make-data", "--task", "grounding", "--scenes", "1", "--seed", "5",
+                                           "--clip-config", "quick", "--size", "40x24", "--out", str(tmp_path),
+                                           "--no-progress", "--start", "scan"])
+    assert args.func(args) == 0
+    rec = load_clip(tmp_path / "grounding_000005")
+    i = rec.meta["start_scan_frame"]
+    assert np.allclose(rec.meta["target"]["c2w"][0], rec.meta["context"]["c2w"][i], atol=1e-6)
+    # the first target frame is the scan's frame i (both through the video codec: nearly equal, not bit-equal)
+    assert np.abs(rec.target[0].astype(int) - rec.context[i].astype(int)).mean() < 2
+    assert "start_scan_frame" not in json.loads((made[0][0] / "meta.json").read_text())  # default: as before
+    with pytest.raises(V4SError, match="--task grounding"):
+        data.make_dataset(tmp_path / "nav", "navigation", 1, seed=3, clip_cfg=TINY, progress=False, start="scan")
+
+
 def test_splits_keep_the_heldout_pair_out_of_training_and_make_it_the_ood_target():
     from v4s_lite.data import HELDOUT_PAIR, OOD_ROOM, split_scene
 

@@ -108,6 +108,41 @@ def test_approach_ends_centred_on_visible_target(seed):
     assert max((b[2] - b[0]) / W, (b[3] - b[1]) / H) > 0.3  # comfortable: not a speck in the distance
 
 
+def test_default_walks_are_unchanged_by_the_start_option():
+    # the poses of approach_trajectory before `start` existed (2026-12-04): the default start draws what it drew
+    import hashlib
+
+    for seed, want in ((0, "8b9a00c1fc125c88"), (7, "52fbb5e292513a44"), (300000, "41265b7949730ade")):
+        from v4s_lite.data import split_scene
+
+        scene, tid = split_scene(seed, "id")
+        c2w = approach_trajectory(scene, tid if tid is not None else scene.objects[0].id, 25, 8, seed)
+        assert hashlib.sha256(np.round(c2w, 6).tobytes()).hexdigest()[:16] == want, seed
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_walk_from_a_scan_view_starts_on_that_frame_and_still_finds_the_target(seed):
+    cfg = QUICK.with_(width=W, height=H, scan_frames=33, context_chunks=4)
+    s = make_scene(seed)
+    clip = make_clip(s, "grounding", cfg, seed=seed, start="scan")
+    i = clip.start_scan_frame
+    assert 0 <= i < cfg.scan_frames
+    assert np.array_equal(clip.target_c2w[0], clip.scan_c2w[i])
+    assert clip.target_rgb[0].tobytes() == clip.scan_rgb[i].tobytes()  # the first frame is a frame of the scan
+    assert is_free(s, clip.target_c2w[:, :2, 3]).all()
+    assert np.linalg.norm(np.diff(clip.target_c2w[:, :2, 3], axis=0), axis=1).max() < 1.0  # walks, no teleport
+    assert (clip.target_visible[-cfg.box_frames:, clip.target_id - 1] > 0.5).all()
+    default = make_clip(s, "grounding", cfg, seed=seed)
+    assert default.start_scan_frame is None and default.instruction == clip.instruction
+    assert np.array_equal(default.target_c2w[-1], clip.target_c2w[-1])  # the same destination, another start
+    with pytest.raises(V4SError, match="grounding"):
+        make_clip(s, "navigation", cfg, seed=seed, start="scan")
+    with pytest.raises(V4SError, match="start must be one of"):
+        make_clip(s, "grounding", cfg, seed=seed, start="ring")
+    with pytest.raises(V4SError, match="free camera pose"):
+        approach_trajectory(s, clip.target_id, 17, 4, seed, start=np.eye(3))
+
+
 def test_navigation_moves_as_commanded():
     start = pose_from_yaw_pitch([1.0, 1.0, 1.5], 0.0, -0.2)  # facing +x
     c2w = navigation_trajectory(start, ["move forward 1.5 m", "turn left 90 degrees", "move forward 1 m",

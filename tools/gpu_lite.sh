@@ -6,6 +6,8 @@
 # next call at once (its command written beforehand), make each phase keep what exists, and still let every call
 # that might land on a fresh machine hold what it needs (install the wheels, data, train, export):
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
+#                                                   # (START=scan: training walks start at a scan view, make-data
+#                                                   # --start scan; the val and test sets keep the default start)
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's;
 #                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
@@ -59,14 +61,15 @@ JD=${JUDGE_DEVICE:+--judge-device $JUDGE_DEVICE}  # JUDGE_DEVICE=cpu: generate o
 VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}; WORKERS=${WORKERS:-16}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
 mkdir -p runs data/lite $OUT
 t0=$(date +%s)
-mk() {  # mk TASK SPLIT N SEED DEST
+mk() {  # mk TASK SPLIT N SEED DEST [make-data options]
   $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device $DEVICE --out $5 --no-progress \
-    > /dev/null 2>> $OUT/mk_errors.log
+    "${@:6}" > /dev/null 2>> $OUT/mk_errors.log
 }
+START=${START:-anywhere}  # where the training rooms' grounding walks start: anywhere | scan (make-data --start)
 ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   if [ -d data/lite/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
-  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) data/lite/train & done
+  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) data/lite/train --start $START & done
   for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) data/lite/train & done
   wait
   echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt

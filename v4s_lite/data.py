@@ -219,6 +219,9 @@ def clip_meta(clip, clip_cfg: ClipConfig) -> dict:
         "seed": int(getattr(clip, "seed", 0)),
         "scene": _jsonable(clip.scene.to_dict()),
         "clip_config": clip_cfg.to_dict(),
+        # make-data --start scan: the walk starts at this scan frame (absent for the default start, so the default
+        # clips' meta.json stay as they were)
+        **({} if getattr(clip, "start_scan_frame", None) is None else {"start_scan_frame": int(clip.start_scan_frame)}),
     }
 
 
@@ -305,10 +308,10 @@ def split_scene(seed: int, split: str = "id"):
 
 
 def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", progress: bool = True,
-                 split: str = "id", device: str = "cpu") -> list[Path]:
+                 split: str = "id", device: str = "cpu", start: str = "anywhere") -> list[Path]:
     """Render `n_scenes` clips into `out/<task>_<seed>/`, drawing seeds seed, seed+1, ... and keeping those that
     belong to `split` (every seed belongs to "id" unless its room holds the held-out pair). Disjoint seed ranges
-    give disjoint sets."""
+    give disjoint sets. `start`: where grounding walks start (world.make_clip: "anywhere" or "scan")."""
     from tqdm.auto import tqdm
 
     from .language import AmbiguousTarget
@@ -320,6 +323,8 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
         raise V4SError(f"n_scenes={n_scenes} must be >= 1")
     if split == "ood" and task != "grounding":
         raise V4SError("the ood split holds out a target (colour, category) pair, so it is for --task grounding")
+    if start != "anywhere" and task != "grounding":
+        raise V4SError(f"--start {start} is for --task grounding (navigation walks start where their commands do)")
     clip_cfg = get_clip_config(clip_cfg)
     out = Path(out)
     folders = []
@@ -330,7 +335,7 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
             if drawn is not None:
                 scene, target_id = drawn
                 try:
-                    clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device)
+                    clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device, start=start)
                 except AmbiguousTarget:  # no instruction names the target (a 2026-12-03 GPU run lost a whole
                     pass                 # make-data process to one such room): the next seed, as for another split
                 else:
@@ -426,7 +431,7 @@ def _cli(args) -> int:
         w, h = parse_size(args.size)
         cfg = cfg.with_(width=w, height=h)
     folders = make_dataset(args.out, args.task, args.scenes, args.seed, cfg, progress=not args.no_progress,
-                           split=args.split, device=str(get_device(args.device)))
+                           split=args.split, device=str(get_device(args.device)), start=args.start)
     print(f"wrote {len(folders)} {args.task} clips ({cfg.width}x{cfg.height}, scan {cfg.scan_frames} frames, "
           f"target {cfg.target_frames}) to {args.out}")
     return 0
@@ -446,6 +451,9 @@ def add_cli(sub) -> None:
                    help="id: the training distribution (default; training and held-out sets from disjoint seed ranges); "
                         f"ood: larger rooms, 11-12 objects, target a {' '.join(HELDOUT_PAIR)} (never trained on)")
     p.add_argument("--device", default="cpu", help="where to render: cpu (default), cuda or auto (same bytes)")
+    p.add_argument("--start", default="anywhere", choices=["anywhere", "scan"],
+                   help="where grounding walks start: anywhere (default: a view the scan never had) or scan (one of "
+                   "the scan's views, so the walk's first frame is a frame of the context video)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)

@@ -138,9 +138,12 @@ def _end_pose(scene: Scene, target: SceneObject, rng) -> np.ndarray:
     return cands[good[rng.integers(len(good))]]
 
 
-def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int, seed: int) -> np.ndarray:
+def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int, seed: int,
+                        start: np.ndarray | None = None) -> np.ndarray:
     """The grounding walk: start somewhere (off the scan ring when possible, facing anywhere), walk a free path
-    while turning, end with the target centred at a comfortable distance, then hold still for n_hold frames."""
+    while turning, end with the target centred at a comfortable distance, then hold still for n_hold frames.
+    `start`: a camera pose (4, 4) to start from instead, e.g. one of the scan's (world.make_clip(start="scan")):
+    the walk's first frame is then that view exactly."""
     if n_frames - n_hold < 2 or n_hold < 0:
         raise V4SError(f"approach_trajectory: n_frames={n_frames}, n_hold={n_hold} leaves fewer than 2 moving frames")
     rng = np.random.default_rng([seed, 2])
@@ -149,24 +152,34 @@ def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int
     end_xy = end[:2, 3]
     W, D, _ = scene.room
     rx, ry = scan_ring_radii(W, D)
-    pts = np.stack([rng.uniform(0, W, 400), rng.uniform(0, D, 400)], -1)
-    pts = pts[is_free(scene, pts)]
-    far = pts[np.linalg.norm(pts - end_xy, axis=1) >= 1.5]
-    pts = far if len(far) else pts
-    off_ring = np.abs(np.hypot((pts[:, 0] - W / 2) / rx, (pts[:, 1] - D / 2) / ry) - 1) > 0.25
-    pts = pts[off_ring] if off_ring.any() else pts
+    if start is not None:
+        start = np.asarray(start, dtype=float)
+        if start.shape != (4, 4) or not is_free(scene, start[None, :2, 3]).all():
+            raise V4SError(f"approach_trajectory: start must be a free camera pose (4, 4) in the room; got shape "
+                           f"{start.shape}" + ("" if start.shape != (4, 4) else f" at {start[:2, 3].round(2)}"))
+        pts = start[None, :2, 3]
+    else:
+        pts = np.stack([rng.uniform(0, W, 400), rng.uniform(0, D, 400)], -1)
+        pts = pts[is_free(scene, pts)]
+        far = pts[np.linalg.norm(pts - end_xy, axis=1) >= 1.5]
+        pts = far if len(far) else pts
+        off_ring = np.abs(np.hypot((pts[:, 0] - W / 2) / rx, (pts[:, 1] - D / 2) / ry) - 1) > 0.25
+        pts = pts[off_ring] if off_ring.any() else pts
     path = None
     for p in pts:
         path = _grid_path(scene, p, end_xy)
         if path is not None:
             break
     if path is None:
-        path = np.array([end_xy, end_xy])
+        path = np.array([end_xy, end_xy]) if start is None else np.array([start[:2, 3], end_xy])
     n_move = n_frames - n_hold
     s = _smoothstep(np.linspace(0, 1, n_move))
     xy = _along(path, s)
     ahead = _along(path, np.clip(s + 0.15, 0, 1))
-    yaw0, pitch0 = rng.uniform(-np.pi, np.pi), math.radians(rng.uniform(-22, -8))
+    if start is None:
+        yaw0, pitch0 = rng.uniform(-np.pi, np.pi), math.radians(rng.uniform(-22, -8))
+    else:
+        yaw0, pitch0 = yaw_pitch(start)
     yaw1, pitch1 = yaw_pitch(end)
     heading = np.where(np.linalg.norm(ahead - xy, axis=1) > 1e-3,
                        np.arctan2(ahead[:, 1] - xy[:, 1], ahead[:, 0] - xy[:, 0]), yaw1)
@@ -176,6 +189,8 @@ def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int
     yaw = yaw + w2 * _wrap(yaw1 - yaw)
     pitch = pitch0 + _smoothstep(t) * (pitch1 - pitch0)
     c2w = [pose_from_yaw_pitch([x, y, EYE_HEIGHT], a, p) for (x, y), a, p in zip(xy[:-1], yaw[:-1], pitch[:-1])]
+    if start is not None:
+        c2w[0] = start  # the given view itself (a scan's eye height varies by a few cm around EYE_HEIGHT)
     c2w += [end] * (n_hold + 1)
     return np.stack(c2w)
 

@@ -44,17 +44,31 @@ class Clip:
     target_visible: np.ndarray
     commands: list[str] | None = None
     seed: int = 0
+    start_scan_frame: int | None = None  # start="scan": the scan frame the walk starts from (its first frame)
+
+
+START_RULES = ("anywhere", "scan")
 
 
 def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | None = None, antialias: int = 2,
-              device="cpu") -> Clip:
+              device="cpu", start: str = "anywhere") -> Clip:
     """Render one training/evaluation example: the context scan and the target trajectory, annotated.
 
     grounding: the target walk is approach_trajectory (last clip_cfg.box_frames still) and the instruction
     names target_id (random when None). navigation: random free commands; the instruction spells them out.
+    start (grounding): "anywhere" (off the scan ring when possible, facing anywhere: the walk's first view is new
+    to the model) or "scan" (one of the scan's views, drawn from the seed: the first frame is a frame of the scan
+    video, so finding it in the context is a matter of matching; closer to a real recording, where the walk to
+    the target continues the video the context was sampled from).
     """
+    if start not in START_RULES:
+        raise V4SError(f"start must be one of {START_RULES}, got {start!r}")
+    if start != "anywhere" and task != "grounding":
+        raise V4SError(f"start={start!r} is for grounding walks; navigation draws its own start with its commands")
     cfg = get_clip_config(clip_cfg)
     rng = np.random.default_rng([seed, 4])
+    scan_c2w = scan_trajectory(scene, cfg.scan_frames, seed)
+    start_scan_frame = None
     if task == "grounding":
         if not scene.objects:
             raise V4SError("grounding needs a scene with objects")
@@ -62,7 +76,10 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
             target_id = int(scene.objects[rng.integers(len(scene.objects))].id)
         scene.object(target_id)
         instruction = make_instruction(scene, target_id, rng)
-        target_c2w = approach_trajectory(scene, target_id, cfg.target_frames, cfg.box_frames, seed)
+        if start == "scan":  # its own stream, so the default clips stay as they were
+            start_scan_frame = int(np.random.default_rng([seed, 5]).integers(len(scan_c2w)))
+        target_c2w = approach_trajectory(scene, target_id, cfg.target_frames, cfg.box_frames, seed,
+                                         start=None if start_scan_frame is None else scan_c2w[start_scan_frame])
         commands = None
     elif task == "navigation":
         if target_id is not None:
@@ -72,7 +89,6 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
         instruction = describe_commands(commands)
     else:
         raise V4SError(f"task must be 'grounding' or 'navigation', got {task!r}")
-    scan_c2w = scan_trajectory(scene, cfg.scan_frames, seed)
     K = intrinsics(cfg.width, cfg.height)
     n = len(scene.objects)
     # device="cuda" renders the frames on the GPU: byte-identical to the CPU (tests/test_render.py), faster
@@ -81,4 +97,4 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
     sb, sv = boxes_from_instance(scan.instance, n, scan.coverage)
     tb, tv = boxes_from_instance(tgt.instance, n, tgt.coverage)
     return Clip(scene, task, instruction, target_id, K, cfg.width, cfg.height, scan_c2w, scan.rgb, sb, sv,
-                target_c2w, tgt.rgb, tb, tv, commands, seed)
+                target_c2w, tgt.rgb, tb, tv, commands, seed, start_scan_frame)
