@@ -7,7 +7,8 @@
 # that might land on a fresh machine hold what it needs (install the wheels, data, train, export):
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
 #                                                   # (START=scan: training walks start at a scan view, make-data
-#                                                   # --start scan; the val and test sets keep the default start)
+#                                                   # --start scan; EVAL_SETS: the evaluation sets, default "val test";
+#                                                   # val_scan / test_scan: the same rooms, walks from a scan view)
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's;
 #                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
@@ -15,17 +16,20 @@
 #   bash tools/gpu_lite.sh train OUT SECS RUN [RUN ...]   # train or resume runs side by side for SECS s (then SIGINT)
 #                                                   # (COMPILE: a torch.compile mode; VALIDATE_EVERY: steps between
 #                                                   # validation gaps; CKPT_EVERY: steps between checkpoints, 250;
-#                                                   # TRAIN_SET: more --set options for every run)
+#                                                   # TRAIN_SET: more --set options for every run; VALIDATE_ON: the
+#                                                   # set whose first 32 id rooms the gaps use, default val)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
 #                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
 #                                                   # scores more videos a minute on the H200 is not measured yet)
 #   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when they exist)
-#   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_test.json
+#   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_$TEST.json
+#                                                   # (TEST: the test set, default test; test_scan: walks from a scan view)
 #                                                   # grown with `v4s tables --resume` (TABLES_FROM: the file to start
 #                                                   # from, e.g. a committed one), copied to OUT: one table over calls
 #   bash tools/gpu_lite.sh choose OUT DEADLINE RUN [RUN ...]  # each run's "full (joint CFG)" on the validation set,
-#                                                   # then the rule below picks one: OUT/chosen.txt
-#   bash tools/gpu_lite.sh gaps OUT RUN              # condition gaps of RUN's last checkpoint on validation rooms
+#                                                   # then the rule below picks one: OUT/chosen.txt (VAL: the set, default val)
+#   bash tools/gpu_lite.sh gaps OUT RUN              # condition gaps of RUN's last checkpoint on 32 validation rooms
+#                                                   # of each set in GAP_SETS (default val), by frame and noise level
 #   bash tools/gpu_lite.sh ship OUT RUN [RUN ...]    # each RUN's weights as data/v4s-lite ships them: OUT/exports/RUN
 #   bash tools/gpu_lite.sh bundle OUT                # the rest of OUT in OUT/bundle.tgz (8 files come back at most)
 # Two phases that each hold everything one call needs (the machine does not outlive a call):
@@ -74,17 +78,26 @@ train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   wait
   echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
-eval_data() {
-  if [ -d data/lite/test/ood ]; then echo "the val and test sets exist: kept" | tee -a $OUT/summary.txt; return; fi
-  for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val/id & done
-  for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) data/lite/val/nav & done
-  for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) data/lite/val/ood & done
-  for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) data/lite/test/id & done
-  for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) data/lite/test/nav & done
-  for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) data/lite/test/ood & done
+eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it exists), default "val test";
+  # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
+  for s in ${EVAL_SETS:-val test}; do
+    [ -d data/lite/$s ] && { echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; }
+    case $s in
+      val) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val/id & done
+           for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) data/lite/val/nav & done
+           for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) data/lite/val/ood & done ;;
+      test) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) data/lite/test/id & done
+            for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) data/lite/test/nav & done
+            for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) data/lite/test/ood & done ;;
+      val_scan) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val_scan/id --start scan & done ;;
+      test_scan) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) data/lite/test_scan/id --start scan & done
+                 for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) data/lite/test_scan/ood --start scan & done ;;
+      *) echo "unknown evaluation set $s (val | test | val_scan | test_scan)"; exit 2 ;;
+    esac
+  done
   wait
-  for s in val test; do echo "$s: $(ls data/lite/$s/id | wc -l) id, $(ls data/lite/$s/ood | wc -l) ood," \
-    "$(ls data/lite/$s/nav | wc -l) nav" | tee -a $OUT/summary.txt; done
+  for s in ${EVAL_SETS:-val test}; do echo "$s: $(for d in data/lite/$s/*; do echo "$(ls $d | wc -l) $(basename $d)"; done | paste -sd, -)" \
+    | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
 shipped_run() {  # data/v4s-lite as a run folder, so the tables and the validation choice can use it by name
@@ -146,9 +159,9 @@ grow)
   DL=${1:?deadline}; shift
   export OMP_NUM_THREADS=1
   shipped_run
-  T=runs/lite_tables_test.json
+  T=runs/lite_tables_${TEST:-test}.json  # TEST=test_scan: the scan-start test rooms
   [ -f $T ] || [ -z "${TABLES_FROM:-}" ] || { cp $TABLES_FROM $T && chmod u+w $T; }
-  $V4S tables --runs runs --data data/lite/test --out $T --resume --device $DEVICE --workers $WORKERS --deadline $DL \
+  $V4S tables --runs runs --data data/lite/${TEST:-test} --out $T --resume --device $DEVICE --workers $WORKERS --deadline $DL \
       $JD "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   cp $T $OUT/
   ;;
@@ -168,15 +181,15 @@ train)
   common="$common ${TRAIN_SET:-}"  # more --set options for every run (a CPU dry run: TRAIN_SET="--set batch_size=4")
   if [ "${VALIDATE_EVERY:-0}" -gt 0 ]; then  # validation videos and condition gaps while training, on the first 32
     # validation rooms (seeds 300,000-300,015 and 301,000-301,015: those tools/condition_gaps.py --max-clips 32 reads)
-    clips=$(ls -d data/lite/val/id/grounding_* | sort | head -n 32 | paste -sd, -)
+    clips=$(ls -d data/lite/${VALIDATE_ON:-val}/id/grounding_* | sort | head -n 32 | paste -sd, -)  # VALIDATE_ON=val_scan
     common="$common --set validate_every=$VALIDATE_EVERY --set validation_clips=[$clips]"
   fi
   for r in "$@"; do
     case $r in
-      lite) extra="" ;;
+      lite|scan_lite) extra="" ;;  # scan_*: names for runs on START=scan training rooms (the data decides)
       lite_m) extra="--set model=lite_m" ;;
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
-      lite_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
+      lite_warm|scan_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
@@ -196,7 +209,8 @@ train)
   ;;
 gaps)  # does the model listen? the loss with another room's context / instruction, on validation rooms
   last=$(ls -d runs/$1/step_* | sort | tail -n 1)
-  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data data/lite/val/id --max-clips 32 --device $DEVICE 2>&1 \
+  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data $(for s in ${GAP_SETS:-val}; do echo data/lite/$s/id; done) \
+      --max-clips 32 --device $DEVICE --by-frame --by-sigma --sigmas 0.7 0.95 1.0 2>&1 \
       | grep "^|" | sed "s#^#$1 #" | tee -a $OUT/summary.txt
   ;;
 choose)
@@ -204,7 +218,7 @@ choose)
   export OMP_NUM_THREADS=1
   shipped_run
   # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
-  $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/val --out $OUT/lite_tables_val.json \
+  $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/${VAL:-val} --out $OUT/lite_tables_val.json \
     --device $DEVICE --workers $WORKERS --deadline $DL $JD 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
