@@ -32,6 +32,7 @@ from v4s_lite.attention import ContextCache
 from v4s_lite.budget import GPUS, estimate_memory, latent_tokens, transformer_flops
 from v4s_lite.config import WAN_LORA_TARGETS
 from v4s_lite.full import configure_speed
+from v4s_lite.fp8 import fp8_base, restore_base
 from v4s_lite.model import transformer_config
 from v4s_lite.rope import ContextRoPE
 
@@ -211,13 +212,14 @@ class Bench:
 
     # ------------------------------------------------------------------------------------------- train
     def train(self, name, checkpointing="full", backend="native", compile=False, fused=False, lora_dtype=None,
-              note=""):
+              fp8=False, note=""):
         """One LoRA training step: forward over [context | first | noisy], MSE on the noisy latents, backward,
         AdamW on the adapter."""
         from peft import LoraConfig
 
         a, dev = self.args, self.device
         model = self.model
+        swapped = None
         try:
             if "default" not in (getattr(model, "peft_config", None) or {}):
                 model.add_adapter(LoraConfig(r=a.lora_rank, lora_alpha=a.lora_rank, target_modules=list(WAN_LORA_TARGETS)))
@@ -226,6 +228,11 @@ class Bench:
             for p in params:
                 p.data = p.data.to(lora_dtype)
                 p.requires_grad_(True)
+            if fp8:  # the frozen base's matmuls in FP8 (wan.fp8_base); its bf16 weights wait on the CPU meanwhile,
+                # so the peak memory is the FP8 run's own
+                swapped = fp8_base(model, device=dev)
+                for base in swapped.values():
+                    base.to("cpu")
             configure_speed(model, checkpointing=checkpointing, attention_backend=backend, compile=compile)
             model.train()
             kw = {"fused": True} if fused else {}
@@ -256,6 +263,10 @@ class Bench:
                 p.grad = None
             model.eval()
             configure_speed(model, checkpointing="none", attention_backend="native")
+            if swapped:
+                for base in swapped.values():
+                    base.to(dev)
+                restore_base(swapped)
 
 
 def summarise(r):
@@ -372,6 +383,10 @@ def main(argv=None):
              ("train_fp32_lora", lambda: b.train("train_fp32_lora", lora_dtype=torch.float32,
                                                  note="stock with fp32 adapter weights (fp16-style upcast)")),
              ("train_fused_adamw", lambda: b.train("train_fused_adamw", fused=True, note="+ fused AdamW"))]
+    c = b.cfg
+    if (c["num_attention_heads"] * c["attention_head_dim"]) % 16 == 0 and c["ffn_dim"] % 16 == 0:  # FP8's shape rule
+        plan.append(("train_fp8", lambda: b.train("train_fp8", fused=True, fp8=True,
+                                                  note="+ fused AdamW + FP8 base matmuls (eager, full checkpointing)")))
     if cuda:
         plan.append(("train_compile_ckpt", lambda: b.train("train_compile_ckpt", fused=True, compile=True,
                                                            note="+ compile, full checkpointing")))
@@ -381,6 +396,10 @@ def main(argv=None):
                 note=f"+ compile, checkpoint {n} of 30 blocks")))
         plan.append(("train_compile_nockpt", lambda: b.train("train_compile_nockpt", checkpointing="none", fused=True,
                                                              compile=True, note="+ compile, no checkpointing")))
+        for n in [int(s) for s in args.selective.split(",") if s]:  # FP8 on the frozen base (v4s_lite.fp8)
+            plan.append((f"train_fp8_sel{n}", lambda n=n: b.train(
+                f"train_fp8_sel{n}", checkpointing=n, fused=True, compile=True, fp8=True,
+                note=f"+ compile + FP8 base matmuls, checkpoint {n} of 30 blocks")))
     only = [s for s in args.only.split(",") if s]
     for name, run in plan:
         if not only or any(name.startswith(o) for o in only):

@@ -232,6 +232,19 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
 
+
+def test_benchmark_times_the_fp8_base_beside_stock_on_cpu(tmp_path):
+    """The FP8 lever (wan.fp8_base) is timed in the benchmark beside stock (the lite preset:
+    widths divisible by 16, as FP8 needs)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_wan
+
+    bench_wan.main(["--model", "lite", "--width", "64", "--height", "64", "--context-latents", "2",
+                    "--target-latents", "2", "--warmup", "0", "--iters", "1", "--only", "train_stock_ckpt,train_fp8",
+                    "--out", str(tmp_path / "b")])
+    v = json.loads((tmp_path / "b.json").read_text())["variants"]
+    assert "seconds" in v["train_fp8"] and "seconds" in v["train_stock_ckpt"], v
+
 @pytest.mark.slow
 def test_wan_path_end_to_end_on_a_tiny_wan22_folder(tmp_path, capsys):
     """The instructor's path on a Wan2.2-shaped folder with UMT5 + tokenizer (random weights): --encode-only ->

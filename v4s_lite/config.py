@@ -115,6 +115,7 @@ class WanConfig:
     compile: bool = False  # torch.compile each transformer block (regional: 30 identical blocks compile once)
     attention_backend: str | None = None  # a diffusers attention backend name; None = diffusers' default SDPA
     text_encoder: str = "umt5"  # "umt5" (the real UMT5-XXL) | "lite" (offline runs and tests, at the model's text width)
+    fp8_base: bool = False  # the frozen base's matmuls in FP8 while training a LoRA (v4s_lite.fp8; L4 / H100 / H200)
 
     def __post_init__(self):
         if self.text_encoder not in ("umt5", "lite"):

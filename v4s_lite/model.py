@@ -309,6 +309,11 @@ def build_model(cfg):
     model.rope_target_start = rope_target_start(cfg)  # so does the RoPE target rule
     if cfg.lora_rank > 0:
         add_lora(model, cfg)
+        if cfg.wan is not None and cfg.wan.fp8_base:  # training only: sampling rebuilds with lora_rank=0 (bf16 base)
+            from .fp8 import fp8_base
+            from .utils import get_device
+
+            fp8_base(model.transformer, device=get_device(cfg.device))
     if cfg.gradient_checkpointing:
         model.transformer.enable_gradient_checkpointing()
     return model

@@ -124,6 +124,9 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
+    if cfg.wan is not None and cfg.wan.fp8_base and cfg.lora_rank == 0:
+        raise V4SError("wan.fp8_base quantizes the frozen base under a LoRA adapter: set lora_rank > 0 (the Wan configs "
+                       "use 32) or wan.fp8_base: false")
     if cfg.validate_every and on_validate is None:
         raise V4SError(f"validate_every={cfg.validate_every} needs a validation hook: train(cfg, on_validate="
                        "sample.validation_hook(cfg)) (`v4s train` passes it), or set validate_every=0")

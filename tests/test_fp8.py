@@ -1,0 +1,126 @@
+"""FP8 matmuls for the frozen LoRA base (v4s_lite.fp8), on the CPU (torch._scaled_mm runs there, slowly)."""
+import dataclasses
+
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+from torch import nn
+
+from v4s_lite.config import WAN_LORA_TARGETS, load_config
+from v4s_lite.fp8 import FP8Linear, fp8_base, fp8_supported, restore_base
+from v4s_lite.full import tiny_wan22_config
+from v4s_lite.utils import V4SError
+
+from test_full import ROOT
+
+
+def rel(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def frozen_linear(k=64, n=48, seed=0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    lin = nn.Linear(k, n).to(dtype)
+    return lin.requires_grad_(False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fp8_linear_matches_the_product_and_its_input_gradient(dtype):
+    lin = frozen_linear(dtype=dtype)
+    f = FP8Linear(lin)
+    x = torch.randn(3, 37, 64, dtype=dtype, requires_grad=True)  # 111 tokens: not a multiple of 16 (padded)
+    y = f(x)
+    ref = lin(x)
+    assert y.shape == ref.shape and y.dtype == ref.dtype
+    assert 1e-3 < rel(y, ref) < 0.06  # quantized (not the bf16 product itself), within the e4m3 mantissa's error
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    (gref,) = torch.autograd.grad(ref, x, g)
+    assert 1e-3 < rel(gx, gref) < 0.06
+    assert list(f.parameters()) == [] and f.w_q.dtype == torch.float8_e4m3fn  # nothing for an optimizer to see
+    f.to(torch.bfloat16)
+    assert f.w_q.dtype == torch.float8_e4m3fn and f.w_scale.dtype == torch.float32  # .to(dtype) keeps FP8 as FP8
+
+
+def test_rowwise_scales_keep_an_outlier_token_from_ruining_the_others():
+    """One token 1,000x larger than the rest: a single per-tensor scale would flush the others toward zero; one
+    scale per token keeps their error at the mantissa's."""
+    lin = frozen_linear()
+    f = FP8Linear(lin)
+    x = torch.randn(32, 64)
+    x[0] *= 1000
+    y, ref = f(x), lin(x)
+    assert rel(y[1:], ref[1:]) < 0.06 and rel(y[:1], ref[:1]) < 0.06
+
+
+def test_fp8_linear_refuses_trainable_or_misshapen_weights():
+    with pytest.raises(V4SError, match="frozen"):
+        FP8Linear(nn.Linear(64, 48))
+    with pytest.raises(V4SError, match="divisible by 16"):
+        FP8Linear(nn.Linear(24, 48).requires_grad_(False))
+
+
+def lora_transformer(seed=0):
+    """A Wan2.2-shaped transformer whose widths are multiples of 16 (FP8's rule), with the course's adapter."""
+    from peft import LoraConfig
+
+    torch.manual_seed(seed)
+    t = WanTransformer3DModel(**{**tiny_wan22_config(2), "attention_head_dim": 16, "ffn_dim": 64})
+    t.requires_grad_(False)
+    t.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(WAN_LORA_TARGETS), init_lora_weights=False))
+    for n, p in t.named_parameters():
+        p.requires_grad_("lora_" in n)
+    return t
+
+
+def test_fp8_base_swaps_every_lora_base_keeps_the_adapter_trainable_and_restores():
+    t = lora_transformer()
+    x = torch.randn(1, 48, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    ts, emb = torch.full((1,), 500.0), torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(1))
+    ref = t(x, ts, emb, return_dict=False)[0]
+    n_lora = sum(1 for m in t.modules() if hasattr(m, "lora_A"))
+    swapped = fp8_base(t)
+    assert len(swapped) == n_lora == 2 * 10  # per block: self- and cross-attention's 4 projections, the FFN's 2
+    assert all(isinstance(m.base_layer, FP8Linear) for m in swapped)
+    out = t(x, ts, emb, return_dict=False)[0]
+    assert 1e-4 < rel(out, ref) < 0.1
+    out.square().mean().backward()
+    grads = {n: p.grad for n, p in t.named_parameters() if p.requires_grad}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())  # dL/dx flows to every adapter
+    assert all(p.grad is None for n, p in t.named_parameters() if not p.requires_grad)
+    restore_base(swapped)
+    with torch.no_grad():
+        torch.testing.assert_close(t(x, ts, emb, return_dict=False)[0], ref)
+
+
+def test_fp8_base_needs_an_adapter_and_an_fp8_gpu(monkeypatch):
+    with pytest.raises(V4SError, match="add the adapter first"):
+        fp8_base(WanTransformer3DModel(**{**tiny_wan22_config(1), "attention_head_dim": 16, "ffn_dim": 64}))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA A100-SXM4-40GB")
+    ok, why = fp8_supported("cuda")
+    assert not ok and "sm_80" in why
+    with pytest.raises(V4SError, match="fp8_base: false"):
+        fp8_base(lora_transformer(), device="cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    assert fp8_supported("cuda")[0] and fp8_supported("cpu")[0]
+
+
+def test_wan_config_fp8_base_builds_the_training_model_and_needs_lora(tmp_path):
+    from v4s_lite.model import build_model
+    from v4s_lite.train import train
+
+    torch.manual_seed(0)
+    WanTransformer3DModel(**{**tiny_wan22_config(2), "attention_head_dim": 16, "ffn_dim": 64}).save_pretrained(
+        tmp_path / "wan" / "transformer")
+    over = {"device": "cpu", "lora_rank": 4, "lora_alpha": 4, "wan.source": str(tmp_path / "wan"),
+            "wan.text_encoder": "lite", "wan.fp8_base": True}
+    cfg = load_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml", **over)
+    model = build_model(cfg)
+    bases = [m.base_layer for m in model.transformer.modules() if hasattr(m, "lora_A")]
+    assert bases and all(isinstance(b, FP8Linear) for b in bases)
+    assert all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+    sampling = build_model(dataclasses.replace(cfg, lora_rank=0))  # load_model's path: the bf16 base, no FP8
+    assert not any(isinstance(m, FP8Linear) for m in sampling.modules())
+    with pytest.raises(V4SError, match="lora_rank > 0"):
+        train(dataclasses.replace(cfg, lora_rank=0))

@@ -1,0 +1,148 @@
+"""FP8 matmuls for the frozen base of a LoRA fine-tune (notebook 10; `wan.fp8_base: true`).
+
+A LoRA run never updates the base weights, so they can be quantized once to FP8 (e4m3) and multiplied on the FP8
+tensor cores of Ada and Hopper GPUs (L4, H100, H200: twice the bf16 rate), with the activations quantized per token
+on the fly. The adapter (lora_A, lora_B) stays in fp32 beside it: only the frozen product x W^T goes through FP8.
+
+Scaling is rowwise, as in torchao's "rowwise" float8 recipe: one scale per token of x and one per output row of W,
+so an outlier costs precision only in its own row. The backward pass needs only dL/dx = dL/dy W (the base takes
+no gradient), also in FP8; there the scales must run along the product's kept dimension, so W is stored a second
+time, transposed and scaled per input column (cuBLAS multiplies FP8 only as row-major x column-major). Two FP8
+copies take the memory of one bf16 weight: this is a speed lever, not a memory one.
+
+Numerics: the e4m3 mantissa has 3 bits, so each product carries ~3% relative error (tests/test_fp8.py checks the
+forward and the input gradient against the bf16 product). Whether that changes what a LoRA learns is measured by
+training, not assumed (results/).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .utils import V4SError
+
+E4M3 = torch.float8_e4m3fn
+E4M3_MAX = float(torch.finfo(E4M3).max)  # 448
+
+
+def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, K) -> (FP8 (M, K), float32 scales (M, 1)) with t ~= q * scale, each row scaled to the e4m3 range."""
+    amax = t.detach().abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12)
+    scale = amax / E4M3_MAX
+    return (t.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(E4M3), scale
+
+
+def _pad_rows(t: torch.Tensor, multiple: int = 16) -> torch.Tensor:
+    """cuBLAS's FP8 matmul wants every dimension a multiple of 16; token counts (9,256 + ...) rarely are."""
+    pad = (-t.shape[0]) % multiple
+    return torch.nn.functional.pad(t, (0, 0, 0, pad)) if pad else t
+
+
+def _fp8_matmul(a: torch.Tensor, b_q_t: torch.Tensor, b_scale: torch.Tensor, out_dtype) -> torch.Tensor:
+    """a (M, K) in high precision times b (K, N) given as its FP8 transpose (N, K) row-major with scales (N, 1)."""
+    m = a.shape[0]
+    a_q, a_scale = quantize_rows(_pad_rows(a))
+    out = torch._scaled_mm(a_q, b_q_t.t(), scale_a=a_scale, scale_b=b_scale.t(), out_dtype=out_dtype)
+    return out[:m]
+
+
+class _FP8FrozenMatmul(torch.autograd.Function):
+    """y = x W^T with W frozen in FP8; backward gives dL/dx only."""
+
+    @staticmethod
+    def forward(ctx, x, w_q, w_scale, wt_q, wt_scale):
+        ctx.save_for_backward(wt_q, wt_scale)
+        return _fp8_matmul(x, w_q, w_scale, x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        wt_q, wt_scale = ctx.saved_tensors
+        return _fp8_matmul(grad_out.contiguous(), wt_q, wt_scale, grad_out.dtype), None, None, None, None
+
+
+class FP8Linear(nn.Module):
+    """A frozen nn.Linear whose weight lives in FP8 (two copies: for the forward and for dL/dx). No parameters:
+    the weights are buffers, so optimizers, EMA and adapter checkpoints never see them."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        if linear.weight.requires_grad:
+            raise V4SError("FP8Linear is for frozen base weights (a LoRA run's base): this weight requires grad; "
+                           "freeze it first (add_lora does) or leave wan.fp8_base off")
+        n, k = linear.weight.shape
+        if n % 16 or k % 16:
+            raise V4SError(f"FP8Linear needs both weight dimensions divisible by 16 (cuBLAS FP8); got {n} x {k}")
+        self.in_features, self.out_features = k, n
+        w = linear.weight.detach()
+        w_q, w_scale = quantize_rows(w)
+        wt_q, wt_scale = quantize_rows(w.t())
+        self.register_buffer("w_q", w_q)
+        self.register_buffer("w_scale", w_scale)
+        self.register_buffer("wt_q", wt_q.contiguous())
+        self.register_buffer("wt_scale", wt_scale)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+
+    def _apply(self, fn, recurse=True):
+        # Module.to(dtype) casts every floating buffer, FP8 ones included: keep the weights and scales as they are
+        # (moving between devices still applies)
+        kept = {n: b.dtype for n, b in self._buffers.items() if b is not None and n != "bias"}
+        super()._apply(fn, recurse)
+        for n, dtype in kept.items():
+            if self._buffers[n].dtype != dtype:
+                self._buffers[n] = self._buffers[n].to(dtype)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        # the dtype an nn.Linear would return: autocast's (bf16 in training) or the input's
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        x2 = x.reshape(-1, shape[-1]).to(dtype)
+        y = _FP8FrozenMatmul.apply(x2, self.w_q, self.w_scale, self.wt_q, self.wt_scale)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, fp8=e4m3 rowwise"
+
+
+def fp8_supported(device) -> tuple[bool, str]:
+    """Can this device multiply in FP8? CUDA needs compute capability >= 8.9 (Ada, Hopper); CPU runs it (slowly:
+    for tests)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return True, "CPU (emulated: for tests, not for speed)"
+    if device.type != "cuda":
+        return False, f"{device.type} has no FP8 matmul in torch"
+    cc = torch.cuda.get_device_capability(device)
+    name = torch.cuda.get_device_name(device)
+    if cc < (8, 9):
+        return False, (f"{name} (sm_{cc[0]}{cc[1]}) has no FP8 tensor cores (they start at sm_89: L4, RTX 4090, "
+                       "H100, H200; T4 and A100 do not have them)")
+    return True, f"{name} (sm_{cc[0]}{cc[1]})"
+
+
+def fp8_base(transformer: nn.Module, device=None) -> dict:
+    """Swap the frozen base layer of every peft LoRA layer for an FP8Linear; returns {module: original base} so
+    `restore_base` can undo it (the benchmark times both on one model). Layers with a dimension not divisible by
+    16 stay as they were (none in Wan2.2-TI2V-5B)."""
+    if device is not None:
+        ok, why = fp8_supported(device)
+        if not ok:
+            raise V4SError(f"wan.fp8_base: {why}. Set wan.fp8_base: false on this GPU.")
+    swapped = {}
+    for module in transformer.modules():
+        base = getattr(module, "base_layer", None)
+        if isinstance(base, nn.Linear) and not base.weight.requires_grad and not (base.weight.shape[0] % 16
+                                                                                   or base.weight.shape[1] % 16):
+            swapped[module] = base
+            module.base_layer = FP8Linear(base)
+    if not swapped:
+        raise V4SError("fp8_base found no frozen LoRA base layer to quantize: add the adapter first (lora_rank > 0)")
+    return swapped
+
+
+def restore_base(swapped: dict) -> None:
+    """Undo fp8_base: put the original bf16 base layers back."""
+    for module, base in swapped.items():
+        module.base_layer = base
