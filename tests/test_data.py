@@ -320,6 +320,21 @@ def test_make_data_start_scan_records_the_scan_frame_the_walk_starts_on(tmp_path
         data.make_dataset(tmp_path / "nav", "navigation", 1, seed=3, clip_cfg=TINY, progress=False, start="scan")
 
 
+def test_make_data_scan_canonical_records_its_rule_and_puts_every_scan_on_one_start(tmp_path, made):
+    for seed in ("5", "9"):
+        args = _make_data_parser().parse_args(["make-data", "--task", "grounding", "--scenes", "1", "--seed", seed,
+                                               "--clip-config", "quick", "--size", "40x24", "--out", str(tmp_path),
+                                               "--no-progress", "--scan", "canonical"])
+        assert args.func(args) == 0
+    recs = [load_clip(tmp_path / f"grounding_00000{s}") for s in (5, 9)]
+    assert all(r.meta["scan_rule"] == "canonical" for r in recs)
+    c2w = [np.asarray(r.meta["context"]["c2w"]) for r in recs]
+    for c, r in zip(c2w, recs):  # frame 0 on the ring's +x point of its own room, looking back across it
+        assert abs(c[0, 1, 3] - r.meta["scene"]["room"][1] / 2) < 1e-3
+    assert c2w[0][1, 1, 3] > c2w[0][0, 1, 3] and c2w[1][1, 1, 3] > c2w[1][0, 1, 3]  # both counter-clockwise
+    assert "scan_rule" not in json.loads((made[0][0] / "meta.json").read_text())  # default: as before
+
+
 def test_splits_keep_the_heldout_pair_out_of_training_and_make_it_the_ood_target():
     from v4s_lite.data import HELDOUT_PAIR, OOD_ROOM, split_scene
 

@@ -120,6 +120,29 @@ def test_default_walks_are_unchanged_by_the_start_option():
         assert hashlib.sha256(np.round(c2w, 6).tobytes()).hexdigest()[:16] == want, seed
 
 
+def test_canonical_scans_start_in_one_place_and_turn_one_way_and_random_scans_are_unchanged():
+    import hashlib
+
+    from v4s_lite.data import split_scene
+    from v4s_lite.trajectories import scan_ring_radii
+
+    s = make_scene(0)
+    a, b = scan_trajectory(s, 33, 0, rule="canonical"), scan_trajectory(s, 33, 5, rule="canonical")
+    np.testing.assert_array_equal(a, b)  # the seed no longer moves the ring's start or direction
+    assert not np.array_equal(scan_trajectory(s, 33, 0), scan_trajectory(s, 33, 5))  # the random rule's does
+    Wr, Dr, _ = s.room
+    rx, _ = scan_ring_radii(Wr, Dr)
+    np.testing.assert_allclose(a[0, :2, 3], [Wr / 2 + rx, Dr / 2], atol=1e-9)  # starts on the room's +x side
+    assert a[1, 1, 3] > Dr / 2  # and turns counter-clockwise
+    assert is_free(s, a[:, :2, 3]).all()
+    # the random scans' poses from before the rule existed (2026-12-04): the default draws what it drew
+    for seed, want in ((0, "8037a369da4717db"), (7, "582daba4c1b379f9"), (300000, "bc07bba53e21256c")):
+        scene, _ = split_scene(seed, "id")
+        assert hashlib.sha256(np.round(scan_trajectory(scene, 33, seed), 6).tobytes()).hexdigest()[:16] == want, seed
+    with pytest.raises(V4SError, match="canonical"):
+        scan_trajectory(s, 33, 0, rule="spiral")
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_walk_from_a_scan_view_starts_on_that_frame_and_still_finds_the_target(seed):
     cfg = QUICK.with_(width=W, height=H, scan_frames=33, context_chunks=4)

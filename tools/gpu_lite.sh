@@ -8,7 +8,9 @@
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
 #                                                   # (START=scan: training walks start at a scan view, make-data
 #                                                   # --start scan; EVAL_SETS: the evaluation sets, default "val test";
-#                                                   # val_scan / test_scan: the same rooms, walks from a scan view)
+#                                                   # val_scan / test_scan: the same rooms, walks from a scan view;
+#                                                   # SCAN=canonical: every set with canonical scans, make-data --scan
+#                                                   # canonical, in DATA=data/lite_canon)
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's;
 #                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
@@ -63,40 +65,42 @@ V4S="python3 -m v4s_lite.cli"
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAL_N=1 TEST_N=1 bash tools/gpu_lite.sh ...: a dry run of the phases on a CPU
 JD=${JUDGE_DEVICE:+--judge-device $JUDGE_DEVICE}  # JUDGE_DEVICE=cpu: generate on the GPU, judge on the CPUs
 VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}; WORKERS=${WORKERS:-16}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
-mkdir -p runs data/lite $OUT
+SCAN=${SCAN:-random}  # the context scans of every set this call renders: random | canonical (make-data --scan)
+DATA=${DATA:-$([ $SCAN = canonical ] && echo data/lite_canon || echo data/lite)}  # one folder per scan rule
+mkdir -p runs $DATA $OUT
 t0=$(date +%s)
 mk() {  # mk TASK SPLIT N SEED DEST [make-data options]
   $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device $DEVICE --out $5 --no-progress \
-    "${@:6}" > /dev/null 2>> $OUT/mk_errors.log
+    --scan $SCAN "${@:6}" > /dev/null 2>> $OUT/mk_errors.log
 }
 START=${START:-anywhere}  # where the training rooms' grounding walks start: anywhere | scan (make-data --start)
 ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
-  if [ -d data/lite/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
-  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) data/lite/train --start $START & done
-  for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) data/lite/train & done
+  if [ -d $DATA/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
+  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) $DATA/train --start $START & done
+  for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) $DATA/train & done
   wait
-  echo "training clips: $(ls data/lite/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
+  echo "training clips: $(ls $DATA/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
 eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it exists), default "val test";
   # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
   for s in ${EVAL_SETS:-val test}; do
-    [ -d data/lite/$s ] && { echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; }
+    [ -d $DATA/$s ] && { echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; }
     case $s in
-      val) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val/id & done
-           for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) data/lite/val/nav & done
-           for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) data/lite/val/ood & done ;;
-      test) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) data/lite/test/id & done
-            for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) data/lite/test/nav & done
-            for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) data/lite/test/ood & done ;;
-      val_scan) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) data/lite/val_scan/id --start scan & done ;;
-      test_scan) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) data/lite/test_scan/id --start scan & done
-                 for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) data/lite/test_scan/ood --start scan & done ;;
+      val) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) $DATA/val/id & done
+           for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) $DATA/val/nav & done
+           for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) $DATA/val/ood & done ;;
+      test) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $DATA/test/id & done
+            for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) $DATA/test/nav & done
+            for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $DATA/test/ood & done ;;
+      val_scan) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) $DATA/val_scan/id --start scan & done ;;
+      test_scan) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $DATA/test_scan/id --start scan & done
+                 for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $DATA/test_scan/ood --start scan & done ;;
       *) echo "unknown evaluation set $s (val | test | val_scan | test_scan)"; exit 2 ;;
     esac
   done
   wait
-  for s in ${EVAL_SETS:-val test}; do echo "$s: $(for d in data/lite/$s/*; do echo "$(ls $d | wc -l) $(basename $d)"; done | paste -sd, -)" \
+  for s in ${EVAL_SETS:-val test}; do echo "$s: $(for d in $DATA/$s/*; do echo "$(ls $d | wc -l) $(basename $d)"; done | paste -sd, -)" \
     | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
@@ -108,7 +112,7 @@ sweep)
   N=${1:?rooms per process}; SECS=${2:?seconds from the start of the call}; shift 2
   export OMP_NUM_THREADS=1
   train_data $N
-  $V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false \
+  $V4S train configs/lite.yaml --encode-only --set data_root=$DATA/train --set progress=false \
     --set num_workers=15 > $OUT/enc_main.log 2>&1
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
   left=$(( SECS - ($(date +%s)-t0) - 20 * $# ))  # ~20 s per export after training
@@ -139,7 +143,7 @@ data)
   eval_data
   # encode once per data setting (lite and lite_m share one)
   # (the ablation runs' caches only with ABLATIONS=1: the size sweep needs the main one alone)
-  enc="$V4S train configs/lite.yaml --encode-only --set data_root=data/lite/train --set progress=false"
+  enc="$V4S train configs/lite.yaml --encode-only --set data_root=$DATA/train --set progress=false"
   if [ "${ABLATIONS:-0}" = 1 ]; then
     $enc --set num_workers=5 > $OUT/enc_main.log 2>&1 &
     $enc --set num_workers=5 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
@@ -159,9 +163,9 @@ grow)
   DL=${1:?deadline}; shift
   export OMP_NUM_THREADS=1
   shipped_run
-  T=runs/lite_tables_${TEST:-test}.json  # TEST=test_scan: the scan-start test rooms
+  T=runs/lite_tables_${TEST:-test}${DATA#data/lite}.json  # TEST=test_scan: the scan-start test rooms; _canon: SCAN=canonical
   [ -f $T ] || [ -z "${TABLES_FROM:-}" ] || { cp $TABLES_FROM $T && chmod u+w $T; }
-  $V4S tables --runs runs --data data/lite/${TEST:-test} --out $T --resume --device $DEVICE --workers $WORKERS --deadline $DL \
+  $V4S tables --runs runs --data $DATA/${TEST:-test} --out $T --resume --device $DEVICE --workers $WORKERS --deadline $DL \
       $JD "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   cp $T $OUT/
   ;;
@@ -171,25 +175,25 @@ bench)
   ;;
 calibrate)
   export OMP_NUM_THREADS=1
-  python3 tools/calibrate_judge.py --data data/lite/val/id --max-clips ${1:-32} --workers $WORKERS --device $DEVICE \
+  python3 tools/calibrate_judge.py --data $DATA/val/id --max-clips ${1:-32} --workers $WORKERS --device $DEVICE \
     --out $OUT/calibration_val.json 2>&1 | grep -v -i warn | tail -n 30 | tee -a $OUT/summary.txt
   ;;
 train)
   SECS=${1:?seconds}; shift
-  common="--set data_root=data/lite/train --set progress=false --set checkpoint_every=${CKPT_EVERY:-250} --set batch_workers=0"
+  common="--set data_root=$DATA/train --set progress=false --set checkpoint_every=${CKPT_EVERY:-250} --set batch_workers=0"
   [ -n "${COMPILE:-}" ] && common="$common --set compile=$COMPILE"  # a torch.compile mode (bench picks the faster)
   common="$common ${TRAIN_SET:-}"  # more --set options for every run (a CPU dry run: TRAIN_SET="--set batch_size=4")
   if [ "${VALIDATE_EVERY:-0}" -gt 0 ]; then  # validation videos and condition gaps while training, on the first 32
     # validation rooms (seeds 300,000-300,015 and 301,000-301,015: those tools/condition_gaps.py --max-clips 32 reads)
-    clips=$(ls -d data/lite/${VALIDATE_ON:-val}/id/grounding_* | sort | head -n 32 | paste -sd, -)  # VALIDATE_ON=val_scan
+    clips=$(ls -d $DATA/${VALIDATE_ON:-val}/id/grounding_* | sort | head -n 32 | paste -sd, -)  # VALIDATE_ON=val_scan
     common="$common --set validate_every=$VALIDATE_EVERY --set validation_clips=[$clips]"
   fi
   for r in "$@"; do
     case $r in
-      lite|scan_lite) extra="" ;;  # scan_*: names for runs on START=scan training rooms (the data decides)
+      lite|scan_lite|canon_lite) extra="" ;;  # scan_*, canon_*: names for runs on START=scan / SCAN=canonical rooms
       lite_m) extra="--set model=lite_m" ;;
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
-      lite_warm|scan_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
+      lite_warm|scan_warm|canon_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
@@ -209,7 +213,7 @@ train)
   ;;
 gaps)  # does the model listen? the loss with another room's context / instruction, on validation rooms
   last=$(ls -d runs/$1/step_* | sort | tail -n 1)
-  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data $(for s in ${GAP_SETS:-val}; do echo data/lite/$s/id; done) \
+  OMP_NUM_THREADS=8 python3 tools/condition_gaps.py $last --data $(for s in ${GAP_SETS:-val}; do echo $DATA/$s/id; done) \
       --max-clips 32 --device $DEVICE --by-frame --by-sigma --sigmas 0.7 0.95 1.0 2>&1 \
       | grep "^|" | sed "s#^#$1 #" | tee -a $OUT/summary.txt
   ;;
@@ -218,7 +222,7 @@ choose)
   export OMP_NUM_THREADS=1
   shipped_run
   # one tables call for every run: tasks go clip by clip, so a deadline cuts every run at the same rooms
-  $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data data/lite/${VAL:-val} --out $OUT/lite_tables_val.json \
+  $V4S tables --runs runs --main $1 --also "$@" --only "full: $1" --data $DATA/${VAL:-val} --out $OUT/lite_tables_val.json \
     --device $DEVICE --workers $WORKERS --deadline $DL $JD 2>&1 | grep -v -i warn | tail -n 40 | tee -a $OUT/summary.txt
   python3 - "$OUT" "$@" <<'PY' | tee -a $OUT/summary.txt
 import json, sys
@@ -236,7 +240,7 @@ PY
 tables)
   SET=${1:?val or test}; DL=${2:?deadline}; shift 2
   export OMP_NUM_THREADS=1
-  $V4S tables --runs runs --data data/lite/$SET --out $OUT/lite_tables_$SET.json --device $DEVICE --workers $WORKERS \
+  $V4S tables --runs runs --data $DATA/$SET --out $OUT/lite_tables_$SET.json --device $DEVICE --workers $WORKERS \
       --deadline $DL $JD "$@" 2>&1 | grep -v -i warn | tail -n 60 | tee -a $OUT/summary.txt
   ;;
 ship)  # each RUN's last checkpoint's EMA weights as data/v4s-lite ships them (bf16, shards of <= 15 MB: what comes

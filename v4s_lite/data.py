@@ -222,6 +222,8 @@ def clip_meta(clip, clip_cfg: ClipConfig) -> dict:
         # make-data --start scan: the walk starts at this scan frame (absent for the default start, so the default
         # clips' meta.json stay as they were)
         **({} if getattr(clip, "start_scan_frame", None) is None else {"start_scan_frame": int(clip.start_scan_frame)}),
+        # make-data --scan canonical (absent for the default random scan, for the same reason)
+        **({} if getattr(clip, "scan_rule", "random") == "random" else {"scan_rule": clip.scan_rule}),
     }
 
 
@@ -308,10 +310,11 @@ def split_scene(seed: int, split: str = "id"):
 
 
 def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", progress: bool = True,
-                 split: str = "id", device: str = "cpu", start: str = "anywhere") -> list[Path]:
+                 split: str = "id", device: str = "cpu", start: str = "anywhere", scan: str = "random") -> list[Path]:
     """Render `n_scenes` clips into `out/<task>_<seed>/`, drawing seeds seed, seed+1, ... and keeping those that
     belong to `split` (every seed belongs to "id" unless its room holds the held-out pair). Disjoint seed ranges
-    give disjoint sets. `start`: where grounding walks start (world.make_clip: "anywhere" or "scan")."""
+    give disjoint sets. `start`: where grounding walks start (world.make_clip: "anywhere" or "scan"); `scan`: the
+    scan's rule ("random" or "canonical", trajectories.scan_trajectory)."""
     from tqdm.auto import tqdm
 
     from .language import AmbiguousTarget
@@ -335,7 +338,8 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
             if drawn is not None:
                 scene, target_id = drawn
                 try:
-                    clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device, start=start)
+                    clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device, start=start,
+                                     scan=scan)
                 except AmbiguousTarget:  # no instruction names the target (a 2026-12-03 GPU run lost a whole
                     pass                 # make-data process to one such room): the next seed, as for another split
                 else:
@@ -431,7 +435,7 @@ def _cli(args) -> int:
         w, h = parse_size(args.size)
         cfg = cfg.with_(width=w, height=h)
     folders = make_dataset(args.out, args.task, args.scenes, args.seed, cfg, progress=not args.no_progress,
-                           split=args.split, device=str(get_device(args.device)), start=args.start)
+                           split=args.split, device=str(get_device(args.device)), start=args.start, scan=args.scan)
     print(f"wrote {len(folders)} {args.task} clips ({cfg.width}x{cfg.height}, scan {cfg.scan_frames} frames, "
           f"target {cfg.target_frames}) to {args.out}")
     return 0
@@ -454,6 +458,9 @@ def add_cli(sub) -> None:
     p.add_argument("--start", default="anywhere", choices=["anywhere", "scan"],
                    help="where grounding walks start: anywhere (default: a view the scan never had) or scan (one of "
                    "the scan's views, so the walk's first frame is a frame of the context video)")
+    p.add_argument("--scan", default="random", choices=["random", "canonical"],
+                   help="the context scan: random (default: its ring starts anywhere, either way round) or canonical "
+                   "(always the same start and direction, so a frame's index says where its camera stands)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)

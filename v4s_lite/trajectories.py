@@ -30,9 +30,18 @@ def _wrap(a):
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
-def scan_trajectory(scene: Scene, n_frames: int, seed: int) -> np.ndarray:
+SCAN_RULES = ("random", "canonical")
+
+
+def scan_trajectory(scene: Scene, n_frames: int, seed: int, rule: str = "random") -> np.ndarray:
     """The context scan: walk once around an ellipse about the room centre, looking across the room and
-    swinging the view left and right, so every object is seen (checked by rendering; more swing if not)."""
+    swinging the view left and right, so every object is seen (checked by rendering; more swing if not).
+    rule: "random" (the ring's starting angle and direction drawn from the seed, as a recording starts anywhere)
+    or "canonical" (every scan starts on the room's +x side and walks counter-clockwise, so a context frame's index
+    tells where on the ring its camera stands: the model need not infer the scan's camera motion, only find the
+    views that show the target; a simplification the paper does not make)."""
+    if rule not in SCAN_RULES:
+        raise V4SError(f"scan rule must be one of {SCAN_RULES}, got {rule!r}")
     if n_frames < 2:
         raise V4SError(f"scan_trajectory needs n_frames >= 2, got {n_frames}")
     rng = np.random.default_rng([seed, 1])
@@ -40,6 +49,8 @@ def scan_trajectory(scene: Scene, n_frames: int, seed: int) -> np.ndarray:
     rx, ry = scan_ring_radii(W, D)
     c = np.array([W / 2, D / 2])
     phi0, sign = rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0])
+    if rule == "canonical":  # drawn anyway, so nothing else drawn from this stream moves
+        phi0, sign = 0.0, 1.0
     best, best_seen = None, -1
     for swing_deg, swings in ((30, 2), (45, 3), (60, 3), (75, 4)):
         s = np.linspace(0, 1, n_frames)

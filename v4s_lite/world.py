@@ -45,13 +45,14 @@ class Clip:
     commands: list[str] | None = None
     seed: int = 0
     start_scan_frame: int | None = None  # start="scan": the scan frame the walk starts from (its first frame)
+    scan_rule: str = "random"  # scan="canonical": every scan starts at the same place on its ring
 
 
 START_RULES = ("anywhere", "scan")
 
 
 def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | None = None, antialias: int = 2,
-              device="cpu", start: str = "anywhere") -> Clip:
+              device="cpu", start: str = "anywhere", scan: str = "random") -> Clip:
     """Render one training/evaluation example: the context scan and the target trajectory, annotated.
 
     grounding: the target walk is approach_trajectory (last clip_cfg.box_frames still) and the instruction
@@ -60,6 +61,8 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
     to the model) or "scan" (one of the scan's views, drawn from the seed: the first frame is a frame of the scan
     video, so finding it in the context is a matter of matching; closer to a real recording, where the walk to
     the target continues the video the context was sampled from).
+    scan: "random" (default) or "canonical" (trajectories.scan_trajectory: every scan starts at the same place on
+    its ring and turns the same way, so a context frame's index says where its camera stands).
     """
     if start not in START_RULES:
         raise V4SError(f"start must be one of {START_RULES}, got {start!r}")
@@ -67,7 +70,8 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
         raise V4SError(f"start={start!r} is for grounding walks; navigation draws its own start with its commands")
     cfg = get_clip_config(clip_cfg)
     rng = np.random.default_rng([seed, 4])
-    scan_c2w = scan_trajectory(scene, cfg.scan_frames, seed)
+    scan_rule = scan  # (`scan` names the rendered scan below)
+    scan_c2w = scan_trajectory(scene, cfg.scan_frames, seed, rule=scan_rule)
     start_scan_frame = None
     if task == "grounding":
         if not scene.objects:
@@ -97,4 +101,4 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
     sb, sv = boxes_from_instance(scan.instance, n, scan.coverage)
     tb, tv = boxes_from_instance(tgt.instance, n, tgt.coverage)
     return Clip(scene, task, instruction, target_id, K, cfg.width, cfg.height, scan_c2w, scan.rgb, sb, sv,
-                target_c2w, tgt.rgb, tb, tv, commands, seed, start_scan_frame)
+                target_c2w, tgt.rgb, tb, tv, commands, seed, start_scan_frame, scan_rule)
