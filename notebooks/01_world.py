@@ -146,6 +146,10 @@ plt.show()
 # Here the walk starts at a view the scan never had: the model must place a new view in the room first. That is
 # harder, and the shipped model does not manage it (notebook 09, "Does the model listen?").
 # `make_clip(..., start="scan")` (`v4s make-data --start scan`) starts the walk at one of the scan's own views.
+# Is the start why the model ignores the room? Measured: no. 10,001 training steps on such walks left the room's
+# loss gap where it was (`results/gpu_2026-12-04b`). A second option, `scan="canonical"` (`--scan canonical`),
+# starts every scan at the same place on its ring, so a context frame's index says where its camera stands: it
+# asks whether the model reads the room once the geometry is given (not trained yet).
 
 # %%
 rng = np.random.default_rng(seed)
