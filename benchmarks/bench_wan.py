@@ -170,10 +170,15 @@ class Bench:
         out.with_suffix(".md").write_text(markdown(self.results))
 
     # ----------------------------------------------------------------------------------------- denoise
-    def denoise(self, name, backend="native", compile=False, reuse=False, note=""):
+    def denoise(self, name, backend="native", compile=False, reuse=False, fp8=False, note=""):
         """One joint-guided denoising step: the conditional and unconditional passes as one batch of 2."""
         a, dev = self.args, self.device
+        swapped = None
         try:
+            if fp8:  # every block projection in FP8 (v4s_lite.fp8, `v4s sample --fp8`); bf16 weights on the CPU meanwhile
+                swapped = fp8_base(self.model, device=dev)  # (the model is frozen: __init__)
+                for base in swapped.values():
+                    base.to("cpu")
             configure_speed(self.model, checkpointing="none", attention_backend=backend, compile=compile)
             reset_memory(dev)
             frames = self.fc + self.ft
@@ -209,6 +214,10 @@ class Bench:
             self.fail(name, e)
         finally:
             configure_speed(self.model, checkpointing="none", attention_backend="native")
+            if swapped:
+                for base in swapped.values():
+                    base.to(dev)
+                restore_base(swapped)
 
     # ------------------------------------------------------------------------------------------- train
     def train(self, name, checkpointing="full", backend="native", compile=False, fused=False, lora_dtype=None,
@@ -371,11 +380,19 @@ def main(argv=None):
                                                                              note=f"attention backend {be}")))
     plan.append(("denoise_reuse", lambda: b.denoise("denoise_reuse", backend=pick(b, "native"), reuse=True,
                                                      note="context reuse (eager)")))
+    c = b.cfg
+    fp8_shapes = (c["num_attention_heads"] * c["attention_head_dim"]) % 16 == 0 and c["ffn_dim"] % 16 == 0
+    if fp8_shapes:  # FP8's shape rule (widths divisible by 16)
+        plan.append(("denoise_fp8", lambda: b.denoise("denoise_fp8", backend=pick(b, "native"), fp8=True,
+                                                      note="FP8 block projections (eager), full attention")))
     if cuda:
         plan += [("denoise_compile", lambda: b.denoise("denoise_compile", backend=pick(b, "native"), compile=True,
                                                        note="+ torch.compile (regional)")),
                  ("denoise_compile_reuse", lambda: b.denoise("denoise_compile_reuse", backend=pick(b, "native"),
-                                                             compile=True, reuse=True, note="+ compile + context reuse"))]
+                                                             compile=True, reuse=True, note="+ compile + context reuse")),
+                 ("denoise_fp8_compile", lambda: b.denoise("denoise_fp8_compile", backend=pick(b, "native"),
+                                                           compile=True, fp8=True,
+                                                           note="+ compile + FP8 block projections, full attention"))]
     # Training. Stock = what diffusers' LoRA scripts do at bf16: bf16 weights and adapter, eager, default AdamW.
     plan += [("train_stock_ckpt", lambda: b.train("train_stock_ckpt", note="stock: eager, full checkpointing")),
              ("train_stock_nockpt", lambda: b.train("train_stock_nockpt", checkpointing="none",
@@ -383,8 +400,7 @@ def main(argv=None):
              ("train_fp32_lora", lambda: b.train("train_fp32_lora", lora_dtype=torch.float32,
                                                  note="stock with fp32 adapter weights (fp16-style upcast)")),
              ("train_fused_adamw", lambda: b.train("train_fused_adamw", fused=True, note="+ fused AdamW"))]
-    c = b.cfg
-    if (c["num_attention_heads"] * c["attention_head_dim"]) % 16 == 0 and c["ffn_dim"] % 16 == 0:  # FP8's shape rule
+    if fp8_shapes:
         plan.append(("train_fp8", lambda: b.train("train_fp8", fused=True, fp8=True,
                                                   note="+ fused AdamW + FP8 base matmuls (eager, full checkpointing)")))
     if cuda:

@@ -331,8 +331,9 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   -> 0.227 s compiled + context reuse (0.35x). At the paper's inference shape (13,624 tokens): denoising
 #   1.006 s -> 0.259 s (0.26x), training 1.916 s -> 1.380 s (0.72x, 16.8 GB), 1.237 s checkpointing 18 blocks (40.5 GB).
 #   Results and caveats: `results/bench_wan_h100.md`, `results/bench_wan_h100_paper.md`, `results/bench_wan_notes.md`.
-# - FP8 for the frozen base (`wan.fp8_base: true`, `v4s_lite.fp8`): a LoRA never changes the base weights, so they
-#   are quantized once to FP8 and multiplied on the FP8 tensor cores of L4 / H100 / H200 (not T4 or A100), the
-#   adapter staying in fp32. ~3% error per product (tested against bf16 on the CPU); its speed on a GPU is not
-#   measured yet (`bench_wan.py`'s `train_fp8_sel*` rows), so the configs leave it off.
+# - FP8 for the frozen base (`wan.fp8_base: true` in training, `v4s sample --fp8` / `v4s eval --fp8` in sampling;
+#   `v4s_lite.fp8`): a LoRA never changes the base weights, so they are quantized once to FP8 and multiplied on the
+#   FP8 tensor cores of L4 / H100 / H200 (not T4 or A100), the adapter staying in fp32. ~3% error per product
+#   (tested against bf16 on the CPU); its speed on a GPU is not measured yet (`bench_wan.py`'s `train_fp8_sel*` and
+#   `denoise_fp8_compile` rows), so the configs leave it off.
 # - Context reuse: `attention.ContextCache`.

@@ -234,16 +234,17 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
 
 
 def test_benchmark_times_the_fp8_base_beside_stock_on_cpu(tmp_path):
-    """The FP8 lever (wan.fp8_base) is timed in the benchmark beside stock (the lite preset:
+    """The FP8 levers (sampling's --fp8, training's wan.fp8_base) are timed beside stock (the lite preset:
     widths divisible by 16, as FP8 needs)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_wan
 
     bench_wan.main(["--model", "lite", "--width", "64", "--height", "64", "--context-latents", "2",
-                    "--target-latents", "2", "--warmup", "0", "--iters", "1", "--only", "train_stock_ckpt,train_fp8",
+                    "--target-latents", "2", "--warmup", "0", "--iters", "1", "--only",
+                    "denoise_stock,denoise_fp8,train_stock_ckpt,train_fp8",
                     "--out", str(tmp_path / "b")])
     v = json.loads((tmp_path / "b.json").read_text())["variants"]
-    assert "seconds" in v["train_fp8"] and "seconds" in v["train_stock_ckpt"], v
+    assert all("seconds" in v[k] for k in ("denoise_stock", "denoise_fp8", "train_stock_ckpt", "train_fp8")), v
 
 @pytest.mark.slow
 def test_wan_path_end_to_end_on_a_tiny_wan22_folder(tmp_path, capsys):

@@ -431,15 +431,17 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
 
 
 # ------------------------------------------------------------------------------------------ command line
-def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", settings=None):
+def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", settings=None,
+                    fp8: bool = False):
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
-    settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift)."""
+    settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift). fp8: FP8
+    matmuls in the transformer blocks (V4SPipeline.from_pretrained)."""
     from .data import ClipDataset
     from .video import write_video
     from .sample import V4SPipeline
 
-    pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config)  # paper_train -> paper
+    pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config, fp8=fp8)  # paper_train -> paper
     clip_cfg = pipe.clip_config
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
@@ -471,6 +473,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     SamplingSettings.add_arguments(p.add_argument_group("with --checkpoint: sampling (v4s sample's settings)"))
     p.add_argument("--device", default="auto", help="where to generate and render (cuda scores several times faster)")
+    p.add_argument("--fp8", action="store_true", help="with --checkpoint: FP8 matmuls in the transformer blocks "
+                   "(v4s sample --fp8)")
     p.add_argument("--no-figures", action="store_true", help="skip the per-clip diagnostic pictures")
     p.add_argument("--paired-with", help="another `v4s eval`'s metrics.json on the same clips: paired differences")
     p.set_defaults(func=_cli)
@@ -490,8 +494,11 @@ def _cli(args) -> int:
             raise V4SError("--codec is for --videos; with --checkpoint the checkpoint's own codec is used")
         settings = SamplingSettings.from_args(args)  # checked before the model loads
         videos, codec = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
-                                        args.seed, device, settings)
+                                        args.seed, device, settings, fp8=args.fp8)
         name = "target.mp4"
+    elif args.fp8:
+        raise V4SError("--fp8 is for --checkpoint (it changes how videos are generated); --videos scores videos as "
+                       "they are")
     result = evaluate_videos(videos, args.out, video_name=name, figures=not args.no_figures, codec=codec,
                              device=str(device), paired_with=args.paired_with)
     label = Path(args.checkpoint).name if args.checkpoint else Path(videos).name

@@ -68,7 +68,7 @@ class FP8Linear(nn.Module):
         super().__init__()
         if linear.weight.requires_grad:
             raise V4SError("FP8Linear is for frozen base weights (a LoRA run's base): this weight requires grad; "
-                           "freeze it first (add_lora does) or leave wan.fp8_base off")
+                           "freeze it first (add_lora does) or leave FP8 off")
         n, k = linear.weight.shape
         if n % 16 or k % 16:
             raise V4SError(f"FP8Linear needs both weight dimensions divisible by 16 (cuBLAS FP8); got {n} x {k}")
@@ -123,26 +123,33 @@ def fp8_supported(device) -> tuple[bool, str]:
 
 
 def fp8_base(transformer: nn.Module, device=None) -> dict:
-    """Swap the frozen base layer of every peft LoRA layer for an FP8Linear; returns {module: original base} so
-    `restore_base` can undo it (the benchmark times both on one model). Layers with a dimension not divisible by
-    16 stay as they were (none in Wan2.2-TI2V-5B)."""
+    """Swap every frozen nn.Linear of the transformer blocks for an FP8Linear: the projections of self- and
+    cross-attention and the FFN, i.e. the base layer under each LoRA adapter when there is one (training,
+    `wan.fp8_base`) or the plain projections when there is none (sampling, `--fp8`). The adapter's own lora_A /
+    lora_B stay as they are. Returns {(parent, name): original} so `restore_base` can undo it (the benchmark times
+    both on one model). Layers with a dimension not divisible by 16 stay as they were (none in Wan2.2-TI2V-5B)."""
     if device is not None:
         ok, why = fp8_supported(device)
         if not ok:
-            raise V4SError(f"wan.fp8_base: {why}. Set wan.fp8_base: false on this GPU.")
+            raise V4SError(f"FP8 (wan.fp8_base / --fp8): {why}. Leave FP8 off on this GPU.")
+    blocks = getattr(getattr(transformer, "transformer", transformer), "blocks", None)
+    if blocks is None:
+        raise V4SError("fp8_base needs a Wan transformer (its `blocks`) or a V4SModel around one")
     swapped = {}
-    for module in transformer.modules():
-        base = getattr(module, "base_layer", None)
-        if isinstance(base, nn.Linear) and not base.weight.requires_grad and not (base.weight.shape[0] % 16
-                                                                                   or base.weight.shape[1] % 16):
-            swapped[module] = base
-            module.base_layer = FP8Linear(base)
+    for parent_name, parent in blocks.named_modules():
+        for name, child in list(parent.named_children()):
+            full = f"{parent_name}.{name}"
+            if (isinstance(child, nn.Linear) and "lora_" not in full and not child.weight.requires_grad
+                    and not (child.weight.shape[0] % 16 or child.weight.shape[1] % 16)):
+                swapped[(parent, name)] = child
+                setattr(parent, name, FP8Linear(child))
     if not swapped:
-        raise V4SError("fp8_base found no frozen LoRA base layer to quantize: add the adapter first (lora_rank > 0)")
+        raise V4SError("fp8_base found no frozen projection to quantize (widths divisible by 16, weights frozen: a "
+                       "LoRA run freezes its base, sampling runs in eval mode)")
     return swapped
 
 
 def restore_base(swapped: dict) -> None:
-    """Undo fp8_base: put the original bf16 base layers back."""
-    for module, base in swapped.items():
-        module.base_layer = base
+    """Undo fp8_base: put the original bf16 layers back."""
+    for (parent, name), original in swapped.items():
+        setattr(parent, name, original)
