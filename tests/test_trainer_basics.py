@@ -254,6 +254,25 @@ def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path,
         assert rows[1]["pure-noise end " + probe] != rows[1]["end " + probe]  # measured at its own noise level
 
 
+def test_samples_per_s_counts_the_steps_not_the_validation_between_them(tmp_path, val_clip, val_clip2):
+    """A validation that takes a second (here: a hook that sleeps) must not show as a slow training window in the
+    log row after it (results/gpu_2026-12-04b: 3.93 samples/s logged where the steps ran at ~1,000)."""
+    import time
+
+    cfg = small_cfg(tmp_path, steps=12, log_every=2, checkpoint_every=100, validate_every=4,
+                    validation_clips=[val_clip, val_clip2])
+
+    def slow_validation(step, model, run_dir):
+        time.sleep(1.0)
+
+    train(cfg, items=fake_items(), null_text=NULL, on_validate=slow_validation)
+    rows = [json.loads(line) for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    rates = {r["step"]: r["samples_per_s"] for r in rows}
+    steady = sorted(rates[s] for s in (2, 4, 8, 12))  # windows with no validation inside them
+    after = [rates[s] for s in (6, 10)]  # the windows right after a validation (steps 4 and 8)
+    assert min(after) > 0.3 * steady[len(steady) // 2], rates
+
+
 def test_validation_settings_are_checked_and_wired_into_v4s_train(tmp_path):
     from v4s_lite import sample
     from v4s_lite.cli import build_parser

@@ -200,6 +200,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     # on the window's mean loss and largest gradient norm, before any checkpoint is written.
     window_loss, window_norm, window_n = torch.zeros((), device=accelerator.device), None, 0
     t_start = t_window = time.perf_counter()
+    paused = 0.0  # seconds spent saving and validating since the last log row: not the steps' own time
     window_start = start
     with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start):
         recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
@@ -242,8 +243,9 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                 now = time.perf_counter()  # after the .item() above: the GPU has finished the window's steps
                 row = {"step": done, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "grad_norm": norm,
                        "seconds": round(now - t_start, 3),  # since this call started
-                       "samples_per_s": round((done - window_start) * cfg.batch_size / max(now - t_window, 1e-9), 2)}
-                t_window, window_start = now, done
+                       "samples_per_s": round((done - window_start) * cfg.batch_size
+                                              / max(now - t_window - paused, 1e-9), 2)}
+                t_window, window_start, paused = now, done, 0.0
                 if isinstance(forward, _FallbackToEager):  # did compilation hold? (a benchmark must not time eager)
                     row["compiled"] = forward.compiled is not forward.eager
                 if on_gpu:  # the allocator's high-water mark: a counter read, no device sync
@@ -255,6 +257,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                 if cfg.log_with:  # the trackers write on the main process only
                     accelerator.log({k: v for k, v in row.items() if k != "step" and v is not None}, step=done)
             # FSDP: every process takes part in gathering the whole weights; the main one saves them
+            t_pause = time.perf_counter()
             weights = accelerator.get_state_dict(ddp_model) if save and fsdp else None
             if accelerator.is_main_process:
                 if save:
@@ -267,6 +270,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                     print(f"interrupted: stopped after step {done} and saved {last_good}; continue with --resume")
             if save or stop or validate:
                 accelerator.wait_for_everyone()
+                paused += time.perf_counter() - t_pause  # the next row's samples_per_s counts the steps alone
             if stop:
                 break
     if accelerator.is_main_process:
