@@ -12,6 +12,9 @@ $(BIN)/v4s: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0   # the CPU build; on a GPU machine install your CUDA torch first
 	$(BIN)/pip install -q -e ".[test,course,browser]"
+	# the speed peer of benchmarks/bench_wan.py: DiffSynth-Studio's Wan DiT needs only torch and einops, not the
+	# package's whole dependency tree (its test is skipped without it)
+	$(BIN)/pip install -q --no-deps diffsynth==2.1.12 || echo "diffsynth could not be installed: its benchmark test will be skipped"
 	touch $@
 
 .PHONY: setup course test notebooks lab browser site

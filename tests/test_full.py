@@ -233,6 +233,41 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
 
 
+def test_the_speed_peer_is_diffsynth_studios_own_dit_of_the_same_architecture_and_runs_in_the_benchmark(tmp_path):
+    """Issue 14's goals are ratios to DiffSynth-Studio: its DiT (benchmarks/peer_diffsynth.py) has exactly the
+    parameters of diffusers' Wan2.2-TI2V-5B, and bench_wan.py times its LoRA step and guided denoising in the same
+    run as ours (here a tiny config on the CPU)."""
+    import importlib.util
+
+    if importlib.util.find_spec("diffsynth") is None:
+        pytest.skip("diffsynth is not installed (make setup installs it with --no-deps)")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_wan
+    import peer_diffsynth
+
+    WanModel, _, _ = peer_diffsynth.import_dit()
+    for name in ("tiny", "wan2.2-ti2v-5b"):
+        cfg = transformer_config(name)
+        with torch.device("meta"):
+            theirs, ours = WanModel(**peer_diffsynth.config_from(cfg)), WanTransformer3DModel(**cfg)
+        assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters()), name
+    tiny = transformer_config("tiny")
+    dit = peer_diffsynth.build(tiny, "cpu", torch.float32, lora_rank=4)
+    x = torch.randn(1, tiny["in_channels"], 3, 4, 4)
+    out = peer_diffsynth.model_fn(dit, x, torch.tensor(700.0), torch.randn(1, 7, tiny["text_dim"]),
+                                  use_gradient_checkpointing=True)
+    assert out.shape == x.shape
+    out.square().mean().backward()
+    lora = [p for n, p in dit.named_parameters() if "lora_" in n]
+    assert lora and all(p.grad is not None for p in lora)  # the adapter on q, k, v, o, ffn.0, ffn.2 trains
+    assert all(p.grad is None for n, p in dit.named_parameters() if "lora_" not in n)
+    bench_wan.main(["--model", "tiny", "--width", "64", "--height", "64", "--context-latents", "2",
+                    "--target-latents", "2", "--warmup", "0", "--iters", "1", "--only", "peer_diffsynth",
+                    "--out", str(tmp_path / "b")])
+    v = json.loads((tmp_path / "b.json").read_text())["variants"]
+    assert v["peer_diffsynth_train"]["kind"] == "peer_train" and v["peer_diffsynth_denoise"]["seconds"] > 0, v
+
+
 def test_benchmark_times_the_fp8_base_beside_stock_on_cpu(tmp_path):
     """The FP8 levers (sampling's --fp8, training's wan.fp8_base) are timed beside stock (the lite preset:
     widths divisible by 16, as FP8 needs)."""
