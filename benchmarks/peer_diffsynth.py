@@ -44,6 +44,21 @@ def import_dit():
     return WanModel, sinusoidal_embedding_1d, gradient_checkpoint_forward
 
 
+def from_diffusers(state_dict: dict) -> dict:
+    """A diffusers WanTransformer3DModel state dict renamed for DiffSynth's WanModel, by DiffSynth's own converter
+    (`diffsynth/utils/state_dict_converters/wan_video_dit.py`, a plain function loaded by path): with the same
+    weights, `model_fn` and diffusers compute the same prediction (tests/test_full.py)."""
+    import importlib.util
+
+    import_dit()
+    root = Path(sys.modules["diffsynth"].__path__[0])
+    spec = importlib.util.spec_from_file_location("_diffsynth_wan_converter",
+                                                  root / "utils" / "state_dict_converters" / "wan_video_dit.py")
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    return converter.WanVideoDiTFromDiffusers(state_dict)
+
+
 def config_from(diffusers_cfg: dict) -> dict:
     """DiffSynth's WanModel arguments for a diffusers WanTransformer3DModel config of the TI2V family (the bench's
     --model: the 5B, or a tiny one on a CPU)."""

@@ -252,10 +252,22 @@ def test_the_speed_peer_is_diffsynth_studios_own_dit_of_the_same_architecture_an
             theirs, ours = WanModel(**peer_diffsynth.config_from(cfg)), WanTransformer3DModel(**cfg)
         assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters()), name
     tiny = transformer_config("tiny")
-    dit = peer_diffsynth.build(tiny, "cpu", torch.float32, lora_rank=4)
+    # the driver is DiffSynth's TI2V path: with diffusers' weights (DiffSynth's own converter) it predicts what
+    # diffusers' WanTransformer3DModel predicts with per-token timesteps (first latent frame clean)
+    torch.manual_seed(0)
+    ref = WanTransformer3DModel(**tiny).eval()
+    peer = WanModel(**peer_diffsynth.config_from(tiny)).eval()
+    assert not any(peer.load_state_dict(peer_diffsynth.from_diffusers(ref.state_dict()), strict=False))
     x = torch.randn(1, tiny["in_channels"], 3, 4, 4)
-    out = peer_diffsynth.model_fn(dit, x, torch.tensor(700.0), torch.randn(1, 7, tiny["text_dim"]),
-                                  use_gradient_checkpointing=True)
+    text = torch.randn(1, 7, tiny["text_dim"])
+    ts = torch.full((1, 3 * 4), 700.0)
+    ts[:, :4] = 0  # 4 tokens per latent frame (4x4 latents, 1x2x2 patches)
+    with torch.no_grad():
+        want = ref(hidden_states=x, timestep=ts, encoder_hidden_states=text, return_dict=False)[0]
+        got = peer_diffsynth.model_fn(peer, x, torch.tensor(700.0), text)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    dit = peer_diffsynth.build(tiny, "cpu", torch.float32, lora_rank=4)
+    out = peer_diffsynth.model_fn(dit, x, torch.tensor(700.0), text, use_gradient_checkpointing=True)
     assert out.shape == x.shape
     out.square().mean().backward()
     lora = [p for n, p in dit.named_parameters() if "lora_" in n]
