@@ -290,6 +290,14 @@ else:
 # +5.2%, +60.8%, +19.3%. Sampling starts from pure noise, and that is where it decides which way the walk goes:
 # there the model listens to the instruction and not to the room. It uses the room only to sharpen a layout that is
 # already half visible. The paper's spatial reasoning is the missing half: finding the target in the scan.
+#
+# **What did not close it** (measured on the GPU, `results/gpu_2026-12-04` and `results/gpu_2026-12-04b`): models
+# of 2.3M to 17M parameters, 1,600 to 14,600 steps, 3,200 fresh rooms per run, and walks that start at one of the
+# scan's own views (so the first frame is a context frame to match). Every one of them left the room's gap at the
+# destination between +2.5% and +5.4%, while the instruction's gap kept growing with the steps. To find the target
+# the model must also work out where each context frame's camera stood, from pictures alone: the scans start anywhere
+# on their ring and turn either way. `v4s make-data --scan canonical` removes that part (every scan starts in one
+# place and turns one way), which asks whether retrieval alone is learnable at this size. Not run yet.
 
 # %% [markdown]
 # ## Exercise: a paired difference
