@@ -159,3 +159,28 @@ def test_sampling_with_fp8_stays_near_the_full_precision_video(tmp_path, capsys)
     assert 1e-4 < rel(lat[True], lat[False]) < 0.15
     assert main(["eval", "--videos", str(tmp_path / "d"), "--out", str(tmp_path / "e"), "--fp8"]) != 0
     assert "--fp8 is for --checkpoint" in capsys.readouterr().err
+
+
+def test_the_training_loop_trains_the_adapter_over_an_fp8_base(tmp_path):
+    """train() as `v4s wan-train` runs it with wan.fp8_base: EMA, clipping, logging and the adapter checkpoint over
+    FP8 base layers; the loss is finite, the adapter moves, the checkpoint holds the adapter only."""
+    from test_train import NULL, fake_items, small_cfg
+
+    from v4s_lite.checkpoints import LORA_DIR, LORA_WEIGHTS
+    from v4s_lite.model import V4SModel, add_lora
+    from v4s_lite.train import read_log, train
+
+    cfg = small_cfg(tmp_path, steps=4, lora_rank=4, lora_alpha=4, checkpoint_every=4, ema_decay=0.9)
+    torch.manual_seed(0)
+    model = V4SModel(WanTransformer3DModel(**{**tiny_wan22_config(2), "attention_head_dim": 16, "ffn_dim": 64,
+                                              "in_channels": 12, "out_channels": 12, "text_dim": 64}))
+    add_lora(model, cfg)
+    fp8_base(model.transformer)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    run = train(cfg, model=model, items=fake_items(), null_text=NULL)
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in read_log(run))
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if p.requires_grad)
+    from safetensors.torch import load_file
+
+    saved = load_file(run / "step_000004" / LORA_DIR / LORA_WEIGHTS)
+    assert saved and all("lora" in k for k in saved)  # no FP8 buffer in the adapter file
