@@ -38,6 +38,8 @@ def test_fp8_linear_matches_the_product_and_its_input_gradient(dtype):
     (gref,) = torch.autograd.grad(ref, x, g)
     assert 1e-3 < rel(gx, gref) < 0.06
     assert list(f.parameters()) == [] and f.w_q.dtype == torch.float8_e4m3fn  # nothing for an optimizer to see
+    # one byte per weight (+ a float32 scale per output row): half a bf16 weight's memory
+    assert sum(b.numel() * b.element_size() for n, b in f.named_buffers() if n != "bias") == 64 * 48 + 4 * 48
     f.to(torch.bfloat16)
     assert f.w_q.dtype == torch.float8_e4m3fn and f.w_scale.dtype == torch.float32  # .to(dtype) keeps FP8 as FP8
 
