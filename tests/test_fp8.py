@@ -186,3 +186,22 @@ def test_the_training_loop_trains_the_adapter_over_an_fp8_base(tmp_path):
 
     saved = load_file(run / "step_000004" / LORA_DIR / LORA_WEIGHTS)
     assert saved and all("lora" in k for k in saved)  # no FP8 buffer in the adapter file
+
+
+def test_the_memory_estimate_counts_an_fp8_base_at_one_byte_per_projection_weight():
+    """`v4s wan-memory` / the estimate printed before training: wan.fp8_base halves the blocks' projections (98% of
+    the 5B's weights), and nothing else."""
+    from v4s_lite.budget import count_params, projection_params
+    from v4s_lite.full import memory_report
+    from v4s_lite.model import transformer_config
+
+    cfg5b = transformer_config("wan2.2-ti2v-5b")
+    with torch.device("meta"):
+        t = WanTransformer3DModel(**cfg5b)
+    blocks = sum(m.weight.numel() for m in t.blocks.modules() if isinstance(m, nn.Linear))
+    assert projection_params(cfg5b) == blocks and 0.97 < blocks / count_params(cfg5b) < 0.99
+    base = load_config(ROOT / "configs/wan22_ti2v_5b_24gb.yaml")
+    bf16, _ = memory_report(base)
+    fp8, _ = memory_report(dataclasses.replace(base, wan=dataclasses.replace(base.wan, fp8_base=True)))
+    saved = bf16.weights_gib - fp8.weights_gib
+    assert abs(saved - blocks / 2**30) < 1e-6 and fp8.activations_gib == bf16.activations_gib

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .budget import GiB, MemoryEstimate, checkpointed_blocks, estimate_memory, fit_table, latent_tokens
+from .budget import (GiB, MemoryEstimate, checkpointed_blocks, count_params, estimate_memory, fit_table, latent_tokens,
+                     projection_params)
 from .checkpoints import save_lora
 from .config import WAN22_TI2V_5B
 from .utils import V4SError
@@ -299,6 +300,8 @@ def memory_report(cfg) -> tuple[MemoryEstimate, list[dict]]:
     wan = cfg.wan
     kw = dict(batch=cfg.batch_size, lora_rank=cfg.lora_rank or 32, lora_targets=cfg.lora_targets,
               compiled=bool(wan.compile))
+    if wan.fp8_base:  # the blocks' projections in FP8 (1 byte each), the rest of the base in bf16
+        kw["weight_bytes"] = 2 - projection_params(tcfg) / count_params(tcfg)
     est = estimate_memory(tcfg, tokens, checkpointing=wan.checkpointing, **kw)
     return est, fit_table(tcfg, tokens, **kw)
 
