@@ -40,8 +40,10 @@ def test_fp8_linear_matches_the_product_and_its_input_gradient(dtype):
     assert list(f.parameters()) == [] and f.w_q.dtype == torch.float8_e4m3fn  # nothing for an optimizer to see
     # one byte per weight (+ a float32 scale per output row): half a bf16 weight's memory
     assert sum(b.numel() * b.element_size() for n, b in f.named_buffers() if n != "bias") == 64 * 48 + 4 * 48
-    f.to(torch.bfloat16)
-    assert f.w_q.dtype == torch.float8_e4m3fn and f.w_scale.dtype == torch.float32  # .to(dtype) keeps FP8 as FP8
+    w_q, w_scale = f.w_q.clone(), f.w_scale.clone()
+    f.to(torch.bfloat16)  # .to(dtype) keeps FP8 as FP8 and the scales in float32, bit for bit
+    assert f.w_q.dtype == torch.float8_e4m3fn and f.w_scale.dtype == torch.float32
+    assert torch.equal(f.w_q.float(), w_q.float()) and torch.equal(f.w_scale, w_scale)
 
 
 def test_rowwise_scales_keep_an_outlier_token_from_ruining_the_others():

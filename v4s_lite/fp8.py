@@ -86,13 +86,12 @@ class FP8Linear(nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def _apply(self, fn, recurse=True):
-        # Module.to(dtype) casts every floating buffer, FP8 ones included: keep the weights and scales as they are
-        # (moving between devices still applies)
-        kept = {n: b.dtype for n, b in self._buffers.items() if b is not None and n != "bias"}
+        # Module.to(dtype) casts every floating buffer, FP8 ones included, and a float32 scale through bf16 would
+        # lose bits: the weights and scales only follow the device (read off fn applied to an empty tensor)
+        kept = {n: self._buffers.pop(n) for n in ("w_q", "w_scale")}
         super()._apply(fn, recurse)
-        for n, dtype in kept.items():
-            if self._buffers[n].dtype != dtype:
-                self._buffers[n] = self._buffers[n].to(dtype)
+        for n, b in kept.items():
+            self._buffers[n] = b.to(fn(b.new_empty(0)).device)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
