@@ -16,6 +16,7 @@ after every variant, so a run cut short keeps what it measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import platform
@@ -32,7 +33,7 @@ from v4s_lite.attention import ContextCache
 from v4s_lite.budget import GPUS, estimate_memory, latent_tokens, transformer_flops
 from v4s_lite.config import WAN_LORA_TARGETS
 from v4s_lite.full import configure_speed
-from v4s_lite.fp8 import fp8_base, restore_base
+from v4s_lite.fp8 import fits_fp8, fp8_base, restore_base
 from v4s_lite.model import transformer_config
 from v4s_lite.rope import ContextRoPE
 
@@ -66,6 +67,21 @@ def timed(fn, device, warmup: int, iters: int) -> list[float]:
             fn()
             times.append(time.perf_counter() - t0)
     return times
+
+
+@contextlib.contextmanager
+def fp8_swapped(model, device, on: bool = True):
+    """The model's block projections in FP8 for the `with` block (v4s_lite.fp8), then back. The bf16 originals
+    wait on the CPU meanwhile, so a variant's peak memory is the FP8 model's own."""
+    swapped = fp8_base(model, device=device) if on else {}
+    for base in swapped.values():
+        base.to("cpu")
+    try:
+        yield
+    finally:
+        for base in swapped.values():
+            base.to(device)
+        restore_base(swapped)
 
 
 def reset_memory(device):
@@ -176,12 +192,10 @@ class Bench:
     def denoise(self, name, backend="native", compile=False, reuse=False, fp8=False, note=""):
         """One joint-guided denoising step: the conditional and unconditional passes as one batch of 2."""
         a, dev = self.args, self.device
-        swapped = None
+        fp8_layers = contextlib.ExitStack()
         try:
-            if fp8:  # every block projection in FP8 (v4s_lite.fp8, `v4s sample --fp8`); bf16 weights on the CPU meanwhile
-                swapped = fp8_base(self.model, device=dev)  # (the model is frozen: __init__)
-                for base in swapped.values():
-                    base.to("cpu")
+            # fp8: every block projection in FP8, as `v4s sample --fp8` (the model is frozen: __init__)
+            fp8_layers.enter_context(fp8_swapped(self.model, dev, on=fp8))
             configure_speed(self.model, checkpointing="none", attention_backend=backend, compile=compile)
             reset_memory(dev)
             frames = self.fc + self.ft
@@ -217,10 +231,7 @@ class Bench:
             self.fail(name, e)
         finally:
             configure_speed(self.model, checkpointing="none", attention_backend="native")
-            if swapped:
-                for base in swapped.values():
-                    base.to(dev)
-                restore_base(swapped)
+            fp8_layers.close()
 
     # ------------------------------------------------------------------------------------------- train
     def train(self, name, checkpointing="full", backend="native", compile=False, fused=False, lora_dtype=None,
@@ -231,7 +242,7 @@ class Bench:
 
         a, dev = self.args, self.device
         model = self.model
-        swapped = None
+        fp8_layers = contextlib.ExitStack()
         try:
             if "default" not in (getattr(model, "peft_config", None) or {}):
                 model.add_adapter(LoraConfig(r=a.lora_rank, lora_alpha=a.lora_rank, target_modules=list(WAN_LORA_TARGETS)))
@@ -240,11 +251,7 @@ class Bench:
             for p in params:
                 p.data = p.data.to(lora_dtype)
                 p.requires_grad_(True)
-            if fp8:  # the frozen base's matmuls in FP8 (wan.fp8_base); its bf16 weights wait on the CPU meanwhile,
-                # so the peak memory is the FP8 run's own
-                swapped = fp8_base(model, device=dev)
-                for base in swapped.values():
-                    base.to("cpu")
+            fp8_layers.enter_context(fp8_swapped(model, dev, on=fp8))  # fp8: the frozen base in FP8 (wan.fp8_base)
             configure_speed(model, checkpointing=checkpointing, attention_backend=backend, compile=compile)
             model.train()
             kw = {"fused": True} if fused else {}
@@ -275,11 +282,7 @@ class Bench:
                 p.grad = None
             model.eval()
             configure_speed(model, checkpointing="none", attention_backend="native")
-            if swapped:
-                for base in swapped.values():
-                    base.to(dev)
-                restore_base(swapped)
-
+            fp8_layers.close()
 
     # ------------------------------------------------------------------------------------------- peer
     def peer(self, name, kind, note=""):
@@ -294,10 +297,8 @@ class Bench:
             self.model.to("cpu")
             reset_memory(dev)
             dit = P.build(self.cfg, dev, self.dtype, lora_rank=a.lora_rank if kind == "train" else 0)
-            g = torch.Generator(dev).manual_seed(0)
-            x = torch.randn(1, self.cfg["in_channels"], self.fc + self.ft, self.h, self.w, device=dev, generator=g,
-                            dtype=self.dtype)
-            text = torch.randn(2, 512, self.cfg["text_dim"], device=dev, generator=g, dtype=self.dtype)
+            x, _, text = self.inputs(2, self.fc + self.ft, self.fc + 1)  # the latents and prompts ours gets
+            x = x[:1]  # DiffSynth's timesteps are its own (model_fn), its CFG runs the two prompts one by one
             t = torch.tensor(700.0, device=dev)
             reset_memory(dev)
             if kind == "train":
@@ -448,8 +449,8 @@ def main(argv=None):
     plan.append(("denoise_reuse", lambda: b.denoise("denoise_reuse", backend=pick(b, "native"), reuse=True,
                                                      note="context reuse (eager)")))
     c = b.cfg
-    fp8_shapes = (c["num_attention_heads"] * c["attention_head_dim"]) % 16 == 0 and c["ffn_dim"] % 16 == 0
-    if fp8_shapes:  # FP8's shape rule (widths divisible by 16)
+    fp8_shapes = fits_fp8(c["num_attention_heads"] * c["attention_head_dim"], c["ffn_dim"])
+    if fp8_shapes:
         plan.append(("denoise_fp8", lambda: b.denoise("denoise_fp8", backend=pick(b, "native"), fp8=True,
                                                       note="FP8 block projections (eager), full attention")))
     if cuda:

@@ -26,6 +26,11 @@ E4M3 = torch.float8_e4m3fn
 E4M3_MAX = float(torch.finfo(E4M3).max)  # 448
 
 
+def fits_fp8(*dims: int) -> bool:
+    """cuBLAS multiplies FP8 only when every dimension is a multiple of 16 (Wan2.2-TI2V-5B's 3,072 and 14,336 are)."""
+    return all(d % 16 == 0 for d in dims)
+
+
 def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(M, K) -> (FP8 (M, K), float32 scales (M, 1)) with t ~= q * scale, each row scaled to the e4m3 range."""
     amax = t.detach().abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12)
@@ -76,7 +81,7 @@ class FP8Linear(nn.Module):
             raise V4SError("FP8Linear is for frozen base weights (a LoRA run's base): this weight requires grad; "
                            "freeze it first (add_lora does) or leave FP8 off")
         n, k = linear.weight.shape
-        if n % 16 or k % 16:
+        if not fits_fp8(n, k):
             raise V4SError(f"FP8Linear needs both weight dimensions divisible by 16 (cuBLAS FP8); got {n} x {k}")
         self.in_features, self.out_features = k, n
         w = linear.weight.detach()
@@ -142,7 +147,7 @@ def fp8_base(transformer: nn.Module, device=None) -> dict:
         for name, child in list(parent.named_children()):
             full = f"{parent_name}.{name}"
             if (isinstance(child, nn.Linear) and "lora_" not in full and not child.weight.requires_grad
-                    and not (child.weight.shape[0] % 16 or child.weight.shape[1] % 16)):
+                    and fits_fp8(*child.weight.shape)):
                 swapped[(parent, name)] = child
                 setattr(parent, name, FP8Linear(child))
     if not swapped:

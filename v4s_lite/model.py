@@ -25,8 +25,9 @@ from torch import nn
 
 from .attention import ContextCache
 from .config import get_clip_config
+from .fp8 import fp8_base
 from .rope import DEFAULT_GAP, ContextRoPE, sequence_positions_batch, target_start_after_scan
-from .utils import V4SError, import_object
+from .utils import V4SError, get_device, import_object
 
 V4S_CONFIG_NAME = "v4s_config.json"
 
@@ -310,9 +311,6 @@ def build_model(cfg):
     if cfg.lora_rank > 0:
         add_lora(model, cfg)
         if cfg.wan is not None and cfg.wan.fp8_base:  # training only: sampling rebuilds with lora_rank=0 (bf16 base)
-            from .fp8 import fp8_base
-            from .utils import get_device
-
             fp8_base(model.transformer, device=get_device(cfg.device))
     if cfg.gradient_checkpointing:
         model.transformer.enable_gradient_checkpointing()

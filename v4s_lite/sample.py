@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .cfg import MODES, joint_cfg
+from .fp8 import fp8_base
 from .utils import V4SError, get_device
 
 # Short names for the two solvers the course uses; any other diffusers scheduler class name works too.
@@ -306,8 +307,6 @@ class V4SPipeline:
         device = get_device(str(device))
         model, codec, text_encoder, cfg = load_model(path, ema=ema, device=device)
         if fp8:
-            from .fp8 import fp8_base
-
             model.requires_grad_(False)
             fp8_base(model, device=device)
         clip_cfg = inference_clip_config(cfg.clip if cfg is not None else "lite", clip_config)

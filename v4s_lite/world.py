@@ -70,8 +70,7 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
         raise V4SError(f"start={start!r} is for grounding walks; navigation draws its own start with its commands")
     cfg = get_clip_config(clip_cfg)
     rng = np.random.default_rng([seed, 4])
-    scan_rule = scan  # (`scan` names the rendered scan below)
-    scan_c2w = scan_trajectory(scene, cfg.scan_frames, seed, rule=scan_rule)
+    scan_c2w = scan_trajectory(scene, cfg.scan_frames, seed, rule=scan)
     start_scan_frame = None
     if task == "grounding":
         if not scene.objects:
@@ -96,9 +95,9 @@ def make_clip(scene: Scene, task: str, clip_cfg, seed: int, target_id: int | Non
     K = intrinsics(cfg.width, cfg.height)
     n = len(scene.objects)
     # device="cuda" renders the frames on the GPU: byte-identical to the CPU (tests/test_render.py), faster
-    scan = render(scene, scan_c2w, K, cfg.width, cfg.height, antialias=antialias, device=device)
+    scan_out = render(scene, scan_c2w, K, cfg.width, cfg.height, antialias=antialias, device=device)
     tgt = render(scene, target_c2w, K, cfg.width, cfg.height, antialias=antialias, device=device)
-    sb, sv = boxes_from_instance(scan.instance, n, scan.coverage)
+    sb, sv = boxes_from_instance(scan_out.instance, n, scan_out.coverage)
     tb, tv = boxes_from_instance(tgt.instance, n, tgt.coverage)
-    return Clip(scene, task, instruction, target_id, K, cfg.width, cfg.height, scan_c2w, scan.rgb, sb, sv,
-                target_c2w, tgt.rgb, tb, tv, commands, seed, start_scan_frame, scan_rule)
+    return Clip(scene, task, instruction, target_id, K, cfg.width, cfg.height, scan_c2w, scan_out.rgb, sb, sv,
+                target_c2w, tgt.rgb, tb, tv, commands, seed, start_scan_frame, scan)
