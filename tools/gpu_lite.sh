@@ -82,20 +82,24 @@ train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   wait
   echo "training clips: $(ls $DATA/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
+# the evaluation rooms' seeds, written once: DEST [make-data options] (val_scan / test_scan pass --start scan)
+val_id() { for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) $1/id "${@:2}" & done; }
+test_id_ood() {
+  for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $1/id "${@:2}" & done
+  for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $1/ood "${@:2}" & done
+}
 eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it exists), default "val test";
   # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
   for s in ${EVAL_SETS:-val test}; do
     [ -d $DATA/$s ] && { echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; }
     case $s in
-      val) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) $DATA/val/id & done
+      val) val_id $DATA/val
            for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) $DATA/val/nav & done
            for k in 0 1; do mk grounding ood $VAL_N $((320000+k*20000)) $DATA/val/ood & done ;;
-      test) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $DATA/test/id & done
-            for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) $DATA/test/nav & done
-            for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $DATA/test/ood & done ;;
-      val_scan) for k in 0 1 2 3; do mk grounding id $VAL_N $((300000+k*1000)) $DATA/val_scan/id --start scan & done ;;
-      test_scan) for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $DATA/test_scan/id --start scan & done
-                 for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $DATA/test_scan/ood --start scan & done ;;
+      test) test_id_ood $DATA/test
+            for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) $DATA/test/nav & done ;;
+      val_scan) val_id $DATA/val_scan --start scan ;;
+      test_scan) test_id_ood $DATA/test_scan --start scan ;;
       *) echo "unknown evaluation set $s (val | test | val_scan | test_scan)"; exit 2 ;;
     esac
   done
