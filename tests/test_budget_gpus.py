@@ -2,7 +2,7 @@
 import pytest
 
 from v4s_lite import budget
-from v4s_lite.budget import GPUS, MEASURED_STEP, choose_checkpointing, estimate_memory, gpu_table
+from v4s_lite.budget import GPUS, MEASURED_STEP, MEASURED_STEP_FP8, choose_checkpointing, estimate_memory, gpu_table
 from v4s_lite.model import transformer_config
 from v4s_lite.utils import V4SError
 
@@ -67,8 +67,8 @@ def test_gpu_table():
     rows = {r["gpu"]: r for r in gpu_table(CFG)}
     assert set(rows) == set(GPUS)
     h200 = rows[MEASURED_STEP["gpu"]]
-    assert h200["source"] == "measured" and h200["seconds"] == MEASURED_STEP["seconds"] == 0.822
-    assert h200["hours"] == round(0.822 * 3000 / 3600, 2)
+    assert h200["source"] == "measured" and h200["seconds"] == MEASURED_STEP["seconds"] == 0.805
+    assert h200["hours"] == round(0.805 * 3000 / 3600, 2)
     est = gib("full")
     for name, r in rows.items():
         spec = GPUS[name]
@@ -79,7 +79,7 @@ def test_gpu_table():
         if name != MEASURED_STEP["gpu"]:
             assert r["source"] == "estimated"
         if r["fits"]:  # seconds x TFLOP/s is the same for every GPU: the step scales inversely with the peak
-            assert r["seconds"] * spec["bf16_tflops"] == pytest.approx(0.822 * GPUS[MEASURED_STEP["gpu"]]["bf16_tflops"],
+            assert r["seconds"] * spec["bf16_tflops"] == pytest.approx(0.805 * GPUS[MEASURED_STEP["gpu"]]["bf16_tflops"],
                                                                        rel=1e-3)
             assert r["checkpointing"] == choose_checkpointing(CFG, TOKENS, spec["memory_gib"], **KW)
     assert rows["L4 24 GB"]["seconds"] > rows["A100 40 GB"]["seconds"] > rows["H100 80 GB"]["seconds"]
@@ -91,4 +91,26 @@ def test_gpu_table():
     # twice the tokens: more work per step, no longer "measured"
     longer = {r["gpu"]: r for r in gpu_table(CFG, tokens=2 * TOKENS)}
     assert longer[MEASURED_STEP["gpu"]]["source"] == "estimated"
-    assert longer[MEASURED_STEP["gpu"]]["seconds"] > 2 * 0.822
+    assert longer[MEASURED_STEP["gpu"]]["seconds"] > 2 * 0.805
+
+
+def test_fp8_base_frees_the_projections_bytes_and_its_table_lists_only_fp8_gpus():
+    """wan.fp8_base stores the blocks' projections in 1 byte: the estimate drops by projection_params bytes
+    (measured on the H200: 14.8 -> 10.2 GB at full checkpointing), which buys fewer checkpointed blocks on a
+    24 GB card; GPUs without FP8 tensor cores (T4, A100) get no time in the FP8 table, with the way out."""
+    drop = gib("full") - gib("full", fp8_base=True)
+    assert drop == pytest.approx(budget.projection_params(CFG) / budget.GiB)
+    assert 4.3 < drop < 4.8  # ~4.9e9 bytes, the measured 14.8 -> 10.2 GB
+    l4 = GPUS["L4 24 GB"]["memory_gib"]
+    bf16, fp8 = (choose_checkpointing(CFG, TOKENS, l4, **KW, fp8_base=f) for f in (False, True))
+    n = lambda c: CFG["num_layers"] if c == "full" else 0 if c == "none" else c
+    assert n(fp8) < n(bf16)  # the freed memory buys blocks without recomputation
+    rows = {r["gpu"]: r for r in gpu_table(CFG, fp8_base=True)}
+    assert rows["H200 141 GB"]["source"] == "measured" and rows["H200 141 GB"]["seconds"] == MEASURED_STEP_FP8["seconds"]
+    assert MEASURED_STEP_FP8["seconds"] < MEASURED_STEP["seconds"]
+    for name in ("T4 16 GB", "A100 40 GB", "A100 80 GB"):
+        assert rows[name]["source"] == "cannot run" and rows[name]["seconds"] is None
+    assert "fp8_base: false" in rows["A100 40 GB"]["note"]
+    assert rows["L4 24 GB"]["fits"] and rows["L4 24 GB"]["checkpointing"] == fp8
+    with pytest.raises(V4SError, match="MEASURED_STEP_FP8"):
+        gpu_table(CFG, fp8_base=True, measured=MEASURED_STEP)

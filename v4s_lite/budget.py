@@ -6,7 +6,8 @@ of a LoRA training step, and which setting fits on which GPU. Plain arithmetic o
     count_params, lora_params, checkpointed_blocks
     estimate_memory       what a training step needs (MemoryEstimate); fit_table: what fits where (GPUS)
     choose_checkpointing  the fewest checkpointed blocks that fit a GPU's memory (notebook 10 asks it for the GPU found)
-    gpu_table             per GPU: fits?, checkpointing, seconds per step and hours for a run (MEASURED_STEP scaled)
+    gpu_table             per GPU: fits?, checkpointing, seconds per step and hours for a run (MEASURED_STEP or
+                          MEASURED_STEP_FP8 scaled)
 """
 from __future__ import annotations
 
@@ -25,20 +26,24 @@ GiB = 2**30
 # Memory a GPU offers to PyTorch (GiB) and its dense bf16 peak (TFLOP/s, datasheet, no sparsity), for fit tables,
 # seconds-per-step estimates (gpu_table) and MFU. The T4 has no bf16 tensor cores (None): the bf16 5B path does not
 # run there (its fp16 tensor cores would need an fp16 training path the course does not have).
+# fp8: FP8 tensor cores (compute capability >= 8.9, v4s_lite.fp8.fp8_supported), what `wan.fp8_base` needs.
 GPUS = {
-    "T4 16 GB": dict(memory_gib=14.6, bf16_tflops=None),
-    "L4 24 GB": dict(memory_gib=22.0, bf16_tflops=121.0),
-    "A100 40 GB": dict(memory_gib=39.4, bf16_tflops=312.0),
-    "A100 80 GB": dict(memory_gib=79.1, bf16_tflops=312.0),
-    "H100 80 GB": dict(memory_gib=79.1, bf16_tflops=989.4),
-    "H200 141 GB": dict(memory_gib=139.8, bf16_tflops=989.4),
+    "T4 16 GB": dict(memory_gib=14.6, bf16_tflops=None, fp8=False),
+    "L4 24 GB": dict(memory_gib=22.0, bf16_tflops=121.0, fp8=True),
+    "A100 40 GB": dict(memory_gib=39.4, bf16_tflops=312.0, fp8=False),
+    "A100 80 GB": dict(memory_gib=79.1, bf16_tflops=312.0, fp8=False),
+    "H100 80 GB": dict(memory_gib=79.1, bf16_tflops=989.4, fp8=True),
+    "H200 141 GB": dict(memory_gib=139.8, bf16_tflops=989.4, fp8=True),
 }
-# The one training step the course measured at its training shape (benchmarks/bench_wan.py re-run on one H200,
-# 2026-12-02: Wan2.2-TI2V-5B, 416x256, 43 + 46 latent frames = 9,256 tokens, LoRA r32 on attention + FFN, batch 1,
-# bf16): compiled blocks + full gradient checkpointing 0.822 s at 14.8 GB peak; stock diffusers (eager, full
-# checkpointing) 1.120 s. gpu_table scales it to other GPUs by their bf16 peak.
-MEASURED_STEP = dict(gpu="H200 141 GB", seconds=0.822, stock_seconds=1.120, peak_gb=14.8, tokens=9256,
-                     checkpointing="full", compiled=True, lora_rank=32, batch=1)
+# The training steps the course measured at its training shape (benchmarks/bench_wan.py on one H200, 2026-12-04,
+# results/gpu_2026-12-04c/call2: Wan2.2-TI2V-5B, 416x256, 43 + 46 latent frames = 9,256 tokens, LoRA r32 on
+# attention + FFN, batch 1, bf16; compiled blocks, fused AdamW, full gradient checkpointing). Stock diffusers (eager,
+# full checkpointing) took 1.105 s and DiffSynth-Studio's DiT 1.053 s in the same run. gpu_table scales a step to
+# other GPUs by their bf16 peak.
+MEASURED_STEP = dict(gpu="H200 141 GB", seconds=0.805, stock_seconds=1.105, peak_gb=14.8, tokens=9256,
+                     checkpointing="full", compiled=True, lora_rank=32, batch=1, fp8_base=False)
+# the same with the frozen base's projections in FP8 (wan.fp8_base: v4s_lite.fp8), same run
+MEASURED_STEP_FP8 = dict(MEASURED_STEP, seconds=0.724, peak_gb=10.2, fp8_base=True)
 
 
 # ----------------------------------------------------------------------------------------------- FLOPs
@@ -156,9 +161,10 @@ def checkpointed_blocks(num_layers: int, checkpointing) -> list[int]:
 
 
 def estimate_memory(config, tokens: int, batch: int = 1, lora_rank: int = 32, lora_targets=WAN_LORA_TARGETS,
-                    checkpointing="full", compiled: bool = False, weight_bytes: int = 2) -> MemoryEstimate:
+                    checkpointing="full", compiled: bool = False, fp8_base: bool = False) -> MemoryEstimate:
     """Peak GPU memory of one LoRA training step of the transformer (encoders already freed: see cache_clips).
 
+    Weights in bf16 (2 bytes); with `fp8_base` the blocks' projections (projection_params) take 1 byte each.
     Activations: every block keeps `ACT_FFN * ffn + ACT_D * d` bytes per token for backward, a checkpointed
     block only its input (2 d bytes) plus, while it is recomputed, one block's worth. Calibrated on an H100
     (see ACT_D_EAGER); the model's own per-token modulation tensors (6 d, bf16) come on top.
@@ -170,7 +176,7 @@ def estimate_memory(config, tokens: int, batch: int = 1, lora_rank: int = 32, lo
     n_ckpt = len(checkpointed_blocks(layers, checkpointing))
     per_token = (layers - n_ckpt) * per_block + n_ckpt * 2 * d + (per_block if n_ckpt else 0) + 2 * 8 * d
     return MemoryEstimate(
-        weights_gib=count_params(c) * weight_bytes / GiB,
+        weights_gib=(2 * count_params(c) - (projection_params(c) if fp8_base else 0)) / GiB,
         lora_gib=lora_params(c, lora_rank, lora_targets) * LORA_BYTES / GiB,
         activations_gib=batch * tokens * per_token / GiB,
         overhead_gib=1.0,  # CUDA workspaces, allocator slack, text embeddings, the loss
@@ -211,8 +217,8 @@ def choose_checkpointing(config, tokens: int, memory_gib: float, margin: float =
                    f"(wan.compile: true keeps fewer activations), or a GPU with more memory (L4 24 GB and up).")
 
 
-def gpu_table(config, tokens: int | None = None, steps: int = 3000, gpus=GPUS, measured=MEASURED_STEP,
-              margin: float = 0.9) -> list[dict]:
+def gpu_table(config, tokens: int | None = None, steps: int = 3000, gpus=GPUS, measured: dict | None = None,
+              margin: float = 0.9, fp8_base: bool = False) -> list[dict]:
     """One row per GPU for a LoRA run of `steps` steps at `tokens` tokens (default: the measured shape):
 
         gpu, memory_gib, bf16_tflops, estimate_gib (compiled + full checkpointing, the measured setting),
@@ -220,13 +226,20 @@ def gpu_table(config, tokens: int | None = None, steps: int = 3000, gpus=GPUS, m
         fits), seconds (per step, at the measured setting), hours (for `steps`), source ("measured" |
         "estimated" | "cannot run"), note.
 
+    `fp8_base`: the frozen base's projections in FP8 (`wan.fp8_base`), measured as MEASURED_STEP_FP8; GPUs
+    without FP8 tensor cores cannot run it. `measured` defaults to the step measured with the same fp8_base.
     The measured GPU's row carries `measured["seconds"]` itself; every other GPU's is that figure scaled by the
     ratio of bf16 peaks (a GPU with half the TFLOP/s takes twice as long: the step is matmul-bound) and, for
     another token count, by the ratio of transformer_flops. A GPU without bf16 (bf16_tflops None) cannot run the
-    bf16 5B path. Estimates are what the peaks predict, not measurements: memory bandwidth and clocks differ.
+    bf16 5B path. Estimates are what the peaks predict, not measurements: memory bandwidth and clocks differ
+    (and for FP8 the ratio of FP8 peaks differs from that of bf16 peaks: the L4's FP8 is 2x its bf16).
     """
+    measured = measured or (MEASURED_STEP_FP8 if fp8_base else MEASURED_STEP)
+    if measured.get("fp8_base", False) != fp8_base:
+        raise V4SError(f"gpu_table(fp8_base={fp8_base}) with a step measured with fp8_base="
+                       f"{measured.get('fp8_base', False)}: pass the matching measurement (MEASURED_STEP_FP8 / MEASURED_STEP)")
     tokens = measured["tokens"] if tokens is None else tokens
-    kw = dict(batch=measured["batch"], lora_rank=measured["lora_rank"], compiled=measured["compiled"])
+    kw = dict(batch=measured["batch"], lora_rank=measured["lora_rank"], compiled=measured["compiled"], fp8_base=fp8_base)
     est = estimate_memory(config, tokens, checkpointing=measured["checkpointing"], **kw).total_gib
     ref_tflops = gpus[measured["gpu"]]["bf16_tflops"] if measured["gpu"] in gpus else GPUS[measured["gpu"]]["bf16_tflops"]
     work = transformer_flops(config, tokens) / transformer_flops(config, measured["tokens"])
@@ -234,12 +247,16 @@ def gpu_table(config, tokens: int | None = None, steps: int = 3000, gpus=GPUS, m
     for name, spec in gpus.items():
         tflops = spec["bf16_tflops"]
         row = {"gpu": name, "memory_gib": spec["memory_gib"], "bf16_tflops": tflops, "estimate_gib": round(est, 1)}
+        cannot = None
         if tflops is None:
             room = ("" if est <= spec["memory_gib"] * margin else
                     f", and {est:.1f} of its {spec['memory_gib']} GiB leaves no margin")
-            row.update(fits=False, checkpointing=None, seconds=None, hours=None, source="cannot run",
-                       note=f"no bf16 tensor cores{room}: the bf16 5B path does not run; use the lite course "
-                            "(notebooks 00-09) or rent an L4 / A100")
+            cannot = (f"no bf16 tensor cores{room}: the bf16 5B path does not run; use the lite course "
+                      "(notebooks 00-09) or rent an L4 / A100")
+        elif fp8_base and not spec.get("fp8", False):
+            cannot = "no FP8 tensor cores: train with wan.fp8_base: false (the bf16 table)"
+        if cannot:
+            row.update(fits=False, checkpointing=None, seconds=None, hours=None, source="cannot run", note=cannot)
             rows.append(row)
             continue
         fits = est <= spec["memory_gib"] * margin

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .budget import (GiB, MemoryEstimate, checkpointed_blocks, count_params, estimate_memory, fit_table, latent_tokens,
-                     projection_params)
+from .budget import GiB, MemoryEstimate, checkpointed_blocks, estimate_memory, fit_table, latent_tokens
 from .checkpoints import save_lora
 from .config import WAN22_TI2V_5B
 from .utils import V4SError
@@ -299,9 +298,7 @@ def memory_report(cfg) -> tuple[MemoryEstimate, list[dict]]:
     tokens = latent_tokens(tcfg, clip.width, clip.height, clip.context_latents + clip.target_latents)
     wan = cfg.wan
     kw = dict(batch=cfg.batch_size, lora_rank=cfg.lora_rank or 32, lora_targets=cfg.lora_targets,
-              compiled=bool(wan.compile))
-    if wan.fp8_base:  # the blocks' projections in FP8 (1 byte each), the rest of the base in bf16
-        kw["weight_bytes"] = 2 - projection_params(tcfg) / count_params(tcfg)
+              compiled=bool(wan.compile), fp8_base=bool(wan.fp8_base))
     est = estimate_memory(tcfg, tokens, checkpointing=wan.checkpointing, **kw)
     return est, fit_table(tcfg, tokens, **kw)
 

@@ -11,6 +11,12 @@
 #   bash results/gpu_2026-12-04c/calls.sh next $OUT   # warm machine (data/lite_canon there): canon_lite trains on;
 #                                                     # a fresh one: the benchmark instead
 #   bash results/gpu_2026-12-04c/calls.sh bench $OUT  # bench_wan.py: stock, DiffSynth-Studio, FP8, compile
+# As it went: `canon` trained canon_lite 2,171 steps (data took 381 s); `next` found a fresh machine and ran the
+# benchmark. The third call continues canon_lite on the next fresh machine from its exported weights (the optimizer
+# state restarts) on the first 120 of the same 200 rooms per seed block (1,920 rooms, to leave time to train):
+#   RUNS=canon_warm INIT_FROM=results/gpu_2026-12-04c/call1/exports/canon_lite N_ROOMS=120 \
+#     bash results/gpu_2026-12-04c/calls.sh canon $OUT
+# (results/lite_2026-12-03b/lite_step004639's weights were moved out of the tree for that call: 64 MiB travel)
 set -uo pipefail
 CALL=${1:?canon | next | bench}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
@@ -41,3 +47,8 @@ esac
 # at most 8 files come back from a call: all in one archive, the summaries and weight shards beside it
 (cd $O && tar czf /tmp/bundle.tgz --exclude='*.safetensors' . && \
   find . -type f ! -name calls.txt ! -name summary.txt ! -name '*.safetensors' -delete && mv /tmp/bundle.tgz bundle.tgz)
+# The fourth call (the session's last 344 s), sent as a command line: the FP8 step with 22 checkpointed blocks, the
+# most that the memory estimate lets a 24 GB GPU keep uncheckpointed, beside stock and DiffSynth-Studio:
+#   mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site && export PYTHONPATH=/tmp/site:$PWD && \
+#   timeout 230 python3 benchmarks/bench_wan.py --warmup 2 --iters 5 --selective 22 \
+#     --only peer_diffsynth_train,train_fp8_sel,train_stock_ckpt --out $OUT/bench_wan_h200_fp8_sel22
