@@ -149,7 +149,8 @@ plt.show()
 # Is the start why the model ignores the room? Measured: no. 10,001 training steps on such walks left the room's
 # loss gap where it was (`results/gpu_2026-12-04b`). A second option, `scan="canonical"` (`--scan canonical`),
 # starts every scan at the same place on its ring, so a context frame's index says where its camera stands: it
-# asks whether the model reads the room once the geometry is given (not trained yet).
+# asks whether the model reads the room once the geometry is given. Measured: no again (`results/gpu_2026-12-04c`,
+# notebook 09).
 
 # %%
 rng = np.random.default_rng(seed)

@@ -297,7 +297,17 @@ else:
 # destination between +2.5% and +5.4%, while the instruction's gap kept growing with the steps. To find the target
 # the model must also work out where each context frame's camera stood, from pictures alone: the scans start anywhere
 # on their ring and turn either way. `v4s make-data --scan canonical` removes that part (every scan starts in one
-# place and turns one way), which asks whether retrieval alone is learnable at this size. Not run yet.
+# place and turns one way, so a frame's index says where its camera stands). Measured (`results/gpu_2026-12-04c`):
+# it does not help either. After 11,070 steps on fresh rooms with canonical scans the room's gap at the destination
+# is +2.7% on the validation rooms, flat since step 8,000 (`tools/condition_gaps.py` on this CPU); the random-scan
+# run of the same recipe gives +2.7% on the same rooms after 10,001 steps.
+#
+# So, by elimination: with this recipe the lite model learns to follow the instruction and to continue a walk, but
+# not to *retrieve* the target's views from the context, whether or not it has to infer the scan's geometry. This is
+# where the course parts from the paper: Video4Spatial's 5B model, pretrained on web video, brings the ability to
+# match views across a long video with it; a 2.3M model trained from scratch for minutes does not acquire it. The
+# context-dependent ablations below (joint vs text guidance, non-contiguous sampling) therefore cannot show with
+# the lite model, and the course says so rather than reading noise as an effect.
 
 # %% [markdown]
 # ## Exercise: a paired difference

@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from v4s_lite import attention, budget, checkpoints, full, plotting, sample
+from v4s_lite import attention, budget, checkpoints, fp8, full, plotting, sample
 from v4s_lite.config import PAPER, PAPER_TRAIN, ClipConfig, load_config
 from v4s_lite.data import make_dataset
 from v4s_lite.model import V4SModel, transformer_config
@@ -102,49 +102,72 @@ plt.show()
 
 # %% [markdown]
 # ### What a run costs on each GPU
-# One step was **measured** on an H200 (`benchmarks/bench_wan.py`, 2026-12-02): 0.822 s with compiled blocks and
-# full checkpointing at 14.8 GB peak (stock diffusers: 1.120 s). The other rows are **estimated** by scaling that
-# step with each GPU's dense bf16 peak: the step is matrix products, so half the TFLOP/s takes about twice as
+# One step was **measured** on an H200 (`benchmarks/bench_wan.py`, 2026-12-04, `results/bench_wan_h200.md`): 0.805 s
+# with compiled blocks and full checkpointing at 14.8 GB peak; in the same run stock diffusers took 1.105 s and
+# DiffSynth-Studio's own Wan DiT (the official LoRA trainer's) 1.053 s. The other rows are **estimated** by scaling
+# that step with each GPU's dense bf16 peak: the step is matrix products, so half the TFLOP/s takes about twice as
 # long. (A check: the H100, with the H200's bf16 peak, measured 0.851 s in `results/bench_wan_h100.json`.) Fewer
 # checkpointed blocks, where memory allows, make a step faster still. The T4 has no bf16 tensor cores and ~15 GiB:
 # the 5B path does not run there; the lite course (notebooks 00-09) does, or rent an L4 / A100.
+#
+# The second table is the same run with the frozen base in **FP8** (`wan.fp8_base: true`, section 5's list): the
+# base's projections take one byte instead of two (4.6 GiB less) and multiply on FP8 tensor cores, which the L4,
+# H100 and H200 have and the T4 and A100 do not. Measured: 0.724 s at 10.2 GB (0.90x the bf16 step).
 
 # %%
+def print_gpu_table(rows):
+    print(f"{'GPU':12s} {'GiB':>6s} {'TFLOP/s':>8s} {'fits':>5s} {'checkpointing':>14s} {'s/step':>7s} {'h/3000':>7s}  source")
+    for r in rows:
+        print(f"{r['gpu']:12s} {r['memory_gib']:6.1f} {r['bf16_tflops'] or 0:8.0f} {'yes' if r['fits'] else 'no':>5s} "
+              f"{str(r['checkpointing']):>14s} {r['seconds'] or float('nan'):7.3g} {r['hours'] or float('nan'):7.3g}  "
+              f"{r['source']}{': ' + r['note'] if r['note'] else ''}")
+
+
 gpus = budget.gpu_table(cfg5b, train_tokens, steps=3000)
-print(f"{'GPU':12s} {'GiB':>6s} {'TFLOP/s':>8s} {'fits':>5s} {'checkpointing':>14s} {'s/step':>7s} {'h/3000':>7s}  source")
-for r in gpus:
-    print(f"{r['gpu']:12s} {r['memory_gib']:6.1f} {r['bf16_tflops'] or 0:8.0f} {'yes' if r['fits'] else 'no':>5s} "
-          f"{str(r['checkpointing']):>14s} {r['seconds'] or float('nan'):7.3g} {r['hours'] or float('nan'):7.3g}  "
-          f"{r['source']}{': ' + r['note'] if r['note'] else ''}")
+print("bf16 base")
+print_gpu_table(gpus)
+gpus_fp8 = budget.gpu_table(cfg5b, train_tokens, steps=3000, fp8_base=True)
+print("\nFP8 base (wan.fp8_base: true)")
+print_gpu_table(gpus_fp8)
 
 # %% [markdown]
-# The notebook asks the same function for the GPU it runs on (full mode); on a CPU it only shows what it would pick.
+# The notebook asks the same function for the GPU it runs on (full mode): FP8 where the GPU has it (set
+# `use_fp8 = False` below to train the bf16 base instead), then the fewest checkpointed blocks that fit. On a CPU
+# it only shows what it would pick.
 
 # %%
 if quick:
-    checkpointing = "full"  # the tiny stand-in: every block checkpointed, the code path a 24 GB GPU takes
-    print("CPU (quick mode): the tiny model checkpoints every block; on a GPU this cell would pick:",
-          {r["gpu"]: r["checkpointing"] for r in gpus})
+    checkpointing, use_fp8 = "full", False  # the tiny stand-in: every block checkpointed, as on a 24 GB GPU
+    print("CPU (quick mode): the tiny model checkpoints every block; on a GPU this cell would pick:")
+    for r8, r in zip(gpus_fp8, gpus):
+        print(f"  {r['gpu']:12s} " + (f"FP8 base, checkpointing {r8['checkpointing']}" if r8["fits"] else
+                                      f"bf16 base, checkpointing {r['checkpointing']}" if r["fits"] else "cannot train"))
 else:
+    use_fp8, why = fp8.fp8_supported(dev)
+    print("FP8 base:", "yes," if use_fp8 else "no,", why)
     memory_gib = torch.cuda.get_device_properties(dev).total_memory / budget.GiB
-    checkpointing = budget.choose_checkpointing(cfg5b, train_tokens, memory_gib, compiled=True, lora_rank=32, batch=1)
-    est = budget.estimate_memory(cfg5b, train_tokens, checkpointing=checkpointing, compiled=True, lora_rank=32)
+    kw = dict(compiled=True, lora_rank=32, batch=1, fp8_base=use_fp8)
+    checkpointing = budget.choose_checkpointing(cfg5b, train_tokens, memory_gib, **kw)
+    est = budget.estimate_memory(cfg5b, train_tokens, checkpointing=checkpointing, **kw)
     print(f"{torch.cuda.get_device_name(dev)}, {memory_gib:.0f} GiB: checkpointing {checkpointing!r}; {est}")
 
 # %% [markdown]
-# ## 2. Measured on an H100: our step against stock diffusers
-# `benchmarks/bench_wan.py` times, in one run, stock diffusers and each lever alone at the training shape
-# (9,256 tokens, random weights of the exact architecture). Model FLOPs utilisation counts
-# `budget.transformer_flops` (training = 3x forward) over the H100's 989 TFLOP/s. Re-run on an H200 (2026-12-02)
-# the figures held: training 1.120 s stock -> 0.822 s compiled with full checkpointing (the table above).
+# ## 2. Measured on an H200: our step against stock diffusers and DiffSynth-Studio
+# `benchmarks/bench_wan.py` times, in one run, stock diffusers, DiffSynth-Studio's own Wan DiT (driven as its
+# trainer drives it: `benchmarks/peer_diffsynth.py`) and each of our levers at the training shape (9,256 tokens,
+# random weights of the exact architecture: speed does not depend on the values). Model FLOPs utilisation counts
+# `budget.transformer_flops` (training = 3x forward) over the H200's 989 TFLOP/s bf16 peak. `_sel24` = 24 of 30
+# blocks checkpointed; `fp8` = the frozen base in FP8; `reuse` = context reuse, which changes the model (the
+# context stops attending to the target) and so is not the paper's full attention. The earlier H100 run with
+# every lever alone: `results/bench_wan_h100.md`.
 
 # %%
 from v4s_lite.resources import results_file
 
-res_path = results_file("bench_wan_h100.json", must_exist=False)  # results/, found through the package
+res_path = results_file("bench_wan_h200.json", must_exist=False)  # results/, found through the package
 if res_path is not None:
     res = json.loads(res_path.read_text())
-    print(res["gpu"], "|", res["command"].replace("/root/out/", "results/"))
+    print(res["gpu"], "|", res["command"])
     for name, row in res["variants"].items():
         if "seconds" in row:
             print(f"{name:24s} {row['seconds']:.3g} s  {row['ratio_vs_stock']:.2f}x stock  MFU {row['mfu']:.2f}  "
@@ -153,16 +176,16 @@ if res_path is not None:
             print(f"{name:24s} failed: {row['error'][:40]}")
     for k, s in res["summary"].items():
         print(k, {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in s.items()})
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    rows = [(n, r) for n, r in res["variants"].items() if "seconds" in r]
-    ax.barh([n for n, _ in rows], [r["seconds"] for _, r in rows],
-            color=["tab:orange" if r["kind"] == "train" else "tab:green" for _, r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    rows = sorted(((n, r) for n, r in res["variants"].items() if "seconds" in r), key=lambda nr: nr[1]["kind"][-5:])
+    colour = {"train": "tab:orange", "denoise": "tab:green", "peer_train": "tab:gray", "peer_denoise": "tab:gray"}
+    ax.barh([n for n, _ in rows], [r["seconds"] for _, r in rows], color=[colour[r["kind"]] for _, r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("seconds per step, H100 (orange: training, green: guided denoising)")
+    ax.set_xlabel("seconds per step, H200 (orange: training, green: guided denoising, gray: DiffSynth-Studio)")
     plt.tight_layout()
     plt.show()
 else:
-    print("results/bench_wan_h100.json was not found: `results_file('bench_wan_h100.json')` says how to get it")
+    print("results/bench_wan_h200.json was not found: `results_file('bench_wan_h200.json')` says how to get it")
 
 # %% [markdown]
 # ## 3. One path: the config `v4s wan-train` reads
@@ -187,7 +210,8 @@ for folder, n, first in ((work / "data", n_rooms, seed), (work / "heldout", 1, 1
 cfg = load_config(course_file("configs/wan22_ti2v_5b_24gb.yaml"), data_root=str(work / "data"),
                   out_dir=str(work / "run"), latent_cache=str(work / "latents"), device=str(dev), seed=seed,
                   steps=train_steps, warmup_steps=max(1, train_steps // 10), checkpoint_every=train_steps,
-                  progress=False, **{"wan.source": wan_source, "wan.checkpointing": checkpointing, **over})
+                  progress=False, **{"wan.source": wan_source, "wan.checkpointing": checkpointing,
+                                     "wan.fp8_base": use_fp8, **over})
 print("clip:", cfg.clip_name, "| context frames", cfg.clip_config.context_frames, "| target frames",
       cfg.clip_config.target_frames, "| wan:", {k: v for k, v in vars(cfg.wan).items() if k != "source"})
 
@@ -214,7 +238,8 @@ print("losses:", [f"{r['loss']:.3g}" for r in read_log(run_dir)])
 
 # %%
 step_dir = checkpoints.latest_checkpoint(run_dir)
-pipe = sample.V4SPipeline.from_pretrained(step_dir, device=dev)  # model, VAE, text encoder, the inference shape
+pipe = sample.V4SPipeline.from_pretrained(step_dir, device=dev, fp8=use_fp8)  # model, VAE, text encoder, the
+# inference shape; fp8: the base multiplies in FP8 as it did in training (v4s sample --fp8)
 infer_clip, model = pipe.clip_config, pipe.model
 example = pipe.load_example(next((work / "heldout").glob("grounding_*")), seed=seed)
 with full.oom_guard("sampling"):  # shift: the run's flow_shift (SamplingSettings.for_run)
@@ -326,7 +351,7 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   video frame would take hours: `codec.LatentCodec.judge_round_trip`). One 181-frame video: 199 s on an H200, 94 s
 #   of it the judge (`results/gpu_2026-12-03d`, random weights).
 # - Speed (H100, 9,256 tokens; `python benchmarks/bench_wan.py --out results/bench_wan_h100`): training step
-#   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB; H200: 1.120 -> 0.822 s), 0.689 s
+#   1.217 s stock -> 0.851 s compiled with full checkpointing (0.70x, 14.8 GB; H200 2026-12-04: 1.105 -> 0.805 s), 0.689 s
 #   checkpointing 10 blocks (0.57x, 40.3 GB); guided denoising step (2 passes) 0.641 s -> 0.419 s compiled (0.65x)
 #   -> 0.227 s compiled + context reuse (0.35x). At the paper's inference shape (13,624 tokens): denoising
 #   1.006 s -> 0.259 s (0.26x), training 1.916 s -> 1.380 s (0.72x, 16.8 GB), 1.237 s checkpointing 18 blocks (40.5 GB).
@@ -334,6 +359,12 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 # - FP8 for the frozen base (`wan.fp8_base: true` in training, `v4s sample --fp8` / `v4s eval --fp8` in sampling;
 #   `v4s_lite.fp8`): a LoRA never changes the base weights, so they are quantized once to FP8 and multiplied on the
 #   FP8 tensor cores of L4 / H100 / H200 (not T4 or A100), the adapter staying in fp32. ~3% error per product
-#   (tested against bf16 on the CPU); its speed on a GPU is not measured yet (`bench_wan.py`'s `train_fp8_sel*` and
-#   `denoise_fp8_compile` rows), so the configs leave it off.
+#   (tested against bf16 on the CPU). Measured on the H200 (`results/bench_wan_h200.md`, 2026-12-04): training
+#   0.724 s at 10.2 GB against 0.805 s at 14.8 GB bf16 (full checkpointing), 0.683 s at 21.0 GB checkpointing 22
+#   blocks; guided denoising 0.383 s against 0.449 s. Full mode here turns it on where the GPU has it; the configs
+#   leave it off (`wan.fp8_base: true` to use it), since what FP8 does to a real run's quality is not measured.
+# - Against DiffSynth-Studio (its own Wan DiT in the same run, `results/bench_wan_h200.md`): training 1.053 s,
+#   ours with FP8 0.685 s at 18.3 GB = 0.65x (checkpointing 22 blocks instead: 0.683 s at 21.0 GB against its
+#   1.065 s, 0.64x, `results/gpu_2026-12-04c`); the goal was 0.6x. Guided denoising with full attention: 0.537 s,
+#   ours 0.383 s = 0.71x (goal 0.5x: the attention itself, 27% of the FLOPs at 9,256 tokens, stays in bf16).
 # - Context reuse: `attention.ContextCache`.
