@@ -165,6 +165,32 @@ def test_sampling_with_fp8_stays_near_the_full_precision_video(tmp_path, capsys)
     assert "--fp8 is for --checkpoint" in capsys.readouterr().err
 
 
+def test_sampling_compiles_the_blocks_when_asked_and_by_default_where_it_pays(tmp_path, capsys):
+    """`v4s sample --compile` (V4SPipeline.from_pretrained(compile=True)) compiles every transformer block and
+    generates what the eager model generates; by default it compiles only on a GPU, for a run trained with
+    wan.compile or sampled in FP8 (eager FP8 is slower than bf16: results/bench_wan_h200.md)."""
+    from types import SimpleNamespace
+
+    from v4s_lite.cli import main
+    from v4s_lite.data import make_dataset
+    from v4s_lite.sample import SamplingSettings, V4SPipeline, compile_by_default
+
+    folder = make_dataset(tmp_path / "d", "grounding", 1, seed=5, clip_cfg="lite", progress=False)[0]
+    lat = {}
+    for compile in (False, True):
+        pipe = V4SPipeline.from_pretrained(ROOT / "data/v4s-lite", device="cpu", compile=compile)
+        assert all((b._compiled_call_impl is not None) == compile for b in pipe.model.transformer.blocks)
+        lat[compile] = pipe(pipe.load_example(folder), SamplingSettings(steps=2), seed=0)[0].latents
+    assert rel(lat[True], lat[False]) < 1e-4
+    wan_run = SimpleNamespace(wan=SimpleNamespace(compile=True))
+    eager_run, lite_run = SimpleNamespace(wan=SimpleNamespace(compile=False)), SimpleNamespace(wan=None)
+    assert compile_by_default(wan_run, "cuda") and not compile_by_default(wan_run, "cpu")
+    assert not compile_by_default(eager_run, "cuda") and compile_by_default(eager_run, "cuda", fp8=True)
+    assert not compile_by_default(lite_run, "cuda") and not compile_by_default(None, "cpu", fp8=True)
+    assert main(["eval", "--videos", str(tmp_path / "d"), "--out", str(tmp_path / "e"), "--no-compile"]) != 0
+    assert "--no-compile is for --checkpoint" in capsys.readouterr().err
+
+
 def test_the_training_loop_trains_the_adapter_over_an_fp8_base(tmp_path):
     """train() as `v4s wan-train` runs it with wan.fp8_base: EMA, clipping, logging and the adapter checkpoint over
     FP8 base layers; the loss is finite, the adapter moves, the checkpoint holds the adapter only."""

@@ -51,7 +51,7 @@ from .pose_views import compared_through
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
 from .scene import Scene
-from .sample import SamplingSettings
+from .sample import SamplingSettings, add_compile_argument
 from .scans import NOT_MEASURED, score_real_clip
 from .statistics import METRIC_KEYS, markdown_table, paired_difference, paired_table, summarize
 from .utils import V4SError
@@ -432,16 +432,17 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
 
 # ------------------------------------------------------------------------------------------ command line
 def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", settings=None,
-                    fp8: bool = False):
+                    fp8: bool = False, compile: bool | None = None):
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
     the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
     settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift). fp8: FP8
-    matmuls in the transformer blocks (V4SPipeline.from_pretrained)."""
+    matmuls in the transformer blocks, compile: its blocks compiled (V4SPipeline.from_pretrained)."""
     from .data import ClipDataset
     from .video import write_video
     from .sample import V4SPipeline
 
-    pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config, fp8=fp8)  # paper_train -> paper
+    pipe = V4SPipeline.from_pretrained(checkpoint, device=device, clip_config=clip_config, fp8=fp8,
+                                       compile=compile)  # paper_train -> paper
     clip_cfg = pipe.clip_config
     ds = ClipDataset(data, clip_cfg, seed=seed)
     out = Path(out)
@@ -475,6 +476,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--device", default="auto", help="where to generate and render (cuda scores several times faster)")
     p.add_argument("--fp8", action="store_true", help="with --checkpoint: FP8 matmuls in the transformer blocks "
                    "(v4s sample --fp8)")
+    add_compile_argument(p)
     p.add_argument("--no-figures", action="store_true", help="skip the per-clip diagnostic pictures")
     p.add_argument("--paired-with", help="another `v4s eval`'s metrics.json on the same clips: paired differences")
     p.set_defaults(func=_cli)
@@ -494,11 +496,11 @@ def _cli(args) -> int:
             raise V4SError("--codec is for --videos; with --checkpoint the checkpoint's own codec is used")
         settings = SamplingSettings.from_args(args)  # checked before the model loads
         videos, codec = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
-                                        args.seed, device, settings, fp8=args.fp8)
+                                        args.seed, device, settings, fp8=args.fp8, compile=args.compile)
         name = "target.mp4"
-    elif args.fp8:
-        raise V4SError("--fp8 is for --checkpoint (it changes how videos are generated); --videos scores videos as "
-                       "they are")
+    elif args.fp8 or args.compile is not None:
+        raise V4SError(f"--{'fp8' if args.fp8 else 'compile' if args.compile else 'no-compile'} is for --checkpoint "
+                       "(it changes how videos are generated); --videos scores videos as they are")
     result = evaluate_videos(videos, args.out, video_name=name, figures=not args.no_figures, codec=codec,
                              device=str(device), paired_with=args.paired_with)
     label = Path(args.checkpoint).name if args.checkpoint else Path(videos).name
