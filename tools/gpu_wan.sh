@@ -9,8 +9,11 @@
 #                                                   # SECS=90 stops 220 steps near step 80 on an H200: 28 s start-up, 0.72 s/step),
 #                                                   # then `--resume` to STEPS
 #   bash tools/gpu_wan.sh interrupt OUT SECS STEPS / resume OUT STEPS   # the two halves of `train`, e.g. in two calls
-#   bash tools/gpu_wan.sh lowmem OUT SECS          # configs/wan22_ti2v_5b_24gb.yaml (full checkpointing) trained for
-#                                                   # SECS s: its s per step and peak memory (OUT/loss_24gb.jsonl)
+#   bash tools/gpu_wan.sh lowmem OUT SECS [--set K=V ...]  # configs/wan22_ti2v_5b_24gb.yaml (full checkpointing)
+#                                                   # trained for SECS s: its s per step and peak memory
+#                                                   # (OUT/loss_24gb.jsonl); the full loop's step, where bench_wan.py
+#                                                   # times the bare step. The FP8 base at the 24 GB pick:
+#                                                   # ... lowmem OUT 120 --set wan.fp8_base=true --set wan.checkpointing=22
 #   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
 #                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
 #   bash tools/gpu_wan.sh score OUT [STEPS]        # `v4s eval --checkpoint` alone (generate + judge), timed
@@ -70,16 +73,18 @@ resume)
   ls runs/wan5b | tee -a $OUT/summary.txt
   ;;
 lowmem)
-  SECS=${1:?seconds}
+  SECS=${1:?seconds}; shift  # the rest: more --set overrides (e.g. wan.fp8_base=true)
+  rm -rf runs/wan5b_24gb  # each lowmem run measures from its own start
   run timeout -s INT $SECS $V4S wan-train configs/wan22_ti2v_5b_24gb.yaml "${SET[@]}" --set out_dir=runs/wan5b_24gb \
-    --set steps=1000 --set checkpoint_every=100000 --set log_every=1 2>&1 | grep -v -i warn | tail -n 4 \
+    --set steps=1000 --set checkpoint_every=100000 --set log_every=1 "$@" 2>&1 | grep -v -i warn | tail -n 4 \
     | tee $OUT/train_24gb.log
   cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl
-  python3 - runs/wan5b_24gb <<'EOF' | tee -a $OUT/summary.txt
+  python3 - runs/wan5b_24gb "$@" <<'EOF' | tee -a $OUT/summary.txt
 import sys
 from v4s_lite.train import read_log, seconds_per_step
 log = read_log(sys.argv[1])
-print(f"24 GB config: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half, "
+print(f"24 GB config{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}: {log[-1]['step']} steps, "
+      f"{seconds_per_step(log):.3f} s per step over the second half, "
       f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
 EOF
   stamp "24 GB config trained for $SECS s"
