@@ -78,13 +78,14 @@ lowmem)
   run timeout -s INT $SECS $V4S wan-train configs/wan22_ti2v_5b_24gb.yaml "${SET[@]}" --set out_dir=runs/wan5b_24gb \
     --set steps=1000 --set checkpoint_every=100000 --set log_every=1 "$@" 2>&1 | grep -v -i warn | tail -n 4 \
     | tee $OUT/train_24gb.log
-  cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl
+  cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl 2>/dev/null
   python3 - runs/wan5b_24gb "$@" <<'EOF' | tee -a $OUT/summary.txt
-import sys
+import os, sys
 from v4s_lite.train import read_log, seconds_per_step
-log = read_log(sys.argv[1])
-print(f"24 GB config{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}: {log[-1]['step']} steps, "
-      f"{seconds_per_step(log):.3f} s per step over the second half, "
+log = read_log(sys.argv[1]) if os.path.exists(f"{sys.argv[1]}/loss.jsonl") else []
+what = f"24 GB config{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}"
+print(f"{what}: no step logged (the reason is in train_24gb.log)" if not log else
+      f"{what}: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half, "
       f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
 EOF
   stamp "24 GB config trained for $SECS s"
