@@ -139,3 +139,24 @@ def test_a_bf16_export_warm_starts_training_in_float32(tmp_path):
     # the config decides the rule over the folder's (a warm start under another rule is the config's choice)
     assert build_model(TrainConfig(init_from=str(tmp_path / "out"), clip="lite",
                                    rope_target="after_context")).rope_target_start is None
+
+
+def test_a_run_without_box_frames_is_judged_unmarked_from_its_folder_and_its_export(tmp_path):
+    """The box ablation's model (box_frames: false) draws no red box, so the judge must not ask it for one
+    (evaluate.score_clip(marked=False)). The pipeline reads that from the run's config, and from an export, which
+    `v4s tables` uses as a run (tools/gpu_lite.sh judge): `v4s export` records it in v4s_export.json."""
+    from v4s_lite.checkpoints import export
+    from v4s_lite.sample import V4SPipeline
+
+    for boxes in (True, False):
+        cfg = TrainConfig(out_dir=str(tmp_path / f"run{boxes}"), clip="quick", model="tiny", device="cpu",
+                          progress=False, box_frames=boxes)
+        save_checkpoint(tmp_path / f"run{boxes}", 1, build_model(cfg), cfg=cfg)
+        ckpt = tmp_path / f"run{boxes}" / "step_000001"
+        out = export(ckpt, tmp_path / f"export{boxes}")
+        assert json.loads((out / "v4s_export.json").read_text())["box_frames"] is boxes
+        assert V4SPipeline.from_pretrained(ckpt, device="cpu").marks_target is boxes
+        assert V4SPipeline.from_pretrained(out, device="cpu").marks_target is boxes
+    # a plain saved model without an export record (data/v4s-lite) was trained with box frames
+    (tmp_path / "exportFalse" / "v4s_export.json").unlink()
+    assert V4SPipeline.from_pretrained(tmp_path / "exportFalse", device="cpu").marks_target is True

@@ -379,3 +379,33 @@ def test_repeated_sampling_any_and_selection_rules():
     assert r["final-view residual"] == [0.5, 1.0, 1.0]  # the views holding the answer fit the room best when right
     for name in SELECTION_RULES:  # no rule beats an oracle, and with one try every rule is that try
         assert all(x <= y for x, y in zip(r[name], r["any"])) and r[name][0] == r["any"][0]
+
+
+def test_an_unmarked_video_is_judged_without_a_box(clip):
+    """The box ablation's model is trained without box frames, so its videos cannot carry a red box. Asking it for
+    one would make "box frames vs none" a comparison that cannot fail (IF = 0 for every unmarked video: what
+    results/lite_2026-12-02 reported as +0.19 before 2026-12-04). Unmarked (`marked=False`): IF is the walk and the
+    target prominent in the final view, as the paper's IF counts its baselines without a box; SD grounds at the
+    final frames' centre, and a red box in the picture is not read as a mark."""
+    scene, meta = clip
+    plain = gt_frames_without_box(meta)
+    est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
+    asked = E.score_clip(meta, plain, est, lpips=False)  # a marked video that forgot its box
+    unmarked = E.score_clip(meta, plain, est, lpips=False, marked=False)
+    assert asked["walk"] == 1 and asked["IF"] == 0 and asked["box_IoU"] == 0.0
+    assert unmarked["IF"] == 1 and unmarked["IF@0.2"] == 1 and np.isnan(unmarked["box_IoU"])
+    assert unmarked["marked"] is False and asked["marked"] is True
+    assert unmarked["SD"] == pytest.approx(asked["SD"])  # no box in either: both ground at the centre
+    # a box drawn on another place in an unmarked video is ignored: SD stays the centre's, not the box's
+    wrong, _ = C.wrong_box_video(meta)
+    boxed_elsewhere = E.score_clip(meta, wrong, est, lpips=False, marked=False)
+    read_as_mark = E.score_clip(meta, wrong, est, lpips=False)
+    assert read_as_mark["IF"] == 0 and boxed_elsewhere["box"] is None
+    assert boxed_elsewhere["SD"] != pytest.approx(read_as_mark["SD"])
+    # the verdict from stored numbers: walk + prominent is enough unmarked, a marked video also needs its box
+    m = {**_GOOD, "box_IoU": 0.0}
+    assert E.apply_judge(dict(m))["IF"] == 0 and E.apply_judge({**m, "marked": False})["IF"] == 1
+    assert E.apply_judge({**m, "marked": False, "target_share": 0.001})["IF"] == 0  # still must look at the target
+    from v4s_lite.cli import main
+    # with --checkpoint the run's config says whether it marks; asking for it as well is refused, not ignored
+    assert main(["eval", "--checkpoint", "nowhere", "--data", "nowhere", "--out", "nowhere", "--unmarked"]) == 2

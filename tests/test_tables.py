@@ -285,3 +285,22 @@ def test_choose_run_skips_unscored_runs_and_refuses_when_none_was_scored():
     assert c["chosen"] == "lite_m" and [r[0] for r in c["rows"]] == ["lite_m"]
     with pytest.raises(V4SError, match="no run .* has a scored"):
         paper_tables.choose_run(res, ["lite_l"], incumbent=None)
+
+
+_WALKS = {"first_psnr": 40.0, "start_err_m": 0.1, "start_err_deg": 1.0, "jump_m": 1.0, "jump_deg": 20.0,
+          "residual_max": 0.05, "DD": 1, "walk": 0.0, "PSNR": 20.0}  # the stored numbers of a video that walks
+
+
+def test_rejudge_asks_no_box_of_the_run_trained_without_box_frames():
+    """Results scored before clips recorded `marked` (results/lite_2026-12-02): the "without box frames" condition's
+    videos were asked for a box they were never trained to draw (IF 0 in every room, so "box frames vs none" could
+    not fail). rejudge scores them unmarked; every other condition keeps its box requirement."""
+    clip = {**_WALKS, "target_share": 0.1, "box_IoU": 0.0, "SD": 0.05, "IF": 0.0, "IF@0.2": 0.0}
+    res = {"conditions": {"without box frames": {"per_clip": {"a": dict(clip), "b": dict(clip, target_share=0.0)}},
+                          "full, same budget": {"per_clip": {"a": dict(clip, box_IoU=0.5), "b": dict(clip)}}}}
+    out = paper_tables.rejudge(res)
+    assert out["conditions"]["without box frames"]["summary"]["IF@0.2"]["mean"] == 0.5  # a: found, b: not in view
+    assert out["conditions"]["full, same budget"]["summary"]["IF@0.2"]["mean"] == 0.5  # b: no box on the target
+    d = out["paired"]["box frames vs none (same budget): IF@0.2"]
+    assert (d["n"], d["wins"], d["losses"], d["mean"]) == (2, 0, 0, 0.0)
+    assert paper_tables.UNMARKED == ("without box frames",) and "without box frames" in paper_tables.VARIANTS

@@ -17,6 +17,14 @@
 #   bash tools/gpu_wan.sh sample OUT [STEPS]       # `v4s export`, stock WanPipeline.load_lora_weights, `v4s sample` and
 #                                                   # `v4s eval --checkpoint` at the inference shape (337 + 181 frames)
 #   bash tools/gpu_wan.sh score OUT [STEPS]        # `v4s eval --checkpoint` alone (generate + judge), timed
+#   bash tools/gpu_wan.sh path OUT SECS STEPS [SAMPLE_STEPS]  # the whole path in one call (a machine does not outlive
+#                                                   # a call): prepare 1 clip, train (SIGINT after SECS s), resume to
+#                                                   # STEPS, export + the stock pipeline check, `v4s eval --checkpoint`
+#                                                   # (a 337 + 181-frame video with joint CFG, then scored)
+# WAN_CFG: the config trained (default configs/wan22_ti2v_5b.yaml; the 24 GB pick: configs/wan22_ti2v_5b_24gb.yaml with
+# WAN_SET="--set wan.fp8_base=true --set wan.checkpointing=22"); CLIP_DEVICE: where make-data renders (default the
+# GPU; cpu: processes beside the GPU work, 36 s per paper clip on one core); EVAL_FLAGS: more `v4s eval` options for
+# `score` (e.g. --fp8 for a run trained with the FP8 base).
 # Every command is a plain `v4s ...` line, printed to OUT/commands.txt. Seeds: training clips k*1,000 (k < N; make-data
 # steps past a seed whose room is held out for OOD, so adjacent seeds could write the same folder: 3 clips from 4 seeds
 # in results/gpu_2026-12-03c) (the training
@@ -32,22 +40,24 @@ V4S="python3 -m v4s_lite.cli"
 SIZE=${WAN_SIZE:-5b}; DEV=${WAN_DEVICE:-cuda}   # WAN_SIZE=tiny WAN_DEVICE=cpu: a dry run of this script on a CPU
 # (with WAN_SET="--set device=cpu --set mixed_precision=no --set wan.compile=false --set wan.checkpointing=1")
 WAN=models/wan22_random_$SIZE
-CFG=configs/wan22_ti2v_5b.yaml
+CFG=${WAN_CFG:-configs/wan22_ti2v_5b.yaml}
+CDEV=${CLIP_DEVICE:-$DEV}
 SET=(--set wan.source=$WAN --set data_root=data/paper/train --set latent_cache=data/paper/latents
      --set out_dir=runs/wan5b --set progress=false --set log_every=10 --set checkpoint_every=50 ${WAN_SET:-})
 case $PHASE in
 prepare)
   N=${1:-4}
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/gpu.txt || true
+  # the clips render while the random weights are made and saved (independent; the renders use little of the GPU)
+  [ "$(ls data/paper/train 2>/dev/null | wc -l)" -ge $(( N < 3 ? N : 3 )) ] || for k in $(seq 0 $((N-1))); do
+    run $V4S make-data --task grounding --scenes 1 --seed $((k*1000)) --clip-config paper --device $CDEV \
+      --out data/paper/train --no-progress > /dev/null 2>> $OUT/errors.log &
+  done
+  [ -d data/paper/val ] || run $V4S make-data --task grounding --scenes 1 --seed 300000 --clip-config paper --device $CDEV \
+    --out data/paper/val --no-progress > /dev/null 2>> $OUT/errors.log &
   [ -f $WAN/model_index.json ] || run $V4S wan-random $WAN --size $SIZE --device $DEV
   du -sh $WAN/* | tee -a $OUT/summary.txt
   stamp "random 5B folder"
-  [ "$(ls data/paper/train 2>/dev/null | wc -l)" -ge 3 ] || for k in $(seq 0 $((N-1))); do
-    run $V4S make-data --task grounding --scenes 1 --seed $((k*1000)) --clip-config paper --device $DEV \
-      --out data/paper/train --no-progress > /dev/null 2>> $OUT/errors.log &
-  done
-  [ -d data/paper/val ] || run $V4S make-data --task grounding --scenes 1 --seed 300000 --clip-config paper --device $DEV \
-    --out data/paper/val --no-progress > /dev/null 2>> $OUT/errors.log &
   wait
   stamp "clips ($(ls data/paper/train | wc -l) training, $(ls data/paper/val | wc -l) validation)"
   run $V4S train $CFG "${SET[@]}" --encode-only 2>&1 | grep -v -i warn | tail -n 3 | tee -a $OUT/summary.txt
@@ -90,12 +100,11 @@ print(f"{what}: no step logged (the reason is in train_24gb.log)" if not log els
 EOF
   stamp "24 GB config trained for $SECS s"
   ;;
-sample)
-  STEPS=${1:-30}
+export)  # `v4s export`, then diffusers' own pipeline loads the exported adapter and computes what the course's
+  # model rebuilt from the run folder does
   CKPT=$(ls -d runs/wan5b/step_* | tail -n 1)
   run $V4S export $CKPT --out runs/wan5b_lora | tee -a $OUT/summary.txt
   stamp "exported"
-  # diffusers' own pipeline loads the exported adapter and computes what the course's model rebuilt from the run does
   run python3 - $CKPT $WAN $DEV <<'EOF' 2>&1 | grep -v -i warn | tee -a $OUT/summary.txt
 import sys, time, torch
 from diffusers import WanPipeline
@@ -119,6 +128,11 @@ print(f"stock pipeline vs course model from the run folder: max |diff| {(a - b).
       f"(scale {a.abs().max().item():.3g})")
 EOF
   stamp "stock pipeline check"
+  ;;
+sample)
+  STEPS=${1:-30}
+  bash $0 export $OUT
+  CKPT=$(ls -d runs/wan5b/step_* | tail -n 1)
   VAL=$(ls -d data/paper/val/grounding_* | head -n 1)
   run $V4S sample $CKPT --clip $VAL --out runs/wan5b_samples --steps $STEPS --guidance joint --scale 5 --device $DEV 2>&1 \
     | grep -v -i warn | tail -n 3 | tee -a $OUT/summary.txt
@@ -144,10 +158,25 @@ score)  # v4s eval --checkpoint alone (generate with joint CFG, then judge; the 
   STEPS=${1:-30}
   CKPT=$(ls -d runs/wan5b/step_* | tail -n 1)
   run $V4S eval --checkpoint $CKPT --data data/paper/val --out runs/wan5b_eval --steps $STEPS --device $DEV \
-    --no-figures 2>&1 | grep -v -i warn | tail -n 12 | tee -a $OUT/summary.txt
+    --no-figures ${EVAL_FLAGS:-} 2>&1 | grep -v -i warn | tail -n 12 | tee -a $OUT/summary.txt
   cp runs/wan5b_eval/metrics.json $OUT/eval_metrics.json
   stamp "v4s eval --checkpoint ($STEPS sampling steps, then the judge)"
+  python3 - $OUT <<'EOF' | tee -a $OUT/summary.txt
+import glob, sys
+import numpy as np
+from PIL import Image
+from v4s_lite.data import read_video
+f = sorted(glob.glob("runs/wan5b_eval/videos/*/target.mp4"))[0]
+v = np.asarray(read_video(f))
+print("scored video", f, v.shape)  # the generated target (frame 0 = the given first frame)
+Image.fromarray(np.concatenate([v[0], v[len(v) // 2], v[-1]], 1)).save(f"{sys.argv[1]}/eval_frames.png")
+EOF
+  ;;
+path)  # the whole path in one call
+  SECS=${1:?seconds before the interrupt}; STEPS=${2:?steps}; SAMPLE=${3:-20}
+  bash $0 prepare $OUT 1; bash $0 interrupt $OUT $SECS $STEPS; bash $0 resume $OUT $STEPS; bash $0 export $OUT
+  bash $0 score $OUT $SAMPLE
   ;;
 *)
-  echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | sample | score"; exit 2 ;;
+  echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | export | sample | score | path"; exit 2 ;;
 esac

@@ -295,7 +295,10 @@ def export(path, out, ema: bool = True, dtype: str | None = None, max_shard_size
             "weights": "ema" if src else "raw", "load_with": how,
             "wan_source": cfg.wan.source if cfg is not None and cfg.wan is not None else None,
             "clip": cfg.clip if cfg is None or isinstance(cfg.clip, str) else cfg.clip.to_dict(),
-            "context_attention": None if cfg is None else cfg.context_attention}
+            "context_attention": None if cfg is None else cfg.context_attention,
+            # whether the model marks its target with red box frames (the box ablation trains without): the judge
+            # asks a box only of a model that draws one (evaluate.score_clip(marked=))
+            "box_frames": None if cfg is None else bool(cfg.box_frames)}
     (out / "v4s_export.json").write_text(json.dumps(info, indent=1))
     return out
 

@@ -14,6 +14,10 @@ grounding video (`score_clip`, thresholds in `Judge`, each with its reason):
 - IF (instruction following: did it go to the instructed object and mark it?): walk, the target visible and
   prominent in the final view (at least `prominent` of the frame at the estimated pose), and the drawn red box on
   it (IoU with the target's box at the estimated final pose at least `box_iou`; a box around the image border fails).
+  A video from a model trained *without* box frames (`marked=False`: the box ablation) has no box to draw, so its IF
+  is the walk and the target prominent in the final view, as the paper's IF counts its baselines that draw no box
+  (Wan2.2-5B: IF 0.94); its SD grounds at the final view's centre. That bar is lower than a marked video's, so a
+  box-frames advantage measured against it is, if anything, understated.
 - SD (spatial distance): the 3D point the final view grounds (the ray through the red box's centre, at a near
   quantile of the room's depth inside the box, `GROUND_DEPTH_QUANTILE`; the image centre without a box) to the
   target's 3D centre, over the room's diagonal; median over the box frames. A geometric measure, apart from IF: a
@@ -250,15 +254,19 @@ def apply_judge(m: dict, judge: Judge = JUDGE) -> dict:
     m["walk"] = float(m["start_ok"] and m["DD"] and m["no_teleport"] and m["no_backtrack"] and m["stops"] and
                       m["fits_room"])
     if m.get("target_share") is not None and not math.isnan(m.get("SD", float("nan"))):
-        if_ = float(m["walk"] and m["target_share"] >= judge.prominent and m["box_IoU"] >= judge.box_iou)
+        # a video that was not asked to mark the target (its model trained without box frames) is not asked for a box
+        boxed = not m.get("marked", True) or m["box_IoU"] >= judge.box_iou
+        if_ = float(m["walk"] and m["target_share"] >= judge.prominent and boxed)
         m.update({"IF": if_, "IF@0.2": float(if_ and m["SD"] < 0.2), "IF@0.1": float(if_ and m["SD"] < 0.1)})
     return m
 
 
 # long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
 def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips: bool | None = None,
-               judge: Judge = JUDGE) -> dict:
+               judge: Judge = JUDGE, marked: bool = True) -> dict:
     """All metrics of one video (uint8 (Nt, H, W, 3)) of the clip described by `meta` (a dataset meta.json).
+    marked: the video was made to mark the target with red box frames (False for a model trained without them: the
+    red-box detector is not consulted, IF needs no box, SD grounds at each final frame's centre).
 
     Returns the metrics (NaN where they do not apply: SD/IF/box for navigation, GT_* for grounding) plus what they
     were computed from: the estimated poses, residuals, re-renders, the detected box and the grounded pixel.
@@ -286,6 +294,8 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
 
     # Consistency with the room: the red box is the model's mark, not part of the room, so it does not count.
     boxes, conf = detect_red_box(frames)
+    if not marked:  # nothing was drawn: whatever red the detector finds is part of the picture, not a mark
+        boxes = np.full_like(boxes, np.nan)
     box_px = red_box_mask(frames, boxes)
     seen = np.where(box_px[..., None], view.rgb, frames)
     out = {"PSNR": float(np.mean(np.minimum(psnr(seen, view.rgb), 100.0))), "SSIM": float(np.mean(ssim(seen, view.rgb))),
@@ -311,8 +321,9 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
         final = _final_box(boxes[-n_box:])
         proj, _ = boxes_from_instance(view.instance[-1:], len(scene.objects))
         iou = float(np.nan_to_num(box_iou(final, proj[0, target.id - 1]))) if final is not None else 0.0
+        iou = iou if marked else nan  # no box asked for: not measured
         share = float((view.instance[-1] == target.id).mean())
-        out.update({"SD": float(np.median(sd)), "box_IoU": iou, "target_share": share})
+        out.update({"SD": float(np.median(sd)), "box_IoU": iou, "target_share": share, "marked": marked})
         out["box"] = None if final is None else [float(x) for x in final]
         out["box_confidence"] = float(np.median(conf[-n_box:]))
         out["residual_end"] = float(np.mean(est.residual[-n_box:]))  # how well the views that hold the answer fit the room
@@ -339,11 +350,12 @@ def jsonable(m: dict) -> dict:
 
 
 def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: bool = True, progress: bool = True,
-                    codec=None, device="cpu", paired_with=None) -> dict:
+                    codec=None, device="cpu", paired_with=None, marked: bool = True) -> dict:
     """Score every clip folder under `videos` (dataset layout; the scored video is `video_name` in each folder).
     codec: the latent codec the videos were decoded by (their renders pass through it: `PoseEstimator(degrade=)`);
     None for videos that never went through one. paired_with: another run's metrics.json on the same clips (other
     weights or settings): result["paired"] holds this run minus that one, clip by clip (IF@0.2, SD, PSNR).
+    marked: the videos mark the target with red box frames (False: made by a model trained without them; score_clip).
 
     Writes out/metrics.json, out/metrics.md and out/figures/<clip>.png when `out` is given; returns the metrics.
     """
@@ -371,7 +383,7 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
         if key not in estimators:
             estimators = {key: PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"],
                                              degrade=codec, device=device)}
-        m = score_clip(meta, frames, estimators[key], lpips=status)
+        m = score_clip(meta, frames, estimators[key], lpips=status, marked=marked)
         per_clip[folder.name] = m
         if out is not None and figures:
             import matplotlib.pyplot as plt
@@ -381,7 +393,9 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
             fig.savefig(Path(out) / "figures" / f"{folder.name}.png", dpi=100)
             plt.close(fig)
     result = {"per_clip": {k: jsonable(v) for k, v in per_clip.items()}, "summary": summarize(per_clip),
-              "notes": [note, f"video scored: {video_name}", compared_through(codec), f"judge: {JUDGE}"]}
+              "notes": [note, f"video scored: {video_name}", compared_through(codec), f"judge: {JUDGE}"] +
+              ([] if marked else ["unmarked videos (a model trained without box frames): IF needs no red box, SD "
+                                  "grounds at the final views' centre"])}
     if any("not_measured" in m for m in per_clip.values()):
         result["notes"].append("real scans (scene null) have no room to re-render: scored first_psnr, frame_motion, "
                                "box_confidence, box_IoU_recorded; not measured: " + "; ".join(
@@ -434,7 +448,8 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
 def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", settings=None,
                     fp8: bool = False, compile: bool | None = None):
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
-    the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec).
+    the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec, whether the
+    model was trained to mark the target with box frames: evaluate_videos(marked=)).
     settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift). fp8: FP8
     matmuls in the transformer blocks, compile: its blocks compiled (V4SPipeline.from_pretrained)."""
     from .data import ClipDataset
@@ -453,7 +468,7 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
         for name in ("meta.json", "context.mp4"):
             shutil.copyfile(folder / name, dest / name)
         write_video(dest / "target.mp4", sample.frames, clip_cfg.fps)
-    return out, pipe.codec
+    return out, pipe.codec, pipe.marks_target
 
 
 def add_cli(subparsers) -> None:
@@ -478,6 +493,9 @@ def add_cli(subparsers) -> None:
                    "(v4s sample --fp8)")
     add_compile_argument(p)
     p.add_argument("--no-figures", action="store_true", help="skip the per-clip diagnostic pictures")
+    p.add_argument("--unmarked", action="store_true", help="with --videos: the videos were made without red box frames "
+                   "(a model trained with box_frames: false): IF needs no box, SD grounds at the final view's centre "
+                   "(with --checkpoint this is read from the run's config)")
     p.add_argument("--paired-with", help="another `v4s eval`'s metrics.json on the same clips: paired differences")
     p.set_defaults(func=_cli)
 
@@ -489,20 +507,23 @@ def _cli(args) -> int:
     device = get_device(args.device)
     videos, name = args.videos, args.video_name
     codec = LiteCodec() if args.codec == "lite" else None
+    marked = not args.unmarked
     if args.checkpoint:
         if not args.data:
             raise V4SError("--checkpoint needs --data DIR: the clips to generate videos for")
         if args.codec is not None:
             raise V4SError("--codec is for --videos; with --checkpoint the checkpoint's own codec is used")
+        if args.unmarked:
+            raise V4SError("--unmarked is for --videos; with --checkpoint the run's config says whether it draws boxes")
         settings = SamplingSettings.from_args(args)  # checked before the model loads
-        videos, codec = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
+        videos, codec, marked = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
                                         args.seed, device, settings, fp8=args.fp8, compile=args.compile)
         name = "target.mp4"
     elif args.fp8 or args.compile is not None:
         raise V4SError(f"--{'fp8' if args.fp8 else 'compile' if args.compile else 'no-compile'} is for --checkpoint "
                        "(it changes how videos are generated); --videos scores videos as they are")
     result = evaluate_videos(videos, args.out, video_name=name, figures=not args.no_figures, codec=codec,
-                             device=str(device), paired_with=args.paired_with)
+                             device=str(device), paired_with=args.paired_with, marked=marked)
     label = Path(args.checkpoint).name if args.checkpoint else Path(videos).name
     print(markdown_table({label: result["summary"]}) + ("\n" + paired_table(result["paired"]) if "paired" in result else ""))
     print(f"wrote {Path(args.out) / 'metrics.json'}")

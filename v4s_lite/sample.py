@@ -282,6 +282,16 @@ def compile_by_default(cfg, device, fp8: bool = False) -> bool:
     return bool(fp8 or (wan is not None and wan.compile))
 
 
+def _marks_target(path, cfg) -> bool:
+    """Whether the model at `path` was trained with box frames: its run config, else an export's v4s_export.json
+    (`v4s export` records it), else True (a plain saved model, e.g. data/v4s-lite: trained with them)."""
+    if cfg is not None:
+        return bool(cfg.box_frames)
+    info = Path(path) / "v4s_export.json"
+    flag = json.loads(info.read_text()).get("box_frames") if info.is_file() else None
+    return True if flag is None else bool(flag)
+
+
 class V4SPipeline:
     """A video from a run, the one entrance (`v4s sample`, `v4s eval --checkpoint`, the tables, tools, notebooks):
 
@@ -303,9 +313,12 @@ class V4SPipeline:
     the settings are what a user varies).
     """
 
-    def __init__(self, model, codec, text_encoder, clip_config, config=None, device="cpu"):
+    def __init__(self, model, codec, text_encoder, clip_config, config=None, device="cpu", marks_target: bool = True):
         self.model, self.codec, self.text_encoder = model, codec, text_encoder
         self.clip_config, self.config, self.device = clip_config, config, get_device(str(device))
+        # trained with box frames, so its videos end marking the target (False: the box ablation's model); the judge
+        # asks a box only of a model that draws one (evaluate.score_clip(marked=))
+        self.marks_target = marks_target
 
     @classmethod
     def from_pretrained(cls, path, device="auto", ema: bool = True, clip_config=None, fp8: bool = False,
@@ -334,7 +347,7 @@ class V4SPipeline:
             print("note: FP8 without compile is slower than bf16 (an H200's guided step: 0.83 s eager FP8, 0.60 s "
                   "bf16, 0.38 s compiled FP8; results/bench_wan_h200.md): drop --no-compile")
         clip_cfg = inference_clip_config(cfg.clip if cfg is not None else "lite", clip_config)
-        return cls(model, codec, text_encoder, clip_cfg, cfg, device)
+        return cls(model, codec, text_encoder, clip_cfg, cfg, device, marks_target=_marks_target(path, cfg))
 
     def load_example(self, folder, sampling: str = "noncontiguous", seed: int = 0) -> dict:
         """One clip folder's ClipDataset item at this pipeline's clip shape (its context chunks drawn as its dataset

@@ -30,6 +30,11 @@ from .utils import V4SError
 # trained has no row.
 VARIANTS = {"without box frames": ("lite_nobox", {}), "contiguous context": ("lite_contiguous", {"sampling": "contiguous"})}
 
+# Conditions whose videos carry no red box: their run trained without box frames. Scored clips say so themselves
+# ("marked": False, evaluate.score_clip); this names them for results scored before they did (2026-12-04), so
+# `rejudge` does not ask those videos for a box they were never trained to draw.
+UNMARKED = ("without box frames",)
+
 # Paired comparisons: name -> (condition a, condition b, metrics); the table reports b - a.
 PAIRS = {
     "joint vs text-only CFG (the paper's 'without context CFG')": ("guidance text", "full (joint CFG)", ("IF@0.2", "SD", "PSNR")),
@@ -136,7 +141,7 @@ def _task(args):
     samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed,
                    drop_context=spec.get("context") == "noise")
     est = estimator(pipe.codec)
-    return [score_clip(meta, s.frames, est, lpips=False) for s in samples]
+    return [score_clip(meta, s.frames, est, lpips=False, marked=pipe.marks_target) for s in samples]
 
 
 def paired(res: dict, pairs: dict = PAIRS) -> dict:
@@ -245,6 +250,8 @@ def rejudge(res: dict, judge=None) -> dict:
     judge = judge or JUDGE
     for name, c in res["conditions"].items():
         for m in c["per_clip"].values():
+            if name in UNMARKED and m.get("SD") is not None:
+                m.setdefault("marked", False)
             if "first_psnr" in m:  # written by this judge (older files lack the walk numbers)
                 apply_judge(m, judge)
         c["summary"] = summarize(c["per_clip"])
