@@ -165,6 +165,22 @@ print({k: round(float(m[k]), 3) for k in show})
 print({k: round(float(m[k]), 3) for k in ("first_psnr", "start_err_m", "jump_m", "residual_max", "target_share")})
 
 # %% [markdown]
+# **A model that was never asked to draw a box.** The paper's box ablation trains a model *without* box frames. Its
+# videos cannot carry a red box, so asking them for one would score every one of them IF = 0, and "box frames vs
+# none" would be a comparison that cannot fail (this course made that mistake once: notebook 09). Such a video is
+# judged **unmarked** (`score_clip(..., marked=False)`, `v4s eval --unmarked`; `v4s eval --checkpoint` and
+# `v4s tables` read it from the run): IF is the walk and the target prominent in the final view, as the paper's IF
+# counts its baselines that draw no box (Wan2.2-5B: IF 0.94), and SD grounds at the final view's centre. The same
+# true walk without its box, judged both ways:
+
+# %%
+plain = E.ground_truth_video(meta, with_box=False)
+for marked in (True, False):
+    u = E.score_clip(meta, plain, est, lpips=False, marked=marked)
+    print(f"marked={marked}: IF {u['IF']:.0f}, walk {u['walk']:.0f}, target share {u['target_share']:.3f}, "
+          f"box IoU {u['box_IoU']:.2f}, SD {u['SD']:.3f}")
+
+# %% [markdown]
 # ## Calibration: videos whose verdict we know
 # `evaluate.calibration_videos` makes ten videos from one clip, and `evaluate.CALIBRATION` says which must pass the
 # headline: the ground truth, the ground truth through the lite codec (what a perfect lite model could output at

@@ -188,9 +188,13 @@ for name, d in rows.items():
 
 # %% [markdown]
 # Read it the way the paper's claims would be tested:
-# * **Box frames** (the paper: 0.54 -> 0.65): shows. The run trained with box frames succeeds in 7 rooms where the
-#   run without fails, and never the other way (+0.19 [+0.08, +0.32]); its frames also agree better with the room
-#   (PSNR +0.9 dB in 34 of 37 rooms).
+# * **Box frames** (the paper: 0.54 -> 0.65): does not show on grounding (+0.08 [-0.03, +0.19], 4 rooms won, 1
+#   lost), though the run with box frames makes frames that agree better with the room (PSNR +0.9 dB in 34 of 37
+#   rooms). A model trained *without* box frames draws no box, so the judge cannot ask it for one: its IF is the walk
+#   and the target prominent in its final view, as the paper's IF counts baselines without a box, and its SD grounds
+#   at the final view's centre (`score_clip(marked=False)`). This course first asked those videos for a box too,
+#   which scored them 0 in every room and reported box frames as winning 7 rooms to 0: a comparison that could not
+#   fail. Check what a metric asks of each condition before you trust a paired row.
 # * **Joint vs text-only guidance** (the paper's "without context CFG", its largest effect): does not show
 #   (+0.05 [-0.05, +0.16], 3 rooms won, 1 lost; SD not separated). These models barely read the room (below), and
 #   context guidance can only amplify what the model reads.

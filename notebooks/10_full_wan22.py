@@ -365,6 +365,9 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   leave it off (`wan.fp8_base: true` to use it), since what FP8 does to a real run's quality is not measured.
 # - Against DiffSynth-Studio (its own Wan DiT in the same run, `results/bench_wan_h200.md`): training 1.053 s,
 #   ours with FP8 0.685 s at 18.3 GB = 0.65x (checkpointing 22 blocks instead: 0.683 s at 21.0 GB against its
-#   1.065 s, 0.64x, `results/gpu_2026-12-04c`); the goal was 0.6x. Guided denoising with full attention: 0.537 s,
+#   1.065 s, 0.64x, `results/gpu_2026-12-04c`); the goal was 0.6x. The whole `v4s wan-train` loop (autocast, fp32
+#   adapters, clipping, EMA, logging) at that pick: 0.715 s per step at 21.0 GiB = 0.67x (`results/gpu_2026-12-04d`,
+#   where the whole path, cache -> train -> interrupt -> resume -> export -> `WanPipeline` -> a 337 + 181-frame video
+#   with joint CFG -> the judge, ran in one 447-s device call). Guided denoising with full attention: 0.537 s,
 #   ours 0.383 s = 0.71x (goal 0.5x: the attention itself, 27% of the FLOPs at 9,256 tokens, stays in bf16).
 # - Context reuse: `attention.ContextCache`.

@@ -146,7 +146,7 @@ def test_a_run_without_box_frames_is_judged_unmarked_from_its_folder_and_its_exp
     (evaluate.score_clip(marked=False)). The pipeline reads that from the run's config, and from an export, which
     `v4s tables` uses as a run (tools/gpu_lite.sh judge): `v4s export` records it in v4s_export.json."""
     from v4s_lite.checkpoints import export
-    from v4s_lite.sample import V4SPipeline
+    from v4s_lite.sample import SamplingSettings, V4SPipeline
 
     for boxes in (True, False):
         cfg = TrainConfig(out_dir=str(tmp_path / f"run{boxes}"), clip="quick", model="tiny", device="cpu",
@@ -157,6 +157,14 @@ def test_a_run_without_box_frames_is_judged_unmarked_from_its_folder_and_its_exp
         assert json.loads((out / "v4s_export.json").read_text())["box_frames"] is boxes
         assert V4SPipeline.from_pretrained(ckpt, device="cpu").marks_target is boxes
         assert V4SPipeline.from_pretrained(out, device="cpu").marks_target is boxes
+    # videos generated with the no-box run record it, so that scoring them later judges them unmarked
+    from v4s_lite.data import make_dataset
+    from v4s_lite.evaluate import GENERATED_FILE, generate_videos
+
+    make_dataset(tmp_path / "clips", "grounding", 1, seed=300000, clip_cfg="quick", progress=False)
+    out, _ = generate_videos(tmp_path / "runFalse" / "step_000001", tmp_path / "clips", tmp_path / "videos",
+                             settings=SamplingSettings(steps=2))
+    assert json.loads((out / GENERATED_FILE).read_text())["marks_target"] is False
     # a plain saved model without an export record (data/v4s-lite) was trained with box frames
     (tmp_path / "exportFalse" / "v4s_export.json").unlink()
     assert V4SPipeline.from_pretrained(tmp_path / "exportFalse", device="cpu").marks_target is True

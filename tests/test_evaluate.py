@@ -409,3 +409,22 @@ def test_an_unmarked_video_is_judged_without_a_box(clip):
     from v4s_lite.cli import main
     # with --checkpoint the run's config says whether it marks; asking for it as well is refused, not ignored
     assert main(["eval", "--checkpoint", "nowhere", "--data", "nowhere", "--out", "nowhere", "--unmarked"]) == 2
+
+
+def test_scoring_a_folder_follows_what_generated_it(tmp_path, clip):
+    """`v4s eval --videos` on videos that `generate_videos` wrote judges them as their model made them: its
+    generated.json says whether that model marks the target; --unmarked says so for videos from elsewhere."""
+    from v4s_lite.cli import main
+    from v4s_lite.data import write_clip, write_video
+
+    scene, meta = clip
+    context = np.zeros((len(meta["context"]["frame_indices"]), meta["height"], meta["width"], 3), np.uint8)
+    folder = write_clip(tmp_path / "videos" / "clip_a", context, gt_frames_without_box(meta), meta)
+    write_video(folder / "target.mp4", gt_frames_without_box(meta), meta["fps"])  # a walk without its box
+    args = ["eval", "--videos", str(tmp_path / "videos"), "--no-figures", "--out"]
+    assert main(args + [str(tmp_path / "asked")]) == 0
+    assert main(args + [str(tmp_path / "told"), "--unmarked"]) == 0
+    (tmp_path / "videos" / E.GENERATED_FILE).write_text(json.dumps({"checkpoint": "x", "marks_target": False}))
+    assert main(args + [str(tmp_path / "recorded")]) == 0
+    IF = {k: json.loads((tmp_path / k / "metrics.json").read_text())["IF"]["mean"] for k in ("asked", "told", "recorded")}
+    assert IF == {"asked": 0.0, "told": 1.0, "recorded": 1.0}

@@ -144,6 +144,42 @@ def test_canonical_scans_start_in_one_place_and_turn_one_way_and_random_scans_ar
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+def test_a_walk_to_a_scan_view_ends_on_the_scans_best_view_of_the_target(seed):
+    """make-data --end scan: the walk's final (held) view is the scan frame that frames the target best, so the
+    answer is in the context video; the default walk is unchanged (its end is drawn as before)."""
+    from v4s_lite.render import framing_score
+    from v4s_lite.world import best_scan_view
+
+    cfg = QUICK.with_(width=W, height=H, scan_frames=33, context_chunks=4)
+    s = make_scene(seed)
+    clip = make_clip(s, "grounding", cfg, seed=seed, end="scan")
+    i, t = clip.end_scan_frame, clip.target_id
+    assert i is not None and 0 <= i < cfg.scan_frames
+    hold = cfg.box_frames + 1
+    assert all(np.array_equal(c, clip.scan_c2w[i]) for c in clip.target_c2w[-hold:])
+    assert all(f.tobytes() == clip.scan_rgb[i].tobytes() for f in clip.target_rgb[-hold:])  # a frame of the scan
+    b = clip.scan_boxes[:, t - 1]
+    inside = (b[:, 0] > 0) & (b[:, 1] > 0) & (b[:, 2] < W) & (b[:, 3] < H) & (clip.scan_visible[:, t - 1] >= 0.9)
+    score = framing_score(b, inside, W, H)
+    assert score[i] == score.max() and np.isfinite(score[i])  # no other scan frame frames it better
+    assert (clip.target_visible[-cfg.box_frames:, t - 1] >= 0.9).all()
+    assert is_free(s, clip.target_c2w[:, :2, 3]).all()
+    default = make_clip(s, "grounding", cfg, seed=seed)
+    assert default.end_scan_frame is None and default.instruction == clip.instruction
+    assert np.array_equal(default.scan_c2w, clip.scan_c2w) and not np.array_equal(default.target_c2w[-1],
+                                                                                   clip.target_c2w[-1])
+    # an object no scan frame shows whole: no scan view to end at (make_clip then keeps the default end)
+    none = np.full_like(clip.scan_boxes, np.nan)
+    assert best_scan_view(none, np.zeros_like(clip.scan_visible), t, W, H) is None
+    with pytest.raises(V4SError, match="grounding"):
+        make_clip(s, "navigation", cfg, seed=seed, end="scan")
+    with pytest.raises(V4SError, match="end must be one of"):
+        make_clip(s, "grounding", cfg, seed=seed, end="ring")
+    with pytest.raises(V4SError, match="free camera pose"):
+        approach_trajectory(s, t, 17, 4, seed, end=np.eye(3))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
 def test_a_walk_from_a_scan_view_starts_on_that_frame_and_still_finds_the_target(seed):
     cfg = QUICK.with_(width=W, height=H, scan_frames=33, context_chunks=4)
     s = make_scene(seed)

@@ -224,6 +224,8 @@ def clip_meta(clip, clip_cfg: ClipConfig) -> dict:
         **({} if getattr(clip, "start_scan_frame", None) is None else {"start_scan_frame": int(clip.start_scan_frame)}),
         # make-data --scan canonical (absent for the default random scan, for the same reason)
         **({} if getattr(clip, "scan_rule", "random") == "random" else {"scan_rule": clip.scan_rule}),
+        # make-data --end scan: the walk ends at (holds) this scan frame (absent otherwise, for the same reason)
+        **({} if getattr(clip, "end_scan_frame", None) is None else {"end_scan_frame": int(clip.end_scan_frame)}),
     }
 
 
@@ -310,11 +312,13 @@ def split_scene(seed: int, split: str = "id"):
 
 
 def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", progress: bool = True,
-                 split: str = "id", device: str = "cpu", start: str = "anywhere", scan: str = "random") -> list[Path]:
+                 split: str = "id", device: str = "cpu", start: str = "anywhere", scan: str = "random",
+                 end: str = "object") -> list[Path]:
     """Render `n_scenes` clips into `out/<task>_<seed>/`, drawing seeds seed, seed+1, ... and keeping those that
     belong to `split` (every seed belongs to "id" unless its room holds the held-out pair). Disjoint seed ranges
     give disjoint sets. `start`: where grounding walks start (world.make_clip: "anywhere" or "scan"); `scan`: the
-    scan's rule ("random" or "canonical", trajectories.scan_trajectory)."""
+    scan's rule ("random" or "canonical", trajectories.scan_trajectory); `end`: where they end ("object" or "scan":
+    the scan's best view of the target)."""
     from tqdm.auto import tqdm
 
     from .language import AmbiguousTarget
@@ -328,6 +332,8 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
         raise V4SError("the ood split holds out a target (colour, category) pair, so it is for --task grounding")
     if start != "anywhere" and task != "grounding":
         raise V4SError(f"--start {start} is for --task grounding (navigation walks start where their commands do)")
+    if end != "object" and task != "grounding":
+        raise V4SError(f"--end {end} is for --task grounding (navigation walks end where their commands do)")
     clip_cfg = get_clip_config(clip_cfg)
     out = Path(out)
     folders = []
@@ -339,7 +345,7 @@ def make_dataset(out, task: str, n_scenes: int, seed: int = 0, clip_cfg="lite", 
                 scene, target_id = drawn
                 try:
                     clip = make_clip(scene, task, clip_cfg, seed=s, target_id=target_id, device=device, start=start,
-                                     scan=scan)
+                                     scan=scan, end=end)
                 except AmbiguousTarget:  # no instruction names the target (a 2026-12-03 GPU run lost a whole
                     pass                 # make-data process to one such room): the next seed, as for another split
                 else:
@@ -435,7 +441,8 @@ def _cli(args) -> int:
         w, h = parse_size(args.size)
         cfg = cfg.with_(width=w, height=h)
     folders = make_dataset(args.out, args.task, args.scenes, args.seed, cfg, progress=not args.no_progress,
-                           split=args.split, device=str(get_device(args.device)), start=args.start, scan=args.scan)
+                           split=args.split, device=str(get_device(args.device)), start=args.start, scan=args.scan,
+                           end=args.end)
     print(f"wrote {len(folders)} {args.task} clips ({cfg.width}x{cfg.height}, scan {cfg.scan_frames} frames, "
           f"target {cfg.target_frames}) to {args.out}")
     return 0
@@ -458,6 +465,10 @@ def add_cli(sub) -> None:
     p.add_argument("--start", default="anywhere", choices=["anywhere", "scan"],
                    help="where grounding walks start: anywhere (default: a view the scan never had) or scan (one of "
                    "the scan's views, so the walk's first frame is a frame of the context video)")
+    p.add_argument("--end", default="object", choices=["object", "scan"],
+                   help="where grounding walks end: object (default: a place near the target the scan never stood "
+                   "at) or scan (the scan's view that frames the target best, so the final view is in the context "
+                   "video)")
     p.add_argument("--scan", default="random", choices=["random", "canonical"],
                    help="the context scan: random (default: its ring starts anywhere, either way round) or canonical "
                    "(always the same start and direction, so a frame's index says where its camera stands)")

@@ -349,13 +349,17 @@ def jsonable(m: dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items() if k not in skip}
 
 
+GENERATED_FILE = "generated.json"  # written by generate_videos beside the clip folders
+
+
 def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: bool = True, progress: bool = True,
-                    codec=None, device="cpu", paired_with=None, marked: bool = True) -> dict:
+                    codec=None, device="cpu", paired_with=None, marked: bool | None = None) -> dict:
     """Score every clip folder under `videos` (dataset layout; the scored video is `video_name` in each folder).
     codec: the latent codec the videos were decoded by (their renders pass through it: `PoseEstimator(degrade=)`);
     None for videos that never went through one. paired_with: another run's metrics.json on the same clips (other
     weights or settings): result["paired"] holds this run minus that one, clip by clip (IF@0.2, SD, PSNR).
-    marked: the videos mark the target with red box frames (False: made by a model trained without them; score_clip).
+    marked: the videos mark the target with red box frames (False: made by a model trained without them; score_clip);
+    None: as `generate_videos` recorded in videos/generated.json, else True.
 
     Writes out/metrics.json, out/metrics.md and out/figures/<clip>.png when `out` is given; returns the metrics.
     """
@@ -367,6 +371,9 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
     folders = clip_folders(videos)
     if not folders:
         raise V4SError(f"{videos}: no clip folders (sub-folders with meta.json); lay videos out as the dataset")
+    if marked is None:
+        made = Path(videos) / GENERATED_FILE
+        marked = json.loads(made.read_text()).get("marks_target", True) if made.is_file() else True
     status, note = lpips_status()
     print(note)
     per_clip, estimators = {}, {}
@@ -448,8 +455,8 @@ def diagnostic_figure(meta: dict, frames, metrics: dict):
 def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, device="cpu", settings=None,
                     fp8: bool = False, compile: bool | None = None):
     """Generate each clip's target video with a trained model (v4s_lite.sample) into out/<clip>/ (dataset layout,
-    the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec, whether the
-    model was trained to mark the target with box frames: evaluate_videos(marked=)).
+    the generated video as target.mp4), ready for `evaluate_videos`. Returns (out, the model's codec). out/generated.json
+    records the checkpoint and whether its model marks the target with box frames (`evaluate_videos` reads it).
     settings: a sample.SamplingSettings (default: its defaults; shift None = the run's flow_shift). fp8: FP8
     matmuls in the transformer blocks, compile: its blocks compiled (V4SPipeline.from_pretrained)."""
     from .data import ClipDataset
@@ -468,7 +475,9 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
         for name in ("meta.json", "context.mp4"):
             shutil.copyfile(folder / name, dest / name)
         write_video(dest / "target.mp4", sample.frames, clip_cfg.fps)
-    return out, pipe.codec, pipe.marks_target
+    # what made these videos, so that scoring them later (v4s eval --videos) judges them as they were made
+    (out / GENERATED_FILE).write_text(json.dumps({"checkpoint": str(checkpoint), "marks_target": pipe.marks_target}))
+    return out, pipe.codec
 
 
 def add_cli(subparsers) -> None:
@@ -507,7 +516,7 @@ def _cli(args) -> int:
     device = get_device(args.device)
     videos, name = args.videos, args.video_name
     codec = LiteCodec() if args.codec == "lite" else None
-    marked = not args.unmarked
+    marked = False if args.unmarked else None  # None: as generate_videos recorded (marked unless it says otherwise)
     if args.checkpoint:
         if not args.data:
             raise V4SError("--checkpoint needs --data DIR: the clips to generate videos for")
@@ -516,7 +525,7 @@ def _cli(args) -> int:
         if args.unmarked:
             raise V4SError("--unmarked is for --videos; with --checkpoint the run's config says whether it draws boxes")
         settings = SamplingSettings.from_args(args)  # checked before the model loads
-        videos, codec, marked = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
+        videos, codec = generate_videos(args.checkpoint, args.data, Path(args.out) / "videos", args.clip_config,
                                         args.seed, device, settings, fp8=args.fp8, compile=args.compile)
         name = "target.mp4"
     elif args.fp8 or args.compile is not None:

@@ -13,6 +13,7 @@ Depth and instance ids come from the pixel-centre ray (no blending, so ids stay 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,3 +266,16 @@ def boxes_from_instance(instance, n_objects: int, coverage=None):
             raise V4SError(f"coverage must be (N, n_objects) = {(N, n_objects)}, got {tuple(cov.shape)}")
         visible = torch.where(cov > 0, counts / cov.clamp(min=1), 0.0).clamp(0, 1)
     return boxes.numpy(), visible.numpy()
+
+
+MIN_SHARE = 0.01  # a target covers at least 1% of the final view (evaluate.Judge.prominent)
+
+
+def framing_score(boxes, whole, width: int, height: int) -> np.ndarray:
+    """How well each frame shows each object as a walk's final view (N, n_obj): the box's share of the image,
+    less for an off-centre box; -inf where the object is cut by the border or covers under MIN_SHARE."""
+    share = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]) / (width * height)
+    centre = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2 / width, (boxes[..., 1] + boxes[..., 3]) / 2 / height], -1)
+    off = np.linalg.norm(centre - 0.5, axis=-1) / math.sqrt(0.5)  # 0 at the centre, 1 in a corner
+    score = share * (1 - off)
+    return np.where(whole & (np.nan_to_num(share) >= MIN_SHARE), np.nan_to_num(score, nan=-np.inf), -np.inf)

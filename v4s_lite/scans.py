@@ -36,6 +36,7 @@ from .config import TEMPORAL_STRIDE, get_clip_config
 from .data import META_VERSION, parse_size, write_clip
 from .video import read_video
 from .language import describe_commands
+from .render import MIN_SHARE, framing_score  # noqa: F401  (how well a view frames an object: also make-data --end scan)
 from .rope import DEFAULT_GAP, context_positions
 from .sampling import n_chunk_slots, sample_context_frames
 from .scan_layouts import (LAYOUTS, READERS, Scan, detect_layout, obb_corners, read_arkitscenes,  # noqa: F401
@@ -46,7 +47,6 @@ CAMERAS = ("opencv", "opengl")
 UPS = ("auto", "x", "y", "z", "-x", "-y", "-z")
 ROPE_MAX_SEQ_LEN = 1024  # the presets' transformer config (model.transformer_config: rope_max_seq_len)
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips camera y (up -> down) and z (back -> forward)
-MIN_SHARE = 0.01  # a target covers at least 1% of the final view (evaluate.Judge.prominent)
 
 
 # ------------------------------------------------------------------------------------------- conventions
@@ -178,16 +178,6 @@ def project_boxes(corners, c2w, K, width: int, height: int) -> tuple[np.ndarray,
                 boxes[i, j] = (x0, y0, x1, y1)
                 whole[i, j] = bool((uv.min(0) >= 0).all() and (uv[:, 0].max() <= width) and (uv[:, 1].max() <= height))
     return boxes, whole
-
-
-def framing_score(boxes, whole, width: int, height: int) -> np.ndarray:
-    """How well each frame shows each object as a walk's final view (N, n_obj): the box's share of the image,
-    less for an off-centre box; -inf where the object is cut by the border or covers under MIN_SHARE."""
-    share = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]) / (width * height)
-    centre = np.stack([(boxes[..., 0] + boxes[..., 2]) / 2 / width, (boxes[..., 1] + boxes[..., 3]) / 2 / height], -1)
-    off = np.linalg.norm(centre - 0.5, axis=-1) / math.sqrt(0.5)  # 0 at the centre, 1 in a corner
-    score = share * (1 - off)
-    return np.where(whole & (np.nan_to_num(share) >= MIN_SHARE), np.nan_to_num(score, nan=-np.inf), -np.inf)
 
 
 # ------------------------------------------------------------------------------------------ the clip folders

@@ -150,16 +150,23 @@ def _end_pose(scene: Scene, target: SceneObject, rng) -> np.ndarray:
 
 
 def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int, seed: int,
-                        start: np.ndarray | None = None) -> np.ndarray:
+                        start: np.ndarray | None = None, end: np.ndarray | None = None) -> np.ndarray:
     """The grounding walk: start somewhere (off the scan ring when possible, facing anywhere), walk a free path
     while turning, end with the target centred at a comfortable distance, then hold still for n_hold frames.
     `start`: a camera pose (4, 4) to start from instead, e.g. one of the scan's (world.make_clip(start="scan")):
-    the walk's first frame is then that view exactly."""
+    the walk's first frame is then that view exactly. `end`: a camera pose (4, 4) to end at instead, e.g. the scan's
+    view that frames the target best (world.make_clip(end="scan")): the held frames are then that view exactly."""
     if n_frames - n_hold < 2 or n_hold < 0:
         raise V4SError(f"approach_trajectory: n_frames={n_frames}, n_hold={n_hold} leaves fewer than 2 moving frames")
     rng = np.random.default_rng([seed, 2])
     target = scene.object(target_id)
-    end = _end_pose(scene, target, rng)
+    chosen = _end_pose(scene, target, rng)  # drawn anyway, so the rest of the walk draws the same numbers
+    if end is not None:
+        end = np.asarray(end, dtype=float)
+        if end.shape != (4, 4) or not is_free(scene, end[None, :2, 3]).all():
+            raise V4SError(f"approach_trajectory: end must be a free camera pose (4, 4) in the room; got shape "
+                           f"{end.shape}" + ("" if end.shape != (4, 4) else f" at {end[:2, 3].round(2)}"))
+    end = chosen if end is None else end
     end_xy = end[:2, 3]
     W, D, _ = scene.room
     rx, ry = scan_ring_radii(W, D)
