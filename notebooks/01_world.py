@@ -150,7 +150,10 @@ plt.show()
 # loss gap where it was (`results/gpu_2026-12-04b`). A second option, `scan="canonical"` (`--scan canonical`),
 # starts every scan at the same place on its ring, so a context frame's index says where its camera stands: it
 # asks whether the model reads the room once the geometry is given. Measured: no again (`results/gpu_2026-12-04c`,
-# notebook 09).
+# notebook 09). A third, `end="scan"` (`--end scan`), ends the walk at the scan's best view of the target, so the
+# answer is a view the context video passed through, as when a real recording's target segment is cut from the
+# video the context comes from: can the model learn to *find* the answer before it can *synthesise* it? Not yet
+# measured.
 
 # %%
 rng = np.random.default_rng(seed)

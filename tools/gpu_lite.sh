@@ -10,7 +10,9 @@
 #                                                   # --start scan; EVAL_SETS: the evaluation sets, default "val test";
 #                                                   # val_scan / test_scan: the same rooms, walks from a scan view;
 #                                                   # SCAN=canonical: every set with canonical scans, make-data --scan
-#                                                   # canonical, in DATA=data/lite_canon)
+#                                                   # canonical, in DATA=data/lite_canon; END=scan: training walks
+#                                                   # end at the scan's best view of the target, make-data --end scan,
+#                                                   # in data/lite_end; val_end: validation walks that do)
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's;
 #                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
@@ -66,18 +68,21 @@ DEVICE=${DEVICE:-cuda}  # DEVICE=cpu VAL_N=1 TEST_N=1 bash tools/gpu_lite.sh ...
 JD=${JUDGE_DEVICE:+--judge-device $JUDGE_DEVICE}  # JUDGE_DEVICE=cpu: generate on the GPU, judge on the CPUs
 VAL_N=${VAL_N:-16}; TEST_N=${TEST_N:-25}; WORKERS=${WORKERS:-16}  # rooms per process of the val and test sets (the seeds: docs/DATA.md)
 SCAN=${SCAN:-random}  # the context scans of every set this call renders: random | canonical (make-data --scan)
-DATA=${DATA:-$([ $SCAN = canonical ] && echo data/lite_canon || echo data/lite)}  # one folder per scan rule
-mkdir -p runs $DATA $OUT
+mkdir -p runs $OUT
 t0=$(date +%s)
 mk() {  # mk TASK SPLIT N SEED DEST [make-data options]
   $V4S make-data --task $1 --split $2 --scenes $3 --seed $4 --clip-config lite --device $DEVICE --out $5 --no-progress \
     --scan $SCAN "${@:6}" > /dev/null 2>> $OUT/mk_errors.log
 }
 START=${START:-anywhere}  # where the training rooms' grounding walks start: anywhere | scan (make-data --start)
+END=${END:-object}  # where they end: object | scan (make-data --end scan: the scan's best view of the target)
+# one folder per kind of rooms, so a warm machine's clips are never taken for another kind's
+DATA=${DATA:-data/lite$([ $SCAN = canonical ] && echo _canon)$([ $END = scan ] && echo _end)}
+mkdir -p $DATA
 ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   if [ -d $DATA/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
-  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) $DATA/train --start $START & done
+  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) $DATA/train --start $START --end $END & done
   for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) $DATA/train & done
   wait
   echo "training clips: $(ls $DATA/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
@@ -99,8 +104,9 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it e
       test) test_id_ood $DATA/test
             for k in 0 1 2 3; do mk navigation id $TEST_N $((410000+k*1000)) $DATA/test/nav & done ;;
       val_scan) val_id $DATA/val_scan --start scan ;;
+      val_end) val_id $DATA/val_end --start $START --end scan ;;  # walks that end at a scan view (END=scan runs)
       test_scan) test_id_ood $DATA/test_scan --start scan ;;
-      *) echo "unknown evaluation set $s (val | test | val_scan | test_scan)"; exit 2 ;;
+      *) echo "unknown evaluation set $s (val | test | val_scan | test_scan | val_end)"; exit 2 ;;
     esac
   done
   wait
@@ -194,10 +200,11 @@ train)
   fi
   for r in "$@"; do
     case $r in
-      lite|scan_lite|canon_lite) extra="" ;;  # scan_*, canon_*: names for runs on START=scan / SCAN=canonical rooms
+      lite|scan_lite|canon_lite|end_lite) extra="" ;;  # scan_*, canon_*, end_*: names for runs on START=scan /
+        # SCAN=canonical / END=scan rooms
       lite_m) extra="--set model=lite_m" ;;
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
-      lite_warm|scan_warm|canon_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
+      lite_warm|scan_warm|canon_warm|end_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox) extra="--set box_frames=false" ;;
