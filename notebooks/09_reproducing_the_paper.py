@@ -312,6 +312,14 @@ else:
 # match views across a long video with it; a 2.3M model trained from scratch for minutes does not acquire it. The
 # context-dependent ablations below (joint vs text guidance, non-contiguous sampling) therefore cannot show with
 # the lite model, and the course says so rather than reading noise as an effect.
+#
+# One difference from the paper remains untested. Every walk above ends at a view no context frame shows, so
+# reading the room means *synthesising* a new view; in the paper's recordings the target segment is cut from the
+# recording the context comes from, so the answer can also be *found*. `v4s make-data --end scan` ends the walk at
+# the scan's best view of the target. The models above do not use such an answer even when it is there: on the same
+# 32 validation rooms with `--end scan` walks, the room's gap at the destination is +3.0% for the shipped model and
+# for the canonical-scan run, against +3.6% on the usual walks (`results/gpu_2026-12-04d/gaps_val_end_cpu.txt`).
+# Whether a model *trained* on such walks learns to find the answer is the next measurement.
 
 # %% [markdown]
 # ## Exercise: a paired difference
