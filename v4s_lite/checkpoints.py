@@ -34,6 +34,7 @@ from .model import V4SModel, build_model
 from .utils import TrainingDiverged, V4SError
 
 TRANSFORMER_DIR, LORA_DIR, EMA_DIR = "transformer", "transformer_lora", "transformer_ema"
+EXPORT_INFO = "v4s_export.json"  # what `export` records beside the weights (step, base, clip shape, box frames)
 STATE_FILE, META_FILE = "training_state.pt", "trainer_state.json"
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' name: load_lora_adapter(folder, weight_name=...)
 
@@ -299,8 +300,14 @@ def export(path, out, ema: bool = True, dtype: str | None = None, max_shard_size
             # whether the model marks its target with red box frames (the box ablation trains without): the judge
             # asks a box only of a model that draws one (evaluate.score_clip(marked=))
             "box_frames": None if cfg is None else bool(cfg.box_frames)}
-    (out / "v4s_export.json").write_text(json.dumps(info, indent=1))
+    (out / EXPORT_INFO).write_text(json.dumps(info, indent=1))
     return out
+
+
+def export_info(path) -> dict | None:
+    """The settings `export` recorded in a model folder (EXPORT_INFO), or None for a folder it did not write."""
+    info = Path(path) / EXPORT_INFO
+    return json.loads(info.read_text()) if info.is_file() else None
 
 
 def add_cli(subparsers):
@@ -319,5 +326,5 @@ def _cli_export(args):
     if not (path / META_FILE).exists() and list_checkpoints(path):
         path = latest_checkpoint(path)
     out = export(path, args.out, ema=not args.no_ema, dtype=args.dtype, max_shard_size=args.max_shard_size)
-    print(f"exported {path.name} to {out}: {json.loads((out / 'v4s_export.json').read_text())['load_with']}")
+    print(f"exported {path.name} to {out}: {export_info(out)['load_with']}")
     return 0

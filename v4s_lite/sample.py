@@ -285,10 +285,11 @@ def compile_by_default(cfg, device, fp8: bool = False) -> bool:
 def _marks_target(path, cfg) -> bool:
     """Whether the model at `path` was trained with box frames: its run config, else an export's v4s_export.json
     (`v4s export` records it), else True (a plain saved model, e.g. data/v4s-lite: trained with them)."""
+    from .checkpoints import export_info
+
     if cfg is not None:
         return bool(cfg.box_frames)
-    info = Path(path) / "v4s_export.json"
-    flag = json.loads(info.read_text()).get("box_frames") if info.is_file() else None
+    flag = (export_info(path) or {}).get("box_frames")
     return True if flag is None else bool(flag)
 
 
