@@ -305,34 +305,21 @@ def test_make_data_cli_writes_dataset(tmp_path):
     assert torch.isnan(item["boxes"]).all()
 
 
-def test_make_data_start_scan_records_the_scan_frame_the_walk_starts_on(tmp_path, made):
+@pytest.mark.parametrize("flag, frame", [("start", 0), ("end", -1)])
+def test_make_data_start_or_end_scan_records_the_scan_frame_the_walk_starts_or_ends_on(tmp_path, made, flag, frame):
+    """--start scan: the walk's first frame is a scan frame; --end scan: its held final frame is."""
     args = _make_data_parser().parse_args(["make-data", "--task", "grounding", "--scenes", "1", "--seed", "5",
                                            "--clip-config", "quick", "--size", "40x24", "--out", str(tmp_path),
-                                           "--no-progress", "--start", "scan"])
+                                           "--no-progress", f"--{flag}", "scan"])
     assert args.func(args) == 0
     rec = load_clip(tmp_path / "grounding_000005")
-    i = rec.meta["start_scan_frame"]
-    assert np.allclose(rec.meta["target"]["c2w"][0], rec.meta["context"]["c2w"][i], atol=1e-6)
-    # the first target frame is the scan's frame i (both through the video codec: nearly equal, not bit-equal)
-    assert np.abs(rec.target[0].astype(int) - rec.context[i].astype(int)).mean() < 2
-    assert "start_scan_frame" not in json.loads((made[0][0] / "meta.json").read_text())  # default: as before
+    i = rec.meta[f"{flag}_scan_frame"]
+    assert np.allclose(rec.meta["target"]["c2w"][frame], rec.meta["context"]["c2w"][i], atol=1e-6)
+    # that target frame is the scan's frame i (both through the video codec: nearly equal, not bit-equal)
+    assert np.abs(rec.target[frame].astype(int) - rec.context[i].astype(int)).mean() < 2
+    assert f"{flag}_scan_frame" not in json.loads((made[0][0] / "meta.json").read_text())  # default: as before
     with pytest.raises(V4SError, match="--task grounding"):
-        data.make_dataset(tmp_path / "nav", "navigation", 1, seed=3, clip_cfg=TINY, progress=False, start="scan")
-
-
-def test_make_data_end_scan_records_the_scan_frame_the_walk_ends_on(tmp_path, made):
-    args = _make_data_parser().parse_args(["make-data", "--task", "grounding", "--scenes", "1", "--seed", "5",
-                                           "--clip-config", "quick", "--size", "40x24", "--out", str(tmp_path),
-                                           "--no-progress", "--end", "scan"])
-    assert args.func(args) == 0
-    rec = load_clip(tmp_path / "grounding_000005")
-    i = rec.meta["end_scan_frame"]
-    assert np.allclose(rec.meta["target"]["c2w"][-1], rec.meta["context"]["c2w"][i], atol=1e-6)
-    # the held final view is the scan's frame i (both through the video codec: nearly equal, not bit-equal)
-    assert np.abs(rec.target[-1].astype(int) - rec.context[i].astype(int)).mean() < 2
-    assert "end_scan_frame" not in json.loads((made[0][0] / "meta.json").read_text())  # default: as before
-    with pytest.raises(V4SError, match="--task grounding"):
-        data.make_dataset(tmp_path / "nav", "navigation", 1, seed=3, clip_cfg=TINY, progress=False, end="scan")
+        data.make_dataset(tmp_path / "nav", "navigation", 1, seed=3, clip_cfg=TINY, progress=False, **{flag: "scan"})
 
 
 def test_make_data_scan_canonical_records_its_rule_and_puts_every_scan_on_one_start(tmp_path, made):

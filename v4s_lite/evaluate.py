@@ -320,8 +320,10 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
             sd.append(spatial_distance(point, target.center, scene.room))
         final = _final_box(boxes[-n_box:])
         proj, _ = boxes_from_instance(view.instance[-1:], len(scene.objects))
-        iou = float(np.nan_to_num(box_iou(final, proj[0, target.id - 1]))) if final is not None else 0.0
-        iou = iou if marked else nan  # no box asked for: not measured
+        if not marked:  # no box asked for: not measured
+            iou = nan
+        else:
+            iou = float(np.nan_to_num(box_iou(final, proj[0, target.id - 1]))) if final is not None else 0.0
         share = float((view.instance[-1] == target.id).mean())
         out.update({"SD": float(np.median(sd)), "box_IoU": iou, "target_share": share, "marked": marked})
         out["box"] = None if final is None else [float(x) for x in final]

@@ -149,6 +149,15 @@ def _end_pose(scene: Scene, target: SceneObject, rng) -> np.ndarray:
     return cands[good[rng.integers(len(good))]]
 
 
+def _free_pose(scene: Scene, pose, name: str) -> np.ndarray:
+    """A given walk pose (approach_trajectory's `start` / `end`) as float (4, 4), or a V4SError saying why not."""
+    pose = np.asarray(pose, dtype=float)
+    if pose.shape != (4, 4) or not is_free(scene, pose[None, :2, 3]).all():
+        raise V4SError(f"approach_trajectory: {name} must be a free camera pose (4, 4) in the room; got shape "
+                       f"{pose.shape}" + ("" if pose.shape != (4, 4) else f" at {pose[:2, 3].round(2)}"))
+    return pose
+
+
 def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int, seed: int,
                         start: np.ndarray | None = None, end: np.ndarray | None = None) -> np.ndarray:
     """The grounding walk: start somewhere (off the scan ring when possible, facing anywhere), walk a free path
@@ -161,20 +170,12 @@ def approach_trajectory(scene: Scene, target_id: int, n_frames: int, n_hold: int
     rng = np.random.default_rng([seed, 2])
     target = scene.object(target_id)
     chosen = _end_pose(scene, target, rng)  # drawn anyway, so the rest of the walk draws the same numbers
-    if end is not None:
-        end = np.asarray(end, dtype=float)
-        if end.shape != (4, 4) or not is_free(scene, end[None, :2, 3]).all():
-            raise V4SError(f"approach_trajectory: end must be a free camera pose (4, 4) in the room; got shape "
-                           f"{end.shape}" + ("" if end.shape != (4, 4) else f" at {end[:2, 3].round(2)}"))
-    end = chosen if end is None else end
+    end = chosen if end is None else _free_pose(scene, end, "end")
     end_xy = end[:2, 3]
     W, D, _ = scene.room
     rx, ry = scan_ring_radii(W, D)
     if start is not None:
-        start = np.asarray(start, dtype=float)
-        if start.shape != (4, 4) or not is_free(scene, start[None, :2, 3]).all():
-            raise V4SError(f"approach_trajectory: start must be a free camera pose (4, 4) in the room; got shape "
-                           f"{start.shape}" + ("" if start.shape != (4, 4) else f" at {start[:2, 3].round(2)}"))
+        start = _free_pose(scene, start, "start")
         pts = start[None, :2, 3]
     else:
         pts = np.stack([rng.uniform(0, W, 400), rng.uniform(0, D, 400)], -1)
