@@ -304,3 +304,18 @@ def test_rejudge_asks_no_box_of_the_run_trained_without_box_frames():
     d = out["paired"]["box frames vs none (same budget): IF@0.2"]
     assert (d["n"], d["wins"], d["losses"], d["mean"]) == (2, 0, 0, 0.0)
     assert paper_tables.UNMARKED == ("without box frames",) and "without box frames" in paper_tables.VARIANTS
+
+
+def test_ablations_pair_with_the_run_they_were_trained_beside(tmp_path):
+    # an END=scan recipe's box-frames ablation (end_lite_nobox) pairs with end_lite, not with the shipped recipe's lite
+    _run(tmp_path, "lite", 3501)
+    _run(tmp_path, "end_lite", 2000, 4000, 6010)
+    _run(tmp_path, "end_lite_nobox", 2000, 4000, 5990)
+    c = paper_tables.conditions(tmp_path, main="end_lite", ablated="end_lite")
+    pick = lambda name: (c[name]["ckpt"].name, nearest_checkpoint(c[name]["ckpt"], c[name].get("step")).name)
+    assert pick("full, same budget") == ("end_lite", "step_006010")
+    assert pick("without box frames") == ("end_lite_nobox", "step_005990")
+    assert "without box frames" not in paper_tables.conditions(tmp_path)  # lite has no lite_nobox beside it
+    _run(tmp_path, "old_nobox", 100)  # an ablation whose run is gone: say so, and which flag names the run
+    with pytest.raises(V4SError, match="--ablated"):
+        paper_tables.conditions(tmp_path, ablated="old")

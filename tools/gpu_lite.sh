@@ -152,15 +152,20 @@ data)
   train_data $N
   eval_data
   # encode once per data setting (lite and lite_m share one)
-  # (the ablation runs' caches only with ABLATIONS=1: the size sweep needs the main one alone)
+  # (the ablation runs' caches only with ABLATIONS: the size sweep needs the main one alone; ABLATIONS=1: both
+  # ablations' caches, ABLATIONS=nobox / contig: that one's)
   enc="$V4S train configs/lite.yaml --encode-only --set data_root=$DATA/train --set progress=false"
-  if [ "${ABLATIONS:-0}" = 1 ]; then
-    $enc --set num_workers=5 > $OUT/enc_main.log 2>&1 &
-    $enc --set num_workers=5 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
-    $enc --set num_workers=5 --set box_frames=false > $OUT/enc_nobox.log 2>&1 &
-  else
-    $enc --set num_workers=15 > $OUT/enc_main.log 2>&1 &
-  fi
+  case ${ABLATIONS:-0} in
+    1) $enc --set num_workers=5 > $OUT/enc_main.log 2>&1 &
+       $enc --set num_workers=5 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
+       $enc --set num_workers=5 --set box_frames=false > $OUT/enc_nobox.log 2>&1 & ;;
+    nobox) $enc --set num_workers=7 > $OUT/enc_main.log 2>&1 &
+       $enc --set num_workers=7 --set box_frames=false > $OUT/enc_nobox.log 2>&1 & ;;
+    contig) $enc --set num_workers=7 > $OUT/enc_main.log 2>&1 &
+       $enc --set num_workers=7 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 & ;;
+    0) $enc --set num_workers=15 > $OUT/enc_main.log 2>&1 & ;;
+    *) echo "ABLATIONS=${ABLATIONS}: expected 0, 1, nobox or contig"; exit 2 ;;
+  esac
   wait
   tail -n 1 $OUT/enc_*.log | tee -a $OUT/summary.txt
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
@@ -207,7 +212,7 @@ train)
       lite_warm|scan_warm|canon_warm|end_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
-      lite_nobox) extra="--set box_frames=false" ;;
+      lite_nobox|end_lite_nobox) extra="--set box_frames=false" ;;  # RUN_nobox ablates RUN (v4s tables --ablated RUN)
       *) echo "unknown run $r"; exit 2 ;;
     esac
     resume=""; ls -d runs/$r/step_* > /dev/null 2>&1 && resume="--resume"

@@ -26,9 +26,10 @@ from pathlib import Path
 from .utils import V4SError
 
 
-# Ablation runs beside the shipped run (RUNS/<main>): name -> (folder, generation settings). A run that was not
+# Ablation runs beside the run they ablate (RUNS/<ablated>, default lite): name -> (folder suffix, generation
+# settings); RUNS/lite_nobox ablates RUNS/lite, RUNS/end_lite_nobox ablates RUNS/end_lite. A run that was not
 # trained has no row.
-VARIANTS = {"without box frames": ("lite_nobox", {}), "contiguous context": ("lite_contiguous", {"sampling": "contiguous"})}
+VARIANTS = {"without box frames": ("nobox", {}), "contiguous context": ("contiguous", {"sampling": "contiguous"})}
 
 # Conditions whose videos carry no red box: their run trained without box frames. Scored clips say so themselves
 # ("marked": False, evaluate.score_clip); this names them for results scored before they did (2026-12-04), so
@@ -49,17 +50,21 @@ PAIRS = {
 }
 
 
-def conditions(runs: Path, main: str = "lite", tries: int = 1, also=()) -> dict:
-    """Every condition of the tables. The ablation variants (trained at the lite size, RUNS/lite) are compared with
-    RUNS/lite's checkpoint nearest to the fewest steps any variant reached (the same budget and recipe; runs
-    interrupted together stop a few steps apart). `main` is the run the headline rows use; `tries` > 1 adds
+def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite") -> dict:
+    """Every condition of the tables. The ablation variants (RUNS/<ablated>_nobox, ..., each trained beside
+    RUNS/<ablated> at its size and recipe) are compared with RUNS/<ablated>'s checkpoint nearest to the fewest steps
+    any variant reached (the same budget and recipe; runs interrupted together stop a few steps apart). `main` is the run the headline rows use; `tries` > 1 adds
     repeated sampling to the "full" row. `also`: more runs under RUNS, each with its own "full: RUN" row (joint
     CFG, last checkpoint): the size sweep and the shipped model side by side on the same rooms and noise seeds."""
     from .checkpoints import nearest_checkpoint
 
     runs = Path(runs)
     main_run = runs / main
-    trained = {name: (runs / folder, extra) for name, (folder, extra) in VARIANTS.items() if (runs / folder).exists()}
+    trained = {name: (runs / f"{ablated}_{suffix}", extra) for name, (suffix, extra) in VARIANTS.items()
+               if (runs / f"{ablated}_{suffix}").exists()}
+    if trained and not (runs / ablated).is_dir():
+        raise V4SError(f"{sorted(str(r) for r, _ in trained.values())} ablate {runs / ablated}, which does not exist: "
+                       "pass the run they were trained beside as --ablated RUN")
     budget = min((int(nearest_checkpoint(run).name[5:]) for run, _ in trained.values()), default=None)
     c = {
         "ground truth": dict(kind="gt", split="id"),
@@ -73,7 +78,7 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=()) -> dict:
         "context 16 chunks": dict(ckpt=main_run, split="id", chunks=16),
     }
     if trained:
-        c["full, same budget"] = dict(ckpt=runs / "lite", step=budget, split="id")
+        c["full, same budget"] = dict(ckpt=runs / ablated, step=budget, split="id")
         for name, (run, extra) in trained.items():
             c[name] = dict(ckpt=run, step=budget, split="id", **extra)
     c.update({
@@ -346,7 +351,7 @@ def _kept(old: dict | None, name: str) -> dict:
 # long (~95 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
-                 also=(), judge_device: str | None = None, resume: bool = False) -> dict:
+                 also=(), judge_device: str | None = None, resume: bool = False, ablated: str = "lite") -> dict:
     """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
@@ -369,7 +374,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     missing = [r for r in also if not (Path(runs) / r).is_dir()]
     if missing:
         raise V4SError(f"--also {missing}: no such run folder under {runs}")
-    conds = conditions(Path(runs), main, tries, also)
+    conds = conditions(Path(runs), main, tries, also, ablated)
     if only is not None and also:  # the runs' own rows always run
         only = list(only) + [f"full: {r}" for r in also]
     if only:
@@ -449,6 +454,8 @@ def add_cli(subparsers) -> None:
                    "the current judge's thresholds (evaluate.Judge), from its stored numbers; nothing is generated")
     p.add_argument("--out", required=True, help="the results file, e.g. results/lite_tables.json")
     p.add_argument("--main", default="lite", help="the shipped run's folder name under --runs (default lite)")
+    p.add_argument("--ablated", default="lite", help="the run the ablation runs RUN_nobox / RUN_contiguous were "
+                   "trained beside: their 'full, same budget' row (default lite)")
     p.add_argument("--tries", type=int, default=1, help="repeated sampling: tries per clip of the full row")
     p.add_argument("--device", default="auto")
     p.add_argument("--judge-device", default=None, help="where the judge renders and compares (default: --device); "
@@ -494,5 +501,5 @@ def _cli(args) -> int:
         raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
                  args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]),
-                 also=args.also, judge_device=args.judge_device, resume=args.resume)
+                 also=args.also, judge_device=args.judge_device, resume=args.resume, ablated=args.ablated)
     return 0
