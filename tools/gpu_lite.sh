@@ -55,7 +55,7 @@
 # Seeds (docs/DATA.md; every range disjoint, so no evaluated room is ever trained on):
 #   training   grounding 0-29,999 (12 x N from k*2,500 + ROOMS_FROM), navigation 50,000-59,999 (4 x N from 50,000 +
 #              k*2,500 + ROOMS_FROM), ROOMS_FROM + N <= 2,500. The seeds each run saw, and the next range that no
-#              model has seen (ROOMS_FROM=1320, N <= 180), are listed in docs/DATA.md (the shipped model's seeds
+#              model has seen (ROOMS_FROM=1620, N <= 380), are listed in docs/DATA.md (the shipped model's seeds
 #              k*1,000 + 0..119 fall inside these blocks: 3,000-3,119 is block 1's offsets 500-619)
 #   val        id 300,000+, navigation 310,000+, ood 320,000-359,999: every choice is made here
 #   test       id 400,000+, navigation 410,000+, ood 500,000-599,999: only reported
@@ -267,8 +267,9 @@ ship)  # each RUN's last checkpoint's EMA weights as data/v4s-lite ships them (b
   done
   ;;
 bundle)  # everything under OUT but the weight shards in one archive: at most 8 files come back from a call
-  (cd $OUT && tar czf bundle.tgz --exclude='*.safetensors' --exclude=bundle.tgz . && \
-   find . -type f ! -name '*.safetensors' ! -name bundle.tgz -delete)
+  (cd $OUT && tar czf /tmp/bundle.tgz --exclude='*.safetensors' --exclude=bundle.tgz . && \
+   find . -type f ! -name '*.safetensors' -delete && mv /tmp/bundle.tgz bundle.tgz)  # (written inside OUT, tar saw
+   # OUT change as it read it, failed, and nothing was deleted: more than 8 files, none came back)
   exit 0
   ;;
 pack)  # the runs' last checkpoints and logs, small enough to come back
