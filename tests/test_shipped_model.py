@@ -63,3 +63,28 @@ def test_the_gap_tool_reports_each_noise_level(capsys):
     assert len(set(true_losses)) == len(GAP_SIGMAS)  # each row at its own noise level, not one level four times
     # measured 2026-12-04: the instruction matters most where the input is mostly noise (+4.9% at 0.9, <= 1% below)
     assert max(instruction_gaps) == instruction_gaps[-1] > 2 * max(instruction_gaps[:-1])
+
+
+def test_the_gap_tool_probes_a_model_on_targets_as_it_was_trained(tmp_path, capsys):
+    """A model trained without box frames (the box ablation; `v4s export` records box_frames: false) is probed on
+    targets without red box frames: asked for boxes it never learned to draw, its loss and its gaps at the
+    destination measured the wrong thing (results/gpu_2026-12-04e: loss 0.50 instead of the run's ~0.30)."""
+    import json
+    import runpy
+    import shutil
+    import sys
+
+    unmarked = tmp_path / "nobox"
+    shutil.copytree(LITE_DIR, unmarked, ignore=shutil.ignore_patterns("clips"))
+    (unmarked / "v4s_export.json").write_text(json.dumps({"box_frames": False}))
+    tool = Path(__file__).resolve().parents[1] / "tools" / "condition_gaps.py"
+    argv = sys.argv
+    sys.argv = [str(tool), str(LITE_DIR), str(unmarked), "--data", str(LITE_DIR / "clips")]
+    try:
+        runpy.run_path(str(tool), run_name="__main__")
+    finally:
+        sys.argv = argv
+    marked_row, unmarked_row = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| /")]  # one each
+    assert "no box frames" in unmarked_row and "no box frames" not in marked_row
+    # the same weights, other targets: the plain final view instead of the boxed one
+    assert float(marked_row.split("|")[3]) != float(unmarked_row.split("|")[3])

@@ -11,10 +11,10 @@ import argparse
 
 import torch
 
-from v4s_lite.checkpoints import load_model
 from v4s_lite.config import TrainConfig
 from v4s_lite.flow import CONDITION_PROBES, GAP_SIGMAS, condition_gaps
 from v4s_lite.latents import encode_clips
+from v4s_lite.sample import V4SPipeline
 
 
 def main(argv=None):
@@ -39,13 +39,19 @@ def main(argv=None):
     print("| checkpoint | data | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
     for ck in a.checkpoints:
-        model, codec, text, _ = load_model(ck, device=a.device)
+        pipe = V4SPipeline.from_pretrained(ck, device=a.device, compile=False)
+        model, codec, text = pipe.model, pipe.codec, pipe.text_encoder
         null = text.encode([""])[0]
+        # the targets as this model was trained on them: a model trained without box frames (the box ablation) is
+        # asked for the plain final view, not for red box frames it never learned to draw (its run config, else
+        # what `v4s export` recorded); the context chunks drawn as its run drew them
+        data = dict(box_frames=pipe.marks_target, sampling=pipe.config.sampling if pipe.config else "noncontiguous")
         for root in a.data:
-            items = encode_clips(TrainConfig(data_root=root, clip=a.clip, progress=False, max_clips=a.max_clips),
-                                 codec, text)
+            items = encode_clips(TrainConfig(data_root=root, clip=a.clip, progress=False, max_clips=a.max_clips,
+                                             **data), codec, text)
             r = condition_gaps(model, items, null, sigmas=tuple(a.sigmas), seed=a.seed, device=a.device)
-            print(f"| {ck} | {root} ({len(items)} clips) | " + " | ".join(
+            box = "" if pipe.marks_target else ", no box frames"
+            print(f"| {ck} | {root} ({len(items)} clips{box}) | " + " | ".join(
                 f"{r[c]:.3f}" if c == "true" else f"{100 * r[c]:+.1f}%" for c in cols) + " |")
             if a.by_frame:  # the gap of each noisy latent frame of the walk: the last ones are the destination
                 for c in CONDITION_PROBES[1:]:
