@@ -53,9 +53,10 @@ PAIRS = {
 def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite") -> dict:
     """Every condition of the tables. The ablation variants (RUNS/<ablated>_nobox, ..., each trained beside
     RUNS/<ablated> at its size and recipe) are compared with RUNS/<ablated>'s checkpoint nearest to the fewest steps
-    any variant reached (the same budget and recipe; runs interrupted together stop a few steps apart). `main` is the run the headline rows use; `tries` > 1 adds
-    repeated sampling to the "full" row. `also`: more runs under RUNS, each with its own "full: RUN" row (joint
-    CFG, last checkpoint): the size sweep and the shipped model side by side on the same rooms and noise seeds."""
+    any variant reached (the same budget and recipe; runs interrupted together stop a few steps apart). `main` is
+    the run the headline rows use; `tries` > 1 adds repeated sampling to the "full" row. `also`: more runs under
+    RUNS, each with its own "full: RUN" row (joint CFG, last checkpoint): the size sweep and the shipped model side by
+    side on the same rooms and noise seeds."""
     from .checkpoints import nearest_checkpoint
 
     runs = Path(runs)
