@@ -12,7 +12,8 @@
 #                                                   # SCAN=canonical: every set with canonical scans, make-data --scan
 #                                                   # canonical, in DATA=data/lite_canon; END=scan: training walks
 #                                                   # end at the scan's best view of the target, make-data --end scan,
-#                                                   # in data/lite_end; val_end: validation walks that do)
+#                                                   # in data/lite_end; val_end: validation walks that do;
+#                                                   # END=mixed: half the blocks each way, in data/lite_mixed)
 #   bash tools/gpu_lite.sh bench OUT [SECONDS]        # benchmarks/train_loop.py, old vs new loop, ~SECONDS per arm
 #                                                   # (random latents at the LITE shape: the speed is the data's;
 #                                                   # MODES: torch.compile modes timed, default "default reduce-overhead")
@@ -75,14 +76,19 @@ mk() {  # mk TASK SPLIT N SEED DEST [make-data options]
     --scan $SCAN "${@:6}" > /dev/null 2>> $OUT/mk_errors.log
 }
 START=${START:-anywhere}  # where the training rooms' grounding walks start: anywhere | scan (make-data --start)
-END=${END:-object}  # where they end: object | scan (make-data --end scan: the scan's best view of the target)
+END=${END:-object}  # where they end: object | scan (make-data --end scan: the scan's best view of the target) |
+# mixed (half the seed blocks each: a model must both find a view the context shows and follow the instruction)
+case $END in object|scan|mixed) ;; *) echo "END=$END: expected object, scan or mixed"; exit 2 ;; esac
 # one folder per kind of rooms, so a warm machine's clips are never taken for another kind's
-DATA=${DATA:-data/lite$([ $SCAN = canonical ] && echo _canon)$([ $END = scan ] && echo _end)}
+DATA=${DATA:-data/lite$([ $SCAN = canonical ] && echo _canon)$([ $END = scan ] && echo _end)$([ $END = mixed ] && echo _mixed)}
 mkdir -p $DATA
 ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   if [ -d $DATA/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
-  for k in $(seq 0 11); do mk grounding id $1 $((k*2500+ROOMS_FROM)) $DATA/train --start $START --end $END & done
+  for k in $(seq 0 11); do
+    end=$END; [ $END = mixed ] && end=$([ $((k % 2)) = 0 ] && echo scan || echo object)  # even blocks end at a scan view
+    mk grounding id $1 $((k*2500+ROOMS_FROM)) $DATA/train --start $START --end $end &
+  done
   for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) $DATA/train & done
   wait
   echo "training clips: $(ls $DATA/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
@@ -205,8 +211,8 @@ train)
   fi
   for r in "$@"; do
     case $r in
-      lite|scan_lite|canon_lite|end_lite) extra="" ;;  # scan_*, canon_*, end_*: names for runs on START=scan /
-        # SCAN=canonical / END=scan rooms
+      lite|scan_lite|canon_lite|end_lite|mixed_lite) extra="" ;;  # scan_*, canon_*, end_*, mixed_*: names for runs
+        # on START=scan / SCAN=canonical / END=scan / END=mixed rooms
       lite_m) extra="--set model=lite_m" ;;
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
       lite_warm|scan_warm|canon_warm|end_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
