@@ -232,9 +232,9 @@ assert box_rows["fits_room"]["ci95"][0] > 0 and box_rows["PSNR"]["ci95"][0] > 0 
 # Grounding still does not separate: 7 rooms to 8, the interval straddles 0 (the paper: +0.11). What box frames do
 # change, on 5x the rooms, is the walk itself: with them the video fits the room in 25 more rooms and in none
 # fewer, its frames agree better with the room (PSNR +0.9 dB in 151 of 178 rooms; the judge leaves the drawn box's
-# thin line out of this comparison, a small favour to the marked videos), and more walks pass all six checks. Ending every
-# training video on a still, marked view seems to teach a lite model to keep its walk inside the room; it does not
-# teach it *which* object to walk to. Read this as the paper's auxiliary signal helping the part of the task the
+# thin line out of this comparison, a small favour to the marked videos), and more walks pass all six checks.
+# Marking the target on the final, still view seems to teach a lite model to keep its walk inside the room; it does
+# not teach it *which* object to walk to. Read this as the paper's auxiliary signal helping the part of the task the
 # lite model can do.
 
 # %% [markdown]
@@ -356,8 +356,8 @@ else:
 # which object was named. One thing did move with it: context guidance, which can only amplify what a model reads.
 # On 32 validation rooms, end_lite's joint CFG grounds nearer the target than its text-only CFG (SD -0.065 [-0.124,
 # -0.002], 20 rooms to 12), where the shipped model's pair does not separate (200 test rooms: SD +0.002 [-0.025,
-# +0.027]): a hint for the next test run, not yet a result. Reading the room and following the instruction have to be learned *together*; that is the paper's task,
-# and the lever the course's measurements leave.
+# +0.027]): a hint for the next test run, not yet a result. Reading the room and following the instruction have to
+# be learned *together*; that is the paper's task, and the lever the course's measurements leave.
 
 # %% [markdown]
 # ## Exercise: a paired difference
