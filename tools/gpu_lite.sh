@@ -162,16 +162,15 @@ data)
   # ablations' caches, ABLATIONS=nobox / contig: that one's)
   enc="$V4S train configs/lite.yaml --encode-only --set data_root=$DATA/train --set progress=false"
   case ${ABLATIONS:-0} in
-    1) $enc --set num_workers=5 > $OUT/enc_main.log 2>&1 &
-       $enc --set num_workers=5 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 &
-       $enc --set num_workers=5 --set box_frames=false > $OUT/enc_nobox.log 2>&1 & ;;
-    nobox) $enc --set num_workers=7 > $OUT/enc_main.log 2>&1 &
-       $enc --set num_workers=7 --set box_frames=false > $OUT/enc_nobox.log 2>&1 & ;;
-    contig) $enc --set num_workers=7 > $OUT/enc_main.log 2>&1 &
-       $enc --set num_workers=7 --set sampling=contiguous > $OUT/enc_contig.log 2>&1 & ;;
-    0) $enc --set num_workers=15 > $OUT/enc_main.log 2>&1 & ;;
+    0) abl="" ;; 1) abl="contig nobox" ;; nobox|contig) abl=$ABLATIONS ;;
     *) echo "ABLATIONS=${ABLATIONS}: expected 0, 1, nobox or contig"; exit 2 ;;
   esac
+  w=$(( 15 / (1 + $(echo $abl | wc -w)) ))  # the 15 encoding workers shared between the caches
+  $enc --set num_workers=$w > $OUT/enc_main.log 2>&1 &
+  for a in $abl; do
+    [ $a = contig ] && set_=sampling=contiguous || set_=box_frames=false
+    $enc --set num_workers=$w --set $set_ > $OUT/enc_$a.log 2>&1 &
+  done
   wait
   tail -n 1 $OUT/enc_*.log | tee -a $OUT/summary.txt
   echo "encoded: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt

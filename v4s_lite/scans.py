@@ -36,7 +36,7 @@ from .config import TEMPORAL_STRIDE, get_clip_config
 from .data import META_VERSION, parse_size, write_clip
 from .video import read_video
 from .language import describe_commands
-from .render import MIN_SHARE, framing_score  # noqa: F401  (how well a view frames an object: also make-data --end scan)
+from .render import framing_score  # how well a view frames an object (also make-data --end scan)
 from .rope import DEFAULT_GAP, context_positions
 from .sampling import n_chunk_slots, sample_context_frames
 from .scan_layouts import (LAYOUTS, READERS, Scan, detect_layout, obb_corners, read_arkitscenes,  # noqa: F401
