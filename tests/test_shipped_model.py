@@ -65,6 +65,34 @@ def test_the_gap_tool_reports_each_noise_level(capsys):
     assert max(instruction_gaps) == instruction_gaps[-1] > 2 * max(instruction_gaps[:-1])
 
 
+def test_the_gap_tool_keeps_its_mean_rows_at_the_usual_noise_levels(capsys):
+    """`--by-sigma 0.95 1.0` adds rows at those levels and leaves the mean row at flow.GAP_SIGMAS, the levels of every
+    recorded figure; a mean over other levels (`--sigmas`) says so in its row. (The GPU phase once passed
+    `--sigmas 0.7 0.95 1.0` for its per-level rows, which also moved the mean row: loss 0.53 and an instruction gap
+    of +17% where the usual levels give 0.29 and +8%, results/gpu_2026-12-04f.)"""
+    import runpy
+    import sys
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "condition_gaps.py"
+
+    def rows(*extra):
+        argv = sys.argv
+        sys.argv = [str(tool), str(LITE_DIR), "--data", str(LITE_DIR / "clips"), *extra]
+        try:
+            runpy.run_path(str(tool), run_name="__main__")
+        finally:
+            sys.argv = argv
+        return [r for r in capsys.readouterr().out.splitlines() if r.startswith("| /") or r.startswith("|   sigma")]
+
+    plain, = rows()
+    mean, *levels = rows("--by-sigma", "0.95", "1.0")
+    assert mean == plain  # the same mean row, to the printed digit
+    assert [float(r.split("|")[1].split()[1]) for r in levels] == [0.95, 1.0]
+    other, = rows("--sigmas", "0.7", "1.0")
+    assert "noise levels 0.7 1.0" in other and "noise levels" not in plain
+    assert other.split("|")[3] != plain.split("|")[3]  # another mean: its true loss differs
+
+
 def test_the_gap_tool_probes_a_model_on_targets_as_it_was_trained(tmp_path, capsys):
     """A model trained without box frames (the box ablation; `v4s export` records box_frames: false) is probed on
     targets without red box frames: asked for boxes it never learned to draw, its loss and its gaps at the
