@@ -69,7 +69,7 @@ def test_the_gap_tool_keeps_its_mean_rows_at_the_usual_noise_levels(capsys):
     """`--by-sigma 0.95 1.0` adds rows at those levels and leaves the mean row at flow.GAP_SIGMAS, the levels of every
     recorded figure; a mean over other levels (`--sigmas`) says so in its row. (The GPU phase once passed
     `--sigmas 0.7 0.95 1.0` for its per-level rows, which also moved the mean row: loss 0.53 and an instruction gap
-    of +17% where the usual levels give 0.29 and +8%, results/gpu_2026-12-04f.)"""
+    of +17% at the destination where the usual levels give 0.29 and +8%, results/gpu_2026-12-04f.)"""
     import runpy
     import sys
 

@@ -105,6 +105,14 @@ def test_v4s_tables_writes_the_results_file_notebook_09_reads(tmp_path):
     assert main(args + ["--resume"] + rows) == 2  # 1 try per clip where the file has 3
     assert main(["tables", "--runs", str(tmp_path / "runs"), "--data", str(tmp_path / "nowhere"), "--out", str(out),
                  "--device", "cpu", "--only", "ground truth"]) == 2
+    # --scales: a joint-CFG row of the main run at another guidance scale, on the same rooms and noise
+    scaled = tmp_path / "scales.json"
+    assert main([*args[:5], "--out", str(scaled), "--device", "cpu", "--workers", "1", "--only", "full (joint CFG)",
+                 "--scales", "12"]) == 0
+    res = json.loads(scaled.read_text())
+    full, s12 = (res["conditions"][k]["per_clip"] for k in ("full (joint CFG)", "joint CFG, scale 12"))
+    assert full.keys() == s12.keys() and all(full[k]["PSNR"] != s12[k]["PSNR"] for k in full)  # another video
+    assert main([*args[:5], "--out", str(scaled), "--only", "ground truth", "--scales", "5"]) == 2  # the full row's
 
 
 def test_rejudge_recomputes_verdicts_summaries_and_pairs_from_stored_numbers():
@@ -283,12 +291,38 @@ def test_choose_run_skips_unscored_runs_and_refuses_when_none_was_scored():
     res = _choice_results({"lite_m": [(1.0, 0.1), (0.0, 0.3)]})
     c = paper_tables.choose_run(res, ["lite_m", "lite_l"], incumbent=None)
     assert c["chosen"] == "lite_m" and [r[0] for r in c["rows"]] == ["lite_m"]
-    with pytest.raises(V4SError, match="no run .* has a scored"):
+    with pytest.raises(V4SError, match="none of .* has a scored"):
         paper_tables.choose_run(res, ["lite_l"], incumbent=None)
 
 
 _WALKS = {"first_psnr": 40.0, "start_err_m": 0.1, "start_err_deg": 1.0, "jump_m": 1.0, "jump_deg": 20.0,
           "residual_max": 0.05, "DD": 1, "walk": 0.0, "PSNR": 20.0}  # the stored numbers of a video that walks
+
+
+def test_guidance_scales_are_rows_of_the_main_run_chosen_by_the_same_rule(tmp_path):
+    """`v4s tables --scales 3 8`: a joint-CFG row of the main run per scale; the scale is chosen on validation by
+    choose_run's rule among those rows, the default scale's row ("full (joint CFG)") as the incumbent."""
+    _run(tmp_path, "lite", 3501)
+    c = paper_tables.conditions(tmp_path, scales=(3, 8.5))
+    assert c["joint CFG, scale 3"]["scale"] == 3.0 and c["joint CFG, scale 8.5"]["ckpt"] == c["full (joint CFG)"]["ckpt"]
+    assert "scale" not in c["full (joint CFG)"]  # the default scale, SamplingSettings.scale
+    for bad in ((5,), (0,), (3, 3), (-1,)):
+        with pytest.raises(V4SError, match="--scales"):
+            paper_tables.conditions(tmp_path, scales=bad)
+    five = [(1.0, 0.1)] * 2 + [(0.0, 0.4)] * 30
+    eight = [(1.0, 0.1)] * 2 + [(1.0, 0.1)] * 20 + [(0.0, 0.4)] * 10
+    three = [(0.0, 0.5)] * 32
+    res = _choice_results({"5": five, "8": eight, "3": three})
+    res["conditions"] = {("full (joint CFG)" if k == "full: 5" else "joint CFG, scale " + k[6:]): v
+                         for k, v in res["conditions"].items()}
+    rows = ["full (joint CFG)", "joint CFG, scale 3", "joint CFG, scale 8"]
+    c = paper_tables.choose_run(res, rows, incumbent="full (joint CFG)", row="{}")
+    assert c["chosen"] == "joint CFG, scale 8" and c["vs_incumbent"]["wins"] == 20
+    res["conditions"]["joint CFG, scale 8"] = res["conditions"]["joint CFG, scale 3"]  # no shown lead: 5 stays
+    res["conditions"]["joint CFG, scale 3"] = _choice_results({"x": [(1.0, 0.1)] * 3 + [(0.0, 0.4)] * 29})[
+        "conditions"]["full: x"]
+    c = paper_tables.choose_run(res, rows, incumbent="full (joint CFG)", row="{}")
+    assert c["by_rule"] == "joint CFG, scale 3" and c["chosen"] == "full (joint CFG)"
 
 
 def test_rejudge_asks_no_box_of_the_run_trained_without_box_frames():

@@ -50,15 +50,26 @@ PAIRS = {
 }
 
 
-def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite") -> dict:
+def scale_row(scale: float) -> str:
+    """The tables' row of `main` sampled with joint CFG at guidance scale `scale` (`v4s tables --scales`)."""
+    return f"joint CFG, scale {scale:g}"
+
+
+def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite", scales=()) -> dict:
     """Every condition of the tables. The ablation variants (RUNS/<ablated>_nobox, ..., each trained beside
     RUNS/<ablated> at its size and recipe) are compared with RUNS/<ablated>'s checkpoint nearest to the fewest steps
     any variant reached (the same budget and recipe; runs interrupted together stop a few steps apart). `main` is
     the run the headline rows use; `tries` > 1 adds repeated sampling to the "full" row. `also`: more runs under
     RUNS, each with its own "full: RUN" row (joint CFG, last checkpoint): the size sweep and the shipped model side by
-    side on the same rooms and noise seeds."""
+    side on the same rooms and noise seeds. `scales`: more guidance scales, each a "joint CFG, scale S" row of `main`
+    beside "full (joint CFG)" (SamplingSettings.scale): the validation choice of the scale (choose_run)."""
     from .checkpoints import nearest_checkpoint
+    from .sample import SamplingSettings
 
+    bad = [s for s in scales if not s > 0 or s == SamplingSettings.scale]
+    if bad or len(set(scales)) != len(scales):
+        raise V4SError(f"--scales {list(scales)}: each must be a distinct guidance scale > 0 other than "
+                       f"{SamplingSettings.scale:g}, the scale of the 'full (joint CFG)' row it is compared with")
     runs = Path(runs)
     main_run = runs / main
     trained = {name: (runs / f"{ablated}_{suffix}", extra) for name, (suffix, extra) in VARIANTS.items()
@@ -84,6 +95,7 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated:
             c[name] = dict(ckpt=run, step=budget, split="id", **extra)
     c.update({
         **{f"full: {r}": dict(ckpt=runs / r, split="id") for r in also},
+        **{scale_row(s): dict(ckpt=main_run, split="id", scale=float(s)) for s in scales},
         "ground truth OOD": dict(kind="gt", split="ood"),
         "OOD scenes": dict(ckpt=main_run, split="ood"),
         "navigation": dict(ckpt=main_run, split="nav"),
@@ -143,7 +155,8 @@ def _task(args):
                      seed=seed)
     example = ds[ds.folders.index(folder)]
     # v4s sample's settings, the guidance as the condition says; the schedule the run trained on
-    settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance))
+    settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance),
+                                scale=spec.get("scale", SamplingSettings.scale))
     samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed,
                    drop_context=spec.get("context") == "noise")
     est = estimator(pipe.codec)
@@ -163,30 +176,33 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
     return out
 
 
-def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "IF@0.2") -> dict:
+def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "IF@0.2", row: str = "full: {}") -> dict:
     """The validation choice between runs scored side by side (`v4s tables --also`: one "full: RUN" row each, on the
     same rooms and noise seeds). The rule, fixed before the runs are trained: the highest mean `key` (IF(SD<0.2)),
     ties broken by the lower mean SD; a run with no scored room cannot be chosen. A challenger replaces the
     `incumbent` (the shipped model) only when its paired advantage on those rooms has a 95% interval above 0: a lead
     of a few rooms is noise (results/gpu_2026-12-04: a 4-to-2 lead on 35 validation rooms reversed on the test rooms).
     Returns {"chosen", "by_rule" (the rule's pick before the incumbent check), "rows" [(run, mean key, mean SD, n)],
-    "vs_incumbent" (statistics.paired_difference or None), "reason"}."""
+    "vs_incumbent" (statistics.paired_difference or None), "reason"}. `row`: each candidate's condition name; the
+    guidance scale is chosen with the same rule among condition names (`v4s tables --scales`): row="{}",
+    incumbent="full (joint CFG)"."""
     from .statistics import paired_difference
 
     conds = res["conditions"]
     rows = []
     for r in runs:
-        s = conds.get(f"full: {r}", {}).get("summary")
+        s = conds.get(row.format(r), {}).get("summary")
         if s and s["n"] and s[key]["mean"] is not None:
             rows.append((r, s[key]["mean"], s["SD"]["mean"], s["n"]))
     if not rows:
-        raise V4SError(f"no run of {list(runs)} has a scored 'full: RUN' row in the results; score them with "
-                       "`v4s tables --main RUN --also RUN ... --only \"full: RUN\"` on the validation set")
+        raise V4SError(f"none of {list(runs)} has a scored {row.format('RUN')!r} row in the results; score them with "
+                       "`v4s tables --main RUN --also RUN ... --only \"full: RUN\"` (guidance scales: `--scales S ...`) "
+                       "on the validation set")
     by_rule = min(rows, key=lambda t: (-t[1], t[2]))[0]
     out = {"chosen": by_rule, "by_rule": by_rule, "rows": rows, "vs_incumbent": None,
            "reason": f"{by_rule}: the highest {key} on validation"}
-    if incumbent is not None and by_rule != incumbent and f"full: {incumbent}" in conds:
-        d = paired_difference(conds[f"full: {incumbent}"]["per_clip"], conds[f"full: {by_rule}"]["per_clip"], key)
+    if incumbent is not None and by_rule != incumbent and row.format(incumbent) in conds:
+        d = paired_difference(conds[row.format(incumbent)]["per_clip"], conds[row.format(by_rule)]["per_clip"], key)
         out["vs_incumbent"] = d
         if d["n"] == 0 or d["ci95"][0] <= 0:
             out["chosen"] = incumbent
@@ -352,7 +368,8 @@ def _kept(old: dict | None, name: str) -> dict:
 # long (~95 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
-                 also=(), judge_device: str | None = None, resume: bool = False, ablated: str = "lite") -> dict:
+                 also=(), judge_device: str | None = None, resume: bool = False, ablated: str = "lite",
+                 scales=()) -> dict:
     """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
@@ -375,9 +392,9 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     missing = [r for r in also if not (Path(runs) / r).is_dir()]
     if missing:
         raise V4SError(f"--also {missing}: no such run folder under {runs}")
-    conds = conditions(Path(runs), main, tries, also, ablated)
-    if only is not None and also:  # the runs' own rows always run
-        only = list(only) + [f"full: {r}" for r in also]
+    conds = conditions(Path(runs), main, tries, also, ablated, scales)
+    if only is not None and (also or scales):  # the runs' own rows and the scales' rows always run
+        only = list(only) + [f"full: {r}" for r in also] + [scale_row(s) for s in scales]
     if only:
         unknown = set(only) - set(conds)
         if unknown:
@@ -466,6 +483,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
     p.add_argument("--also", nargs="+", default=[], help="more runs under --runs, each with its own 'full: RUN' row "
                    "on the same rooms and noise seeds (with --only, these rows run too)")
+    p.add_argument("--scales", nargs="+", type=float, default=[], help="more guidance scales: a 'joint CFG, scale S' "
+                   "row of --main for each, beside 'full (joint CFG)' at the default scale (the validation choice "
+                   "of the scale: tables.choose_run with rows=...; with --only, these rows run too)")
     p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
     p.add_argument("--merge", nargs="+", metavar="FILE", help="write one table to --out from these results files "
@@ -502,5 +522,6 @@ def _cli(args) -> int:
         raise V4SError("v4s tables needs --runs RUNS and --data SET (or --rejudge --out FILE)")
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
                  args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]),
-                 also=args.also, judge_device=args.judge_device, resume=args.resume, ablated=args.ablated)
+                 also=args.also, judge_device=args.judge_device, resume=args.resume, ablated=args.ablated,
+                 scales=args.scales)
     return 0
