@@ -232,7 +232,8 @@ assert box_rows["fits_room"]["ci95"][0] > 0 and box_rows["PSNR"]["ci95"][0] > 0 
 # Grounding still does not separate: 7 rooms to 8, the interval straddles 0 (the paper: +0.11). What box frames do
 # change, on 5x the rooms, is the walk itself: with them the video fits the room in 25 more rooms and in none
 # fewer, its frames agree better with the room (PSNR +0.9 dB in 151 of 178 rooms; the judge leaves the drawn box's
-# thin line out of this comparison, a small favour to the marked videos), and more walks pass all six checks.
+# thin line out of this comparison, a favour to the marked videos of about 0.1 dB, measured in
+# `results/gpu_2026-12-04f/README.md`), and more walks pass all six checks.
 # Marking the target on the final, still view seems to teach a lite model to keep its walk inside the room; it does
 # not teach it *which* object to walk to. Read this as the paper's auxiliary signal helping the part of the task the
 # lite model can do.

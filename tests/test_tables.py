@@ -323,6 +323,8 @@ def test_guidance_scales_are_rows_of_the_main_run_chosen_by_the_same_rule(tmp_pa
         "conditions"]["full: x"]
     c = paper_tables.choose_run(res, rows, incumbent="full (joint CFG)", row="{}")
     assert c["by_rule"] == "joint CFG, scale 3" and c["chosen"] == "full (joint CFG)"
+    d = paper_tables.paired(res)  # each scale's row against the default scale's, clip by clip
+    assert d["joint CFG scale 3 vs scale 5: IF@0.2"]["wins"] == 1 and d["joint CFG scale 8 vs scale 5: SD"]["n"] == 32
 
 
 def test_rejudge_asks_no_box_of_the_run_trained_without_box_frames():

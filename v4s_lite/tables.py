@@ -164,12 +164,17 @@ def _task(args):
 
 
 def paired(res: dict, pairs: dict = PAIRS) -> dict:
-    """The paired differences of the conditions both present in a results file (first try of each)."""
+    """The paired differences of the conditions both present in a results file (first try of each); each
+    "joint CFG, scale S" row (`--scales`) against "full (joint CFG)", the default scale, too."""
+    from .sample import SamplingSettings
     from .statistics import paired_difference
 
     out = {}
     conds = res["conditions"]
-    for name, (a, b, keys) in pairs.items():
+    default = f"scale {SamplingSettings.scale:g}"
+    scales = {f"joint CFG {c[len('joint CFG, '):]} vs {default}": ("full (joint CFG)", c, ("IF@0.2", "SD", "walk", "PSNR"))
+              for c in conds if c.startswith("joint CFG, scale ")}
+    for name, (a, b, keys) in {**pairs, **scales}.items():
         if a in conds and b in conds:
             for k in keys:
                 out[f"{name}: {k}"] = paired_difference(conds[a]["per_clip"], conds[b]["per_clip"], k)
