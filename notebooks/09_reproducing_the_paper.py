@@ -420,6 +420,8 @@ print("a success rate near 10% moves one room at a time: its paired interval spa
 # bash results/gpu_2026-12-04/calls.sh call1 OUT   # then call2 and call3: the calls as they were sent
 # # the floor row, on a CPU (results/cpu_2026-12-03e/README.md): the test rooms, then one row of v4s tables
 # v4s tables --runs runs --data data/lite/test --out chance_test.json --device cpu --only "walk to another object (chance)"
+# # the guidance scale, chosen on validation rooms (results/gpu_2026-12-04f/README.md; notebook 06): one row per scale
+# v4s tables --runs runs --data data/lite/val --out scales_val.json --main lite --only "full (joint CFG)" --scales 3 8
 # ```
 #
 # ## What you learned / where it lives in v4s_lite

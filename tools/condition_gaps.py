@@ -15,6 +15,7 @@ from v4s_lite.config import TrainConfig
 from v4s_lite.flow import CONDITION_PROBES, GAP_SIGMAS, condition_gaps
 from v4s_lite.latents import encode_clips
 from v4s_lite.sample import V4SPipeline
+from v4s_lite.utils import V4SError
 
 
 def main(argv=None):
@@ -71,4 +72,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except V4SError as e:  # bad input (one clip, a folder that is not a run): the message, not a traceback
+        raise SystemExit(f"condition_gaps.py: {e}")
