@@ -327,6 +327,21 @@ def test_guidance_scales_are_rows_of_the_main_run_chosen_by_the_same_rule(tmp_pa
     assert d["joint CFG scale 3 vs scale 5: IF@0.2"]["wins"] == 1 and d["joint CFG scale 8 vs scale 5: SD"]["n"] == 32
 
 
+def test_rejudge_and_merge_refuse_settings_of_what_to_generate(tmp_path, capsys):
+    """--rejudge and --merge generate nothing: a --scales, --only, --also, --tries or --resume beside them would be
+    ignored, so it is refused with what to do instead; nothing is written."""
+    from v4s_lite.cli import main
+
+    out = tmp_path / "t.json"
+    out.write_text(json.dumps({"conditions": {}, "command": "v4s tables"}))
+    before = out.read_text()
+    assert main(["tables", "--rejudge", "--out", str(out), "--scales", "3"]) == 2
+    assert "--scales choose what to generate" in capsys.readouterr().err
+    assert main(["tables", "--merge", str(out), str(out), "--out", str(out), "--only", "full (joint CFG)",
+                 "--tries", "3"]) == 2
+    assert "--only --tries" in capsys.readouterr().err and out.read_text() == before
+
+
 def test_rejudge_asks_no_box_of_the_run_trained_without_box_frames():
     """Results scored before clips recorded `marked` (results/lite_2026-12-02): the "without box frames" condition's
     videos were asked for a box they were never trained to draw (IF 0 in every room, so "box frames vs none" could

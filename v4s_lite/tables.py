@@ -490,7 +490,7 @@ def add_cli(subparsers) -> None:
                    "on the same rooms and noise seeds (with --only, these rows run too)")
     p.add_argument("--scales", nargs="+", type=float, default=[], help="more guidance scales: a 'joint CFG, scale S' "
                    "row of --main for each, beside 'full (joint CFG)' at the default scale (the validation choice "
-                   "of the scale: tables.choose_run with rows=...; with --only, these rows run too)")
+                   "of the scale: tables.choose_run(..., row='{}'); with --only, these rows run too)")
     p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
     p.add_argument("--merge", nargs="+", metavar="FILE", help="write one table to --out from these results files "
@@ -505,6 +505,13 @@ def _cli(args) -> int:
 
     from .utils import get_device
 
+    if args.rejudge or args.merge:  # neither generates: a setting of what to generate would be ignored, so refuse it
+        given = [f for f, v in (("--scales", args.scales), ("--also", args.also), ("--only", args.only),
+                                ("--tries", args.tries != 1), ("--resume", args.resume)) if v]
+        if given:
+            raise V4SError(f"{' '.join(given)} choose what to generate, and --rejudge / --merge generate nothing: "
+                           "run them without these flags (to score more rows, run v4s tables without --rejudge / "
+                           "--merge first)")
     if args.rejudge:
         out = Path(args.out)
         if not out.exists():
