@@ -313,7 +313,7 @@ def test_guidance_scales_are_rows_of_the_main_run_chosen_by_the_same_rule(tmp_pa
     eight = [(1.0, 0.1)] * 2 + [(1.0, 0.1)] * 20 + [(0.0, 0.4)] * 10
     three = [(0.0, 0.5)] * 32
     res = _choice_results({"5": five, "8": eight, "3": three})
-    res["conditions"] = {("full (joint CFG)" if k == "full: 5" else "joint CFG, scale " + k[6:]): v
+    res["conditions"] = {("full (joint CFG)" if k == "full: 5" else paper_tables.scale_row(float(k[6:]))): v
                          for k, v in res["conditions"].items()}
     rows = ["full (joint CFG)", "joint CFG, scale 3", "joint CFG, scale 8"]
     c = paper_tables.choose_run(res, rows, incumbent="full (joint CFG)", row="{}")

@@ -50,9 +50,12 @@ PAIRS = {
 }
 
 
+SCALE_ROW = "joint CFG, scale "  # + the scale: a row of `main` at another guidance scale (`v4s tables --scales`)
+
+
 def scale_row(scale: float) -> str:
     """The tables' row of `main` sampled with joint CFG at guidance scale `scale` (`v4s tables --scales`)."""
-    return f"joint CFG, scale {scale:g}"
+    return f"{SCALE_ROW}{scale:g}"
 
 
 def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite", scales=()) -> dict:
@@ -171,9 +174,8 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
 
     out = {}
     conds = res["conditions"]
-    default = f"scale {SamplingSettings.scale:g}"
-    scales = {f"joint CFG {c[len('joint CFG, '):]} vs {default}": ("full (joint CFG)", c, ("IF@0.2", "SD", "walk", "PSNR"))
-              for c in conds if c.startswith("joint CFG, scale ")}
+    scales = {f"joint CFG scale {c[len(SCALE_ROW):]} vs scale {SamplingSettings.scale:g}":
+              ("full (joint CFG)", c, ("IF@0.2", "SD", "walk", "PSNR")) for c in conds if c.startswith(SCALE_ROW)}
     for name, (a, b, keys) in {**pairs, **scales}.items():
         if a in conds and b in conds:
             for k in keys:
