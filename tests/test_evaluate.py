@@ -291,6 +291,32 @@ def test_paired_difference_and_sign_test():
     assert d["ci95"][0] > 0.3 and d["losses"] == 0
 
 
+def test_rooms_needed_predicts_how_often_the_paired_interval_excludes_zero():
+    """The planned power is what paired_difference's own bootstrap interval achieves: simulated comparisons of
+    `rooms` rooms (a success metric near 10%, as IF(SD<0.2)) exclude 0 about as often as planned."""
+    from v4s_lite.statistics import paired_difference, rooms_needed
+
+    rng = np.random.default_rng(1)
+
+    def draw(n, p_a=0.10, p_b=0.16):  # two success rates, rooms drawn independently
+        return ({f"r{i}": {"IF": float(x)} for i, x in enumerate(rng.random(n) < p_a)},
+                {f"r{i}": {"IF": float(x)} for i, x in enumerate(rng.random(n) < p_b)})
+
+    plan = rooms_needed(*draw(4000), "IF", effect=0.06, power=0.8)
+    # the normal formula: n = ((1.96 + 0.84) s / d)^2 with s^2 = p_a(1-p_a) + p_b(1-p_b) - 0 (independent rooms)
+    s = np.sqrt(0.1 * 0.9 + 0.16 * 0.84)
+    assert plan["rooms"] == pytest.approx((2.8016 * s / 0.06) ** 2, rel=0.06)
+    shown = [paired_difference(*draw(plan["rooms"]), "IF", n_boot=400, seed=k)["ci95"][0] > 0 for k in range(60)]
+    assert 0.6 <= np.mean(shown) <= 0.95  # planned 0.8; 60 simulated studies: +-0.1 is two standard errors
+    small = rooms_needed(*draw(64), "IF", effect=0.06)
+    assert small["power_at"][64] < 0.4 < small["power_at"][1000]  # power grows with the rooms
+    assert rooms_needed(*draw(64), "IF", effect=0.0)["rooms"] is None  # no effect is shown by any number of rooms
+    with pytest.raises(V4SError, match="probability"):
+        rooms_needed(*draw(64), "IF", power=80)
+    with pytest.raises(V4SError, match="at least 2"):
+        rooms_needed({"r0": {"IF": 1.0}}, {"r0": {"IF": 0.0}}, "IF")
+
+
 def test_score_clip_rejects_a_video_of_the_wrong_shape(clip):
     scene, meta = clip
     with pytest.raises(V4SError, match="uint8"):

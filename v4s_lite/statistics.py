@@ -42,14 +42,48 @@ def sign_test(wins: int, losses: int) -> float:
 def paired_difference(a: dict, b: dict, key: str, n_boot: int = 2000, seed: int = 0) -> dict:
     """Condition b minus condition a on the clips both scored (a, b: {clip: metrics}): the mean difference, its
     95% paired bootstrap interval (clips resampled together), wins / losses / ties of b, and the sign test."""
-    clips = [c for c in a if c in b and _finite(a[c].get(key)) and _finite(b[c].get(key))]
-    d = np.array([b[c][key] - a[c][key] for c in clips], float)
+    d = _differences(a, b, key)
     if not len(d):
         return {"key": key, "n": 0, "mean": None, "ci95": None, "wins": 0, "losses": 0, "ties": 0, "p_sign": 1.0}
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
     lo, hi = bootstrap_ci(d, n=n_boot, seed=seed)
     return {"key": key, "n": len(d), "mean": float(d.mean()), "ci95": [lo, hi], "wins": wins, "losses": losses,
             "ties": len(d) - wins - losses, "p_sign": sign_test(wins, losses)}
+
+
+def _differences(a: dict, b: dict, key: str) -> np.ndarray:
+    """b minus a, clip by clip, on the clips both scored."""
+    clips = [c for c in a if c in b and _finite(a[c].get(key)) and _finite(b[c].get(key))]
+    return np.array([b[c][key] - a[c][key] for c in clips], float)
+
+
+def rooms_needed(a: dict, b: dict, key: str, effect: float | None = None, power: float = 0.8) -> dict:
+    """How many rooms a paired comparison needs before its 95% interval excludes 0, planned from a smaller one.
+    With per-room differences of spread s, the mean over n rooms has standard error s / sqrt(n), so a true effect
+    d is shown with probability ("power") Phi(|d| sqrt(n) / s - 1.96), and n = ((1.96 + z_power) s / d)^2 rooms
+    give `power`. `effect`: the difference to plan for (default: the observed mean, itself uncertain). A success
+    metric near 10% (IF(SD<0.2)) differs in a few rooms only, so s is large against d: thousands of rooms, where a
+    continuous one (SD) needs hundreds. Returns {"n_observed", "effect", "sd", "rooms", "power_at": {n: power}}."""
+    from statistics import NormalDist
+
+    from .utils import V4SError
+
+    if not 0 < power < 1:
+        raise V4SError(f"power={power}: a probability between 0 and 1, e.g. 0.8")
+    d = _differences(a, b, key)
+    if len(d) < 2:
+        raise V4SError(f"{key}: {len(d)} room(s) scored by both conditions; the spread needs at least 2")
+    effect = float(d.mean()) if effect is None else float(effect)
+    sd = float(d.std(ddof=1))
+    z, norm = NormalDist().inv_cdf(0.975), NormalDist()
+
+    def power_at(n):  # no effect is never shown; no spread shows any effect at once
+        return 0.0 if effect == 0 else 1.0 if sd == 0 else round(norm.cdf(abs(effect) * math.sqrt(n) / sd - z), 3)
+
+    rooms = (None if effect == 0 else 2 if sd == 0
+             else max(2, math.ceil(((z + norm.inv_cdf(power)) * sd / abs(effect)) ** 2)))
+    at = {n: power_at(n) for n in (len(d), 200, 1000)}
+    return {"n_observed": len(d), "effect": effect, "sd": sd, "rooms": rooms, "power_at": at}
 
 
 def _finite(x) -> bool:
