@@ -100,3 +100,36 @@ def test_attention_share_against_chance():
     assert share != share and chance != chance  # NaN: every frame shows it, nothing to tell apart
     with pytest.raises(V4SError):
         attention_share([1.0, 2.0], [True])
+
+
+def test_context_chunk_frames_splits_the_scan_frame_and_the_chunks():
+    from v4s_lite.sample import context_chunk_frames
+
+    chunks = context_chunk_frames([0, 10, 11, 12, 13, 40, 41, 42, 43])
+    assert [c.tolist() for c in chunks] == [[0], [10, 11, 12, 13], [40, 41, 42, 43]]
+    with pytest.raises(V4SError, match="1 \\+ 4k"):
+        context_chunk_frames([0, 10, 11, 12])
+
+
+def _item(n_context=3, n_target=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(context_latents=torch.randn(C, n_context, H, W, generator=g),
+                target_latents=torch.randn(C, n_target, H, W, generator=g),
+                prompt_embeds=torch.randn(32, 64, generator=g), context_positions=torch.tensor([0, 4, 8]))
+
+
+def test_where_it_looks_reports_the_context_shares_of_the_last_frame(model):
+    from v4s_lite.sample import where_it_looks
+
+    item, null = _item(), torch.zeros(32, 64)
+    shares, context = where_it_looks(model, item, null, steps=2, scheduler="euler")
+    assert shares.shape == (3,) and abs(shares.sum() - 1) < 1e-5 and 0 < context < 1
+    # queries with no content look everywhere alike: 3 context frames of 6 (+ first + 2 noisy) get exactly half
+    m = copy.deepcopy(model)
+    for blk in m.transformer.blocks:
+        torch.nn.init.zeros_(blk.attn1.to_q.weight)
+        torch.nn.init.zeros_(blk.attn1.to_q.bias)
+    shares, context = where_it_looks(m, item, null, steps=2, scheduler="euler")
+    assert context == pytest.approx(0.5, abs=1e-5) and shares == pytest.approx([1 / 3] * 3, abs=1e-5)
+    # the model is left as it was: its processors restored, its output unchanged
+    assert not any(isinstance(b.attn1.processor, AttentionCaptureProcessor) for b in model.transformer.blocks)

@@ -116,3 +116,43 @@ def test_the_gap_tool_probes_a_model_on_targets_as_it_was_trained(tmp_path, caps
     assert "no box frames" in unmarked_row and "no box frames" not in marked_row
     # the same weights, other targets: the plain final view instead of the boxed one
     assert float(marked_row.split("|")[3]) != float(unmarked_row.split("|")[3])
+
+
+def test_the_attention_probe_pairs_models_room_by_room(tmp_path, capsys):
+    """tools/attention_probe.py: notebook 06's measurement (the destination's attention on the context chunks that
+    show the target, against chance) per model, and each model minus the first paired on the same rooms. The
+    shipped model against itself differs by exactly 0 in every room; a clip with no context visibility (a real
+    scan) is refused with the reason."""
+    import json
+    import runpy
+    import shutil
+    import sys
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "attention_probe.py"
+
+    def run(*args):
+        argv = sys.argv
+        sys.argv = [str(tool), *args]
+        try:
+            runpy.run_path(str(tool), run_name="__main__")
+        finally:
+            sys.argv = argv
+        return capsys.readouterr().out.splitlines()
+
+    out = run(str(LITE_DIR), str(LITE_DIR), "--data", str(LITE_DIR / "clips"), "--steps", "1", "--fresh")
+    rows = [r for r in out if r.startswith("| ") and not r.startswith("| model")]
+    assert [r.split("|")[1].strip() for r in rows] == [str(LITE_DIR), "fresh (random weights)", f"{LITE_DIR} (2)"]
+    assert rows[0].split("|")[2:] == rows[2].split("|")[2:]  # the same model, rooms and noise: the same numbers
+    share, chance = (float(rows[0].split("|")[i]) for i in (3, 4))
+    assert 0 < share < 1 and 0 < chance < 1
+    pair = [r for r in out if r.startswith(f"{LITE_DIR} (2) minus")]
+    assert pair and "+0.000 [+0.000, +0.000]" in pair[0] and "higher in 0 rooms, lower in 0" in pair[0]
+    # a clip whose meta.json stores no context visibility (as a real scan may) cannot be probed
+    clips = tmp_path / "clips"
+    shutil.copytree(LITE_DIR / "clips", clips)
+    for meta in clips.glob("*/meta.json"):
+        m = json.loads(meta.read_text())
+        m["context"].pop("boxes"), m["context"].pop("visible")
+        meta.write_text(json.dumps(m))
+    with pytest.raises(SystemExit, match="no context visibility"):
+        run(str(LITE_DIR), "--data", str(clips), "--steps", "1")

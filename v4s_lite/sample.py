@@ -167,6 +167,37 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
     return torch.cat([first_latent.float(), latents], dim=2)
 
 
+# ------------------------------------------------------------------------------------ where the model looks
+def context_chunk_frames(frame_indices) -> list[np.ndarray]:
+    """The scan frames behind each context latent frame: the scan's frame 0 alone, then one chunk of 4 consecutive
+    frames per latent frame (the VAE's 1 + 4k frames; notebook 01's non-contiguous chunks)."""
+    idx = np.asarray(frame_indices)
+    if len(idx) < 1 or (len(idx) - 1) % 4:
+        raise V4SError(f"{len(idx)} context frames: expected 1 + 4k (the scan's frame 0, then chunks of 4)")
+    return [idx[:1]] + [idx[1 + 4 * k: 5 + 4 * k] for k in range((len(idx) - 1) // 4)]
+
+
+def where_it_looks(model, item: dict, null_text_emb, *, steps: int = 4, device="cpu", **generate_kw):
+    """Where a model's final frames look while it generates one item (notebook 06): each context latent frame's
+    share of the last latent frame's attention to the context, and the context's share of all its attention.
+
+    The attention of the conditional pass of joint CFG (batch 0), averaged over heads, layers and `steps`
+    denoising steps (`attention.AttentionCapture`). item: an encoded item (`latents.encode_clips`).
+    generate_kw: generate()'s settings (guidance, scale, scheduler, seed). Returns ((n_context_frames,) shares
+    summing to 1, the context's share)."""
+    from .attention import AttentionCapture
+
+    n_ctx = item["context_latents"].shape[1]
+    with AttentionCapture(model, query_frames=[-1]) as cap:
+        generate(model, context_latents=item["context_latents"][None].to(device),
+                 first_latent=item["target_latents"][None, :, :1].to(device),
+                 text_emb=item["prompt_embeds"][None].to(device), null_text_emb=null_text_emb[None].to(device),
+                 context_positions=item["context_positions"].tolist(), n_noisy=item["target_latents"].shape[1] - 1,
+                 steps=steps, reuse_context=False, **generate_kw)
+    mass = cap.frame_mass(batch=0)
+    return (mass[:n_ctx] / mass[:n_ctx].sum()).numpy(), float(mass[:n_ctx].sum())
+
+
 # ------------------------------------------------------------------------------------ whole clips
 DETECTED_COLOR = (255, 255, 0)  # yellow: the detector's reading, drawn beside (not over) the model's red box
 
