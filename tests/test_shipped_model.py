@@ -147,6 +147,18 @@ def test_the_attention_probe_pairs_models_room_by_room(tmp_path, capsys):
     assert 0 < share < 1 and 0 < chance < 1
     pair = [r for r in out if r.startswith(f"{LITE_DIR} (2) minus")]
     assert pair and "+0.000 [+0.000, +0.000]" in pair[0] and "higher in 0 rooms, lower in 0" in pair[0]
+    # walks that end at a scan view (make-data --end scan) add the end view's chunk against 1 / (context frames)
+    assert rows[0].split("|")[7].strip() == "-"  # the shipped clips' walks end at the object
+    nearest = runpy.run_path(str(tool))["nearest_chunk"]
+    chunks = [[0], [10, 11, 12, 13], [120, 121, 122, 123]]
+    assert nearest(chunks, 127, ring=128) == 0  # one frame past the ring's end is frame 0's neighbour
+    assert nearest(chunks, 60, ring=128) == 1 and nearest(chunks, 100, ring=128) == 2
+    ended = tmp_path / "ended"
+    shutil.copytree(LITE_DIR / "clips", ended)
+    for meta in ended.glob("*/meta.json"):
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "end_scan_frame": 64}))
+    row = [r for r in run(str(LITE_DIR), "--data", str(ended), "--steps", "1") if r.startswith(f"| {LITE_DIR}")][0]
+    assert row.split("|")[7].strip().endswith("(2)")
     # a clip whose meta.json stores no context visibility (as a real scan may) cannot be probed
     clips = tmp_path / "clips"
     shutil.copytree(LITE_DIR / "clips", clips)

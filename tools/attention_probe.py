@@ -31,6 +31,16 @@ from v4s_lite.utils import V4SError
 
 SHOWS = 0.5  # a chunk shows the target when one of its frames has this share of the target in view (notebook 06)
 KEY = "share - chance"
+END_KEY = "end view - chance"  # the chunk nearest the walk's end view, against 1 / (context frames)
+
+
+def nearest_chunk(chunks, frame: int, ring: int) -> int:
+    """The context latent frame whose scan frames come nearest `frame` on the scan's ring of `ring` frames (the scan
+    walks once around the room and its last frame stands where its first does: frame `ring` is frame 0)."""
+    def gap(f):
+        d = abs(int(f) - frame) % ring
+        return min(d, ring - d)
+    return int(np.argmin([min(gap(f) for f in c) for c in chunks]))
 
 
 def probe(pipe, model, root, a) -> dict:
@@ -45,12 +55,17 @@ def probe(pipe, model, root, a) -> dict:
         if "context_visible" not in rec.arrays:
             raise V4SError(f"{folder}: its meta.json stores no context visibility (a real scan?): nothing to probe")
         visible = rec.context_visible[:, rec.target_id - 1]
-        showing = np.array([visible[f].max() >= SHOWS for f in context_chunk_frames(item["context_frame_indices"])])
+        chunks = context_chunk_frames(item["context_frame_indices"])
+        showing = np.array([visible[f].max() >= SHOWS for f in chunks])
         shares, context = where_it_looks(model, item, null, steps=a.steps, device=a.device, guidance="joint",
                                          scale=a.scale, seed=a.seed)
         share, chance = attention_share(shares, showing)
         if share == share:  # not NaN
             out[folder.name] = {KEY: share - chance, "share": share, "chance": chance, "context share": context}
+            end = rec.meta.get("end_scan_frame")  # a walk that ends at a scan view (make-data --end scan)
+            if end is not None:
+                k = nearest_chunk(chunks, end, rec.clip_config.scan_frames - 1)
+                out[folder.name][END_KEY] = float(shares[k]) - 1 / len(shares)
     return out
 
 
@@ -81,24 +96,31 @@ def main(argv=None):
                              context_attention=m.context_attention, rope_target_start=m.rope_target_start)
             fresh = fresh.to(a.device).eval()
             results["fresh (random weights)"] = probe(pipe, fresh, a.data, a)
-    print(f"| model | rooms | attention on target-showing chunks | chance | share - chance [95%] | context's share of all |")
-    print("|---|---|---|---|---|---|")
+    def interval(r, key, rooms=False):
+        d = np.array([x[key] for x in r.values() if key in x])
+        if not len(d):
+            return "-"
+        lo, hi = bootstrap_ci(d)
+        return f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]" + (f" ({len(d)})" if rooms else "")
+
+    print("| model | rooms | attention on target-showing chunks | chance | share - chance [95%] | context's share of all "
+          "| the end view's chunk - chance [95%] (rooms) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         if not r:
-            print(f"| {name} | 0 | - | - | - | - |")
+            print(f"| {name} | 0 | - | - | - | - | - |")
             continue
-        d = np.array([x[KEY] for x in r.values()])
-        lo, hi = bootstrap_ci(d)
         mean = lambda k: np.mean([x[k] for x in r.values()])  # noqa: E731
-        print(f"| {name} | {len(r)} | {mean('share'):.3f} | {mean('chance'):.3f} | {d.mean():+.3f} [{lo:+.3f}, "
-              f"{hi:+.3f}] | {mean('context share'):.3f} |")
+        print(f"| {name} | {len(r)} | {mean('share'):.3f} | {mean('chance'):.3f} | {interval(r, KEY)} | "
+              f"{mean('context share'):.3f} | {interval(r, END_KEY, rooms=True)} |")
     first = next(iter(results))
     for name, r in list(results.items())[1:]:
-        d = paired_difference(results[first], r, KEY)
-        if d["n"]:
-            print(f"{name} minus {first}, paired on {d['n']} rooms: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, "
-                  f"{d['ci95'][1]:+.3f}], higher in {d['wins']} rooms, lower in {d['losses']} (sign test p = "
-                  f"{d['p_sign']:.3f})")
+        for key in (KEY, END_KEY):
+            d = paired_difference(results[first], r, key)
+            if d["n"]:
+                print(f"{name} minus {first}, {key}, paired on {d['n']} rooms: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, "
+                      f"{d['ci95'][1]:+.3f}], higher in {d['wins']} rooms, lower in {d['losses']} (sign test p = "
+                      f"{d['p_sign']:.3f})")
 
 
 if __name__ == "__main__":
