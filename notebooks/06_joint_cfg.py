@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from v4s_lite.attention import AttentionCapture, attention_share
+from v4s_lite.attention import attention_share
 from v4s_lite.bbox import detect_red_box
 from v4s_lite.cfg import MODES, combine, drop_conditions
 from v4s_lite.codec import video_to_frames
@@ -54,7 +54,7 @@ from v4s_lite.model import V4SModel
 from v4s_lite.plotting import DPI, FONT, context_attention_figure
 from v4s_lite.resources import results_file, shipped_model
 from v4s_lite.latents import encode_clips
-from v4s_lite.sample import V4SPipeline, generate
+from v4s_lite.sample import V4SPipeline, context_chunk_frames, generate, where_it_looks
 from v4s_lite.statistics import bootstrap_ci, paired_difference, paired_table
 from v4s_lite.utils import get_device, seed_everything
 
@@ -335,29 +335,18 @@ except ImportError:
 torch.manual_seed(seed)
 fresh = V4SModel.from_preset("lite").to(dev).eval()
 n_ctx = items[0]["context_latents"].shape[1]  # context latent frames: frame 0 + the chunks
-
-
-def chunk_frames(item):
-    idx = item["context_frame_indices"].numpy()
-    return [idx[:1]] + [idx[1 + 4 * k: 5 + 4 * k] for k in range(n_ctx - 1)]
-
-
-def where_it_looks(m, item):
-    """(n_ctx,) each context latent frame's share of the context attention, and the context's share of all."""
-    with AttentionCapture(m, query_frames=[-1]) as cap, torch.no_grad():
-        sample(item, "joint", scale, m=m, steps=attention_steps, reuse_context=False)
-    mass = cap.frame_mass(batch=0)  # the conditional pass
-    return (mass[:n_ctx] / mass[:n_ctx].sum()).numpy(), float(mass[:n_ctx].sum())
-
+# where_it_looks wraps generate in AttentionCapture: the last latent frame's attention, conditional pass of joint CFG
+look = dict(steps=attention_steps, device=dev, guidance="joint", scale=scale, scheduler=scheduler, seed=seed)
 
 looks = {}
 for i, (item_i, folder) in enumerate(zip(items, folders)):
     rec = load_clip(folder)
     visible = rec.context_visible[:, rec.target_id - 1]
-    chunks = chunk_frames(item_i)
+    chunks = context_chunk_frames(item_i["context_frame_indices"])
     showing = np.array([visible[f].max() >= 0.5 for f in chunks])
     looks[folder.name] = dict(visible=visible, chunks=chunks, showing=showing, record=rec,
-                              **{name: where_it_looks(m, item_i) for name, m in (("trained", model), ("fresh", fresh))})
+                              **{name: where_it_looks(m, item_i, null_text, **look)
+                                 for name, m in (("trained", model), ("fresh", fresh))})
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -436,5 +425,7 @@ print(f"largest minus smallest chunk share, mean over rooms: trained {spread['tr
 # * Guidance measured across rooms, paired — `v4s_lite.statistics.paired_difference`, `paired_table`;
 #   the results through `v4s_lite.resources.results_file`.
 # * Where the model looks — `v4s_lite.attention.AttentionCapture` (a diffusers attention processor on every
-#   self-attention layer), `attention.attention_share`, `plotting.context_attention_figure`.
+#   self-attention layer), `sample.where_it_looks` (one item's context shares while it generates),
+#   `sample.context_chunk_frames`, `attention.attention_share`, `plotting.context_attention_figure`;
+#   `tools/attention_probe.py` runs the same measurement over many rooms and models, paired.
 # * Next: notebook 07, the red box those frames are supposed to carry.

@@ -405,6 +405,31 @@ print("most lopsided:", [n for n, d in rows.items() if d is lopsided][0], f"{lop
 print("a success rate near 10% moves one room at a time: its paired interval spans 0 unless several rooms differ")
 
 # %% [markdown]
+# ## How many rooms does a comparison need?
+# Before a run, ask how many rooms could show the effect you hope for. Over n rooms the mean of the per-room
+# differences has standard error s / sqrt(n), s their spread; a true effect d shows (its interval excludes 0) with
+# probability about Phi(|d| sqrt(n) / s - 1.96), and ((1.96 + 0.84) s / d)^2 rooms give 80%.
+# `statistics.rooms_needed` plans this from a comparison you already have: here the shipped model's joint vs
+# text-only guidance on its 200 test rooms.
+
+# %%
+from v4s_lite.statistics import rooms_needed
+
+S = {name: c["per_clip"] for name, c in strict_res["conditions"].items()}
+for key in ("IF@0.2", "SD"):
+    plan = rooms_needed(S["guidance text"], S["full (joint CFG)"], key)
+    print(f"joint vs text-only CFG, {key:6s}: {plan['effect']:+.3f} on {plan['n_observed']} rooms, per-room spread "
+          f"{plan['sd']:.2f}; shown with probability {plan['power_at'][200]:.2f} at 200 rooms, "
+          f"{plan['power_at'][1000]:.2f} at 1,000; 80% needs {plan['rooms']:,} rooms")
+
+# %% [markdown]
+# A success metric near 10% moves one room at a time, so its per-room spread (0.29) dwarfs a lead of 0.025: some
+# 1,000 rooms would be needed to show it, and the SD difference is too small for any practical number. The paper's
+# effect (IF 0.04 -> 0.65) would show in a handful of rooms. So a course-sized comparison can only show large
+# effects, and a lead of a few rooms on 32-64 validation rooms says almost nothing: plan the rooms before the run,
+# and when a lead is small, prefer the denser signal (SD) agreed beforehand.
+
+# %% [markdown]
 # ## Rebuild these tables
 # On one GPU, in 10-minute device calls (`tools/gpu_lite.sh`; every figure above with its command in
 # `results/lite_2026-12-02/README.md`):
@@ -426,7 +451,8 @@ print("a success rate near 10% moves one room at a time: its paired interval spa
 #
 # ## What you learned / where it lives in v4s_lite
 # * `v4s tables` (`v4s_lite/tables.py`): every condition on one evaluation set, `PAIRS` reported as paired
-#   differences; `v4s_lite/statistics.py`: `paired_difference` (paired bootstrap + sign test), `paired_table`.
+#   differences; `v4s_lite/statistics.py`: `paired_difference` (paired bootstrap + sign test), `paired_table`,
+#   `rooms_needed` (how many rooms a comparison needs, planned before the run).
 # * Where videos fail: `tables.check_shares` / `check_table` (the share passing each of the judge's checks), beside
 #   the floor row "walk to another object (chance)"; `flow.condition_gaps` per frame of the walk ("gap by frame").
 # * Choices are made on validation rooms, figures reported on test rooms (docs/DATA.md gives the seed ranges).
