@@ -389,6 +389,34 @@ def test_condition_gaps_see_exactly_which_condition_a_model_uses():
         F.condition_gaps(model, items[:1], null)
 
 
+def test_shuffled_chunks_probe_measures_the_use_of_the_chunks_positions():
+    """"shuffled context chunks" moves each chunk's latent to its neighbour's RoPE position. Without temporal RoPE
+    a transformer sees the context as a set of tokens, so the target's prediction cannot change (gap 0 to float
+    rounding); with it, the gap is clearly not 0. The other probes keep their four-probe values (no random draw)."""
+    import torch
+
+    from v4s_lite.model import V4SModel
+
+    g = torch.Generator().manual_seed(0)
+    items = [{"context_latents": torch.randn(12, 4, 4, 6, generator=g), "target_latents": torch.randn(12, 3, 4, 6, generator=g),
+              "prompt_embeds": torch.randn(5, 64, generator=g), "context_positions": torch.tensor([0, 30, 90, 200])}
+             for _ in range(3)]
+    null = torch.zeros(5, 64)
+    torch.manual_seed(0)
+    model = V4SModel.from_preset("tiny").eval()
+    with_rope = F.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
+    assert abs(with_rope["shuffled context chunks gap"]) > 1e-4
+    rope = model.transformer.rope  # no temporal rotation: cos 1, sin 0 on the time part of the table
+    t = rope.t_dim
+    with torch.no_grad():
+        rope.freqs_cos[:, :t] = 1.0
+        rope.freqs_sin[:, :t] = 0.0
+    no_time = F.condition_gaps(model, items, null, sigmas=(0.5, 0.9))
+    assert abs(no_time["shuffled context chunks gap"]) < 1e-5
+    assert max(abs(x) for x in no_time["shuffled context chunks gap by frame"]) < 1e-5
+    assert abs(no_time["other room's context gap"]) > 1e-4  # the content still matters
+
+
 def test_repeated_sampling_any_and_selection_rules():
     from v4s_lite.statistics import SELECTION_RULES, repeated_sampling
 

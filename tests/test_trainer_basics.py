@@ -204,7 +204,8 @@ def test_validation_videos_every_n_steps_with_ema_weights_in_eval_mode(tmp_path,
                       "step_000004/grounding_000000.mp4", "step_000004/grounding_000001.mp4"]
     # with two clips, the condition gaps of each validation step (EMA weights), logged beside the loss
     rows = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
-    probes = ["gap: other instruction", "gap: null instruction", "gap: other room's context", "gap: noise context"]
+    probes = ["gap: other instruction", "gap: null instruction", "gap: other room's context", "gap: noise context",
+              "gap: shuffled context chunks"]
     ends = ["end " + p for p in probes]  # the same gaps on the walk's last latent frame (the destination)
     layout = ["pure-noise end " + p for p in probes]  # and there at noise 1.0 alone (where sampling lays out the walk)
     assert [r["step"] for r in rows] == [2, 4]

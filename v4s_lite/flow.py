@@ -213,7 +213,8 @@ def flow_loss(model, batch: dict, cfg: TrainConfig, accelerator, dtype=None) -> 
 
 
 # ----------------------------------------------------------------------------------- does the model listen?
-CONDITION_PROBES = ("true", "other instruction", "null instruction", "other room's context", "noise context")
+CONDITION_PROBES = ("true", "other instruction", "null instruction", "other room's context", "noise context",
+                    "shuffled context chunks")
 
 
 GAP_SIGMAS = (0.3, 0.5, 0.7, 0.9)  # condition_gaps' noise levels: from where the walk is mostly visible to mostly noise
@@ -228,6 +229,8 @@ def condition_gaps(model, items, null_text, sigmas=GAP_SIGMAS, seed: int = 0, de
     denoises worse with another room's context. A gap near 0 means that condition is ignored: the paper's
     "weak context" failure, measured in seconds on a CPU instead of by sampling and scoring videos.
     Same noise and sigma for every probe of a clip (paired), so the gaps are not noise. Needs >= 2 items.
+    "shuffled context chunks" keeps the room and moves each context chunk to its neighbour's position: the gap of a
+    model that uses where each view sits in the scan, not only what it shows (0 with a single chunk).
     Returns {probe: mean loss} and {probe + " gap": mean (loss - true loss) / true loss}, and per noisy latent frame
     of the target (the walk's, in order: the last ones are the destination and its box frames)
     {probe + " gap by frame": [gap of frame 1, 2, ...]}: an average gap can hide a condition that matters only
@@ -248,13 +251,19 @@ def condition_gaps(model, items, null_text, sigmas=GAP_SIGMAS, seed: int = 0, de
         probes = {"true": (it["prompt_embeds"], ctx), "other instruction": (other["prompt_embeds"], ctx),
                   "null instruction": (null_text, ctx),
                   "other room's context": (it["prompt_embeds"], other["context_latents"].float()[None]),
-                  "noise context": (it["prompt_embeds"], torch.randn(ctx.shape, generator=g))}
+                  "noise context": (it["prompt_embeds"], torch.randn(ctx.shape, generator=g)),
+                  # the same room's views, each chunk at its neighbour's place in the scan (frame 0 stays): a
+                  # model that reads only *what* the room holds is unmoved; one that uses *where* each view was
+                  # taken (the chunks' RoPE positions) is not. Drawn from no generator: the other probes' numbers
+                  # are those of the four-probe tool
+                  "shuffled context chunks": (it["prompt_embeds"],
+                                              torch.cat([ctx[:, :, :1], ctx[:, :, 1:].roll(1, dims=2)], dim=2))}
         if probes["other room's context"][1].shape != ctx.shape:
             raise V4SError("condition_gaps needs clips of one clip config (the context shapes differ)")
         names = list(probes)
         text = _pad_text([torch.as_tensor(t).float() for t, _ in probes.values()]).to(device)
         ctxs = torch.cat([c for _, c in probes.values()]).to(device)
-        for s in sigmas:  # the five probes of one sigma are one batch: same noise, one forward
+        for s in sigmas:  # the probes of one sigma are one batch: same noise, one forward
             noise = torch.randn(x0.shape, generator=g)
             xt, v = add_noise(x0, noise, torch.tensor([s])), flow_target(x0, noise)
             k = len(names)
