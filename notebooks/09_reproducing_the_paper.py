@@ -297,7 +297,7 @@ if lite_dir is not None:
     gaps = condition_gaps(model, items, text_encoder.encode([""])[0], seed=seed)
     print(f"the shipped model: loss with the true conditions {gaps['true']:.3f} ({len(items)} clips)")
     for probe in CONDITION_PROBES[1:]:
-        print(f"  with {probe:22s} {100 * gaps[probe + ' gap']:+5.1f}%   by frame of the walk: "
+        print(f"  with {probe:24s} {100 * gaps[probe + ' gap']:+5.1f}%   by frame of the walk: "
               + " ".join(f"{100 * x:+5.1f}" for x in gaps[probe + " gap by frame"]))
 else:
     print("data/v4s-lite/ is missing: no model to probe (see data/v4s-lite/README.md)")
