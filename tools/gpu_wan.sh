@@ -172,10 +172,20 @@ print("scored video", f, v.shape)  # the generated target (frame 0 = the given f
 Image.fromarray(np.concatenate([v[0], v[len(v) // 2], v[-1]], 1)).save(f"{sys.argv[1]}/eval_frames.png")
 EOF
   ;;
-path)  # the whole path in one call
+path)  # the whole path in one call (a warm machine that holds the folder and the cache skips `prepare`)
   SECS=${1:?seconds before the interrupt}; STEPS=${2:?steps}; SAMPLE=${3:-20}
-  bash $0 prepare $OUT 1; bash $0 interrupt $OUT $SECS $STEPS; bash $0 resume $OUT $STEPS; bash $0 export $OUT
+  if [ -f $WAN/model_index.json ] && [ -d data/paper/latents ]; then stamp "prepare: kept (warm machine)"
+  else bash $0 prepare $OUT 1; fi
+  rm -rf runs/wan5b  # a new run: --resume below continues this call's own checkpoint
+  bash $0 interrupt $OUT $SECS $STEPS; bash $0 resume $OUT $STEPS; bash $0 export $OUT
   bash $0 score $OUT $SAMPLE
+  python3 - runs/wan5b <<'PY' | tee -a $OUT/summary.txt
+import sys
+from v4s_lite.train import read_log, seconds_per_step
+log = read_log(sys.argv[1])
+print(f"wan-train: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half of the log, "
+      f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
+PY
   ;;
 *)
   echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | export | sample | score | path"; exit 2 ;;

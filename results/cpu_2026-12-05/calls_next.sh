@@ -26,20 +26,7 @@ mkdir -p runs $O
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a $O/gpu.txt
 case $CALL in
 wan)  # random weights of the exact Wan2.2-TI2V-5B architecture: the times and memory are real, the video is noise
-  SECS=${SECS:-90} STEPS=${STEPS:-200} SAMPLE=${SAMPLE:-10}
-  [ -f models/wan22_random_5b/model_index.json ] && [ -d data/paper/latents ] || { bash tools/gpu_wan.sh prepare $O 1; stamp prepare; }
-  rm -rf runs/wan5b
-  bash tools/gpu_wan.sh interrupt $O $SECS $STEPS; stamp "wan-train, SIGINT after $SECS s"
-  bash tools/gpu_wan.sh resume $O $STEPS; stamp "wan-train --resume to $STEPS steps"
-  bash tools/gpu_wan.sh export $O; stamp "export + WanPipeline.load_lora_weights"
-  EVAL_FLAGS=--fp8 bash tools/gpu_wan.sh score $O $SAMPLE; stamp "v4s eval --checkpoint --fp8 ($SAMPLE steps; judge)"
-  python3 - runs/wan5b <<'PY' | tee -a $O/calls.txt
-import sys
-from v4s_lite.train import read_log, seconds_per_step
-log = read_log(sys.argv[1])
-print(f"wan-train: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half of the log, "
-      f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
-PY
+  EVAL_FLAGS=--fp8 bash tools/gpu_wan.sh path $O ${SECS:-90} ${STEPS:-200} ${SAMPLE:-10}; stamp "the 5B path"
   (cd $O && tar czf /tmp/bundle.tgz . && find . -type f ! -name calls.txt ! -name summary.txt ! -name '*.png' -delete \
     && mv /tmp/bundle.tgz bundle.tgz)
   ;;
