@@ -13,6 +13,8 @@
 # for mixed_lite: the room's gap at the destination on val_end >= 10% AND the instruction's on val >= 10%; the
 # shipped model is replaced only by tables.choose_run on validation. Both exports come back (ship: bf16 shards of
 # <= 15 MB) so a CPU session can score them on the 200 extra validation rooms (+ 16..65, docs/DATA.md).
+# Watch beside the rule: the shuffled-chunks gap (validation.jsonl, 'end gap: shuffled context chunks'), 0.0-0.3%
+# for every model so far: does size or time make the models use where each view was taken?
 set -uo pipefail
 CALL=${1:?wan | data | train}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
