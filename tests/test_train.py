@@ -562,6 +562,19 @@ def test_the_log_says_whether_compilation_held(tmp_path, monkeypatch):
         seconds_per_step(log[:1])
 
 
+def test_seconds_per_step_times_only_the_rows_after_a_resume():
+    """A resumed run's log holds both runs' rows and its `seconds` start again from 0 (results/cpu_2026-12-05: the
+    5B path's dry run read -16 s per step); only the rows after the last restart in the second half are timed."""
+    from v4s_lite.train import seconds_per_step
+
+    first = [{"step": s, "seconds": 10.0 + 2.0 * s} for s in (10, 20, 30, 40, 50)]  # 2 s a step, then interrupted
+    resumed = [{"step": s, "seconds": 5.0 + 1.0 * (s - 50)} for s in (60, 70, 80, 90, 100)]  # 1 s a step after resume
+    assert seconds_per_step(first + resumed) == pytest.approx(1.0)
+    assert seconds_per_step(first) == pytest.approx(2.0)
+    with pytest.raises(V4SError, match="second half"):  # one row after the restart: nothing to time
+        seconds_per_step(first + [{"step": 60, "seconds": 3.0}])
+
+
 def test_bad_speed_settings_are_errors():
     with pytest.raises(V4SError, match="device_batches"):
         TrainConfig(device_batches="yes")

@@ -76,8 +76,11 @@ def read_log(run_dir) -> list[dict]:
 
 def seconds_per_step(log: list[dict]) -> float:
     """Seconds per step over the second half of a loss log (read_log): after compilation and warm-up, which the
-    first steps pay. The figure benchmarks and device scripts report."""
+    first steps pay. The figure benchmarks and device scripts report. A resumed run's `seconds` start again from 0
+    (the log holds both runs' rows), so only the rows after the last restart in that half are timed."""
     half = [r for r in log if r["step"] > log[-1]["step"] // 2]
+    restarts = [i for i in range(1, len(half)) if half[i]["seconds"] < half[i - 1]["seconds"]]
+    half = half[restarts[-1]:] if restarts else half
     if len(half) < 2:
         raise V4SError(f"the log's second half has {len(half)} row(s) (last step {log[-1]['step'] if log else 0}): "
                        "seconds per step needs two; train more steps or log more often (log_every)")
