@@ -370,6 +370,19 @@ else:
 # few minutes of training the two skills traded off rather than added up; whether the model's size or its training
 # time limits them (its room's gap was still rising, more slowly, at 8,000 steps) is the question the course's
 # measurements leave.
+#
+# **Three checks that need no GPU** (`results/cpu_2026-12-05/README.md`). *Is it memorising its rooms?* No: on 32
+# of its own training rooms mixed_lite's loss and gaps are those of validation rooms (the room's gap +6.2% against
+# +6.1% on the usual walks), after some 108 passes over its 2,880 rooms, so more rooms is not the next lever. *Does
+# its destination look at the views that show the target?* Notebook 06's attention measurement over 32 rooms and
+# five models (`tools/attention_probe.py`): none puts more than chance there, not even end_lite, whose loss depends
+# on the room the most. *Does it use where each view was taken?* `flow.condition_gaps` has a sixth probe for that,
+# "shuffled context chunks": the same room's chunks, each moved to its neighbour's RoPE position. At the
+# destination it costs end_lite +0.3% and mixed_lite +0.1%, where another room's chunks cost them +10.1% and +8.6%.
+# So the lite models read the context as a *set* of views, for what the room holds (colours, textures, objects),
+# and ignore where in the scan each view was taken: the geometry the paper's non-contiguous RoPE positions carry.
+# That is also why non-contiguous against contiguous sampling cannot show here. The paper's spatial reasoning needs
+# that *where*; finding a recipe in which it pays is the open lever.
 
 # %% [markdown]
 # ## Exercise: a paired difference
