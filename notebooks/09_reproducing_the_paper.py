@@ -366,7 +366,8 @@ else:
 # it mixes, on both: the room's gap +8.6% on the scan-view walks (end_lite +10.1%) and +6.1% on the usual ones (the
 # highest of any model trained with box frames), the instruction's +8.4% (the shipped model +14.5%). Neither reaches
 # 10%, and on the 64 validation rooms it grounds no better than the shipped model (IF(SD<0.2) 0.11 against 0.09,
-# paired +0.02 [-0.05, +0.09]), so the shipped model stays and no test room was spent on it. At this size and these
+# paired +0.02 [-0.05, +0.09]; on 200 fresh validation rooms -0.025 [-0.065, +0.015]), so the shipped model stays
+# and no test room was spent on it. At this size and these
 # few minutes of training the two skills traded off rather than added up; whether the model's size or its training
 # time limits them (its room's gap was still rising, more slowly, at 8,000 steps) is the question the course's
 # measurements leave.
@@ -439,8 +440,11 @@ for key in ("IF@0.2", "SD"):
 # A success metric near 10% moves one room at a time, so its per-room spread (0.29) dwarfs a lead of 0.025: some
 # 1,000 rooms would be needed to show it, and the SD difference is too small for any practical number. The paper's
 # effect (IF 0.04 -> 0.65) would show in a handful of rooms. So a course-sized comparison can only show large
-# effects, and a lead of a few rooms on 32-64 validation rooms says almost nothing: plan the rooms before the run,
-# and when a lead is small, prefer the denser signal (SD) agreed beforehand.
+# effects, and a lead of a few rooms on 32-64 validation rooms says almost nothing. The course checked it
+# (`results/cpu_2026-12-05/README.md`): mixed_lite (above) led the shipped model on 64 validation rooms by 3 rooms to
+# 2 in IF(SD<0.2) and was nearer the target in 43 of them (sign test p = 0.008); on 200 fresh validation rooms it
+# trailed, -0.025 [-0.065, +0.015] (7 rooms to 12), and its SD lead halved (-0.018 [-0.049, +0.014], nearer in 108 of
+# 200). Plan the rooms before the run, and trust only leads several rooms wide.
 
 # %% [markdown]
 # ## Rebuild these tables
