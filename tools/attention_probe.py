@@ -10,7 +10,8 @@ pass (`sample.where_it_looks`). A context chunk *shows* the target when one of i
 the target in view (the clip's `context.visible`); `attention.attention_share` gives the share of the context
 attention on those chunks and chance (their share of the chunks: an even spread). A model that retrieves the
 target's views puts clearly more than chance there. Rooms where every chunk or none shows the target say nothing
-and are skipped. Printed: per model the mean of (share - chance) with its bootstrap interval, and each model minus
+and are skipped. On walks that end at a scan view (`make-data --end scan`: meta.json's `end_scan_frame`) also the
+share on the chunk nearest that view on the scan's ring, against 1 / (context latent frames). Printed: per model the mean of (share - chance) with its bootstrap interval, and each model minus
 the first, paired (`statistics.paired_difference`, the same rooms and noise). `--fresh`: a randomly initialised
 model of the first checkpoint's architecture as a floor. Seconds per room and model on a CPU.
 """
@@ -25,7 +26,7 @@ from v4s_lite.config import TrainConfig
 from v4s_lite.data import clip_folders, load_clip
 from v4s_lite.latents import encode_clips
 from v4s_lite.model import V4SModel
-from v4s_lite.sample import V4SPipeline, context_chunk_frames, where_it_looks
+from v4s_lite.sample import SamplingSettings, V4SPipeline, context_chunk_frames, where_it_looks
 from v4s_lite.statistics import bootstrap_ci, paired_difference
 from v4s_lite.utils import V4SError
 
@@ -44,7 +45,8 @@ def nearest_chunk(chunks, frame: int, ring: int) -> int:
 
 
 def probe(pipe, model, root, a) -> dict:
-    """{room: {"share - chance", "share", "chance", "context share"}} for the rooms with something to tell apart."""
+    """{room: {"share - chance", "share", "chance", "context share"[, "end view - chance"]}} for the rooms with
+    something to tell apart."""
     data = dict(box_frames=pipe.marks_target, sampling=pipe.config.sampling if pipe.config else "noncontiguous")
     items = encode_clips(TrainConfig(data_root=root, clip=a.clip, progress=False, max_clips=a.max_clips,
                                      seed=a.seed, **data), pipe.codec, pipe.text_encoder)
@@ -76,7 +78,7 @@ def main(argv=None):
     p.add_argument("--clip", default="lite")
     p.add_argument("--max-clips", type=int, default=0)
     p.add_argument("--steps", type=int, default=4, help="denoising steps the attention is averaged over")
-    p.add_argument("--scale", type=float, default=5.0, help="the joint CFG scale of the generation")
+    p.add_argument("--scale", type=float, default=SamplingSettings.scale, help="the joint CFG scale of the generation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--fresh", action="store_true", help="also a randomly initialised model of the first's architecture")
@@ -96,6 +98,7 @@ def main(argv=None):
                              context_attention=m.context_attention, rope_target_start=m.rope_target_start)
             fresh = fresh.to(a.device).eval()
             results["fresh (random weights)"] = probe(pipe, fresh, a.data, a)
+
     def interval(r, key, rooms=False):
         d = np.array([x[key] for x in r.values() if key in x])
         if not len(d):
