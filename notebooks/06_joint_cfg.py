@@ -54,7 +54,7 @@ from v4s_lite.model import V4SModel
 from v4s_lite.plotting import DPI, FONT, context_attention_figure
 from v4s_lite.resources import results_file, shipped_model
 from v4s_lite.latents import encode_clips
-from v4s_lite.sample import V4SPipeline, context_chunk_frames, generate, where_it_looks
+from v4s_lite.sample import V4SPipeline, context_chunk_frames, generate, item_inputs, where_it_looks
 from v4s_lite.statistics import bootstrap_ci, paired_difference, paired_table
 from v4s_lite.utils import get_device, seed_everything
 
@@ -162,16 +162,10 @@ print(f"{len(items)} test rooms:", ", ".join(f.name for f in folders))
 item = items[0]
 
 
-def conditions(item):
-    return dict(context_latents=item["context_latents"][None].to(dev),
-                first_latent=item["target_latents"][None, :, :1].to(dev),
-                text_emb=item["prompt_embeds"][None].to(dev), null_text_emb=null_text[None].to(dev),
-                context_positions=item["context_positions"].tolist())  # computed once, by ClipDataset
-
-
 def sample(item, mode, w, m=None, **kw):
-    lat = generate(m or model, **conditions(item), n_noisy=item["target_latents"].shape[1] - 1, scheduler=scheduler,
-                   steps=kw.pop("steps", sample_steps), guidance=mode, scale=w, seed=seed, **kw)
+    # item_inputs: the item's context, first latent, instruction, null instruction and context positions
+    lat = generate(m or model, **item_inputs(item, null_text, dev), n_noisy=item["target_latents"].shape[1] - 1,
+                   scheduler=scheduler, steps=kw.pop("steps", sample_steps), guidance=mode, scale=w, seed=seed, **kw)
     return lat.cpu()
 
 

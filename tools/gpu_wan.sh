@@ -36,6 +36,17 @@ mkdir -p $OUT models data/paper runs
 t0=$(date +%s)
 stamp() { echo "$1: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt; }
 run() { echo "$*" >> $OUT/commands.txt; "$@"; }
+speed() {  # speed RUN LABEL WHERE: the run's steps, s per step (second half of its log) and peak memory, to summary.txt
+  python3 - "$@" <<'EOF' | tee -a $OUT/summary.txt
+import os, sys
+from v4s_lite.train import read_log, seconds_per_step
+run, what, where = sys.argv[1:4]
+log = read_log(run) if os.path.exists(f"{run}/loss.jsonl") else []
+print(f"{what}: no step logged (the reason is in {where})" if not log else
+      f"{what}: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half, "
+      f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
+EOF
+}
 V4S="python3 -m v4s_lite.cli"
 SIZE=${WAN_SIZE:-5b}; DEV=${WAN_DEVICE:-cuda}   # WAN_SIZE=tiny WAN_DEVICE=cpu: a dry run of this script on a CPU
 # (with WAN_SET="--set device=cpu --set mixed_precision=no --set wan.compile=false --set wan.checkpointing=1")
@@ -89,15 +100,7 @@ lowmem)
     --set steps=1000 --set checkpoint_every=100000 --set log_every=1 "$@" 2>&1 | grep -v -i warn | tail -n 4 \
     | tee $OUT/train_24gb.log
   cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl 2>/dev/null
-  python3 - runs/wan5b_24gb "$@" <<'EOF' | tee -a $OUT/summary.txt
-import os, sys
-from v4s_lite.train import read_log, seconds_per_step
-log = read_log(sys.argv[1]) if os.path.exists(f"{sys.argv[1]}/loss.jsonl") else []
-what = f"24 GB config{' ' + ' '.join(sys.argv[2:]) if sys.argv[2:] else ''}"
-print(f"{what}: no step logged (the reason is in train_24gb.log)" if not log else
-      f"{what}: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half, "
-      f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
-EOF
+  speed runs/wan5b_24gb "24 GB config${*:+ $*}" train_24gb.log
   stamp "24 GB config trained for $SECS s"
   ;;
 export)  # `v4s export`, then diffusers' own pipeline loads the exported adapter and computes what the course's
@@ -179,13 +182,7 @@ path)  # the whole path in one call (a warm machine that holds the folder and th
   rm -rf runs/wan5b  # a new run: --resume below continues this call's own checkpoint
   bash $0 interrupt $OUT $SECS $STEPS; bash $0 resume $OUT $STEPS; bash $0 export $OUT
   bash $0 score $OUT $SAMPLE
-  python3 - runs/wan5b <<'PY' | tee -a $OUT/summary.txt
-import sys
-from v4s_lite.train import read_log, seconds_per_step
-log = read_log(sys.argv[1])
-print(f"wan-train: {log[-1]['step']} steps, {seconds_per_step(log):.3f} s per step over the second half of the log, "
-      f"peak {max(r.get('peak_gib', 0) for r in log):.1f} GiB")
-PY
+  speed runs/wan5b wan-train "the train logs"
   ;;
 *)
   echo "unknown phase $PHASE: prepare | train | interrupt | resume | lowmem | export | sample | score | path"; exit 2 ;;

@@ -168,6 +168,16 @@ def generate(model, context_latents, first_latent, text_emb, null_text_emb, cont
 
 
 # ------------------------------------------------------------------------------------ where the model looks
+def item_inputs(item: dict, null_text_emb, device="cpu") -> dict:
+    """An encoded item (`latents.encode_clips`) -> generate()'s conditions on `device`, a batch of one: its context
+    latents, its clean first target latent, its instruction and the null one, its context positions
+    (`sampling_inputs` does the same from a clip folder's ClipDataset item)."""
+    return dict(context_latents=item["context_latents"][None].to(device),
+                first_latent=item["target_latents"][None, :, :1].to(device),
+                text_emb=item["prompt_embeds"][None].to(device), null_text_emb=null_text_emb[None].to(device),
+                context_positions=torch.as_tensor(item["context_positions"]).tolist())
+
+
 def context_chunk_frames(frame_indices) -> list[np.ndarray]:
     """The scan frames behind each context latent frame: the scan's frame 0 alone, then one chunk of 4 consecutive
     frames per latent frame (the VAE's 1 + 4k frames; notebook 01's non-contiguous chunks)."""
@@ -189,10 +199,7 @@ def where_it_looks(model, item: dict, null_text_emb, *, steps: int = 4, device="
 
     n_ctx = item["context_latents"].shape[1]
     with AttentionCapture(model, query_frames=[-1]) as cap:
-        generate(model, context_latents=item["context_latents"][None].to(device),
-                 first_latent=item["target_latents"][None, :, :1].to(device),
-                 text_emb=item["prompt_embeds"][None].to(device), null_text_emb=null_text_emb[None].to(device),
-                 context_positions=item["context_positions"].tolist(), n_noisy=item["target_latents"].shape[1] - 1,
+        generate(model, **item_inputs(item, null_text_emb, device), n_noisy=item["target_latents"].shape[1] - 1,
                  steps=steps, reuse_context=False, **generate_kw)
     mass = cap.frame_mass(batch=0)
     return (mass[:n_ctx] / mass[:n_ctx].sum()).numpy(), float(mass[:n_ctx].sum())
