@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SENT 2026-12-05 (fourteenth session), as planned in ../cpu_2026-12-05/calls_next.sh (written when no machine was
-# lent). Copy this file into that session's results folder and send the calls in this order, each as soon as the last
+# lent). Changed before sending: CHOOSE=0 skips the GPU's 64-room choice (two refused starts cost 182 s of the
+# 1,800; the choice goes to a CPU on the 264 validation rooms instead, where 64 rooms were shown too few). Copy this file into that session's results folder and send the calls in this order, each as soon as the last
 # returns (`run`, carry [".site"], from the repository root; the machine goes back 30 s after a call):
 #   SECS=90 STEPS=200 SAMPLE=10 timeout 590 bash calls_next.sh wan $OUT   # 1. issue 14 FIRST (fresh machine: ~530 s)
 #   CALL_S=575 bash calls_next.sh data  $OUT  # 2. issue 13: fresh mixed rooms, val + val_end, cache; both sizes train
@@ -34,10 +35,11 @@ wan)  # random weights of the exact Wan2.2-TI2V-5B architecture: the times and m
   ;;
 data|train)
   bash tools/gpu_lite.sh data $O 180; stamp "data + cache (kept when they exist)"
-  tail=$([ $CALL = train ] && echo 230 || echo 60)  # train: the choice (~180 s), ship. The gaps by the rule are
+  CHOOSE=${CHOOSE:-$([ $CALL = train ] && echo 1 || echo 0)}  # CHOOSE=0: no GPU choice (this session: budget)
+  tail=$([ $CHOOSE = 1 ] && echo 230 || echo 60)  # train: the choice (~180 s), ship. The gaps by the rule are
   # measured on a CPU from the exports (as every recorded figure); validation.jsonl logs them every 2,000 steps here
   s=$(left $(( CALL_S - tail ))); [ $s -gt 60 ] && { bash tools/gpu_lite.sh train $O $s mixed_lite mixed_m; stamp train; }
-  if [ $CALL = train ]; then
+  if [ $CHOOSE = 1 ]; then
     bash tools/gpu_lite.sh choose $O $(left $(( CALL_S - 50 ))) shipped mixed_lite mixed_m; stamp "choose on val"
   fi
   bash tools/gpu_lite.sh ship $O mixed_lite mixed_m; stamp ship
