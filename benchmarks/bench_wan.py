@@ -235,7 +235,7 @@ class Bench:
 
     # ------------------------------------------------------------------------------------------- train
     def train(self, name, checkpointing="full", backend="native", compile=False, fused=False, lora_dtype=None,
-              fp8=False, note=""):
+              fp8=False, keep_attention=False, note=""):
         """One LoRA training step: forward over [context | first | noisy], MSE on the noisy latents, backward,
         AdamW on the adapter."""
         from peft import LoraConfig
@@ -252,7 +252,8 @@ class Bench:
                 p.data = p.data.to(lora_dtype)
                 p.requires_grad_(True)
             fp8_layers.enter_context(fp8_swapped(model, dev, on=fp8))  # fp8: the frozen base in FP8 (wan.fp8_base)
-            configure_speed(model, checkpointing=checkpointing, attention_backend=backend, compile=compile)
+            configure_speed(model, checkpointing=checkpointing, attention_backend=backend, compile=compile,
+                            keep_attention=keep_attention)
             model.train()
             kw = {"fused": True} if fused else {}
             opt = torch.optim.AdamW(params, lr=1e-5, **kw)
@@ -271,7 +272,7 @@ class Bench:
 
             times = timed(step, dev, a.warmup, a.iters)
             est = estimate_memory(self.cfg, self.tokens, lora_rank=a.lora_rank, checkpointing=checkpointing,
-                                  compiled=compile)
+                                  compiled=compile, fp8_base=fp8, keep_attention=keep_attention)
             self.record(name, "train", times, 3 * transformer_flops(self.cfg, self.tokens), note,
                         estimate_gib=est.total_gib, checkpointing=str(checkpointing))
             del opt
@@ -484,6 +485,9 @@ def main(argv=None):
             plan.append((f"train_fp8_sel{n}", lambda n=n: b.train(
                 f"train_fp8_sel{n}", checkpointing=n, fused=True, compile=True, fp8=True,
                 note=f"+ compile + FP8 base matmuls, checkpoint {n} of 30 blocks")))
+            plan.append((f"train_fp8_keep{n}", lambda n=n: b.train(  # selective activation checkpointing
+                f"train_fp8_keep{n}", checkpointing=n, fused=True, compile=True, fp8=True, keep_attention=True,
+                note=f"+ compile + FP8 base matmuls, checkpoint {n} of 30 blocks keeping self-attention")))
     # the peer: DiffSynth-Studio's own Wan DiT at the same shape (its trainer's full checkpointing; its CFG)
     plan += [("peer_diffsynth_denoise", lambda: b.peer("peer_diffsynth_denoise", "denoise",
                                                        note="DiffSynth-Studio's DiT, two passes in sequence")),

@@ -85,6 +85,45 @@ def test_selective_checkpointing_recomputes_only_chosen_blocks_and_keeps_gradien
     torch.testing.assert_close(grads[2], grads["none"])
     torch.testing.assert_close(grads["full"], grads["none"])
 
+def test_keep_attention_skips_recomputing_self_attention_only_and_keeps_gradients():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountAttention(TorchDispatchMode):  # the fused attention kernels run, as (key length, count)
+        def __init__(self):
+            super().__init__()
+            self.calls = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in full.ATTENTION_OPS:
+                key = "self" if args[0].shape[-2] == args[1].shape[-2] else "cross"
+                self.calls[key] = self.calls.get(key, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    assert full.ATTENTION_OPS, "no fused SDPA op found in this torch"
+    t = tiny_transformer(layers=4)
+    x, ts, text = torch.randn(1, 48, 3, 4, 4), torch.full((1, 12), 500.0), torch.randn(1, 5, 32)
+    grads, calls = {}, {}
+    for keep in (False, True):
+        configure_speed(t, checkpointing=2, keep_attention=keep)
+        t.zero_grad(set_to_none=True)
+        with CountAttention() as count:
+            run(t, x, ts, text, None).square().mean().backward()
+        calls[keep] = count.calls
+        grads[keep] = torch.cat([p.grad.flatten() for p in t.parameters() if p.grad is not None])
+    # 4 blocks run each attention once; the 2 checkpointed ones run it again in backward, unless it was kept
+    assert calls[False] == {"self": 6, "cross": 6}
+    assert calls[True] == {"self": 4, "cross": 6}
+    torch.testing.assert_close(grads[True], grads[False])
+    with pytest.raises(V4SError, match="checkpoints none"):
+        configure_speed(t, checkpointing="none", keep_attention=True)
+    configure_speed(t, checkpointing="none")
+    from v4s_lite.config import WanConfig
+    with pytest.raises(V4SError, match="checkpoint_keeps_attention"):
+        WanConfig(checkpointing="none", checkpoint_keeps_attention=True)
+    cfg = transformer_config("wan2.2-ti2v-5b")  # what it costs: one d-wide bf16 tensor per token and block
+    kept = estimate_memory(cfg, 9256, checkpointing="full", keep_attention=True).total_gib
+    assert abs((kept - estimate_memory(cfg, 9256, checkpointing="full").total_gib) * 2**30 - 30 * 9256 * 3072 * 2) < 1e3
+
 def test_context_reuse_equals_masked_sequence():
     t = tiny_transformer(layers=2).eval()
     g = torch.Generator().manual_seed(1)

@@ -161,20 +161,24 @@ def checkpointed_blocks(num_layers: int, checkpointing) -> list[int]:
 
 
 def estimate_memory(config, tokens: int, batch: int = 1, lora_rank: int = 32, lora_targets=WAN_LORA_TARGETS,
-                    checkpointing="full", compiled: bool = False, fp8_base: bool = False) -> MemoryEstimate:
+                    checkpointing="full", compiled: bool = False, fp8_base: bool = False,
+                    keep_attention: bool = False) -> MemoryEstimate:
     """Peak GPU memory of one LoRA training step of the transformer (encoders already freed: see cache_clips).
 
     Weights in bf16 (2 bytes); with `fp8_base` the blocks' projections (projection_params) take 1 byte each.
     Activations: every block keeps `ACT_FFN * ffn + ACT_D * d` bytes per token for backward, a checkpointed
     block only its input (2 d bytes) plus, while it is recomputed, one block's worth. Calibrated on an H100
-    (see ACT_D_EAGER); the model's own per-token modulation tensors (6 d, bf16) come on top.
+    (see ACT_D_EAGER); the model's own per-token modulation tensors (6 d, bf16) come on top. With
+    `keep_attention` a checkpointed block also keeps its self-attention output (2 d bytes per token; the softmax
+    statistics are a few bytes per head).
     """
     c = dict(config)
     d = c["num_attention_heads"] * c["attention_head_dim"]
     layers = c["num_layers"]
     per_block = ACT_FFN * c["ffn_dim"] + (ACT_D_COMPILED if compiled else ACT_D_EAGER) * d
     n_ckpt = len(checkpointed_blocks(layers, checkpointing))
-    per_token = (layers - n_ckpt) * per_block + n_ckpt * 2 * d + (per_block if n_ckpt else 0) + 2 * 8 * d
+    kept = (2 + (2 if keep_attention else 0)) * d  # what a checkpointed block keeps per token (bytes)
+    per_token = (layers - n_ckpt) * per_block + n_ckpt * kept + (per_block if n_ckpt else 0) + 2 * 8 * d
     return MemoryEstimate(
         weights_gib=(2 * count_params(c) - (projection_params(c) if fp8_base else 0)) / GiB,
         lora_gib=lora_params(c, lora_rank, lora_targets) * LORA_BYTES / GiB,

@@ -112,6 +112,7 @@ class WanConfig:
 
     source: str = WAN22_TI2V_5B  # Hub id or a local folder with the pipeline layout (transformer/, vae/, ...)
     checkpointing: object = "full"  # "full" | "none" | n blocks recomputed in backward (budget.checkpointed_blocks)
+    checkpoint_keeps_attention: bool = False  # checkpointed blocks keep their attention outputs (full.configure_speed)
     compile: bool = False  # torch.compile each transformer block (regional: 30 identical blocks compile once)
     attention_backend: str | None = None  # a diffusers attention backend name; None = diffusers' default SDPA
     text_encoder: str = "umt5"  # "umt5" (the real UMT5-XXL) | "lite" (offline runs and tests, at the model's text width)
@@ -123,6 +124,9 @@ class WanConfig:
         ok = self.checkpointing in ("full", "none") or (isinstance(self.checkpointing, int) and self.checkpointing >= 0)
         if not ok:
             raise V4SError(f"wan.checkpointing={self.checkpointing!r}: choose 'full', 'none' or a number of blocks")
+        if self.checkpoint_keeps_attention and self.checkpointing in ("none", 0):
+            raise V4SError("wan.checkpoint_keeps_attention: true changes only checkpointed blocks, and "
+                           "wan.checkpointing is 'none': set a number of blocks or 'full', or leave it false")
 
 
 # The factories a `wan:` section selects when model / codec / text_encoder are left at their lite defaults.

@@ -5,7 +5,8 @@ and the training loop are the course's own modules: model, latents, budget, trai
     load_wan22            the 5B components from the Hub (Colab) or a local folder, one at a time
     free                  drop the encoders once latents.cache_clips has filled the cache (UMT5-XXL is ~11 GB)
     oom_guard             turns CUDA out-of-memory into a message with the settings to lower
-    configure_speed       gradient checkpointing (full / selective / none), attention kernel, compilation
+    configure_speed       gradient checkpointing (full / n blocks / none, optionally keeping attention outputs),
+                          attention kernel, compilation
     export_lora           the adapter as diffusers' own `WanPipeline.load_lora_weights` loads it (checkpoints.save_lora)
     tiny_wan22_pipeline   a Wan2.2-TI2V-shaped WanPipeline small enough for a CPU (tests, quick notebooks)
     wan_model, wan_vae, wan_text_encoder
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+from functools import partial
 from pathlib import Path
 
 import torch
+from torch.utils.checkpoint import create_selective_checkpoint_contexts
 
 from .budget import GiB, MemoryEstimate, checkpointed_blocks, estimate_memory, fit_table, latent_tokens
 from .checkpoints import save_lora
@@ -48,21 +51,50 @@ def oom_guard(what: str, estimate: MemoryEstimate | None = None):
 
 
 # ----------------------------------------------------------------------------------------------- speed
+# The fused attention kernels whose outputs a checkpointed block keeps with `keep_attention` (CPU, CUDA flash,
+# memory-efficient and cuDNN): recomputing them is the dearest part of a block's recomputation at long sequences.
+ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
+    "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu")
+    if hasattr(torch.ops.aten, name))
+
+
+def _keep_attention(ctx, op, *args, **kwargs):
+    """Selective activation checkpointing's policy: save the self-attention outputs (queries and keys of the same
+    length), recompute everything else (cross-attention to 512 text tokens is cheap to recompute)."""
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    self_attention = op in ATTENTION_OPS and args[0].shape[-2] == args[1].shape[-2]
+    return CheckpointPolicy.MUST_SAVE if self_attention else CheckpointPolicy.PREFER_RECOMPUTE
+
+
 def configure_speed(transformer, checkpointing="full", attention_backend: str | None = None,
-                    compile: bool = False, compile_mode: str | None = None):
+                    compile: bool = False, compile_mode: str | None = None, keep_attention: bool = False):
     """Apply the speed levers the benchmark measures one by one; returns the transformer.
 
     checkpointing: 'full' | 'none' | n (n blocks, evenly spread; see checkpointed_blocks).
+    keep_attention: a checkpointed block keeps its self-attention output (selective activation checkpointing,
+    torch's `create_selective_checkpoint_contexts`), so backward recomputes only its projections, norms, FFN and
+    the cheap cross-attention. At 9,256 tokens self-attention is ~28% of a block's forward FLOPs and about half its
+    time once the projections run in FP8; the cost is 2 d bytes per token per checkpointed block (57 MB for
+    Wan2.2-TI2V-5B at 9,256 tokens). Only fused SDPA kernels are kept (ATTENTION_OPS): a math-path attention is
+    recomputed as before.
     attention_backend: a diffusers backend name ('native', '_native_cudnn', '_native_flash', 'flex', ...).
     compile: torch.compile each transformer block (diffusers' regional compilation: 30 identical blocks
     compile once, so it takes seconds, not minutes).
     """
     transformer = getattr(transformer, "transformer", transformer)  # a V4SModel or the bare diffusers model
     chosen = {id(transformer.blocks[i]) for i in checkpointed_blocks(len(transformer.blocks), checkpointing)}
+    if keep_attention and not chosen:
+        raise V4SError("keep_attention (wan.checkpoint_keeps_attention) only changes checkpointed blocks, and "
+                       f"checkpointing={checkpointing!r} checkpoints none: set wan.checkpointing to 'full' or a "
+                       "number of blocks, or leave keep_attention off")
     if chosen:
+        kw = dict(context_fn=partial(create_selective_checkpoint_contexts, _keep_attention)) if keep_attention else {}
+
         def maybe_checkpoint(block, *args):
             if id(block) in chosen:
-                return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
+                return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False, **kw)
             return block(*args)
 
         transformer.enable_gradient_checkpointing(gradient_checkpointing_func=maybe_checkpoint)
@@ -178,7 +210,8 @@ def wan_model(cfg):
 
     dtype = torch.bfloat16 if get_device(cfg.device).type == "cuda" else torch.float32
     model = V4SModel(load_wan22(cfg.wan.source, "transformer", dtype=dtype), rope_max_seq_len=pretrained_overrides(cfg))
-    configure_speed(model, cfg.wan.checkpointing, cfg.wan.attention_backend, cfg.wan.compile)
+    configure_speed(model, cfg.wan.checkpointing, cfg.wan.attention_backend, cfg.wan.compile,
+                    keep_attention=cfg.wan.checkpoint_keeps_attention)
     return model
 
 
@@ -298,7 +331,7 @@ def memory_report(cfg) -> tuple[MemoryEstimate, list[dict]]:
     tokens = latent_tokens(tcfg, clip.width, clip.height, clip.context_latents + clip.target_latents)
     wan = cfg.wan
     kw = dict(batch=cfg.batch_size, lora_rank=cfg.lora_rank or 32, lora_targets=cfg.lora_targets,
-              compiled=bool(wan.compile), fp8_base=bool(wan.fp8_base))
+              compiled=bool(wan.compile), fp8_base=bool(wan.fp8_base), keep_attention=wan.checkpoint_keeps_attention)
     est = estimate_memory(tcfg, tokens, checkpointing=wan.checkpointing, **kw)
     return est, fit_table(tcfg, tokens, **kw)
 

@@ -17,7 +17,7 @@
 # Watch beside the rule: the shuffled-chunks gap (validation.jsonl, 'end gap: shuffled context chunks'), 0.0-0.3%
 # for every model so far: does size or time make the models use where each view was taken?
 set -uo pipefail
-CALL=${1:?wan | data | train}; O=${2:?out dir}
+CALL=${1:?wan | bench | data | train}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD END=mixed ROOMS_FROM=2120 EVAL_SETS="val val_end" VALIDATE_ON=val_end
 export VALIDATE_EVERY=${VALIDATE_EVERY:-2000} CKPT_EVERY=1000 ABLATIONS=0
@@ -33,6 +33,13 @@ wan)  # random weights of the exact Wan2.2-TI2V-5B architecture: the times and m
   (cd $O && tar czf /tmp/bundle.tgz . && find . -type f ! -name calls.txt ! -name summary.txt ! -name '*.png' -delete \
     && mv /tmp/bundle.tgz bundle.tgz)
   ;;
+bench)  # added this session: selective activation checkpointing (wan.checkpoint_keeps_attention, new) beside the
+  # same-run DiffSynth-Studio step, against the FP8 rows it would replace (issue 14's training goal, <= 0.6x at <= 22 GB)
+  python3 benchmarks/bench_wan.py --warmup 2 --iters 5 --selective ${SEL:-30,24,22} --out $O/bench_wan_h200 \
+    --only peer_diffsynth_train,train_fp8_keep${KEEP1:-24},train_fp8_sel${KEEP1:-24},train_fp8_keep30,train_fp8_keep${KEEP2:-22},train_fp8_sel${KEEP2:-22} \
+    2>&1 | grep --line-buffered -v -i warn | tail -n 40
+  stamp bench
+  ;;
 data|train)
   bash tools/gpu_lite.sh data $O 180; stamp "data + cache (kept when they exist)"
   CHOOSE=${CHOOSE:-$([ $CALL = train ] && echo 1 || echo 0)}  # CHOOSE=0: no GPU choice (this session: budget)
@@ -46,5 +53,5 @@ data|train)
   for r in mixed_lite mixed_m; do cp runs/$r/validation.jsonl $O/validation_$r.jsonl 2>/dev/null; done
   bash tools/gpu_lite.sh bundle $O
   ;;
-*) echo "unknown call $CALL (wan | data | train)"; exit 2 ;;
+*) echo "unknown call $CALL (wan | bench | data | train)"; exit 2 ;;
 esac
