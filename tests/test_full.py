@@ -39,8 +39,11 @@ def test_flops_formula_equals_torch_flop_counter():
     t = WanTransformer3DModel(**cfg)
     t.set_attention_backend("_native_math")  # attention as matmuls, so the counter sees them
     x, tokens = torch.randn(2, 48, 3, 4, 6), 3 * 2 * 3
-    with FlopCounterMode(display=False) as fc:
-        t(x, torch.zeros(2, tokens), torch.randn(2, 7, 32))
+    try:
+        with FlopCounterMode(display=False) as fc:
+            t(x, torch.zeros(2, tokens), torch.randn(2, 7, 32))
+    finally:  # diffusers' set_attention_backend also sets the process-wide default every other model then uses
+        t.set_attention_backend("native")
     assert fc.get_total_flops() == transformer_flops(cfg, tokens, batch=2, text_tokens=7)
 
 def test_memory_estimate_matches_h100_measurements():
@@ -104,7 +107,7 @@ def test_keep_attention_skips_recomputing_self_attention_only_and_keeps_gradient
     x, ts, text = torch.randn(1, 48, 3, 4, 4), torch.full((1, 12), 500.0), torch.randn(1, 5, 32)
     grads, calls = {}, {}
     for keep in (False, True):
-        configure_speed(t, checkpointing=2, keep_attention=keep)
+        configure_speed(t, checkpointing=2, keep_attention=keep, attention_backend="native")
         t.zero_grad(set_to_none=True)
         with CountAttention() as count:
             run(t, x, ts, text, None).square().mean().backward()
@@ -116,6 +119,8 @@ def test_keep_attention_skips_recomputing_self_attention_only_and_keeps_gradient
     torch.testing.assert_close(grads[True], grads[False])
     with pytest.raises(V4SError, match="checkpoints none"):
         configure_speed(t, checkpointing="none", keep_attention=True)
+    with pytest.raises(V4SError, match="fused SDPA"):
+        configure_speed(t, checkpointing=2, keep_attention=True, attention_backend="_native_math")
     configure_speed(t, checkpointing="none")
     from v4s_lite.config import WanConfig
     with pytest.raises(V4SError, match="checkpoint_keeps_attention"):

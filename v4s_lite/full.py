@@ -59,6 +59,9 @@ ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
     if hasattr(torch.ops.aten, name))
 
 
+SDPA_BACKENDS = ("native", "_native_flash", "_native_efficient", "_native_cudnn")  # diffusers' names for them
+
+
 def _keep_attention(ctx, op, *args, **kwargs):
     """Selective activation checkpointing's policy: save the self-attention outputs (queries and keys of the same
     length), recompute everything else (cross-attention to 512 text tokens is cheap to recompute)."""
@@ -89,6 +92,10 @@ def configure_speed(transformer, checkpointing="full", attention_backend: str | 
         raise V4SError("keep_attention (wan.checkpoint_keeps_attention) only changes checkpointed blocks, and "
                        f"checkpointing={checkpointing!r} checkpoints none: set wan.checkpointing to 'full' or a "
                        "number of blocks, or leave keep_attention off")
+    if keep_attention and attention_backend not in (None, *SDPA_BACKENDS):
+        raise V4SError(f"keep_attention keeps the outputs of torch's fused SDPA kernels; attention_backend="
+                       f"{attention_backend!r} does not run them, so nothing would be kept: use one of "
+                       f"{list(SDPA_BACKENDS)} (or the default), or leave keep_attention off")
     if chosen:
         kw = dict(context_fn=partial(create_selective_checkpoint_contexts, _keep_attention)) if keep_attention else {}
 
