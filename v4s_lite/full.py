@@ -107,7 +107,7 @@ def configure_speed(transformer, checkpointing="full", attention_backend: str | 
         transformer.enable_gradient_checkpointing(gradient_checkpointing_func=maybe_checkpoint)
     else:
         transformer.disable_gradient_checkpointing()
-    if attention_backend is not None:
+    if attention_backend is not None:  # note: diffusers also makes it the process-wide default (diffusers 0.42)
         transformer.set_attention_backend(attention_backend)
     if compile:
         # fullgraph=False: ContextCache's fill mode stores keys/values in a Python dict, a side effect
