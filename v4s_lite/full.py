@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.checkpoint import create_selective_checkpoint_contexts
+from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
 
 from .budget import GiB, MemoryEstimate, checkpointed_blocks, estimate_memory, fit_table, latent_tokens
 from .checkpoints import save_lora
@@ -57,16 +57,13 @@ ATTENTION_OPS = tuple(getattr(torch.ops.aten, name).default for name in (
     "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
     "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu")
     if hasattr(torch.ops.aten, name))
-
-
 SDPA_BACKENDS = ("native", "_native_flash", "_native_efficient", "_native_cudnn")  # diffusers' names for them
 
 
 def _keep_attention(ctx, op, *args, **kwargs):
     """Selective activation checkpointing's policy: save the self-attention outputs (queries and keys of the same
-    length), recompute everything else (cross-attention to 512 text tokens is cheap to recompute)."""
-    from torch.utils.checkpoint import CheckpointPolicy
-
+    length), recompute everything else (cross-attention to 512 text tokens is cheap to recompute). Called for every
+    op a checkpointed block runs, forward and recompute: it does no more than look at the op."""
     self_attention = op in ATTENTION_OPS and args[0].shape[-2] == args[1].shape[-2]
     return CheckpointPolicy.MUST_SAVE if self_attention else CheckpointPolicy.PREFER_RECOMPUTE
 
