@@ -35,6 +35,7 @@ from v4s_lite.config import WAN_LORA_TARGETS
 from v4s_lite.full import configure_speed
 from v4s_lite.fp8 import fits_fp8, fp8_base, restore_base
 from v4s_lite.model import transformer_config
+from v4s_lite.profiling import StepProfiler, format_summary
 from v4s_lite.rope import ContextRoPE
 
 TRAIN_TARGET_RATIO, TRAIN_TARGET_GB, SMALL_GPU_GB, DENOISE_TARGET_RATIO = 0.75, 40.0, 24.0, 0.5
@@ -271,6 +272,7 @@ class Bench:
                 opt.zero_grad(set_to_none=True)
 
             times = timed(step, dev, a.warmup, a.iters)
+            self.profile(name, step)
             est = estimate_memory(self.cfg, self.tokens, lora_rank=a.lora_rank, checkpointing=checkpointing,
                                   compiled=compile, fp8_base=fp8, keep_attention=keep_attention)
             self.record(name, "train", times, 3 * transformer_flops(self.cfg, self.tokens), note,
@@ -284,6 +286,20 @@ class Bench:
             model.eval()
             configure_speed(model, checkpointing="none", attention_backend="native")
             fp8_layers.close()
+
+    def profile(self, name, step):
+        """--profile: 2 more steps of this variant under torch.profiler (after a traced warm-up step), summarised as
+        `wan-train --set profile_steps=N` summarises the loop's (profiling.py): set beside each other, the two say
+        what the loop adds to the bare step. Written to <out>_profile/<name>/ (trace.json, summary.txt)."""
+        if name not in [s for s in self.args.profile.split(",") if s]:
+            return
+        out = Path(self.args.out).parent / f"{Path(self.args.out).name}_profile" / name
+        with StepProfiler(out, first=2, n=2, start=0, device=self.device, announce=lambda _: None) as prof:
+            for done in (1, 2, 3):
+                step()
+                prof.step(done)
+        self.results.setdefault("profiles", {})[name] = str(out / "summary.txt")
+        print(format_summary(prof.summary), flush=True)
 
     # ------------------------------------------------------------------------------------------- peer
     def peer(self, name, kind, note=""):
@@ -428,6 +444,8 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--only", default="", help="comma-separated variant name prefixes to run, in this order (default: all)")
     p.add_argument("--selective", default="10,6", help="numbers of checkpointed blocks to try with compile")
+    p.add_argument("--profile", default="", help="comma-separated training variants to also profile (2 steps, "
+                   "torch.profiler; summaries in <out>_profile/NAME/summary.txt)")
     p.add_argument("--out", default="results/bench_wan")
     args = p.parse_args(argv)
 

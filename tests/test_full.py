@@ -269,12 +269,16 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
 
     bench_wan.main(["--model", "tiny", "--width", "64", "--height", "64", "--context-latents", "3",
                     "--target-latents", "3", "--warmup", "0", "--iters", "1", "--only", "denoise,train_stock",
-                    "--out", str(tmp_path / "b")])
+                    "--profile", "train_stock_ckpt", "--out", str(tmp_path / "b")])
     res = json.loads((tmp_path / "b.json").read_text())
     v = res["variants"]
     assert v["denoise_reuse"]["rel_error_vs_masked"] < 1e-5
     assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
+    # --profile: the named variant's steps traced and summarised as the training loop's profile is
+    summary = Path(res["profiles"]["train_stock_ckpt"]).read_text()
+    assert "2 steps recorded" in summary and "Optimizer.step" in summary
+    assert list(res["profiles"]) == ["train_stock_ckpt"]
 
 
 def test_the_speed_peer_is_diffsynth_studios_own_dit_of_the_same_architecture_and_runs_in_the_benchmark(tmp_path):

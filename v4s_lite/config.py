@@ -209,6 +209,12 @@ class TrainConfig:
     validate_every: int = 0
     validation_clips: list = field(default_factory=list)
     validation_steps: int = 10
+    # torch.profiler over profile_steps steps after profile_after more of this run (0 = off; main process; e.g. 3
+    # after 10 records steps 11-13, step 10 tracing as its warm-up): run_dir/profile/
+    # gets trace.json (Perfetto, chrome://tracing) and summary.txt: wall and GPU-busy time per step, the longest GPU
+    # idle gaps named by the host operation inside each, the kernels taking most time (profiling.py)
+    profile_steps: int = 0
+    profile_after: int = 10
     explode_factor: float = 100.0  # stop when the loss exceeds this x the median of the last 50 losses
     progress: bool = True
     # the real Wan2.2-TI2V-5B (notebook 10): a WanConfig (a dict in YAML: the `wan:` section), None for the lite model
@@ -296,6 +302,15 @@ class TrainConfig:
                            f"{self.grad_accum_steps}: batch_size is the global batch of one optimizer step, and each "
                            "micro-step takes an equal share of it")
         self._check_parallel()
+        for name in ("profile_steps", "profile_after"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise V4SError(f"{name}={getattr(self, name)!r} must be an integer >= 0")
+        if self.profile_steps and self.profile_after < 1:
+            raise V4SError(f"profile_after={self.profile_after}: the profiler traces one warm-up step before those it "
+                           "records (and the first steps compile); give profile_after >= 1")
+        if self.profile_steps and self.profile_after + self.profile_steps > self.steps:
+            raise V4SError(f"profile_after={self.profile_after} + profile_steps={self.profile_steps} exceeds "
+                           f"steps={self.steps}: the profile would never finish; lower them or raise steps")
         if self.log_with not in ("", "tensorboard"):
             raise V4SError(f"log_with={self.log_with!r}: choose '' (loss.jsonl only) or 'tensorboard'")
         if not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:

@@ -195,10 +195,13 @@ class DeviceBatches:
 
 
 def predict(model, batch: dict, device, dtype=None) -> torch.Tensor:
-    """The model's velocity for the noisy target latents (timestep = sigma * 1000, diffusers' scale)."""
-    mv = lambda x: x.to(device, dtype or x.dtype)
-    return model(mv(batch["context"]), mv(batch["first"]), mv(batch["noisy"]), (batch["sigma"] * 1000).to(device),
-                 mv(batch["text"]), context_positions=batch["positions"])
+    """The model's velocity for the noisy target latents (timestep = sigma * 1000, diffusers' scale).
+    Host tensors (a DataLoader's pinned batch) are copied without a blocking `.to(device)`: each such copy waits
+    for the GPU to finish everything queued, so the host could not queue this step while the last one ran."""
+    mv = lambda x: to_device_async(x, device).to(dtype or x.dtype)  # noqa: E731
+    t = to_device_async(batch["sigma"], device) * 1000
+    return model(mv(batch["context"]), mv(batch["first"]), mv(batch["noisy"]), t, mv(batch["text"]),
+                 context_positions=batch["positions"])
 
 
 def flow_loss(model, batch: dict, cfg: TrainConfig, accelerator, dtype=None) -> torch.Tensor:
@@ -207,8 +210,8 @@ def flow_loss(model, batch: dict, cfg: TrainConfig, accelerator, dtype=None) -> 
 
     with accelerator.autocast():
         pred = predict(model, batch, accelerator.device, dtype)
-    err = (pred.float() - batch["velocity"].to(pred.device)) ** 2
-    weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, batch["sigma"]).to(err.device)
+    err = (pred.float() - to_device_async(batch["velocity"], pred.device)) ** 2  # not blocking (see predict)
+    weight = compute_loss_weighting_for_sd3(cfg.weighting_scheme, to_device_async(batch["sigma"], err.device))
     return (weight * err.flatten(1).mean(1)).mean()
 
 

@@ -202,10 +202,12 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     # wait for the GPU, which then idles while Python prepares the next step. The divergence checks run there too,
     # on the window's mean loss and largest gradient norm, before any checkpoint is written.
     window_loss, window_norm, window_n = torch.zeros((), device=accelerator.device), None, 0
+    profiler = _profiler(cfg, run_dir, start, accelerator)
     t_start = t_window = time.perf_counter()
     paused = 0.0  # seconds spent saving and validating since the last log row: not the steps' own time
     window_start = start
-    with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start):
+    with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start), \
+            profiler or contextlib.nullcontext():
         recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
         for step, micro_batches in zip(bar, _per_step(batches, accum)):
             # grad_accum_steps micro-batches, gradients summed (DDP syncs them once, on the last): each loss is a
@@ -276,9 +278,26 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                 paused += time.perf_counter() - t_pause  # the next row's samples_per_s counts the steps alone
             if stop:
                 break
+            if profiler is not None:
+                profiler.step(done)
     if accelerator.is_main_process:
         plot_loss(run_dir)
     return run_dir
+
+
+def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
+    """profiling.StepProfiler over cfg.profile_steps steps after cfg.profile_after more (main process only), or
+    None."""
+    if not cfg.profile_steps or not accelerator.is_main_process:
+        return None
+    first = start + cfg.profile_after + 1
+    if first + cfg.profile_steps - 1 > cfg.steps:
+        raise V4SError(f"profile_steps={cfg.profile_steps} after profile_after={cfg.profile_after} would record "
+                       f"steps {first}-{first + cfg.profile_steps - 1}, past steps={cfg.steps} (this run starts "
+                       f"after step {start}): lower profile_after or raise steps")
+    from .profiling import StepProfiler
+
+    return StepProfiler(run_dir / "profile", first, cfg.profile_steps, start, accelerator.device)
 
 
 def _parallel_settings(cfg: TrainConfig, device: torch.device) -> dict:
