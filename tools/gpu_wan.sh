@@ -9,7 +9,7 @@
 #                                                   # SECS=90 stops 220 steps near step 80 on an H200: 28 s start-up, 0.72 s/step),
 #                                                   # then `--resume` to STEPS
 #   bash tools/gpu_wan.sh interrupt OUT SECS STEPS / resume OUT STEPS   # the two halves of `train`, e.g. in two calls
-#   bash tools/gpu_wan.sh lowmem OUT SECS [--set K=V ...]  # configs/wan22_ti2v_5b_24gb.yaml (full checkpointing)
+#   [TAG=_x LOG_EVERY=10] bash tools/gpu_wan.sh lowmem OUT SECS [--set K=V ...]  # configs/wan22_ti2v_5b_24gb.yaml
 #                                                   # trained for SECS s: its s per step and peak memory
 #                                                   # (OUT/loss_24gb.jsonl); the full loop's step, where bench_wan.py
 #                                                   # times the bare step. The FP8 base at the 24 GB pick:
@@ -95,13 +95,16 @@ resume)
   ;;
 lowmem)
   SECS=${1:?seconds}; shift  # the rest: more --set overrides (e.g. wan.fp8_base=true)
-  rm -rf runs/wan5b_24gb  # each lowmem run measures from its own start
+  # TAG names this run's files (several lowmem runs in one call); LOG_EVERY: 1 reads the loss every step (a host
+  # sync per step), 10 as `path` trains; a `--set profile_steps=N` run's profile summary comes back too
+  T=${TAG:-}; rm -rf runs/wan5b_24gb  # each lowmem run measures from its own start
   run timeout -s INT $SECS $V4S wan-train configs/wan22_ti2v_5b_24gb.yaml "${SET[@]}" --set out_dir=runs/wan5b_24gb \
-    --set steps=1000 --set checkpoint_every=100000 --set log_every=1 "$@" 2>&1 | grep -v -i warn | tail -n 4 \
-    | tee $OUT/train_24gb.log
-  cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb.jsonl 2>/dev/null
-  speed runs/wan5b_24gb "24 GB config${*:+ $*}" train_24gb.log
-  stamp "24 GB config trained for $SECS s"
+    --set steps=1000 --set checkpoint_every=100000 --set log_every=${LOG_EVERY:-1} "$@" 2>&1 | grep -v -i warn \
+    | tail -n 24 | tee $OUT/train_24gb$T.log
+  cp runs/wan5b_24gb/loss.jsonl $OUT/loss_24gb$T.jsonl 2>/dev/null
+  cp runs/wan5b_24gb/profile/summary.txt $OUT/profile_24gb$T.txt 2>/dev/null
+  speed runs/wan5b_24gb "24 GB config${*:+ $*}" train_24gb$T.log
+  stamp "24 GB config trained for $SECS s${T:+ ($T)}"
   ;;
 export)  # `v4s export`, then diffusers' own pipeline loads the exported adapter and computes what the course's
   # model rebuilt from the run folder does
