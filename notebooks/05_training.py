@@ -330,6 +330,27 @@ else:
           "for how to get it, or train your own (`v4s train configs/lite.yaml`)")
 
 # %% [markdown]
+# ## Where a step's time goes
+# On a GPU a training step is a queue of kernels that Python fills. The GPU is fast only while the host keeps
+# ahead of it: each time the host waits for the device (reading the loss with `.item()`, a blocking `.to("cuda")`)
+# the queue drains and the GPU idles until Python has caught up. So before buying steps with time, look at a
+# step. `profile_steps` records a few steps with torch.profiler (after `profile_after` more, so compilation and
+# warm-up stay out) and summarises them: the wall time per step, on a GPU the share of it the device was busy and
+# its longest idle gaps, each named by the host operation inside it, and the operations that take most time. The
+# trace itself (`profile/trace.json`) opens in https://ui.perfetto.dev. On this CPU there is no device to starve:
+# the host's time is the step's time. (This is the tool tracking down why the 5B loop of notebook 10 runs 0.06 s
+# per step slower than its bare step: `results/cpu_2026-12-05b/README.md`.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# reason: wall-clock times, which differ on every machine and run; the asserts check what the cell writes
+prof_cfg = dataclasses.replace(cfg, out_dir=str(work / "profiled"), steps=8, checkpoint_every=8, profile_steps=3,
+                               profile_after=4)
+prof_run = train(prof_cfg, model=build_model(prof_cfg).to(dev), items=items, null_text=null_text)
+summary = (prof_run / "profile" / "summary.txt").read_text()
+assert (prof_run / "profile" / "trace.json").exists() and "3 steps recorded" in summary
+
+# %% [markdown]
 # ## What you learned / where it lives in v4s_lite
 # * Flow matching: $x_\sigma = (1-\sigma)x_0 + \sigma\varepsilon$, target $v = \varepsilon - x_0$ —
 #   `v4s_lite.flow.add_noise`, `flow_target`; Wan's shifted $\sigma$ — `shift_sigmas`, `sample_sigmas`
@@ -337,6 +358,8 @@ else:
 # * The loop — `train.train(cfg)` / `v4s train configs/quick.yaml [--resume]`: condition dropout
 #   (`cfg.drop_conditions`), AdamW, clipping, EMA (diffusers `EMAModel`), accelerate for several GPUs, LoRA via
 #   peft for the big model (`lora_rank` in the config), checkpoints loadable by diffusers' `from_pretrained`.
+# * Where a step's time goes — `profile_steps` / `profile_after` in the config: `v4s_lite.profiling` (torch.profiler;
+#   the device's busy share and idle gaps on a GPU).
 # * The config and the run folder — `v4s_lite.config.TrainConfig` / `load_config`; `v4s_lite.checkpoints`
 #   (`save_checkpoint`, `latest_checkpoint`, `load_model` for sampling, full or LoRA weights);
 #   `sample.V4SPipeline.from_pretrained(run_step_dir)(example)`: a video from a run.
