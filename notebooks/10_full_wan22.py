@@ -368,6 +368,11 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   1.065 s, 0.64x, `results/gpu_2026-12-04c`); the goal was 0.6x. The whole `v4s wan-train` loop (autocast, fp32
 #   adapters, clipping, EMA, logging) at that pick: 0.715 s per step at 21.0 GiB = 0.67x (`results/gpu_2026-12-04d`,
 #   where the whole path, cache -> train -> interrupt -> resume -> export -> `WanPipeline` -> a 337 + 181-frame video
-#   with joint CFG -> the judge, ran in one 447-s device call). Guided denoising with full attention: 0.537 s,
-#   ours 0.383 s = 0.71x (goal 0.5x: the attention itself, 27% of the FLOPs at 9,256 tokens, stays in bf16).
+#   with joint CFG -> the judge, ran in one 447-s device call); 0.741-0.771 s = 0.70-0.73x in the 200-step run of
+#   `results/gpu_2026-12-05` (with interrupt and resume). Keeping each checkpointed block's self-attention output
+#   (`wan.checkpoint_keeps_attention: true`, selective activation checkpointing): the bare step 0.643 s at 19.6 GB
+#   with 24 blocks = 0.61x, 55 MB more per block (`results/gpu_2026-12-05`). Where the loop's extra time goes:
+#   `--set profile_steps=3` traces 3 steps (notebook 05; the GPU's busy share and idle gaps). Guided denoising with
+#   full attention: 0.537 s, ours 0.383 s = 0.71x (goal 0.5x: the attention itself, 27% of the FLOPs at 9,256
+#   tokens, stays in bf16).
 # - Context reuse: `attention.ContextCache`.
