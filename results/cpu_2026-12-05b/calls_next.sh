@@ -34,6 +34,10 @@ wan)  # random weights of the exact Wan2.2-TI2V-5B architecture: the times and m
     && mv /tmp/bundle.tgz bundle.tgz)
   ;;
 loop)  # issue 14: the full wan-train loop profiled (TrainConfig.profile_steps), with and without keep_attention
+  # the SM clock, power and throttle reasons every second: a loop of minutes may run at lower clocks than a benchmark
+  # of seconds (the resumed part of the last 200-step run was 4% slower than its first part)
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active \
+    --format=csv -l 1 > $O/gpu_clocks.csv 2>/dev/null & CLOCKS=$!
   bash tools/gpu_wan.sh prepare $O 1; stamp prepare  # what a warm machine already has is kept
   for run in "_sel22" "_keep24 --set wan.checkpointing=24 --set wan.checkpoint_keeps_attention=true"; do
     set -- $run; tag=$1; shift
@@ -43,7 +47,7 @@ loop)  # issue 14: the full wan-train loop profiled (TrainConfig.profile_steps),
   s=$(left $(( CALL_S - 20 ))); [ $s -gt 100 ] && timeout $s python3 benchmarks/bench_wan.py --warmup 2 --iters 5 \
     --selective 22 --only train_fp8_sel22,peer_diffsynth_train --profile train_fp8_sel22 --out $O/bench_wan_h200 \
     2>&1 | grep --line-buffered -v -i warn | tail -n 30
-  stamp loop
+  kill $CLOCKS 2>/dev/null; stamp loop
   ;;
 bench)  # added in the fourteenth session: selective activation checkpointing (wan.checkpoint_keeps_attention, new) beside the
   # same-run DiffSynth-Studio step, against the FP8 rows it would replace (issue 14's training goal, <= 0.6x at <= 22 GB)
