@@ -53,6 +53,7 @@ def test_summary_finds_the_host_wait_that_starves_the_device():
     ev = []
     for k, t0 in enumerate((0, 1000)):
         ev.append(_ev(f"ProfilerStep#{k + 5}", "user_annotation", t0, 1000))
+        ev.append(_ev(f"ProfilerStep#{k + 5}", "gpu_user_annotation", t0 + 10, 1200))  # its device-side copy
         ev.append(_ev("aten::linear", "cpu_op", t0, 600))
         ev.append(_ev("ampere_gemm", "kernel", t0 + 10, 690))  # busy 10..700 of the step
         ev.append(_ev("aten::item", "cpu_op", t0 + 650, 340))  # the host waits, then the device has nothing

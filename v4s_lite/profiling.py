@@ -51,7 +51,9 @@ def summarise_trace(trace: dict, top: int = 5, min_gap_us: float = 200.0) -> dic
     the device's busy fraction, its longest idle gaps named by the host operation most inside each, and the
     kernels that take most device time. Times in the trace are microseconds."""
     events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "ts" in e]
-    steps = sorted((e for e in events if e.get("name", "").startswith("ProfilerStep#")), key=lambda e: e["ts"])
+    # the host's step annotations (a GPU trace repeats each on the device timeline as "gpu_user_annotation")
+    steps = sorted((e for e in events if e.get("name", "").startswith("ProfilerStep#")
+                    and e.get("cat") != "gpu_user_annotation"), key=lambda e: e["ts"])
     if not steps:
         raise ValueError("the trace has no ProfilerStep#N events: record it with a torch.profiler schedule and "
                          "call prof.step() once per training step")
