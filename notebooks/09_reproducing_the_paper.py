@@ -205,6 +205,13 @@ for name, d in rows.items():
 # * **Video context vs noise** (the "first frame only" input): shows here. With the room's video the model succeeds
 #   in 4 rooms more, grounds nearer the target (SD lower in 27 of 38 rooms) and fits the room better. On the 102
 #   rooms above (the shipped model, the stricter judge) it does not separate: a 38-room effect this size is fragile.
+# * **Repeated sampling** (the paper: some try succeeds in about 0.65, 0.76, 0.85 of rooms for 1, 2, 3 tries): the
+#   same ceiling rises here, 0.078 -> 0.141 for 1 -> 3 tries on 64 validation rooms (+0.062 [+0.016, +0.125]). But
+#   a user must pick one try without ground truth, and none of the three rules in `statistics.SELECTION_RULES`
+#   (the most confident red box, the lowest pose residual of the walk, the lowest residual of the final view) finds
+#   the successes: the box confidence picks worse (0 rooms better, 3 worse). Chosen on validation, as every choice
+#   is, no rule was adopted, so no test room was spent on it (`results/cpu_2026-12-05b`). A model that succeeds in 1
+#   room of 13 fails in ways these signals cannot see.
 #
 # With 38 rooms and success rates under 20%, each IF(SD<0.2) interval is wide: only effects of several rooms
 # separate. The lever the measurements point to is a model that uses the room more (below): more steps and rooms
