@@ -339,7 +339,10 @@ else:
 # its longest idle gaps, each named by the host operation inside it, and the operations that take most time. The
 # trace itself (`profile/trace.json`) opens in https://ui.perfetto.dev. On this CPU there is no device to starve:
 # the host's time is the step's time. (This is the tool tracking down why the 5B loop of notebook 10 runs 0.06 s
-# per step slower than its bare step: `results/cpu_2026-12-05b/README.md`.)
+# per step slower than its bare step: `results/cpu_2026-12-05b/README.md`.) Every row of `loss.jsonl` also says how
+# fast the run computes: `model_tflops`, the model's FLOPs per second (3x the forward's matrix products, as model FLOPs
+# utilisation counts them); over the GPU's peak (989 TFLOP/s bf16 on an H100 or H200) it is the share of the GPU the
+# run uses.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -349,6 +352,7 @@ prof_cfg = dataclasses.replace(cfg, out_dir=str(work / "profiled"), steps=8, che
 prof_run = train(prof_cfg, model=build_model(prof_cfg).to(dev), items=items, null_text=null_text)
 summary = (prof_run / "profile" / "summary.txt").read_text()
 assert (prof_run / "profile" / "trace.json").exists() and "3 steps recorded" in summary
+print(f"model TFLOP/s of the last logged steps: {read_log(prof_run)[-1]['model_tflops']:.3g}")
 
 # %% [markdown]
 # ## What you learned / where it lives in v4s_lite

@@ -100,3 +100,36 @@ def test_profile_settings_that_cannot_work_are_refused(tmp_path):
     late = small_cfg(tmp_path, steps=6, checkpoint_every=4, profile_steps=2, profile_after=1)
     with pytest.raises(V4SError, match="past steps=6"):
         train(late, resume=tmp_path / "step_000004", items=fake_items(), null_text=NULL)
+
+
+def test_sample_flops_equal_torch_flop_counter_on_a_training_batch(tmp_path):
+    """The logged model FLOPs (3x the forward's matmuls per sample) count what torch's FlopCounterMode counts when
+    the model runs a real training batch: the token count is [context | first | noisy] after patching."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from v4s_lite.flow import StepBatches, predict
+    from v4s_lite.model import build_model
+    from v4s_lite.train import sample_flops
+
+    cfg = small_cfg(tmp_path)
+    model = build_model(cfg)
+    batch = StepBatches(fake_items(), cfg, NULL, 0)[0]
+    model.transformer.set_attention_backend("_native_math")  # attention as matmuls, so the counter sees them
+    try:
+        with FlopCounterMode(display=False) as fc:
+            predict(model, batch, "cpu")
+    finally:  # diffusers' set_attention_backend also sets the process-wide default
+        model.transformer.set_attention_backend("native")
+    assert 3 * fc.get_total_flops() == sample_flops(model, batch) * cfg.batch_size
+
+
+def test_logged_model_tflops_are_the_sample_rate_times_the_flops(tmp_path):
+    from v4s_lite.flow import StepBatches
+    from v4s_lite.model import build_model
+    from v4s_lite.train import sample_flops
+
+    cfg = small_cfg(tmp_path, steps=4, log_every=2, checkpoint_every=4)
+    run = train(cfg, items=fake_items(), null_text=NULL)
+    flops = sample_flops(build_model(cfg), StepBatches(fake_items(), cfg, NULL, 0)[0])
+    for r in read_log(run):
+        assert r["model_tflops"] == pytest.approx(r["samples_per_s"] * flops / 1e12, rel=2e-2)

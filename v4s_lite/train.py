@@ -206,6 +206,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     t_start = t_window = time.perf_counter()
     paused = 0.0  # seconds spent saving and validating since the last log row: not the steps' own time
     window_start = start
+    flops_per_sample = None  # model FLOPs of one sample's training step, from the first batch (sample_flops)
     with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start), \
             profiler or contextlib.nullcontext():
         recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
@@ -214,6 +215,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
             # mean over its micro-batch, so loss / accum adds up to the global batch's mean
             step_loss = torch.zeros((), device=accelerator.device)
             for k, batch in enumerate(micro_batches):
+                if flops_per_sample is None:  # shapes only: the same for every step of a run
+                    flops_per_sample = sample_flops(accelerator.unwrap_model(ddp_model), batch)
                 with accelerator.no_sync(ddp_model) if k < accum - 1 else contextlib.nullcontext():
                     loss = flow_loss(forward, batch, cfg, accelerator, dtype)
                     accelerator.backward(loss / accum)
@@ -246,10 +249,13 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                 window_loss.zero_()
                 window_norm, window_n = None, 0
                 now = time.perf_counter()  # after the .item() above: the GPU has finished the window's steps
+                rate = (done - window_start) * cfg.batch_size / max(now - t_window - paused, 1e-9)
                 row = {"step": done, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "grad_norm": norm,
                        "seconds": round(now - t_start, 3),  # since this call started
-                       "samples_per_s": round((done - window_start) * cfg.batch_size
-                                              / max(now - t_window - paused, 1e-9), 2)}
+                       "samples_per_s": round(rate, 2),
+                       # model FLOP/s (3x the forward's matmuls, budget.transformer_flops): against the GPU's
+                       # peak, the share of it the run uses (MFU)
+                       "model_tflops": float(f"{rate * flops_per_sample / 1e12:.4g}")}
                 t_window, window_start, paused = now, done, 0.0
                 if isinstance(forward, _FallbackToEager):  # did compilation hold? (a benchmark must not time eager)
                     row["compiled"] = forward.compiled is not forward.eager
@@ -283,6 +289,18 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     if accelerator.is_main_process:
         plot_loss(run_dir)
     return run_dir
+
+
+def sample_flops(model, batch: dict) -> float:
+    """Model FLOPs of one sample's training step: 3x the forward's matrix products (budget.transformer_flops, the
+    convention of model FLOPs utilisation; checkpointing's recomputation not counted) at the batch's token count."""
+    from .budget import transformer_flops
+
+    config = model.transformer.config
+    _, ph, pw = config.patch_size
+    _, _, n_context, h, w = batch["context"].shape
+    tokens = (n_context + 1 + batch["noisy"].shape[2]) * (h // ph) * (w // pw)  # [context | first | noisy]
+    return 3 * transformer_flops(config, tokens, text_tokens=batch["text"].shape[1])
 
 
 def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
