@@ -148,5 +148,8 @@ class StepProfiler:
         prof.export_chrome_trace(str(path))
         self.summary = summarise_trace(json.loads(path.read_text()))
         text = f"profile of steps {self.first}-{self.last} ({path})\n" + format_summary(self.summary)
+        if self.device.type == "cuda" and not self.summary["device_events"]:
+            text += ("\nthe GPU was profiled but the trace holds none of its work: the profiler could not read it "
+                     "(CUPTI unavailable or not permitted on this machine; kineto says why on stderr)")
         (self.out_dir / "summary.txt").write_text(text + "\n")
         self.announce(text)
