@@ -306,13 +306,15 @@ def sample_flops(model, batch: dict) -> float:
 def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
     """profiling.StepProfiler over cfg.profile_steps steps after cfg.profile_after more (main process only), or
     None."""
-    if not cfg.profile_steps or not accelerator.is_main_process:
+    if not cfg.profile_steps:
         return None
     first = start + cfg.profile_after + 1
-    if first + cfg.profile_steps - 1 > cfg.steps:
+    if first + cfg.profile_steps - 1 > cfg.steps:  # every process refuses, or the others would wait for the main one
         raise V4SError(f"profile_steps={cfg.profile_steps} after profile_after={cfg.profile_after} would record "
                        f"steps {first}-{first + cfg.profile_steps - 1}, past steps={cfg.steps} (this run starts "
                        f"after step {start}): lower profile_after or raise steps")
+    if not accelerator.is_main_process:
+        return None
     from .profiling import StepProfiler
 
     return StepProfiler(run_dir / "profile", first, cfg.profile_steps, start, accelerator.device)
