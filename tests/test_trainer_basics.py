@@ -166,6 +166,53 @@ def test_lora_parameters_are_fp32_over_a_bf16_base():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in lora.values())
 
 
+def test_lora_input_casts_off_under_autocast_same_numbers_fewer_bytes():
+    """Under autocast peft's cast of each adapter input to fp32 is undone by autocast at once: without it
+    (model.lora_input_casts, what train() does under mixed precision) the loss and every adapter gradient are the
+    same to the bit, and fewer bytes are copied. Without autocast the casts stay (a bf16 input meets fp32 weights)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from v4s_lite.model import add_lora, build_model, lora_input_casts
+
+    class CopiedBytes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten._to_copy.default:
+                self.n += out.numel() * out.element_size()
+            return out
+
+    torch.manual_seed(0)
+    model = build_model(small_cfg("unused")).to(torch.bfloat16)
+    add_lora(model, small_cfg("unused", lora_rank=4))
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)  # lora_B starts at 0: give the gradients something to differ by
+    x = fake_items(2, seed=3)
+    args = (torch.stack([i["context_latents"] for i in x]), torch.stack([i["target_latents"][:, :1] for i in x]),
+            torch.stack([i["target_latents"][:, 1:] for i in x]), torch.tensor([300.0, 700.0]),
+            torch.stack([i["prompt_embeds"] for i in x]), [0, 1, 3])
+    lora = [p for p in model.parameters() if p.requires_grad]
+
+    def step(casts_off):
+        for p in lora:
+            p.grad = None
+        with lora_input_casts(model, autocast=casts_off), CopiedBytes() as copied:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(*args).float().square().mean()
+            loss.backward()
+        return loss.detach(), [p.grad.clone() for p in lora], copied.n
+
+    loss_a, grads_a, bytes_a = step(False)
+    loss_b, grads_b, bytes_b = step(True)
+    assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+    assert bytes_b < 0.8 * bytes_a, (bytes_a, bytes_b)
+    assert all(getattr(m, "cast_input_dtype_enabled", True) for m in model.modules())  # restored after
+
+
 # ------------------------------------------------------------------------------------------ validation
 @pytest.fixture(scope="module")
 def val_clip(tmp_path_factory):

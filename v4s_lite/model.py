@@ -352,3 +352,16 @@ def add_lora(model, cfg):
 
     cast_training_params(model.transformer, dtype=torch.float32)
     return model
+
+
+def lora_input_casts(model, autocast: bool):
+    """A context in which peft does not cast each adapter's input to the adapter's dtype when `autocast` is on.
+
+    The adapter trains in fp32 (add_lora), so peft casts its bf16 input to fp32, and autocast casts it straight back
+    to bf16 for the matmul: a round trip of the activations through fp32 at every adapted layer, with the same
+    numbers as no round trip. torch.compile removes the pair (inductor's pointless_convert); an eager step pays it
+    (+9% of the bytes a Wan2.2-5B block writes in a LoRA training step, counted in results/cpu_2026-12-05b). Without
+    autocast the cast is what makes fp32 adapters work on a bf16 base, so it stays."""
+    from peft.helpers import disable_input_dtype_casting
+
+    return disable_input_dtype_casting(model, active=autocast)

@@ -41,7 +41,7 @@ from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints,
 from .config import COMPILE_MODES, TrainConfig, load_config, parse_override
 from .flow import DeviceBatches, StepBatches, flow_loss
 from .latents import encode_clips, latent_cache_folder, n_clips, prepare_items
-from .model import build_model
+from .model import build_model, lora_input_casts
 from .utils import TrainingDiverged, V4SError, get_device, seed_everything
 
 
@@ -208,7 +208,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     window_start = start
     flops_per_sample = None  # model FLOPs of one sample's training step, from the first batch (sample_flops)
     with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start), \
-            profiler or contextlib.nullcontext():
+            profiler or contextlib.nullcontext(), lora_input_casts(model, autocast=dtype is not None):
         recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
         for step, micro_batches in zip(bar, _per_step(batches, accum)):
             # grad_accum_steps micro-batches, gradients summed (DDP syncs them once, on the last): each loss is a
