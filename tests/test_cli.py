@@ -109,3 +109,26 @@ def test_the_command_list_matches_what_each_module_registers():
             sub.add_parser(command)
         importlib.import_module(f"v4s_lite.{name}").add_cli(sub)
         assert sorted(set(sub.choices) - before) == sorted(commands), name
+
+
+def test_v4s_closes_the_process_group_a_launcher_opened(capsys):
+    """Under torchrun / accelerate launch, `v4s` ends its process group before the interpreter exits (gloo's threads
+    outliving it abort the process at exit, pytorch/pytorch#179291; accelerate closes it only with trackers)."""
+    import socket
+
+    import torch.distributed as dist
+
+    from v4s_lite.cli import main
+    from v4s_lite.resources import course_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", world_size=1, rank=0)
+    try:
+        assert main(["wan-memory", str(course_file("configs/wan22_ti2v_5b.yaml"))]) == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert "GiB" in capsys.readouterr().out  # the command ran

@@ -283,6 +283,8 @@ REPORT_WORLD = """
 from accelerate import PartialState
 import sys as _sys  # one write per line: processes share the pipe, and print() writes text and newline apart
 _sys.stdout.write(f"world {PartialState().num_processes} rank {PartialState().process_index}\\n"); _sys.stdout.flush()
+# as `v4s` does at its end (cli._end_process_group): gloo's threads outliving the interpreter abort the process at exit
+PartialState().destroy_process_group()
 """
 
 TWO_PROCESS_SCRIPT = """

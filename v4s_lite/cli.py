@@ -91,6 +91,18 @@ def main(argv=None) -> int:
     except V4SError as e:
         print(f"v4s {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Under `accelerate launch` / torchrun, close the process group before the interpreter exits: gloo's worker
+    threads outliving it abort the process at exit ("terminate called without an active exception", SIGABRT:
+    pytorch/pytorch#179291), and NCCL warns. accelerate closes it only with trackers (end_training)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
