@@ -210,8 +210,9 @@ for name, d in rows.items():
 #   a user must pick one try without ground truth, and none of the three rules in `statistics.SELECTION_RULES`
 #   (the most confident red box, the lowest pose residual of the walk, the lowest residual of the final view) finds
 #   the successes: the box confidence picks worse (0 rooms better, 3 worse). Chosen on validation, as every choice
-#   is, no rule was adopted, so no test room was spent on it (`results/cpu_2026-12-05b`). A model that succeeds in 1
-#   room of 13 fails in ways these signals cannot see.
+#   is, no rule was adopted. On 64 test rooms, as a report: the ceiling 0.078 -> 0.156 (+0.078 [+0.016, +0.156]),
+#   the rules -0.016 to +0.031, none showing (`results/cpu_2026-12-05b`). A model that succeeds in 1 room of 13
+#   fails in ways these signals cannot see.
 #
 # With 38 rooms and success rates under 20%, each IF(SD<0.2) interval is wide: only effects of several rooms
 # separate. The lever the measurements point to is a model that uses the room more (below): more steps and rooms
