@@ -73,7 +73,8 @@ def summarise_trace(trace: dict, top: int = 5, min_gap_us: float = 200.0) -> dic
         inside = Counter()
         for e in host:
             inside[e["name"]] += _overlap(_span(e), g)
-        name, t = inside.most_common(1)[0] if inside and inside.most_common(1)[0][1] > 0 else ("(no host op)", 0.0)
+        most = inside.most_common(1)
+        name = most[0][0] if most and most[0][1] > 0 else "(no host op)"
         named.append({"ms": (g[1] - g[0]) / 1e3, "at_ms": (g[0] - window[0]) / 1e3, "host": name})
     out["gaps"] = named
     by_kernel = Counter()

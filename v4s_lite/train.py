@@ -296,11 +296,9 @@ def sample_flops(model, batch: dict) -> float:
     convention of model FLOPs utilisation; checkpointing's recomputation not counted) at the batch's token count."""
     from .budget import transformer_flops
 
-    config = model.transformer.config
-    _, ph, pw = config.patch_size
     _, _, n_context, h, w = batch["context"].shape
-    tokens = (n_context + 1 + batch["noisy"].shape[2]) * (h // ph) * (w // pw)  # [context | first | noisy]
-    return 3 * transformer_flops(config, tokens, text_tokens=batch["text"].shape[1])
+    tokens = model.layout(n_context, batch["noisy"].shape[2], h, w).n_tokens  # [context | first | noisy], patched
+    return 3 * transformer_flops(model.transformer.config, tokens, text_tokens=batch["text"].shape[1])
 
 
 def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
