@@ -20,8 +20,10 @@ import contextlib
 import gc
 import json
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 
 from v4s_lite.attention import ContextCache
 from v4s_lite.budget import GPUS, estimate_memory, latent_tokens, transformer_flops
-from v4s_lite.config import WAN_LORA_TARGETS
+from v4s_lite.config import WAN_LORA_TARGETS, parse_override
 from v4s_lite.full import configure_speed
 from v4s_lite.fp8 import fits_fp8, fp8_base, restore_base
 from v4s_lite.model import transformer_config
@@ -120,6 +122,11 @@ class Bench:
         self.device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.cfg = transformer_config(args.model)
+        if args.wan_source:  # the loop variants load this folder's transformer: every variant uses its architecture
+            from diffusers import WanTransformer3DModel
+
+            self.cfg = {k: v for k, v in WanTransformer3DModel.load_config(args.wan_source, subfolder="transformer")
+                        .items() if not k.startswith("_")}
         self.h, self.w = args.height // 16, args.width // 16  # Wan2.2 VAE: 16x16 spatial compression
         self.fc, self.ft = args.context_latents, args.target_latents
         self.tokens = latent_tokens(self.cfg, args.width, args.height, self.fc + self.ft)
@@ -135,6 +142,7 @@ class Bench:
         self.results["diffusers"] = diffusers.__version__
         self.results["measured_matmul_tflops"] = measured_matmul_tflops(self.device)
         self.model = self.build()
+        self.scratch = tempfile.TemporaryDirectory(prefix="bench_wan_")  # the loop variants' base and run folders
 
     def build(self):
         from diffusers import WanTransformer3DModel
@@ -146,6 +154,12 @@ class Bench:
         model.rope = ContextRoPE.from_rope(model.rope)  # V4SModel's RoPE: same tables, explicit positions
         model.requires_grad_(False)
         return model
+
+    def save_base(self, folder) -> str:
+        """The benchmark's random transformer as a Wan folder (transformer/ in diffusers' layout), for the loop_*
+        variants to load as `wan.source` when no --wan-source is given; before any variant adds an adapter."""
+        self.model.save_pretrained(str(Path(folder) / "transformer"), safe_serialization=True)
+        return str(folder)
 
     # ------------------------------------------------------------------------------------------ inputs
     def inputs(self, batch: int, frames: int, clean_frames: int, seed: int = 0):
@@ -301,6 +315,96 @@ class Bench:
         self.results.setdefault("profiles", {})[name] = str(out / "summary.txt")
         print(format_summary(prof.summary), flush=True)
 
+    # -------------------------------------------------------------------------------------------- loop
+    def loop(self, name, sets: dict, note=""):
+        """The *full* training step: `v4s wan-train`'s own loop (train.train: autocast, fp32 adapters, condition
+        dropout, a batch built and copied from the host, clipping, AdamW, a log row every step as the Wan configs
+        do), with the model built from --wan-source by the config's factory (build_model: bf16 base, LoRA, FP8,
+        compiled blocks) and one synthetic clip at the benchmark's shape. Times are the gaps between consecutive
+        log rows (each written after the loss is read, i.e. after the GPU finished the step); the first step
+        (compilation) and --warmup more are not timed. Our bare-step model waits on the CPU meanwhile."""
+        from v4s_lite.train import read_log, train
+
+        a, dev = self.args, self.device
+        try:
+            self.model.to("cpu")
+            cfg = self.loop_config(name, sets)
+            item = self.loop_item(cfg)
+            null = torch.zeros(512, self.cfg["text_dim"])
+            reset_memory(dev)
+            run = train(cfg, items=[item], null_text=null)
+            rows = read_log(run)
+            first = a.warmup + 1  # rows[k] ends step k + 1
+            seconds = [r["seconds"] for r in rows]
+            times = [seconds[k] - seconds[k - 1] for k in range(first, first + a.iters)]
+            if name in [s for s in a.profile.split(",") if s]:
+                out = Path(a.out).parent / f"{Path(a.out).name}_profile" / name
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "summary.txt").write_text((Path(run) / "profile" / "summary.txt").read_text())
+                self.results.setdefault("profiles", {})[name] = str(out / "summary.txt")
+            wan = cfg.wan
+            est = estimate_memory(self.cfg, self.tokens, lora_rank=a.lora_rank, checkpointing=wan.checkpointing,
+                                  compiled=bool(wan.compile), fp8_base=bool(wan.fp8_base),
+                                  keep_attention=wan.checkpoint_keeps_attention)
+            self.record(name, "loop", times, 3 * transformer_flops(self.cfg, self.tokens), note,
+                        estimate_gib=est.total_gib, checkpointing=str(wan.checkpointing), config=a.loop_config,
+                        sets={k: v for k, v in sets.items()}, losses=[r["loss"] for r in rows])
+            logs = Path(a.out).parent / f"{Path(a.out).name}_loop"
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(run) / "loss.jsonl", logs / f"{name}.jsonl")  # the loop's own log rows
+            shutil.rmtree(run)  # the checkpoint (adapter, optimizer state) and the full trace: not results
+        except Exception as e:  # noqa: BLE001
+            self.fail(name, e)
+        finally:
+            torch._dynamo.reset()  # the loop's compiled blocks hold its model
+            reset_memory(dev)
+            self.model.to(dev)
+
+    def loop_config(self, name, sets: dict):
+        """--loop-config with the benchmark's settings: its own base (--wan-source), the benchmark's shape
+        (a custom clip when the config's differs: recorded in the row's note), warm-up + timed steps + 1, a log
+        row every step, no validation, and only the final checkpoint."""
+        from v4s_lite.config import load_config
+
+        a = self.args
+        cfg = load_config(a.loop_config)
+        clip = cfg.clip_config
+        if (clip.width, clip.height, clip.context_latents, clip.target_latents) != \
+                (a.width, a.height, self.fc, self.ft):
+            clip = clip.with_(width=a.width, height=a.height, context_chunks=self.fc - 1, target_chunks=self.ft - 1,
+                              box_frames=4, scan_frames=max(clip.scan_frames, 1 + 4 * (self.fc - 1)))
+        profile = name in [s for s in a.profile.split(",") if s]
+        steps = a.warmup + a.iters + 1
+        over = {"wan.source": a.wan_source, "device": str(self.device), "clip": clip, "progress": False,
+                "out_dir": str(Path(self.scratch.name) / name), "log_every": 1,
+                "validate_every": 0, "steps": steps + (2 if profile else 0), "checkpoint_every": 10**9,
+                "lora_rank": a.lora_rank, "lora_alpha": a.lora_rank, "log_with": "",
+                **({"profile_steps": 2, "profile_after": steps} if profile else {}), **sets}
+        extra = dict(parse_override(o) for o in a.loop_set)
+        clash = sorted(set(extra) & (set(over) - {"wan.source", "device"}))
+        if clash:
+            raise ValueError(f"--loop-set {clash}: the benchmark sets these itself (the variant's name says the "
+                             f"checkpointing: --selective N; the shape: --width/--height/--*-latents; steps: --warmup/"
+                             f"--iters); drop them from --loop-set")
+        over.update(extra)
+        return load_config(a.loop_config, **over)
+
+    def loop_item(self, cfg):
+        """One encoded clip at the benchmark's shape, as a latent cache holds it: context latents, target latents
+        (the clean first one included), a 512-token instruction, the context's RoPE positions (42 chunks spread
+        over the scan, as the non-contiguous sampler draws them)."""
+        from v4s_lite.sampling import context_positions
+
+        g = torch.Generator().manual_seed(0)
+        c = self.cfg["in_channels"]
+        clip = cfg.clip_config
+        step = max(1, (clip.scan_frames - 5) // 4 // max(1, self.fc - 1))  # chunks apart; chunk k: frames 4k+1..4k+4
+        frames = [0] + [1 + 4 * (step * j + 1) + i for j in range(self.fc - 1) for i in range(4)]
+        return {"context_latents": torch.randn(c, self.fc, self.h, self.w, generator=g),
+                "target_latents": torch.randn(c, self.ft, self.h, self.w, generator=g),
+                "prompt_embeds": torch.randn(512, self.cfg["text_dim"], generator=g),
+                "context_positions": torch.as_tensor(context_positions(frames), dtype=torch.long)}
+
     # ------------------------------------------------------------------------------------------- peer
     def peer(self, name, kind, note=""):
         """DiffSynth-Studio's own DiT (peer_diffsynth.py) at the same shape: a LoRA step with every block
@@ -354,7 +458,7 @@ def summarise(r):
     base_t, base_d = sec("train_stock_ckpt"), sec("denoise_stock")
     for name, row in v.items():
         if "seconds" in row:
-            base = base_t if row["kind"] in ("train", "peer_train") else base_d
+            base = base_t if row["kind"] in ("train", "peer_train", "loop") else base_d
             row["ratio_vs_stock"] = row["seconds"] / base if base else None
     trains = [(n, row) for n, row in v.items() if row.get("kind") == "train" and row.get("peak_gb") is not None]
     fits = [(row["seconds"], n, row) for n, row in trains if row["peak_gb"] <= TRAIN_TARGET_GB]
@@ -373,6 +477,13 @@ def summarise(r):
         t, n, row = min(fits_peer)
         s["train_vs_diffsynth"] = {"best": n, "ratio": t / peer_t, "target_ratio": PEER_TRAIN_RATIO,
                                    "peak_gb": row["peak_gb"], "met": t / peer_t <= PEER_TRAIN_RATIO}
+    # the goal proper: the full wan-train step (the loop), not the bare step above
+    loops = [(row["seconds"], n, row) for n, row in v.items() if row.get("kind") == "loop"
+             and (row["peak_gb"] is None or row["peak_gb"] <= PEER_TRAIN_GB)]
+    if peer_t and loops:
+        t, n, row = min(loops)
+        s["loop_vs_diffsynth"] = {"best": n, "ratio": t / peer_t, "target_ratio": PEER_TRAIN_RATIO,
+                                  "peak_gb": row["peak_gb"], "met": t / peer_t <= PEER_TRAIN_RATIO}
     full_attn = [(row["seconds"], n) for n, row in v.items() if row.get("kind") == "denoise" and "reuse" not in n]
     if peer_d and full_attn:
         t, n = min(full_attn)
@@ -420,7 +531,9 @@ def markdown(r) -> str:
         t = s["denoise"]
         lines.append(f"- Joint-guided denoising step <= {t['target_ratio']}x stock: best `{t['best']}` "
                      f"{t['ratio']:.2f}x -> {'met' if t['met'] else 'MISSED by ' + format(t['ratio'] / t['target_ratio'] - 1, '.0%')}")
-    for key, what, gb in (("train_vs_diffsynth", "Training step", f" at <= {PEER_TRAIN_GB:.0f} GB"),
+    for key, what, gb in (("train_vs_diffsynth", "Bare training step", f" at <= {PEER_TRAIN_GB:.0f} GB"),
+                          ("loop_vs_diffsynth", "Full wan-train step (the loop: autocast, clipping, logging)",
+                           f" at <= {PEER_TRAIN_GB:.0f} GB"),
                           ("denoise_vs_diffsynth", "Joint-guided denoising step, full attention", "")):
         if key in s:
             t = s[key]
@@ -446,6 +559,12 @@ def main(argv=None):
     p.add_argument("--selective", default="10,6", help="numbers of checkpointed blocks to try with compile")
     p.add_argument("--profile", default="", help="comma-separated training variants to also profile (2 steps, "
                    "torch.profiler; summaries in <out>_profile/NAME/summary.txt)")
+    p.add_argument("--wan-source", default="", help="a Wan2.2 folder in diffusers' layout whose transformer the loop_* "
+                   "variants train (default: the benchmark's own random one, saved to <out>_loop/base); every "
+                   "variant then uses its architecture")
+    p.add_argument("--loop-config", default="configs/wan22_ti2v_5b_24gb.yaml", help="the config loop_* variants train")
+    p.add_argument("--loop-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="more overrides of --loop-config for every loop_* variant (as wan-train's --set)")
     p.add_argument("--out", default="results/bench_wan")
     args = p.parse_args(argv)
 
@@ -506,6 +625,17 @@ def main(argv=None):
             plan.append((f"train_fp8_keep{n}", lambda n=n: b.train(  # selective activation checkpointing
                 f"train_fp8_keep{n}", checkpointing=n, fused=True, compile=True, fp8=True, keep_attention=True,
                 note=f"+ compile + FP8 base matmuls, checkpoint {n} of 30 blocks keeping self-attention")))
+    # the full wan-train step (train.train on the config's factory model) at the FP8 settings above
+    if True:  # (loop variants need a Wan folder: --wan-source, or the benchmark's own random base saved below)
+        for n in [int(s) for s in args.selective.split(",") if s]:
+            for keep in (True, False):
+                v = f"loop_fp8_{'keep' if keep else 'sel'}{n}"
+                sets = {"wan.fp8_base": fits_fp8(c["num_attention_heads"] * c["attention_head_dim"], c["ffn_dim"]),
+                        "wan.checkpointing": n, "wan.checkpoint_keeps_attention": keep}
+                plan.append((v, lambda v=v, sets=sets, keep=keep, n=n: b.loop(v, sets, note=(
+                    f"the full wan-train step: {Path(args.loop_config).name}"
+                    f"{', FP8 base' if sets['wan.fp8_base'] else ''}, checkpoint {n} blocks"
+                    + (" keeping self-attention" if keep else "")))))
     # the peer: DiffSynth-Studio's own Wan DiT at the same shape (its trainer's full checkpointing; its CFG)
     plan += [("peer_diffsynth_denoise", lambda: b.peer("peer_diffsynth_denoise", "denoise",
                                                        note="DiffSynth-Studio's DiT, two passes in sequence")),
@@ -515,9 +645,12 @@ def main(argv=None):
     only = [s for s in args.only.split(",") if s]
     order = [n for o in only for n, _ in plan if n.startswith(o)] if only else [n for n, _ in plan]
     runs = dict(plan)
+    if any(n.startswith("loop_") for n in order) and not args.wan_source:
+        args.wan_source = b.save_base(Path(b.scratch.name) / "base")  # ~10 GB at 5B: scratch, removed at the end
     for name in dict.fromkeys(order):  # each once, in the order asked
         runs[name]()
     b.save()
+    b.scratch.cleanup()
     print(markdown(b.results))
 
 

@@ -268,10 +268,18 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     import bench_wan
 
     bench_wan.main(["--model", "tiny", "--width", "64", "--height", "64", "--context-latents", "3",
-                    "--target-latents", "3", "--warmup", "0", "--iters", "1", "--only", "denoise,train_stock",
+                    "--target-latents", "3", "--warmup", "0", "--iters", "2", "--only", "denoise,train_stock,loop",
+                    "--selective", "1", "--loop-set", "wan.compile=false",
                     "--profile", "train_stock_ckpt", "--out", str(tmp_path / "b")])
     res = json.loads((tmp_path / "b.json").read_text())
     v = res["variants"]
+    # the full loop: wan-train's own train() on the benchmark's base, one log row per step (compilation step + 2)
+    loop = v["loop_fp8_keep1"]
+    assert loop["kind"] == "loop" and len(loop["seconds_all"]) == 2 and len(loop["losses"]) == 3, loop
+    assert all(np.isfinite(loop["losses"])) and loop["sets"]["wan.checkpoint_keeps_attention"] is True
+    rows = [json.loads(line) for line in (tmp_path / "b_loop" / "loop_fp8_keep1.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and [r["loss"] for r in rows] == loop["losses"]
+    assert not any(tmp_path.glob("**/step_*")), "the loop's checkpoints and base are scratch, not results"
     assert v["denoise_reuse"]["rel_error_vs_masked"] < 1e-5
     assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()

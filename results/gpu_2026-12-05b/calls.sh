@@ -5,6 +5,8 @@
 #   CALL_S=575 bash calls_next.sh data  $OUT  # 1. issue 13: fresh mixed rooms, val + val_end, cache; both sizes train
 #   CALL_S=575 bash calls_next.sh train $OUT  # 2. both train on; the 64-room choice; ship both (shards come back)
 #   CALL_S=<device seconds left - 40> bash calls_next.sh loop $OUT   # 3. issue 14: the loop profiled (new)
+# Changed on 2026-12-05 at 09:55, before any call ran (two starts refused): `loop` first (cheaper, and its goal is
+# nearest), and it now times the full loop inside bench_wan.py (loop_* variants) instead of two `lowmem` runs.
 # Why this order now: issue 13's size comparison has waited two leases behind issue 14, and its question (which lever:
 # steps or size) is the larger one; issue 14's loop call is built to use whatever is left (each phase checks the time).
 # Issue 13's question (../cpu_2026-12-05/README.md): mixed_lite is under-trained, not memorising, so the lever is steps
@@ -33,20 +35,16 @@ wan)  # random weights of the exact Wan2.2-TI2V-5B architecture: the times and m
   (cd $O && tar czf /tmp/bundle.tgz . && find . -type f ! -name calls.txt ! -name summary.txt ! -name '*.png' -delete \
     && mv /tmp/bundle.tgz bundle.tgz)
   ;;
-loop)  # issue 14: the full wan-train loop profiled (TrainConfig.profile_steps), with and without keep_attention
+loop)  # issue 14: the full wan-train step (bench_wan.py's loop_* variants, new this session: train.train itself on the
+  # benchmark's random 5B base) beside DiffSynth-Studio's step and our bare step, in one run, both profiled
   # the SM clock, power and throttle reasons every second: a loop of minutes may run at lower clocks than a benchmark
   # of seconds (the resumed part of the last 200-step run was 4% slower than its first part)
   nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active \
     --format=csv -l 1 > $O/gpu_clocks.csv 2>/dev/null & CLOCKS=$!
-  bash tools/gpu_wan.sh prepare $O 1; stamp prepare  # what a warm machine already has is kept
-  for run in "_sel22" "_keep24 --set wan.checkpointing=24 --set wan.checkpoint_keeps_attention=true"; do
-    set -- $run; tag=$1; shift
-    s=$(left $(( CALL_S - 30 ))); [ $s -gt 85 ] && s=85; [ $s -lt 60 ] && { stamp "no time for $tag"; continue; }
-    TAG=$tag LOG_EVERY=10 bash tools/gpu_wan.sh lowmem $O $s --set profile_steps=3 --set profile_after=30 "$@"
-  done
-  s=$(left $(( CALL_S - 20 ))); [ $s -gt 100 ] && timeout $s python3 benchmarks/bench_wan.py --warmup 2 --iters 5 \
-    --selective 22 --only train_fp8_sel22,peer_diffsynth_train --profile train_fp8_sel22 --out $O/bench_wan_h200 \
-    2>&1 | grep --line-buffered -v -i warn | tail -n 30
+  s=$(left $(( CALL_S - 15 ))); timeout $s python3 benchmarks/bench_wan.py --warmup 2 --iters 8 --selective 24,22 \
+    --only loop_fp8_keep24,peer_diffsynth_train,train_fp8_keep24,loop_fp8_sel22,train_fp8_sel22 \
+    --profile loop_fp8_keep24,train_fp8_keep24,loop_fp8_sel22 --out $O/bench_wan 2>&1 | grep --line-buffered -v -i warn \
+    | grep --line-buffered -v "it/s\]" | tail -n 60
   kill $CLOCKS 2>/dev/null; stamp loop
   ;;
 bench)  # added in the fourteenth session: selective activation checkpointing (wan.checkpoint_keeps_attention, new) beside the
