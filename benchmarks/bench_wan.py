@@ -8,6 +8,10 @@ Randomly initialised weights of the exact architecture (no weights can be downlo
 speed and memory do not depend on the values. Shapes default to the paper's training setting: 416x256,
 43 context + 46 target latents = 9,256 tokens, batch 1, LoRA rank 32 on attention + FFN.
 
+`train_*` rows time the bare training step (forward, loss, backward, AdamW); `loop_*` rows time the full
+`wan-train` step, the training loop itself (train.train: autocast, fp32 adapters, condition dropout, a batch
+built on the host, clipping, a log row per step) on --loop-config with the benchmark's random base.
+
 Every variant changes one lever against the stock baseline measured in the same run, and prints seconds,
 tokens/s, model FLOPs utilisation (v4s_lite.budget.transformer_flops; training = 3x forward) and peak memory.
 Results: <out>.json (every number, the command, the GPU) and <out>.md (the table). The JSON is rewritten
