@@ -178,10 +178,12 @@ if res_path is not None:
         print(k, {kk: (round(v, 3) if isinstance(v, float) else v) for kk, v in s.items()})
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     rows = sorted(((n, r) for n, r in res["variants"].items() if "seconds" in r), key=lambda nr: nr[1]["kind"][-5:])
-    colour = {"train": "tab:orange", "denoise": "tab:green", "peer_train": "tab:gray", "peer_denoise": "tab:gray"}
+    colour = {"train": "tab:orange", "loop": "tab:red", "denoise": "tab:green", "peer_train": "tab:gray",
+              "peer_denoise": "tab:gray"}
     ax.barh([n for n, _ in rows], [r["seconds"] for _, r in rows], color=[colour[r["kind"]] for _, r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("seconds per step, H200 (orange: training, green: guided denoising, gray: DiffSynth-Studio)")
+    ax.set_xlabel("seconds per step, H200 (red: the full training loop, orange: the bare training step,\n"
+                  "green: guided denoising, gray: DiffSynth-Studio)")
     plt.tight_layout()
     plt.show()
 else:
