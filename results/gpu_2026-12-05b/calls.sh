@@ -39,13 +39,15 @@ loop)  # issue 14: the full wan-train step (bench_wan.py's loop_* variants, new 
   # benchmark's random 5B base) beside DiffSynth-Studio's step and our bare step, in one run, both profiled
   # the SM clock, power and throttle reasons every second: a loop of minutes may run at lower clocks than a benchmark
   # of seconds (the resumed part of the last 200-step run was 4% slower than its first part)
-  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active \
-    --format=csv -l 1 > $O/gpu_clocks.csv 2>/dev/null & CLOCKS=$!
+  q=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu  # + why the clock is held down (the field's newer name first)
+  (nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -l 1 2>/dev/null \
+    || nvidia-smi --query-gpu=$q,clocks_throttle_reasons.active --format=csv -l 1 2>/dev/null \
+    || nvidia-smi --query-gpu=$q --format=csv -l 1) > $O/gpu_clocks.csv 2>/dev/null &
   s=$(left $(( CALL_S - 15 ))); timeout $s python3 benchmarks/bench_wan.py --warmup 2 --iters 8 --selective 24,22 \
     --only loop_fp8_keep24,peer_diffsynth_train,train_fp8_keep24,loop_fp8_sel22,train_fp8_sel22,denoise_fp8_compile,peer_diffsynth_denoise \
     --profile loop_fp8_keep24,train_fp8_keep24,loop_fp8_sel22 --out $O/bench_wan 2>&1 | grep --line-buffered -v -i warn \
     | grep --line-buffered -v "it/s\]" | tail -n 60
-  kill $CLOCKS 2>/dev/null; stamp loop
+  pkill -f "nvidia-smi --query-gpu" 2>/dev/null; stamp loop
   ;;
 bench)  # added in the fourteenth session: selective activation checkpointing (wan.checkpoint_keeps_attention, new) beside the
   # same-run DiffSynth-Studio step, against the FP8 rows it would replace (issue 14's training goal, <= 0.6x at <= 22 GB)
