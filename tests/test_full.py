@@ -270,7 +270,7 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     bench_wan.main(["--model", "tiny", "--width", "64", "--height", "64", "--context-latents", "3",
                     "--target-latents", "3", "--warmup", "0", "--iters", "2", "--only", "denoise,train_stock,loop",
                     "--selective", "1", "--loop-set", "wan.compile=false",
-                    # fp32 as every CPU test trains (accelerate fixes a process's precision at its first Accelerator)
+                    # fp32, as the CPU tests train (the config's bf16 autocast is slower on a CPU)
                     "--loop-set", "mixed_precision=no",
                     "--profile", "train_stock_ckpt", "--out", str(tmp_path / "b")])
     res = json.loads((tmp_path / "b.json").read_text())

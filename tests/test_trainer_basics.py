@@ -101,6 +101,19 @@ def test_bad_rotation_settings_are_errors():
         TrainConfig(keep_checkpoints=2, keep_steps="50")
 
 
+# ------------------------------------------------------------------------------------------ precision
+def test_a_second_run_in_one_process_may_change_mixed_precision(tmp_path):
+    """accelerate fixes a process's precision at its first Accelerator; a notebook that trains in bf16 and then in
+    fp32 must get the fp32 run it asked for (the same losses as the fp32 run before the bf16 one), not "restart
+    your runtime"."""
+    items = fake_items(n=4)
+    runs = [train(small_cfg(tmp_path / f"r{k}", steps=3, checkpoint_every=3, mixed_precision=mp), items=items,
+                  null_text=NULL) for k, mp in enumerate(("no", "bf16", "no"))]
+    losses = [[r["loss"] for r in read_log(run)] for run in runs]
+    assert losses[2] == losses[0]  # bit for bit: nothing of the bf16 run leaked into the last one
+    assert losses[1] != losses[0]  # and the bf16 run did run under bf16 autocast
+
+
 # ------------------------------------------------------------------------------------------ accumulation
 @pytest.mark.parametrize("device_batches", [False, True], ids=["host", "device"])
 def test_accumulation_equals_one_big_batch(tmp_path, device_batches):

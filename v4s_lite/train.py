@@ -135,6 +135,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                        "sample.validation_hook(cfg)) (`v4s train` passes it), or set validate_every=0")
     device = get_device(cfg.device)
     precision = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if device.type == "cuda" else "no")
+    _precision_for_this_run(precision)
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=precision, **_parallel_settings(cfg, device),
                               **_tracker_settings(cfg))
     fsdp = cfg.parallel == "fsdp"
@@ -316,6 +317,22 @@ def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
     from .profiling import StepProfiler
 
     return StepProfiler(run_dir / "profile", first, cfg.profile_steps, start, accelerator.device)
+
+
+def _precision_for_this_run(precision: str) -> None:
+    """accelerate fixes a process's mixed precision at its first Accelerator: a second train() in the same process
+    (a notebook kernel: bf16 on a GPU, then an fp32 exercise) would stop with "restart your runtime". A single
+    process shares that state with nobody, so it is cleared for the new run (accelerate's AcceleratorState only; the
+    process's device and group, PartialState, stay). Under a launcher every process must agree: an error there."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    before = AcceleratorState._shared_state.get("_mixed_precision")
+    if before is None or before == precision:
+        return
+    if PartialState().num_processes > 1:
+        raise V4SError(f"this process already trained with mixed_precision={before!r}; under a launcher all runs of a "
+                       f"process share it: set mixed_precision={before!r} or start a new launch")
+    AcceleratorState._reset_state()
 
 
 def _parallel_settings(cfg: TrainConfig, device: torch.device) -> dict:
