@@ -19,7 +19,7 @@
 # under 22 GB); then, if time is left, bench_wan.py's bare step profiled the same way beside DiffSynth-Studio's step
 # (diffsynth is now in .site: tools/device_site.sh).
 set -uo pipefail
-CALL=${1:?loop | wan | bench | data | train}; O=${2:?out dir}
+CALL=${1:?loop | clocks | wan | bench | data | train}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD END=mixed ROOMS_FROM=2120 EVAL_SETS="val val_end" VALIDATE_ON=val_end
 export VALIDATE_EVERY=${VALIDATE_EVERY:-2000} CKPT_EVERY=1000 ABLATIONS=0
@@ -48,6 +48,15 @@ loop)  # issue 14: the full wan-train step (bench_wan.py's loop_* variants, new 
     --profile loop_fp8_keep24,train_fp8_keep24,loop_fp8_sel22 --out $O/bench_wan 2>&1 | grep --line-buffered -v -i warn \
     | grep --line-buffered -v "it/s\]" | tail -n 60
   pkill -f "nvidia-smi --query-gpu" 2>/dev/null; stamp loop
+  ;;
+clocks)  # added at 11:25 for a lease's last ~130 s: 60 bare steps in a row with the clock log (seconds_all holds each
+  # step): does a sustained step slow down as the GPU heats (the `loop` call's clock question, cheaply)?
+  q=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu
+  (nvidia-smi --query-gpu=$q,clocks_event_reasons.active --format=csv -l 1 2>/dev/null \
+    || nvidia-smi --query-gpu=$q --format=csv -l 1) > $O/gpu_clocks.csv 2>/dev/null &
+  timeout $(left $(( CALL_S - 10 ))) python3 benchmarks/bench_wan.py --warmup 2 --iters 60 --selective 24 \
+    --only train_fp8_keep24 --out $O/bench_clocks 2>&1 | grep --line-buffered -v -i warn | tail -n 20
+  pkill -f "nvidia-smi --query-gpu" 2>/dev/null; stamp clocks
   ;;
 bench)  # added in the fourteenth session: selective activation checkpointing (wan.checkpoint_keeps_attention, new) beside the
   # same-run DiffSynth-Studio step, against the FP8 rows it would replace (issue 14's training goal, <= 0.6x at <= 22 GB)
