@@ -350,6 +350,8 @@ class Bench:
             est = estimate_memory(self.cfg, self.tokens, lora_rank=a.lora_rank, checkpointing=wan.checkpointing,
                                   compiled=bool(wan.compile), fp8_base=bool(wan.fp8_base),
                                   keep_attention=wan.checkpoint_keeps_attention)
+            if cfg.clip_name == "custom":  # the config's clip shape differs from the benchmark's
+                note += f" (clip: the benchmark's shape, not {Path(a.loop_config).name}'s)"
             self.record(name, "loop", times, 3 * transformer_flops(self.cfg, self.tokens), note,
                         estimate_gib=est.total_gib, checkpointing=str(wan.checkpointing), config=a.loop_config,
                         sets={k: v for k, v in sets.items()}, losses=[r["loss"] for r in rows])
@@ -366,7 +368,7 @@ class Bench:
 
     def loop_config(self, name, sets: dict):
         """--loop-config with the benchmark's settings: its own base (--wan-source), the benchmark's shape
-        (a custom clip when the config's differs: recorded in the row's note), warm-up + timed steps + 1, a log
+        (a custom clip when the config's differs: said in the row's note), warm-up + timed steps + 1, a log
         row every step, no validation, and only the final checkpoint."""
         from v4s_lite.config import load_config
 
@@ -564,8 +566,8 @@ def main(argv=None):
     p.add_argument("--profile", default="", help="comma-separated training variants to also profile (2 steps, "
                    "torch.profiler; summaries in <out>_profile/NAME/summary.txt)")
     p.add_argument("--wan-source", default="", help="a Wan2.2 folder in diffusers' layout whose transformer the loop_* "
-                   "variants train (default: the benchmark's own random one, saved to <out>_loop/base); every "
-                   "variant then uses its architecture")
+                   "variants train (default: the benchmark's own random one, saved to a scratch folder and removed "
+                   "at the end); every variant then uses its architecture")
     p.add_argument("--loop-config", default="configs/wan22_ti2v_5b_24gb.yaml", help="the config loop_* variants train")
     p.add_argument("--loop-set", action="append", default=[], metavar="KEY=VALUE",
                    help="more overrides of --loop-config for every loop_* variant (as wan-train's --set)")
@@ -629,17 +631,15 @@ def main(argv=None):
             plan.append((f"train_fp8_keep{n}", lambda n=n: b.train(  # selective activation checkpointing
                 f"train_fp8_keep{n}", checkpointing=n, fused=True, compile=True, fp8=True, keep_attention=True,
                 note=f"+ compile + FP8 base matmuls, checkpoint {n} of 30 blocks keeping self-attention")))
-    # the full wan-train step (train.train on the config's factory model) at the FP8 settings above
-    if True:  # (loop variants need a Wan folder: --wan-source, or the benchmark's own random base saved below)
-        for n in [int(s) for s in args.selective.split(",") if s]:
-            for keep in (True, False):
-                v = f"loop_fp8_{'keep' if keep else 'sel'}{n}"
-                sets = {"wan.fp8_base": fits_fp8(c["num_attention_heads"] * c["attention_head_dim"], c["ffn_dim"]),
-                        "wan.checkpointing": n, "wan.checkpoint_keeps_attention": keep}
-                plan.append((v, lambda v=v, sets=sets, keep=keep, n=n: b.loop(v, sets, note=(
-                    f"the full wan-train step: {Path(args.loop_config).name}"
-                    f"{', FP8 base' if sets['wan.fp8_base'] else ''}, checkpoint {n} blocks"
-                    + (" keeping self-attention" if keep else "")))))
+    # the full wan-train step (train.train on the config's factory model) at the FP8 settings above; it loads its
+    # base from a Wan folder: --wan-source, or the benchmark's own random one (saved below when a loop_* row runs)
+    for n in [int(s) for s in args.selective.split(",") if s]:
+        for keep in (True, False):
+            v = f"loop_fp8_{'keep' if keep else 'sel'}{n}"
+            sets = {"wan.fp8_base": fp8_shapes, "wan.checkpointing": n, "wan.checkpoint_keeps_attention": keep}
+            note = (f"the full wan-train step: {Path(args.loop_config).name}{', FP8 base' if fp8_shapes else ''}, "
+                    f"checkpoint {n} of 30 blocks{' keeping self-attention' if keep else ''}")
+            plan.append((v, lambda v=v, sets=sets, note=note: b.loop(v, sets, note=note)))
     # the peer: DiffSynth-Studio's own Wan DiT at the same shape (its trainer's full checkpointing; its CFG)
     plan += [("peer_diffsynth_denoise", lambda: b.peer("peer_diffsynth_denoise", "denoise",
                                                        note="DiffSynth-Studio's DiT, two passes in sequence")),
