@@ -159,7 +159,9 @@ else:
 # `budget.transformer_flops` (training = 3x forward) over the H200's 989 TFLOP/s bf16 peak. `_sel24` = 24 of 30
 # blocks checkpointed; `fp8` = the frozen base in FP8; `reuse` = context reuse, which changes the model (the
 # context stops attending to the target) and so is not the paper's full attention. The earlier H100 run with
-# every lever alone: `results/bench_wan_h100.md`.
+# every lever alone: `results/bench_wan_h100.md`. These `train_*` rows are the bare step; what `wan-train` adds
+# around it (autocast, fp32 adapters, the batch, clipping, a log row per step) is timed by the `loop_*` rows, the
+# training loop itself: `python benchmarks/bench_wan.py --selective 24 --only loop_fp8_keep24,peer_diffsynth_train`.
 
 # %%
 from v4s_lite.resources import results_file
