@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from v4s_lite.attention import ContextCache
 from v4s_lite.budget import GPUS, estimate_memory, latent_tokens, transformer_flops
-from v4s_lite.config import WAN_LORA_TARGETS, parse_override
+from v4s_lite.config import WAN_LORA_TARGETS, load_config, parse_override
 from v4s_lite.full import configure_speed
 from v4s_lite.fp8 import fits_fp8, fp8_base, restore_base
 from v4s_lite.model import transformer_config
@@ -354,7 +354,7 @@ class Bench:
                 note += f" (clip: the benchmark's shape, not {Path(a.loop_config).name}'s)"
             self.record(name, "loop", times, 3 * transformer_flops(self.cfg, self.tokens), note,
                         estimate_gib=est.total_gib, checkpointing=str(wan.checkpointing), config=a.loop_config,
-                        sets={k: v for k, v in sets.items()}, losses=[r["loss"] for r in rows])
+                        sets=dict(sets), losses=[r["loss"] for r in rows])
             logs = Path(a.out).parent / f"{Path(a.out).name}_loop"
             logs.mkdir(parents=True, exist_ok=True)
             shutil.copy(Path(run) / "loss.jsonl", logs / f"{name}.jsonl")  # the loop's own log rows
@@ -370,8 +370,6 @@ class Bench:
         """--loop-config with the benchmark's settings: its own base (--wan-source), the benchmark's shape
         (a custom clip when the config's differs: said in the row's note), warm-up + timed steps + 1, a log
         row every step, no validation, and only the final checkpoint."""
-        from v4s_lite.config import load_config
-
         a = self.args
         cfg = load_config(a.loop_config)
         clip = cfg.clip_config
