@@ -281,6 +281,9 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert all(np.isfinite(loop["losses"])) and loop["sets"]["wan.checkpoint_keeps_attention"] is True
     rows = [json.loads(line) for line in (tmp_path / "b_loop" / "loop_fp8_keep1.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and [r["loss"] for r in rows] == loop["losses"]
+    # the same loop with its batches built by DataLoader workers: each batch is a pure function of (seed, step), so
+    # the workers' losses are the in-process loop's, step for step
+    assert v["loop_fp8_keep1_w2"]["sets"]["batch_workers"] == 2 and v["loop_fp8_keep1_w2"]["losses"] == loop["losses"]
     assert not any(tmp_path.glob("**/step_*")), "the loop's checkpoints and base are scratch, not results"
     assert v["denoise_reuse"]["rel_error_vs_masked"] < 1e-5
     assert v["denoise_stock"]["ratio_vs_stock"] == 1.0 and "seconds" in v["train_stock_ckpt"]

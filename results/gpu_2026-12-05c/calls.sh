@@ -18,6 +18,8 @@
 # new): as it is (22 blocks checkpointed) and with wan.checkpoint_keeps_attention at 24 blocks (the bare step's best
 # under 22 GB); then, if time is left, bench_wan.py's bare step profiled the same way beside DiffSynth-Studio's step
 # (diffsynth is now in .site: tools/device_site.sh).
+# Seventeenth session (12:40, before any call ran): --only loop_fp8_keep24 now also runs loop_fp8_keep24_w2 (the same
+# loop, batches built by 2 DataLoader workers): is the loop's extra time the batch built between synced steps?
 set -uo pipefail
 CALL=${1:?loop | clocks | wan | bench | data | train}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
