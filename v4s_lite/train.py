@@ -314,6 +314,12 @@ def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
                        f"after step {start}): lower profile_after or raise steps")
     if not accelerator.is_main_process:
         return None
+    window = range(first, first + cfg.profile_steps)
+    busy = [d for d in window if d % cfg.checkpoint_every == 0 or d == cfg.steps
+            or (cfg.validate_every and d % cfg.validate_every == 0)]
+    if busy:  # their saving / validation time would read as the step's own host time and device idle gaps
+        print(f"profile: steps {busy} of the recorded {first}-{window[-1]} also save a checkpoint or validate; "
+              f"their time is in the profile (move profile_after, or checkpoint_every / validate_every)")
     from .profiling import StepProfiler
 
     return StepProfiler(run_dir / "profile", first, cfg.profile_steps, start, accelerator.device)
