@@ -212,9 +212,9 @@ train)
     case $r in
       lite|scan_lite|canon_lite|end_lite|mixed_lite) extra="" ;;  # scan_*, canon_*, end_*, mixed_*: names for runs
         # on START=scan / SCAN=canonical / END=scan / END=mixed rooms
-      lite_m|mixed_m) extra="--set model=lite_m" ;;  # mixed_m: the 17M size on END=mixed rooms
+      lite_m|mixed_m) extra="--set model=lite_m" ;;  # mixed_m: the 6.1M size on END=mixed rooms
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
-      lite_warm|scan_warm|canon_warm|end_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
+      lite_warm|scan_warm|canon_warm|end_warm|mixed_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox|end_lite_nobox) extra="--set box_frames=false" ;;  # RUN_nobox ablates RUN (v4s tables --ablated RUN)
