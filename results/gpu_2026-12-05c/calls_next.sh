@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PLAN for the next device lease, written 2026-12-05 (seventeenth session) from calls.sh beside it (the calls that ran).
-# Copy it into that session's results folder; `run` from the repository root with carry [".site", "models"]
+# Copy it into that session's results folder; `run` from the repository root with carry [".site", "models/mixed_lite"]
 # (models/mixed_lite: last lease's 9,755-step 2.3M export, the warm start); send each call as the last returns:
 #   CALL_S=575 bash calls.sh data  $OUT   # 1. issue 13: fresh END=mixed rooms (ROOMS_FROM=2300, 180 per process),
 #                                         #    val + val_end, cache; then mixed_warm trains for the time left
