@@ -7,7 +7,7 @@
 #   CALL_S=575 bash calls.sh data  $OUT   # 2. (warm machine) mixed_warm trains on; exported each call
 #   CALL_S=<left - 40> bash calls.sh loop $OUT  # 3. issue 14 only if >= 400 s are left: profiles bundled this time
 # Why (README.md beside this file): at ~300 s each, 2.3M and 6.1M were level, and 2.4x the steps of the 2.3M recipe
-# was worth more than either: steps are the lever, so one run takes all the time. A start costs ~450 s held.
+# was worth more than either: steps are the lever, so one run takes all the time. A start cost ~93 s of device time last lease (refusals cost more).
 set -uo pipefail
 CALL=${1:?loop | clocks | wan | bench | data | train}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
