@@ -640,12 +640,12 @@ def main(argv=None):
             sets = {"wan.fp8_base": fp8_shapes, "wan.checkpointing": n, "wan.checkpoint_keeps_attention": keep}
             note = (f"the full wan-train step: {Path(args.loop_config).name}{', FP8 base' if fp8_shapes else ''}, "
                     f"checkpoint {n} of 30 blocks{' keeping self-attention' if keep else ''}")
-            plan.append((v, lambda v=v, sets=sets, note=note: b.loop(v, sets, note=note)))
+            rows = [(v, sets, note)]
             if keep:  # the same step with each noised batch built ahead by 2 DataLoader workers (batch_workers)
                 # instead of by the loop's own process between steps, when the host waits on the last step's loss
-                sets_w = {**sets, "batch_workers": 2}
-                plan.append((v + "_w2", lambda v=v + "_w2", sets=sets_w, note=note: b.loop(
-                    v, sets, note=note + ", batches built by 2 DataLoader workers")))
+                rows.append((v + "_w2", {**sets, "batch_workers": 2}, note + ", batches built by 2 DataLoader workers"))
+            for name, s, nt in rows:
+                plan.append((name, lambda name=name, s=s, nt=nt: b.loop(name, s, note=nt)))
     # the peer: DiffSynth-Studio's own Wan DiT at the same shape (its trainer's full checkpointing; its CFG)
     plan += [("peer_diffsynth_denoise", lambda: b.peer("peer_diffsynth_denoise", "denoise",
                                                        note="DiffSynth-Studio's DiT, two passes in sequence")),

@@ -237,8 +237,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
             stop = interrupt.requested
             if accelerator.num_processes > 1:  # every process stops at the same step, or the others would hang
                 stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item())
-            save = done % cfg.checkpoint_every == 0 or done == cfg.steps or stop
-            validate = bool(cfg.validate_every) and done % cfg.validate_every == 0
+            save, validate = _step_duties(cfg, done)
+            save = save or stop
             if done % cfg.log_every == 0 or save:
                 mean_loss = (window_loss / window_n).item()
                 norm = None if window_norm is None else window_norm.item()
@@ -315,14 +315,19 @@ def _profiler(cfg: TrainConfig, run_dir: Path, start: int, accelerator):
     if not accelerator.is_main_process:
         return None
     window = range(first, first + cfg.profile_steps)
-    busy = [d for d in window if d % cfg.checkpoint_every == 0 or d == cfg.steps
-            or (cfg.validate_every and d % cfg.validate_every == 0)]
+    busy = [d for d in window if any(_step_duties(cfg, d))]
     if busy:  # their saving / validation time would read as the step's own host time and device idle gaps
         print(f"profile: steps {busy} of the recorded {first}-{window[-1]} also save a checkpoint or validate; "
               f"their time is in the profile (move profile_after, or checkpoint_every / validate_every)")
     from .profiling import StepProfiler
 
     return StepProfiler(run_dir / "profile", first, cfg.profile_steps, start, accelerator.device)
+
+
+def _step_duties(cfg: TrainConfig, done: int) -> tuple[bool, bool]:
+    """(saves a checkpoint, validates) after step `done` of the run, as scheduled (an interrupt also saves)."""
+    return (done % cfg.checkpoint_every == 0 or done == cfg.steps,
+            bool(cfg.validate_every) and done % cfg.validate_every == 0)
 
 
 def _precision_for_this_run(precision: str) -> None:
