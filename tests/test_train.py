@@ -533,6 +533,22 @@ def test_device_batch_training_resumes_exactly_and_logs_at_log_steps(tmp_path):
     assert read_log(full / "loss.jsonl") == read_log(full)  # the log file itself reads the same (results/ keeps logs)
 
 
+def test_a_log_row_is_read_after_the_next_step_is_queued(tmp_path, monkeypatch):
+    """Reading a row's numbers makes the host wait for the GPU, so the loop reads each row one step late (the next
+    step's work already queued) and at once only where the step saves: the checks still precede every checkpoint."""
+    import v4s_lite.train as T
+
+    events, loss_fn, get = [], T.flow_loss, T._HostCopy.get
+    monkeypatch.setattr(T, "flow_loss", lambda *a, **k: (events.append("step"), loss_fn(*a, **k))[1])
+    monkeypatch.setattr(T._HostCopy, "get", lambda self: (events.append("read"), get(self))[1])
+    run = train(small_cfg(tmp_path, steps=5, log_every=1, checkpoint_every=3), items=fake_items(), null_text=NULL)
+    # steps 3 and 5 save: their rows are read at once; rows 1, 2 and 4 after the next step
+    assert events == ["step", "step", "read", "step", "read", "read", "step", "step", "read", "read"]
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5] and all(np.isfinite(r["loss"]) for r in rows)
+    assert all(r["grad_norm"] > 0 for r in rows)
+
+
 def test_compile_failure_falls_back_to_eager(capsys):
     from v4s_lite.train import _FallbackToEager
 

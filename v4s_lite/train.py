@@ -65,6 +65,31 @@ def _per_step(micro_batches, n: int):
         yield group
 
 
+class _HostCopy:
+    """Scalars on the GPU (None allowed) copied to the host without waiting: the copy is queued behind the step's
+    work and get() waits for it, which the loop calls a step later, once the next step's work is queued, so the GPU
+    does not idle while the host reads a log row and builds the next batch (a log row every step left the 5B loop's
+    GPU idle 48-64 ms per step: results/gpu_2026-12-05d)."""
+
+    def __init__(self, *values):
+        self.missing = [v is None for v in values]
+        numbers = torch.stack([v.detach().float().reshape(()) for v in values if v is not None])
+        self.ready = None
+        if numbers.is_cuda:
+            self.host = torch.empty(numbers.shape, dtype=numbers.dtype, pin_memory=True)
+            self.host.copy_(numbers, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+        else:
+            self.host = numbers.clone()  # the caller zeroes its window tensor in place next
+
+    def get(self) -> list:
+        if self.ready is not None:
+            self.ready.synchronize()
+        numbers = iter(self.host.tolist())
+        return [None if m else next(numbers) for m in self.missing]
+
+
 # --------------------------------------------------------------------------------------------- loop
 def read_log(run_dir) -> list[dict]:
     """A run's loss log (run_dir/loss.jsonl) as a list of rows; run_dir may also be the .jsonl file itself (a log
@@ -200,17 +225,50 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                                               num_workers=cfg.batch_workers,
                                               prefetch_factor=2 if cfg.batch_workers else None, pin_memory=on_gpu)
     # The host reads the loss and the gradient norm only at log steps (and checkpoints): a read forces the host to
-    # wait for the GPU, which then idles while Python prepares the next step. The divergence checks run there too,
-    # on the window's mean loss and largest gradient norm, before any checkpoint is written.
+    # wait for the GPU, which then idles while Python prepares the next step. So a log row's numbers start their
+    # copy to the host at its step and are read one step later, once the next step's work is queued (_HostCopy);
+    # at a step that saves, validates or stops they are read at once: the divergence checks run on the window's
+    # mean loss and largest gradient norm before any checkpoint is written.
     window_loss, window_norm, window_n = torch.zeros((), device=accelerator.device), None, 0
+    pending = None  # (step, lr, _HostCopy) of the last log row, read after the next step is queued
     profiler = _profiler(cfg, run_dir, start, accelerator)
     t_start = t_window = time.perf_counter()
     paused = 0.0  # seconds spent saving and validating since the last log row: not the steps' own time
     window_start = start
     flops_per_sample = None  # model FLOPs of one sample's training step, from the first batch (sample_flops)
+    recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
+
+    def write_row(done, lr, numbers):
+        """The log row of step `done` (a window of steps since the last row): divergence checks, loss.jsonl, trackers."""
+        nonlocal recent, t_window, window_start, paused
+        mean_loss, norm = numbers.get()
+        _check_loss(mean_loss, recent, cfg, done - 1, last_good)
+        if norm is not None and not math.isfinite(norm):
+            raise TrainingDiverged(f"step {done}: the gradient norm is {norm}; last good checkpoint: "
+                                   f"{last_good}. Lower lr or raise grad clipping.")
+        recent = (recent + [mean_loss])[-50:]
+        now = time.perf_counter()  # after get(): the GPU has finished the window's steps
+        rate = (done - window_start) * cfg.batch_size / max(now - t_window - paused, 1e-9)
+        row = {"step": done, "loss": mean_loss, "lr": lr, "grad_norm": norm,
+               "seconds": round(now - t_start, 3),  # since this call started
+               "samples_per_s": round(rate, 2),
+               # model FLOP/s (3x the forward's matmuls, budget.transformer_flops): against the GPU's
+               # peak, the share of it the run uses (MFU)
+               "model_tflops": float(f"{rate * flops_per_sample / 1e12:.4g}")}
+        t_window, window_start, paused = now, done, 0.0
+        if isinstance(forward, _FallbackToEager):  # did compilation hold? (a benchmark must not time eager)
+            row["compiled"] = forward.compiled is not forward.eager
+        if on_gpu:  # the allocator's high-water mark: a counter read, no device sync
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
+        if accelerator.is_main_process:
+            with open(run_dir / "loss.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+        if cfg.log_with:  # the trackers write on the main process only
+            accelerator.log({k: v for k, v in row.items() if k != "step" and v is not None}, step=done)
+
     with _StopOnInterrupt() as interrupt, _tracking(accelerator, cfg, start), \
             profiler or contextlib.nullcontext(), lora_input_casts(model, autocast=dtype is not None):
-        recent, last_good = [], latest_checkpoint(run_dir) if accelerator.is_main_process else None
         for step, micro_batches in zip(bar, _per_step(batches, accum)):
             # grad_accum_steps micro-batches, gradients summed (DDP syncs them once, on the last): each loss is a
             # mean over its micro-batch, so loss / accum adds up to the global batch's mean
@@ -239,35 +297,18 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                 stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item())
             save, validate = _step_duties(cfg, done)
             save = save or stop
+            ready = [pending] if pending is not None else []  # the last row's copy: this step's work is queued
+            pending = None
             if done % cfg.log_every == 0 or save:
-                mean_loss = (window_loss / window_n).item()
-                norm = None if window_norm is None else window_norm.item()
-                _check_loss(mean_loss, recent, cfg, step, last_good)
-                if norm is not None and not math.isfinite(norm):
-                    raise TrainingDiverged(f"step {done}: the gradient norm is {norm}; last good checkpoint: "
-                                           f"{last_good}. Lower lr or raise grad clipping.")
-                recent = (recent + [mean_loss])[-50:]
-                window_loss.zero_()
+                row_numbers = (done, lr_scheduler.get_last_lr()[0], _HostCopy(window_loss / window_n, window_norm))
+                window_loss.zero_()  # queued after the copy above, on the same stream
                 window_norm, window_n = None, 0
-                now = time.perf_counter()  # after the .item() above: the GPU has finished the window's steps
-                rate = (done - window_start) * cfg.batch_size / max(now - t_window - paused, 1e-9)
-                row = {"step": done, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "grad_norm": norm,
-                       "seconds": round(now - t_start, 3),  # since this call started
-                       "samples_per_s": round(rate, 2),
-                       # model FLOP/s (3x the forward's matmuls, budget.transformer_flops): against the GPU's
-                       # peak, the share of it the run uses (MFU)
-                       "model_tflops": float(f"{rate * flops_per_sample / 1e12:.4g}")}
-                t_window, window_start, paused = now, done, 0.0
-                if isinstance(forward, _FallbackToEager):  # did compilation hold? (a benchmark must not time eager)
-                    row["compiled"] = forward.compiled is not forward.eager
-                if on_gpu:  # the allocator's high-water mark: a counter read, no device sync
-                    row["peak_gib"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
-                if accelerator.is_main_process:
-                    with open(run_dir / "loss.jsonl", "a") as f:
-                        f.write(json.dumps(row) + "\n")
-                    bar.set_postfix(loss=f"{mean_loss:.4f}")
-                if cfg.log_with:  # the trackers write on the main process only
-                    accelerator.log({k: v for k, v in row.items() if k != "step" and v is not None}, step=done)
+                if save or validate or stop:
+                    ready.append(row_numbers)
+                else:
+                    pending = row_numbers
+            for row_numbers in ready:
+                write_row(*row_numbers)
             # FSDP: every process takes part in gathering the whole weights; the main one saves them
             t_pause = time.perf_counter()
             weights = accelerator.get_state_dict(ddp_model) if save and fsdp else None
@@ -287,6 +328,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                 break
             if profiler is not None:
                 profiler.step(done)
+        if pending is not None:  # the batches ran out before a saving step (the last step always saves)
+            write_row(*pending)
     if accelerator.is_main_process:
         plot_loss(run_dir)
     return run_dir
