@@ -122,7 +122,7 @@ def test_export_in_bf16_shards_loads_back_in_float32(tmp_path):
 
 
 def test_a_bf16_export_warm_starts_training_in_float32(tmp_path):
-    """The warm start the GPU recipe uses across sessions (`--set init_from=results/.../lite_step004639`): the
+    """The warm start the GPU recipe uses across sessions (`--set init_from=results/.../mixed_warm_step020000`): the
     trained model starts from the export's weights, upcast to float32 (bf16 master weights would round small
     updates away), with the export's RoPE rule unless the config says otherwise."""
     from v4s_lite.checkpoints import export

@@ -43,7 +43,7 @@
 #   bash tools/gpu_lite.sh judge OUT DL_VAL DL_TEST RUN [RUN ...]  # val and test rooms, the exported runs carried in
 #                                                   # exports/RUN (ignored; pass `carry`), choose on val, test tables
 # RUN is a folder name under runs/: lite (the shipped size), lite_m / lite_l (the size sweep's larger models,
-# model.transformer_config), lite_warm (INIT_FROM, default the sweep's chosen run, trained on), lite_nobox,
+# model.transformer_config), lite_warm (INIT_FROM, default the 20,000-step export of results/gpu_2026-12-05d, trained on), lite_nobox,
 # lite_contiguous (the paper's ablations at the shipped size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
 # The choice rule, fixed before any run (tables.choose_run): highest validation IF(SD<0.2) of "full (joint CFG)",
@@ -214,7 +214,7 @@ train)
         # on START=scan / SCAN=canonical / END=scan / END=mixed rooms
       lite_m|mixed_m) extra="--set model=lite_m" ;;  # mixed_m: the 6.1M size on END=mixed rooms
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
-      lite_warm|scan_warm|canon_warm|end_warm|mixed_warm) extra="--set init_from=${INIT_FROM:-results/lite_2026-12-03b/lite_step004639}" ;;  # a warm start:
+      lite_warm|scan_warm|canon_warm|end_warm|mixed_warm) extra="--set init_from=${INIT_FROM:-results/gpu_2026-12-05d/mixed_warm_step020000}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox|end_lite_nobox) extra="--set box_frames=false" ;;  # RUN_nobox ablates RUN (v4s tables --ablated RUN)

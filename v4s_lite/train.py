@@ -69,25 +69,41 @@ class _HostCopy:
     """Scalars on the GPU (None allowed) copied to the host without waiting: the copy is queued behind the step's
     work and get() waits for it, which the loop calls a step later, once the next step's work is queued, so the GPU
     does not idle while the host reads a log row and builds the next batch (a log row every step left the 5B loop's
-    GPU idle 48-64 ms per step: results/gpu_2026-12-05d)."""
+    GPU idle 48-64 ms per step: results/gpu_2026-12-05d). `at`, after get(): when the step finished, on the host's
+    clock (on a GPU from its own timeline, `clock`), so a row read late still times its own steps."""
 
-    def __init__(self, *values):
+    def __init__(self, *values, clock: "_GpuClock | None" = None):
         self.missing = [v is None for v in values]
         numbers = torch.stack([v.detach().float().reshape(()) for v in values if v is not None])
-        self.ready = None
+        self.ready, self.clock = None, clock
         if numbers.is_cuda:
             self.host = torch.empty(numbers.shape, dtype=numbers.dtype, pin_memory=True)
             self.host.copy_(numbers, non_blocking=True)
-            self.ready = torch.cuda.Event()
+            self.ready = torch.cuda.Event(enable_timing=True)
             self.ready.record()
-        else:
-            self.host = numbers.clone()  # the caller zeroes its window tensor in place next
+        else:  # the step has run: the host computed it
+            self.host, self.at = numbers.clone(), time.perf_counter()  # (the caller zeroes its tensor in place next)
 
     def get(self) -> list:
         if self.ready is not None:
             self.ready.synchronize()
+            self.at = self.clock.time_of(self.ready)
         numbers = iter(self.host.tolist())
         return [None if m else next(numbers) for m in self.missing]
+
+
+class _GpuClock:
+    """The host time (time.perf_counter) at which a recorded CUDA event completed: an origin event, waited for once,
+    and the GPU's elapsed time from it."""
+
+    def __init__(self):
+        self.origin = torch.cuda.Event(enable_timing=True)
+        self.origin.record()
+        self.origin.synchronize()
+        self.t0 = time.perf_counter()
+
+    def time_of(self, event) -> float:
+        return self.t0 + self.origin.elapsed_time(event) / 1e3
 
 
 # --------------------------------------------------------------------------------------------- loop
@@ -231,6 +247,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
     # mean loss and largest gradient norm before any checkpoint is written.
     window_loss, window_norm, window_n = torch.zeros((), device=accelerator.device), None, 0
     pending = None  # (step, lr, _HostCopy) of the last log row, read after the next step is queued
+    clock = _GpuClock() if on_gpu else None  # (one wait, before the first step)
     profiler = _profiler(cfg, run_dir, start, accelerator)
     t_start = t_window = time.perf_counter()
     paused = 0.0  # seconds spent saving and validating since the last log row: not the steps' own time
@@ -247,7 +264,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
             raise TrainingDiverged(f"step {done}: the gradient norm is {norm}; last good checkpoint: "
                                    f"{last_good}. Lower lr or raise grad clipping.")
         recent = (recent + [mean_loss])[-50:]
-        now = time.perf_counter()  # after get(): the GPU has finished the window's steps
+        now = numbers.at  # when step `done` finished (read late, the row still times its own steps)
         rate = (done - window_start) * cfg.batch_size / max(now - t_window - paused, 1e-9)
         row = {"step": done, "loss": mean_loss, "lr": lr, "grad_norm": norm,
                "seconds": round(now - t_start, 3),  # since this call started
@@ -300,7 +317,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
             ready = [pending] if pending is not None else []  # the last row's copy: this step's work is queued
             pending = None
             if done % cfg.log_every == 0 or save:
-                row_numbers = (done, lr_scheduler.get_last_lr()[0], _HostCopy(window_loss / window_n, window_norm))
+                row_numbers = (done, lr_scheduler.get_last_lr()[0],
+                               _HostCopy(window_loss / window_n, window_norm, clock=clock))
                 window_loss.zero_()  # queued after the copy above, on the same stream
                 window_norm, window_n = None, 0
                 if save or validate or stop:

@@ -11,7 +11,7 @@ set -uo pipefail
 CALL=${1:?call1 | call2 | call3}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD
-export TABLES_FROM=results/gpu_2026-12-03c/lite_tables_test.json  # the shipped model's test tables so far (152 / 102 rooms)
+export TABLES_FROM=results/gpu_2026-12-03c/lite_tables_test.json  # (stored as .json.xz since 2026-12-05: xz -dk it first) the shipped model's test tables so far (152 / 102 rooms)
 ROWS=("full (joint CFG)" "guidance text" "OOD scenes" "guidance none" "first frame only (context dropped)"
       "ground truth through the codec")
 t0=$(date +%s); stamp() { echo "[$1: $(( $(date +%s)-t0 )) s]" | tee -a $O/calls.txt; }
