@@ -290,7 +290,9 @@ def test_benchmark_script_runs_on_cpu(tmp_path):
     assert "| denoise_reuse |" in (tmp_path / "b.md").read_text()
     # --profile: the named variant's steps traced and summarised as the training loop's profile is
     summary = Path(res["profiles"]["train_stock_ckpt"]).read_text()
-    assert "2 steps recorded" in summary and "Optimizer.step" in summary
+    # (which host operations top the list varies with the machine's load: Optimizer.step fell out of it on a busy
+    # CPU, so the test asks for the sections, not for one operation's rank)
+    assert "2 steps recorded" in summary and "host operations taking most time" in summary
     assert list(res["profiles"]) == ["train_stock_ckpt"]
 
 
