@@ -376,9 +376,11 @@ else:
 # 10%, and on the 64 validation rooms it grounds no better than the shipped model (IF(SD<0.2) 0.11 against 0.09,
 # paired +0.02 [-0.05, +0.09]; on 200 fresh validation rooms -0.025 [-0.065, +0.015]), so the shipped model stays
 # and no test room was spent on it. At this size and these
-# few minutes of training the two skills traded off rather than added up; whether the model's size or its training
-# time limits them (its room's gap was still rising, more slowly, at 8,000 steps) is the question the course's
-# measurements leave.
+# few minutes of training the two skills traded off rather than added up. Training time, tested next
+# (`results/gpu_2026-12-05d`: the same recipe for 20,000 steps from the shipped weights): the held-out loss fell 13%,
+# the instruction's gap rose to +13.4% and the room's to +8.6%, yet on 200 fresh validation rooms it grounded no
+# better than the shipped model (-0.030 [-0.075, +0.010]). A lower loss is not more grounding here; whether a larger
+# model changes that is the question the course's measurements leave.
 #
 # **Three checks that need no GPU** (`results/cpu_2026-12-05/README.md`). *Is it memorising its rooms?* No: on 32
 # of its own training rooms mixed_lite's loss and gaps are those of validation rooms (the room's gap +6.2% against
