@@ -321,7 +321,7 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
                                _HostCopy(window_loss / window_n, window_norm, clock=clock))
                 window_loss.zero_()  # queued after the copy above, on the same stream
                 window_norm, window_n = None, 0
-                if save or validate or stop:
+                if save or validate:  # (save includes stop: an interrupt saves)
                     ready.append(row_numbers)
                 else:
                     pending = row_numbers
