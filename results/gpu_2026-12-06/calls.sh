@@ -40,8 +40,8 @@ loop)  # issue 14: the full wan-train step (bench_wan.py's loop_* variants, new 
     || nvidia-smi --query-gpu=$q,clocks_throttle_reasons.active --format=csv -l 1 2>/dev/null \
     || nvidia-smi --query-gpu=$q --format=csv -l 1) > $O/gpu_clocks.csv 2>/dev/null &
   s=$(left $(( CALL_S - 15 ))); timeout $s python3 benchmarks/bench_wan.py --warmup 2 --iters 8 --selective 24,22 \
-    --only loop_fp8_keep24,peer_diffsynth_train,train_fp8_keep24,loop_fp8_sel22,train_fp8_sel22,denoise_fp8_compile,peer_diffsynth_denoise \
-    --profile loop_fp8_keep24,train_fp8_keep24,loop_fp8_sel22 --out $O/bench_wan 2>&1 | grep --line-buffered -v -i warn \
+    --only ${ONLY:-loop_fp8_keep24,peer_diffsynth_train,train_fp8_keep24,loop_fp8_sel22,train_fp8_sel22,denoise_fp8_compile,peer_diffsynth_denoise} \
+    --profile ${PROFILE:-loop_fp8_keep24,train_fp8_keep24,loop_fp8_sel22} --out $O/bench_wan 2>&1 | grep --line-buffered -v -i warn \
     | grep --line-buffered -v "it/s\]" | tail -n 60
   pkill -f "nvidia-smi --query-gpu" 2>/dev/null; stamp loop
   (cd $O && tar czf profiles.tgz --exclude=trace.json bench_wan_profile && rm -rf bench_wan_profile)  # <= 8 files return
