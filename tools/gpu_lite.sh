@@ -83,13 +83,16 @@ case $END in object|scan|mixed) ;; *) echo "END=$END: expected object, scan or m
 DATA=${DATA:-data/lite$([ $SCAN = canonical ] && echo _canon)$([ $END = scan ] && echo _end)$([ $END = mixed ] && echo _mixed)}
 mkdir -p $DATA
 ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to start: a later session's fresh rooms
+ROOMS_BASE=${ROOMS_BASE:-0}  # added to every training seed: 60000 opens 2,500 fresh offsets per process again (docs/DATA.md)
+case $ROOMS_BASE in 0|60000|120000|180000) ;; *)  # grounding BASE + 0..29,999, navigation BASE + 50,000..59,999
+  echo "ROOMS_BASE=$ROOMS_BASE: expected 0, 60000, 120000 or 180000 (disjoint training seeds, docs/DATA.md)"; exit 2 ;; esac
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   if [ -d $DATA/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
   for k in $(seq 0 11); do
     end=$END; [ $END = mixed ] && end=$([ $((k % 2)) = 0 ] && echo scan || echo object)  # even blocks end at a scan view
-    mk grounding id $1 $((k*2500+ROOMS_FROM)) $DATA/train --start $START --end $end &
+    mk grounding id $1 $((ROOMS_BASE+k*2500+ROOMS_FROM)) $DATA/train --start $START --end $end &
   done
-  for k in $(seq 0 3); do mk navigation id $1 $((50000+k*2500+ROOMS_FROM)) $DATA/train & done
+  for k in $(seq 0 3); do mk navigation id $1 $((ROOMS_BASE+50000+k*2500+ROOMS_FROM)) $DATA/train & done
   wait
   echo "training clips: $(ls $DATA/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
