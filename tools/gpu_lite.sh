@@ -55,9 +55,10 @@
 #
 # Seeds (docs/DATA.md; every range disjoint, so no evaluated room is ever trained on):
 #   training   grounding 0-29,999 (12 x N from k*2,500 + ROOMS_FROM), navigation 50,000-59,999 (4 x N from 50,000 +
-#              k*2,500 + ROOMS_FROM), ROOMS_FROM + N <= 2,500. The seeds each run saw, and the next range that no
-#              model has seen (ROOMS_FROM=1800, N <= 200), are listed in docs/DATA.md (the shipped model's seeds
-#              k*1,000 + 0..119 fall inside these blocks: 3,000-3,119 is block 1's offsets 500-619)
+#              k*2,500 + ROOMS_FROM), ROOMS_FROM + N <= 2,500, all moved by ROOMS_BASE (60,000, 120,000 or 180,000:
+#              fresh blocks once the offsets are used up). The seeds each run saw, and the ranges no model has seen,
+#              are listed in docs/DATA.md (the shipped model's seeds k*1,000 + 0..119 fall inside these blocks:
+#              3,000-3,119 is block 1's offsets 500-619)
 #   val        id 300,000+, navigation 310,000+, ood 320,000-359,999: every choice is made here
 #   test       id 400,000+, navigation 410,000+, ood 500,000-599,999: only reported
 set -uo pipefail
