@@ -379,8 +379,10 @@ ok = check_exercise("tokens at the paper's shape", n_tokens, solution,
 #   (the `loop_*` rows, `results/gpu_2026-12-05c`, an H200 held at its power cap): the full step 0.817 s at 20.2 GB
 #   = 0.686x DiffSynth-Studio's 1.191 s, the bare step beside it 0.843 s; on an H100 (`results/gpu_2026-12-05d`)
 #   0.723 s = 0.607x, the bare step 0.697 s. Its profile found the GPU idle 48-64 ms per step while the host,
-#   having waited to read each step's loss, built the next batch: the loop now reads a log row one step late
-#   (not yet re-measured on a GPU). `--set profile_steps=3` traces 3 steps (notebook 05). Guided denoising with
+#   having waited to read each step's loss, built the next batch: the loop now reads a log row one step late,
+#   and on an H100 again (`results/gpu_2026-12-06`) the full step took 0.722 s = 0.587x DiffSynth-Studio's 1.229 s
+#   at 20.2 GB (goal 0.6x: met in that run; our step barely moved, 0.723 -> 0.722 s, the peer's did: +3%), 2% over
+#   the bare step beside it (was 4%). `--set profile_steps=3` traces 3 steps (notebook 05). Guided denoising with
 #   full attention: 0.537 s, ours 0.383 s = 0.71x (goal 0.5x: the attention itself, 27% of the FLOPs at 9,256
 #   tokens, stays in bf16).
 # - Context reuse: `attention.ContextCache`.
