@@ -379,8 +379,10 @@ else:
 # few minutes of training the two skills traded off rather than added up. Training time, tested next
 # (`results/gpu_2026-12-05d`: the same recipe for 20,000 steps from the shipped weights): the held-out loss fell 13%,
 # the instruction's gap rose to +13.4% and the room's to +8.6%, yet on 200 fresh validation rooms it grounded no
-# better than the shipped model (-0.030 [-0.075, +0.010]). A lower loss is not more grounding here; whether a larger
-# model changes that is the question the course's measurements leave.
+# better than the shipped model (-0.030 [-0.075, +0.010]). A lower loss is not more grounding here. A larger model
+# (`results/gpu_2026-12-06`: 6.1M parameters, 4,991 steps from scratch) reached the same room gap (+8.5%) in a fifth
+# of the steps, and grounded no better either (-0.038 [-0.092, +0.015] on 131 validation rooms): size buys steps, not
+# grounding, at these budgets; whether a whole lease of the larger model does is the question left open.
 #
 # **Three checks that need no GPU** (`results/cpu_2026-12-05/README.md`). *Is it memorising its rooms?* No: on 32
 # of its own training rooms mixed_lite's loss and gaps are those of validation rooms (the room's gap +6.2% against
