@@ -44,6 +44,7 @@
 #                                                   # exports/RUN (ignored; pass `carry`), choose on val, test tables
 # RUN is a folder name under runs/: lite (the shipped size), lite_m / lite_l (the size sweep's larger models,
 # model.transformer_config), lite_warm (INIT_FROM, default the 20,000-step export of results/gpu_2026-12-05d, trained on), lite_nobox,
+# mixed_m_warm (the 6.1M size from the 6.1M export INIT_FROM, e.g. results/gpu_2026-12-06b/mixed_m_step013311),
 # lite_contiguous (the paper's ablations at the shipped size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
 # The choice rule, fixed before any run (tables.choose_run): highest validation IF(SD<0.2) of "full (joint CFG)",
@@ -217,6 +218,8 @@ train)
       lite|scan_lite|canon_lite|end_lite|mixed_lite) extra="" ;;  # scan_*, canon_*, end_*, mixed_*: names for runs
         # on START=scan / SCAN=canonical / END=scan / END=mixed rooms
       lite_m|mixed_m) extra="--set model=lite_m" ;;  # mixed_m: the 6.1M size on END=mixed rooms
+      mixed_m_warm) extra="--set model=lite_m --set init_from=${INIT_FROM:?mixed_m_warm: set INIT_FROM to a 6.1M export}" ;;
+                 # the 6.1M size warm-started from an export (results/gpu_2026-12-06b: its 13,311 steps, trained on)
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
       lite_warm|scan_warm|canon_warm|end_warm|mixed_warm) extra="--set init_from=${INIT_FROM:-results/gpu_2026-12-05d/mixed_warm_step020000}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
