@@ -370,3 +370,23 @@ def test_ablations_pair_with_the_run_they_were_trained_beside(tmp_path):
     _run(tmp_path, "old_nobox", 100)  # an ablation whose run is gone: say so, and which flag names the run
     with pytest.raises(V4SError, match="--ablated"):
         paper_tables.conditions(tmp_path, ablated="old")
+
+
+def test_a_deadline_cut_never_replaces_a_fuller_stored_row_of_the_same_checkpoint():
+    """`v4s tables --only "full: C" --also A B C --deadline T` runs A's and B's rows again; cut by the deadline, their
+    partial rows used to overwrite the full ones --out held (results/gpu_2026-12-06). Kept now, unless anything that
+    made the stored row differs (checkpoint, judge, seed, rooms) or the stored row is not fuller."""
+    from v4s_lite.evaluate import JUDGE
+
+    row = lambda n: {"per_clip": {f"grounding_{i}": {"SD": 0.1} for i in range(n)}}
+    prev = {"judge": repr(JUDGE), "seed": 0, "data": "/gpu/data/lite_mixed/val",
+            "conditions": {"full: A": row(200), "full: B": row(3), "full: C": row(131)},
+            "checkpoints": {"full: A": "runs/A/step_1", "full: B": "runs/B/step_1", "full: C": "runs/C/step_9"}}
+    per = {"full: A": row(50)["per_clip"], "full: B": row(50)["per_clip"], "full: C": row(50)["per_clip"],
+           "full: D": row(50)["per_clip"]}
+    ckpts = {"full: A": "runs/A/step_1", "full: B": "runs/B/step_1", "full: C": "runs/C/step_13", "full: D": "x"}
+    # A: fuller, same checkpoint -> kept; B: the part is larger; C: another checkpoint; D: not stored
+    assert paper_tables.keep_fuller_rows(prev, per, ckpts, 0, "/tmp/copy/lite_mixed/val") == ["full: A"]
+    assert paper_tables.keep_fuller_rows(prev, per, ckpts, 1, "/tmp/copy/lite_mixed/val") == []  # other noise
+    assert paper_tables.keep_fuller_rows(prev, per, ckpts, 0, "/tmp/lite_mixed/test") == []  # other rooms
+    assert paper_tables.keep_fuller_rows({**prev, "judge": "Judge(old)"}, per, ckpts, 0, "/x/lite_mixed/val") == []

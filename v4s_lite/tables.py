@@ -373,6 +373,22 @@ def _kept(old: dict | None, name: str) -> dict:
 
 
 # long (~95 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
+def keep_fuller_rows(prev: dict, per: dict, checkpoints: dict, seed: int, data: str) -> list:
+    """The conditions of a deadline-cut run whose row `prev` (the results file --out) already holds with more clips,
+    made by the same checkpoint, judge, noise seed and evaluation set: the stored row is kept, not replaced by the
+    part (the clips are generated deterministically, so the part repeats what is stored; `v4s tables --only X --also
+    A B` runs A's and B's rows again, and a deadline used to overwrite their full rows with partial ones)."""
+    from .evaluate import JUDGE
+
+    same_rooms = Path(prev.get("data", "")).parts[-2:] == Path(data).parts[-2:]  # as _resumable: files move
+    if prev.get("judge") != repr(JUDGE) or prev.get("seed") != seed or not same_rooms:
+        return []
+    stored = prev.get("conditions", {})
+    return [name for name, clips in per.items() if name in stored
+            and len(stored[name]["per_clip"]) > len(clips)
+            and prev.get("checkpoints", {}).get(name) == checkpoints.get(name)]
+
+
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
                  also=(), judge_device: str | None = None, resume: bool = False, ablated: str = "lite",
@@ -435,14 +451,20 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         pool.terminate()
     res = {"command": command, "data": str(data), "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {},
            "seed": seed}
+    prev = None
     if (only or resume) and out.exists():  # a partial run updates the conditions it ran and keeps the others
         prev = json.loads(out.read_text())
         res = {**prev, "command": prev["command"] + " && " + command, "seconds": prev["seconds"] + res["seconds"],
                "seed": seed}
     for name in per:  # resume: the clips scored before come first, then this run's
         per[name] = {**kept[name], **per[name]}
-    res["checkpoints"] = {**res.get("checkpoints", {}), **{
-        name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
+    ckpts = {name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}
+    if prev is not None and done < len(tasks):  # cut by the deadline: never trade a fuller stored row for a part
+        for name in keep_fuller_rows(prev, per, ckpts, seed, str(data)):
+            print(f"{name}: the deadline stopped this run at {len(per.pop(name))} clips; the "
+                  f"{len(prev['conditions'][name]['per_clip'])} clips --out holds for it (same checkpoint, judge, seed "
+                  "and rooms) are kept. --resume grows a stored row instead of running it again")
+    res["checkpoints"] = {**res.get("checkpoints", {}), **ckpts}
     for name, clips in per.items():
         first = {k: ms[0] for k, ms in clips.items()}
         res["conditions"][name] = {"summary": summarize(first), "per_clip": {k: jsonable(m) for k, m in first.items()}}
@@ -489,7 +511,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
     p.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
     p.add_argument("--also", nargs="+", default=[], help="more runs under --runs, each with its own 'full: RUN' row "
-                   "on the same rooms and noise seeds (with --only, these rows run too)")
+                   "on the same rooms and noise seeds (with --only, these rows run too; cut by --deadline, a row --out holds "
+                   "with more clips from the same checkpoint is kept; --resume grows rows instead)")
     p.add_argument("--scales", nargs="+", type=float, default=[], help="more guidance scales: a 'joint CFG, scale S' "
                    "row of --main for each, beside 'full (joint CFG)' at the default scale (the validation choice "
                    "of the scale: tables.choose_run(..., row='{}'); with --only, these rows run too)")
