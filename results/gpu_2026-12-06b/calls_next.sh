@@ -83,11 +83,13 @@ warm)  # the warm machine's data and /tmp/site, the weights in the tree: stop cl
 data|train)
   bash tools/gpu_lite.sh data $O 180; stamp "data + cache (kept when they exist)"
   CHOOSE=${CHOOSE:-$([ $CALL = train ] && echo 1 || echo 0)}  # CHOOSE=0: no GPU choice (this session: budget)
-  tail=$([ $CHOOSE = 1 ] && echo 230 || echo 60)  # train: the choice (~180 s), ship. The gaps by the rule are
-  # measured on a CPU from the exports (as every recorded figure); validation.jsonl logs them every 2,000 steps here
+  tail=$([ $CHOOSE = 1 ] && echo 290 || echo 60)  # train: the choice (~150 s), the gaps on val (~60 s), ship;
+  # validation.jsonl logs the val_end gaps every 2,000 steps
   s=$(left $(( CALL_S - tail ))); [ $s -gt 60 ] && { bash tools/gpu_lite.sh train $O $s ${RUN:-mixed_m_warm}; stamp train; }
   if [ $CHOOSE = 1 ]; then
-    bash tools/gpu_lite.sh choose $O $(left $(( CALL_S - 50 ))) shipped ${RUN:-mixed_m_warm}; stamp "choose on val"
+    bash tools/gpu_lite.sh choose $O $(left $(( CALL_S - 110 ))) shipped ${RUN:-mixed_m_warm}; stamp "choose on val"
+    # the gate's instruction half (../gpu_2026-12-05c: the instruction gap at the destination on val >= 10%)
+    GAP_SETS=val timeout $(left $(( CALL_S - 40 ))) bash tools/gpu_lite.sh gaps $O ${RUN:-mixed_m_warm}; stamp "gaps on val"
   fi
   bash tools/gpu_lite.sh ship $O ${RUN:-mixed_m_warm}; stamp ship
   for r in ${RUN:-mixed_m_warm}; do cp runs/$r/validation.jsonl $O/validation_$r.jsonl 2>/dev/null; done
