@@ -2,6 +2,7 @@
 divergence handling, LoRA and full checkpoints loading back through diffusers / peft."""
 import json
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -180,6 +181,19 @@ def test_encode_clips_in_workers_and_from_the_latent_cache(tmp_path, monkeypatch
     assert latent_cache_folder(nobox, 2) != latent_cache_folder(cfg, 2)
     with pytest.raises(AssertionError, match="cache should"):
         encode_clips(nobox, codec, text)
+    # other clips rendered into the same folder, as many as before: their own cache, never the replaced clips' latents
+    first = latent_cache_folder(cfg, 2)
+    shutil.rmtree(tmp_path / "clips")
+    data.make_dataset(tmp_path / "clips", "grounding", 2, seed=7, clip_cfg="quick", progress=False)
+    assert latent_cache_folder(cfg, 2) != first
+    with pytest.raises(AssertionError, match="cache should"):
+        encode_clips(cfg, codec, text)
+    shutil.rmtree(tmp_path / "clips")  # the same names, another walk in one clip's meta.json
+    data.make_dataset(tmp_path / "clips", "grounding", 2, seed=0, clip_cfg="quick", progress=False)
+    assert latent_cache_folder(cfg, 2) == first
+    meta = tmp_path / "clips" / "grounding_000001" / "meta.json"
+    meta.write_text(meta.read_text().replace('"instruction": "', '"instruction": "now '))
+    assert latent_cache_folder(cfg, 2) != first
 
 
 def test_workers_that_only_decode_give_the_items_of_workers_that_encode(tmp_path):

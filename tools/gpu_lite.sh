@@ -89,13 +89,19 @@ ROOMS_BASE=${ROOMS_BASE:-0}  # added to every training seed: 60000 opens 2,500 f
 case $ROOMS_BASE in 0|60000|120000|180000) ;; *)  # grounding BASE + 0..29,999, navigation BASE + 50,000..59,999
   echo "ROOMS_BASE=$ROOMS_BASE: expected 0, 60000, 120000 or 180000 (disjoint training seeds, docs/DATA.md)"; exit 2 ;; esac
 train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
-  if [ -d $DATA/train ]; then echo "training clips exist: kept" | tee -a $OUT/summary.txt; return; fi
+  # a machine may keep an earlier session's folders (results/gpu_2026-12-06b): keep the clips only when they were
+  # made with these settings, recorded in .rooms beside them
+  local made="ROOMS_BASE=$ROOMS_BASE ROOMS_FROM=$ROOMS_FROM N=$1 START=$START END=$END SCAN=$SCAN"
+  if [ -d $DATA/train ] && [ "$(cat $DATA/train/.rooms 2>/dev/null)" = "$made" ]; then
+    echo "training clips exist: kept ($made)" | tee -a $OUT/summary.txt; return; fi
+  [ -d $DATA/train ] && { echo "$DATA/train was made with other settings ($(cat $DATA/train/.rooms 2>/dev/null || echo unrecorded)): rendered again" | tee -a $OUT/summary.txt; rm -rf $DATA/train; }
   for k in $(seq 0 11); do
     end=$END; [ $END = mixed ] && end=$([ $((k % 2)) = 0 ] && echo scan || echo object)  # even blocks end at a scan view
     mk grounding id $1 $((ROOMS_BASE+k*2500+ROOMS_FROM)) $DATA/train --start $START --end $end &
   done
   for k in $(seq 0 3); do mk navigation id $1 $((ROOMS_BASE+50000+k*2500+ROOMS_FROM)) $DATA/train & done
   wait
+  echo "$made" > $DATA/train/.rooms
   echo "training clips: $(ls $DATA/train | wc -l), $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
 # the evaluation rooms' seeds, written once: DEST [make-data options] (val_scan / test_scan pass --start scan)

@@ -241,12 +241,22 @@ def encoded_items(ds, indices, codec, text_encoder, box_frames: int, num_workers
 
 
 def latent_cache_folder(cfg: TrainConfig, n: int) -> Path:
-    """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items."""
+    """Where encode_clips keeps its result (a latents.LatentCache folder): one per setting that changes the items,
+    and per set of clips under data_root (their names and meta.json files)."""
     import hashlib
 
     key = {k: getattr(cfg, k) for k in ("data_root", "clip", "sampling", "box_frames", "context_views", "max_clips",
                                         "seed", "codec", "text_encoder")}
     key["n_clips"] = n
+    # which clips, not only how many: clips rendered again into the same folder (other seeds, another `--end`) must not
+    # find the latents of the ones they replaced (a GPU machine can keep an earlier session's folders). Each clip's
+    # name and meta.json (its seed, room and walk) go into the key: ~1 s for 10,000 clips
+    from .data import clip_folders
+
+    clips = hashlib.sha1()
+    for folder in clip_folders(cfg.data_root):
+        clips.update(folder.name.encode() + b"\0" + (folder / "meta.json").read_bytes())
+    key["clips"] = clips.hexdigest()
     if cfg.wan is not None:  # another VAE or text encoder makes other latents
         key["wan"] = {"source": cfg.wan.source, "text_encoder": cfg.wan.text_encoder}
     if not isinstance(cfg.clip, str):  # a custom ClipConfig: its fields are the key (a preset keeps its name, so
