@@ -383,9 +383,9 @@ else:
 # (`results/gpu_2026-12-06`: 6.1M parameters, 4,991 steps from scratch) reached the same room gap (+8.5%) in a fifth
 # of the steps, and grounded no better either (-0.038 [-0.092, +0.015] on 131 validation rooms). Given a whole lease
 # (`results/gpu_2026-12-06b`: 13,311 steps from scratch) its room gap at the destination reaches +11.1% (end_lite's
-# was +10.1%), and on 200 fresh validation rooms, where the three models above were level with the shipped one or
-# behind it, it is ahead: walks that end nearer the target (SD -0.049 [-0.085, -0.012]) and pass all six checks
-# more often (+0.12 [+0.04, +0.20]).
+# was +10.1%) and its instruction gap +12.4%: the first model that listens to both past 10%. And on 200 fresh
+# validation rooms, where the three models above were level with the shipped one or behind it, it is ahead: walks
+# that end nearer the target (SD -0.049 [-0.085, -0.012]) and pass all six checks more often (+0.12 [+0.04, +0.20]).
 # Its grounding rate leads too, 0.125 against 0.085, but the interval, +0.040 [-0.005, +0.085], still reaches below
 # zero, so by the rule written before it ran the shipped model stays and no test room has judged it. Size and steps
 # together are the lever these measurements point to; its loss was still falling when the lease ended.
