@@ -372,7 +372,6 @@ def _kept(old: dict | None, name: str) -> dict:
     return {k: [m] for k, m in old["conditions"][name]["per_clip"].items()}
 
 
-# long (~95 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def keep_fuller_rows(prev: dict, per: dict, checkpoints: dict, seed: int, data: str) -> list:
     """The conditions of a deadline-cut run whose row `prev` (the results file --out) already holds with more clips,
     made by the same checkpoint, judge, noise seed and evaluation set: the stored row is kept, not replaced by the
@@ -389,6 +388,7 @@ def keep_fuller_rows(prev: dict, per: dict, checkpoints: dict, seed: int, data: 
             and prev.get("checkpoints", {}).get(name) == checkpoints.get(name)]
 
 
+# long (~100 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
                  also=(), judge_device: str | None = None, resume: bool = False, ablated: str = "lite",
@@ -458,7 +458,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
                "seed": seed}
     for name in per:  # resume: the clips scored before come first, then this run's
         per[name] = {**kept[name], **per[name]}
-    ckpts = {name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}
+    ckpts = {name: str(nearest_checkpoint(spec["ckpt"], spec.get("step")))
+             for name, spec in conds.items() if "ckpt" in spec}
     if prev is not None and done < len(tasks):  # cut by the deadline: never trade a fuller stored row for a part
         for name in keep_fuller_rows(prev, per, ckpts, seed, str(data)):
             print(f"{name}: the deadline stopped this run at {len(per.pop(name))} clips; the "
@@ -511,8 +512,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
     p.add_argument("--only", nargs="+", help="condition names to run; the others in --out are kept")
     p.add_argument("--also", nargs="+", default=[], help="more runs under --runs, each with its own 'full: RUN' row "
-                   "on the same rooms and noise seeds (with --only, these rows run too; cut by --deadline, a row --out holds "
-                   "with more clips from the same checkpoint is kept; --resume grows rows instead)")
+                   "on the same rooms and noise seeds (with --only, these rows run too; cut by --deadline, a row "
+                   "--out holds with more clips from the same checkpoint is kept; --resume grows rows instead)")
     p.add_argument("--scales", nargs="+", type=float, default=[], help="more guidance scales: a 'joint CFG, scale S' "
                    "row of --main for each, beside 'full (joint CFG)' at the default scale (the validation choice "
                    "of the scale: tables.choose_run(..., row='{}'); with --only, these rows run too)")
