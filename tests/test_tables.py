@@ -1,5 +1,6 @@
 """The paper's tables (`v4s tables`, v4s_lite.tables): which checkpoint each row uses, and the results file."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -372,21 +373,25 @@ def test_ablations_pair_with_the_run_they_were_trained_beside(tmp_path):
         paper_tables.conditions(tmp_path, ablated="old")
 
 
-def test_a_deadline_cut_never_replaces_a_fuller_stored_row_of_the_same_checkpoint():
+def test_a_deadline_cut_never_replaces_a_fuller_stored_row_of_the_same_checkpoint(tmp_path):
     """`v4s tables --only "full: C" --also A B C --deadline T` runs A's and B's rows again; cut by the deadline, their
     partial rows used to overwrite the full ones --out held (results/gpu_2026-12-06). Kept now, unless anything that
-    made the stored row differs (checkpoint, judge, seed, rooms) or the stored row is not fuller."""
+    made the stored row differs (checkpoint, judge, seed, rooms; tables._mismatches, as --resume) or it is not fuller."""
     from v4s_lite.evaluate import JUDGE
 
+    for name, step in (("A", 1), ("B", 1), ("C", 13), ("D", 1)):
+        _run(tmp_path, name, step)
+    conds = {f"full: {r}": dict(ckpt=tmp_path / r, split="id") for r in "ABCD"}
     row = lambda n: {"per_clip": {f"grounding_{i}": {"SD": 0.1} for i in range(n)}}
     prev = {"judge": repr(JUDGE), "seed": 0, "data": "/gpu/data/lite_mixed/val",
             "conditions": {"full: A": row(200), "full: B": row(3), "full: C": row(131)},
-            "checkpoints": {"full: A": "runs/A/step_1", "full: B": "runs/B/step_1", "full: C": "runs/C/step_9"}}
+            "checkpoints": {"full: A": "/gpu/runs/A/step_000001", "full: B": "/gpu/runs/B/step_000001",
+                            "full: C": "/gpu/runs/C/step_000009"}}
     per = {"full: A": row(50)["per_clip"], "full: B": row(50)["per_clip"], "full: C": row(50)["per_clip"],
            "full: D": row(50)["per_clip"]}
-    ckpts = {"full: A": "runs/A/step_1", "full: B": "runs/B/step_1", "full: C": "runs/C/step_13", "full: D": "x"}
+    here = Path("/tmp/copy/lite_mixed/val")
     # A: fuller, same checkpoint -> kept; B: the part is larger; C: another checkpoint; D: not stored
-    assert paper_tables.keep_fuller_rows(prev, per, ckpts, 0, "/tmp/copy/lite_mixed/val") == ["full: A"]
-    assert paper_tables.keep_fuller_rows(prev, per, ckpts, 1, "/tmp/copy/lite_mixed/val") == []  # other noise
-    assert paper_tables.keep_fuller_rows(prev, per, ckpts, 0, "/tmp/lite_mixed/test") == []  # other rooms
-    assert paper_tables.keep_fuller_rows({**prev, "judge": "Judge(old)"}, per, ckpts, 0, "/x/lite_mixed/val") == []
+    assert paper_tables.keep_fuller_rows(prev, per, conds, 0, here) == ["full: A"]
+    assert paper_tables.keep_fuller_rows(prev, per, conds, 1, here) == []  # other noise
+    assert paper_tables.keep_fuller_rows(prev, per, conds, 0, Path("/tmp/lite_mixed/test")) == []  # other rooms
+    assert paper_tables.keep_fuller_rows({**prev, "judge": "Judge(old)"}, per, conds, 0, here) == []

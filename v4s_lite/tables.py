@@ -333,31 +333,42 @@ def merge(results: list) -> tuple[dict, dict]:
     return res, agree
 
 
+def _mismatches(old: dict, conds: dict, data: Path, seed: int) -> tuple[list, dict]:
+    """Why rows of the results file `old` cannot share a table with this run's conditions `conds`: (the reasons
+    that hold for the whole file: judge, noise seed, evaluation set; {condition: the reasons for its row: checkpoint,
+    tries}). Files move between machines, so sets and checkpoints compare by their last two path parts."""
+    from .checkpoints import nearest_checkpoint
+    from .evaluate import JUDGE
+
+    table, rows = [], {}
+    if old.get("judge") != repr(JUDGE):
+        table.append(f"its judge {old.get('judge')} is not today's {JUDGE!r} (v4s tables --rejudge updates it)")
+    if old.get("seed", 0) != seed:  # files written before the seed was stored used the default, 0
+        table.append(f"its noise seed {old.get('seed', 0)} is not --seed {seed}")
+    if Path(old["data"]).name != data.name or Path(old["data"]).parent.name != data.parent.name:
+        table.append(f"its evaluation set {old['data']} is not --data {data}")
+    for name, spec in conds.items():
+        rows[name] = []
+        was = old.get("checkpoints", {}).get(name)
+        now = str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) if "ckpt" in spec else None
+        if was and now and Path(was).parts[-2:] != Path(now).parts[-2:]:
+            rows[name].append(f"its row {name!r} used {was}, this run would use {now}")
+        before = [len(ms) for ms in _kept(old, name).values()][:1]  # tries per clip in the file (none: not run)
+        if before and before[0] != spec.get("tries", 1):
+            rows[name].append(f"its row {name!r} has {before[0]} tries per clip, this run {spec.get('tries', 1)} "
+                              "(--tries)")
+    return table, rows
+
+
 def _resumable(out: Path, conds: dict, data: Path, seed: int) -> dict | None:
     """The results file `out` if this run may add to it (None if there is none yet). Rows scored with another judge,
     noise seed, number of tries, evaluation set or checkpoint cannot share a table with this run's: that is an
     error that says which, not a silent mix."""
-    from .checkpoints import nearest_checkpoint
-    from .evaluate import JUDGE
-
     if not out.exists():
         return None
     old = json.loads(out.read_text())
-    why = []
-    if old.get("judge") != repr(JUDGE):
-        why.append(f"its judge {old.get('judge')} is not today's {JUDGE!r} (v4s tables --rejudge updates it)")
-    if old.get("seed", 0) != seed:  # files written before the seed was stored used the default, 0
-        why.append(f"its noise seed {old.get('seed', 0)} is not --seed {seed}")
-    if Path(old["data"]).name != data.name or Path(old["data"]).parent.name != data.parent.name:
-        why.append(f"its evaluation set {old['data']} is not --data {data}")
-    for name, spec in conds.items():
-        was = old.get("checkpoints", {}).get(name)
-        now = str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) if "ckpt" in spec else None
-        if was and now and Path(was).parts[-2:] != Path(now).parts[-2:]:
-            why.append(f"its row {name!r} used {was}, this run would use {now}")
-        before = [len(ms) for ms in _kept(old, name).values()][:1]  # tries per clip in the file (none: not run)
-        if before and before[0] != spec.get("tries", 1):
-            why.append(f"its row {name!r} has {before[0]} tries per clip, this run {spec.get('tries', 1)} (--tries)")
+    table, rows = _mismatches(old, conds, data, seed)
+    why = table + [r for reasons in rows.values() for r in reasons]
     if why:
         raise V4SError(f"--resume cannot add to {out}: " + "; ".join(why) + ". Write to a new --out instead.")
     return old
@@ -372,20 +383,18 @@ def _kept(old: dict | None, name: str) -> dict:
     return {k: [m] for k, m in old["conditions"][name]["per_clip"].items()}
 
 
-def keep_fuller_rows(prev: dict, per: dict, checkpoints: dict, seed: int, data: str) -> list:
+def keep_fuller_rows(prev: dict, per: dict, conds: dict, seed: int, data: Path) -> list:
     """The conditions of a deadline-cut run whose row `prev` (the results file --out) already holds with more clips,
-    made by the same checkpoint, judge, noise seed and evaluation set: the stored row is kept, not replaced by the
-    part (the clips are generated deterministically, so the part repeats what is stored; `v4s tables --only X --also
-    A B` runs A's and B's rows again, and a deadline used to overwrite their full rows with partial ones)."""
-    from .evaluate import JUDGE
-
-    same_rooms = Path(prev.get("data", "")).parts[-2:] == Path(data).parts[-2:]  # as _resumable: files move
-    if prev.get("judge") != repr(JUDGE) or prev.get("seed") != seed or not same_rooms:
+    made as this run's would be (_mismatches: judge, noise seed, evaluation set, checkpoint, tries): the stored row is
+    kept, not replaced by the part (the clips are generated deterministically, so the part repeats what is stored;
+    `v4s tables --only X --also A B` runs A's and B's rows again, and a deadline used to overwrite their full rows
+    with partial ones)."""
+    table, rows = _mismatches(prev, {name: conds[name] for name in per}, data, seed)
+    if table:
         return []
     stored = prev.get("conditions", {})
-    return [name for name, clips in per.items() if name in stored
-            and len(stored[name]["per_clip"]) > len(clips)
-            and prev.get("checkpoints", {}).get(name) == checkpoints.get(name)]
+    return [name for name, clips in per.items()
+            if name in stored and not rows[name] and len(stored[name]["per_clip"]) > len(clips)]
 
 
 # long (~100 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
@@ -458,14 +467,13 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
                "seed": seed}
     for name in per:  # resume: the clips scored before come first, then this run's
         per[name] = {**kept[name], **per[name]}
-    ckpts = {name: str(nearest_checkpoint(spec["ckpt"], spec.get("step")))
-             for name, spec in conds.items() if "ckpt" in spec}
     if prev is not None and done < len(tasks):  # cut by the deadline: never trade a fuller stored row for a part
-        for name in keep_fuller_rows(prev, per, ckpts, seed, str(data)):
+        for name in keep_fuller_rows(prev, per, conds, seed, data):
             print(f"{name}: the deadline stopped this run at {len(per.pop(name))} clips; the "
-                  f"{len(prev['conditions'][name]['per_clip'])} clips --out holds for it (same checkpoint, judge, seed "
-                  "and rooms) are kept. --resume grows a stored row instead of running it again")
-    res["checkpoints"] = {**res.get("checkpoints", {}), **ckpts}
+                  f"{len(prev['conditions'][name]['per_clip'])} clips --out holds for it (same checkpoint, judge, seed, "
+                  "tries and rooms) are kept. --resume grows a stored row instead of running it again")
+    res["checkpoints"] = {**res.get("checkpoints", {}), **{
+        name: str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) for name, spec in conds.items() if "ckpt" in spec}}
     for name, clips in per.items():
         first = {k: ms[0] for k, ms in clips.items()}
         res["conditions"][name] = {"summary": summarize(first), "per_clip": {k: jsonable(m) for k, m in first.items()}}
