@@ -94,7 +94,11 @@ train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
   local made="ROOMS_BASE=$ROOMS_BASE ROOMS_FROM=$ROOMS_FROM N=$1 START=$START END=$END SCAN=$SCAN"
   if [ -d $DATA/train ] && [ "$(cat $DATA/train/.rooms 2>/dev/null)" = "$made" ]; then
     echo "training clips exist: kept ($made)" | tee -a $OUT/summary.txt; return; fi
-  [ -d $DATA/train ] && { echo "$DATA/train was made with other settings ($(cat $DATA/train/.rooms 2>/dev/null || echo unrecorded)): rendered again" | tee -a $OUT/summary.txt; rm -rf $DATA/train; }
+  if [ -d $DATA/train ]; then
+    echo "$DATA/train was made with other settings ($(cat $DATA/train/.rooms 2>/dev/null || echo unrecorded)):" \
+      "rendered again" | tee -a $OUT/summary.txt
+    rm -rf $DATA/train
+  fi
   for k in $(seq 0 11); do
     end=$END; [ $END = mixed ] && end=$([ $((k % 2)) = 0 ] && echo scan || echo object)  # even blocks end at a scan view
     mk grounding id $1 $((ROOMS_BASE+k*2500+ROOMS_FROM)) $DATA/train --start $START --end $end &
