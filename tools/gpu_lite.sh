@@ -26,7 +26,7 @@
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
 #                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
 #                                                   # scores more videos a minute on the H200 is not measured yet)
-#   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when they exist)
+#   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when their .rooms records these settings)
 #   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_$TEST.json
 #                                                   # (TEST: the test set, default test; test_scan: walks from a scan view)
 #                                                   # grown with `v4s tables --resume` (TABLES_FROM: the file to start
@@ -114,10 +114,16 @@ test_id_ood() {
   for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $1/id "${@:2}" & done
   for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $1/ood "${@:2}" & done
 }
+eval_set_made() { echo "SET=$1 VAL_N=$VAL_N TEST_N=$TEST_N START=$START SCAN=$SCAN"; }  # what .rooms records
 eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it exists), default "val test";
   # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
+  # a set is kept only when its .rooms records these settings: a set of another size, one cut off while it rendered
+  # (.rooms is written after all its processes end) or an earlier lease's is rendered again
   for s in ${EVAL_SETS:-val test}; do
-    [ -d $DATA/$s ] && { echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; }
+    if [ -d $DATA/$s ] && [ "$(cat $DATA/$s/.rooms 2>/dev/null)" = "$(eval_set_made $s)" ]; then
+      echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; fi
+    [ -d $DATA/$s ] && { echo "$DATA/$s was made with other settings ($(cat $DATA/$s/.rooms 2>/dev/null \
+      || echo unrecorded)): rendered again" | tee -a $OUT/summary.txt; rm -rf $DATA/$s; }
     case $s in
       val) val_id $DATA/val
            for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) $DATA/val/nav & done
@@ -131,6 +137,7 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it e
     esac
   done
   wait
+  for s in ${EVAL_SETS:-val test}; do [ -f $DATA/$s/.rooms ] || eval_set_made $s > $DATA/$s/.rooms; done
   for s in ${EVAL_SETS:-val test}; do echo "$s: $(for d in $DATA/$s/*; do echo "$(ls $d | wc -l) $(basename $d)"; done | paste -sd, -)" \
     | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
