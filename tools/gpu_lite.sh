@@ -114,7 +114,8 @@ test_id_ood() {
   for k in $(seq 0 7); do mk grounding id $TEST_N $((400000+k*1000)) $1/id "${@:2}" & done
   for k in 0 1 2 3; do mk grounding ood $TEST_N $((500000+k*25000)) $1/ood "${@:2}" & done
 }
-eval_set_made() { echo "SET=$1 VAL_N=$VAL_N TEST_N=$TEST_N START=$START SCAN=$SCAN"; }  # what .rooms records
+eval_set_made() {  # what .rooms records: the settings the set's rooms depend on (START only val_end's walks)
+  echo "SET=$1 VAL_N=$VAL_N TEST_N=$TEST_N SCAN=$SCAN$([ $1 = val_end ] && echo " START=$START")"; }
 eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it exists), default "val test";
   # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
   # a set is kept only when its .rooms records these settings: a set of another size, one cut off while it rendered
