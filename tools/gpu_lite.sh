@@ -88,17 +88,21 @@ ROOMS_FROM=${ROOMS_FROM:-0}  # where in each process's 2,500 training seeds to s
 ROOMS_BASE=${ROOMS_BASE:-0}  # added to every training seed: 60000 opens 2,500 fresh offsets per process again (docs/DATA.md)
 case $ROOMS_BASE in 0|60000|120000|180000) ;; *)  # grounding BASE + 0..29,999, navigation BASE + 50,000..59,999
   echo "ROOMS_BASE=$ROOMS_BASE: expected 0, 60000, 120000 or 180000 (disjoint training seeds, docs/DATA.md)"; exit 2 ;; esac
-train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
-  # a machine may keep an earlier session's folders (results/gpu_2026-12-06b): keep the clips only when they were
-  # made with these settings, recorded in .rooms beside them
-  local made="ROOMS_BASE=$ROOMS_BASE ROOMS_FROM=$ROOMS_FROM N=$1 START=$START END=$END SCAN=$SCAN"
-  if [ -d $DATA/train ] && [ "$(cat $DATA/train/.rooms 2>/dev/null)" = "$made" ]; then
-    echo "training clips exist: kept ($made)" | tee -a $OUT/summary.txt; return; fi
-  if [ -d $DATA/train ]; then
-    echo "$DATA/train was made with other settings ($(cat $DATA/train/.rooms 2>/dev/null || echo unrecorded)):" \
-      "rendered again" | tee -a $OUT/summary.txt
-    rm -rf $DATA/train
+kept() {  # kept DIR MADE: true when DIR's .rooms records the settings MADE; otherwise DIR is removed, to render again
+  # (a machine may keep an earlier session's folders, results/gpu_2026-12-06b; .rooms is written once every process
+  # that renders DIR has ended, so a folder cut off while rendering has none)
+  if [ -d $1 ] && [ "$(cat $1/.rooms 2>/dev/null)" = "$2" ]; then
+    echo "$1 exists: kept ($2)" | tee -a $OUT/summary.txt; return 0; fi
+  if [ -d $1 ]; then
+    echo "$1 was made with other settings ($(cat $1/.rooms 2>/dev/null || echo unrecorded)): rendered again" \
+      | tee -a $OUT/summary.txt
+    rm -rf $1
   fi
+  return 1
+}
+train_data() {  # train_data N: 12 x N grounding rooms, 4 x N navigation rooms
+  local made="ROOMS_BASE=$ROOMS_BASE ROOMS_FROM=$ROOMS_FROM N=$1 START=$START END=$END SCAN=$SCAN"
+  kept $DATA/train "$made" && return
   for k in $(seq 0 11); do
     end=$END; [ $END = mixed ] && end=$([ $((k % 2)) = 0 ] && echo scan || echo object)  # even blocks end at a scan view
     mk grounding id $1 $((ROOMS_BASE+k*2500+ROOMS_FROM)) $DATA/train --start $START --end $end &
@@ -116,15 +120,12 @@ test_id_ood() {
 }
 eval_set_made() {  # what .rooms records: the settings the set's rooms depend on (START only val_end's walks)
   echo "SET=$1 VAL_N=$VAL_N TEST_N=$TEST_N SCAN=$SCAN$([ $1 = val_end ] && echo " START=$START")"; }
-eval_data() {  # EVAL_SETS: which evaluation sets to render (each kept when it exists), default "val test";
+eval_data() {  # EVAL_SETS: which evaluation sets to render, default "val test";
   # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
-  # a set is kept only when its .rooms records these settings: a set of another size, one cut off while it rendered
-  # (.rooms is written after all its processes end) or an earlier lease's is rendered again
+  # a set is kept only when its .rooms records these settings (kept): one of another size, one cut off while it
+  # rendered or an earlier lease's is rendered again
   for s in ${EVAL_SETS:-val test}; do
-    if [ -d $DATA/$s ] && [ "$(cat $DATA/$s/.rooms 2>/dev/null)" = "$(eval_set_made $s)" ]; then
-      echo "$s exists: kept" | tee -a $OUT/summary.txt; continue; fi
-    [ -d $DATA/$s ] && { echo "$DATA/$s was made with other settings ($(cat $DATA/$s/.rooms 2>/dev/null \
-      || echo unrecorded)): rendered again" | tee -a $OUT/summary.txt; rm -rf $DATA/$s; }
+    kept $DATA/$s "$(eval_set_made $s)" && continue
     case $s in
       val) val_id $DATA/val
            for k in 0 1; do mk navigation id $VAL_N $((310000+k*1000)) $DATA/val/nav & done
