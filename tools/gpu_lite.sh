@@ -144,8 +144,12 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render, default "val test";
     | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
-shipped_run() {  # data/v4s-lite as a run folder, so the tables and the validation choice can use it by name
-  [ -d runs/shipped ] || { mkdir -p runs/shipped/step_003501 && cp -r data/v4s-lite/. runs/shipped/step_003501/; }
+shipped_run() {  # data/v4s-lite as a run folder, so the tables and the validation choice can use it by name; the
+  # folder is named by the step its v4s_export.json records (the 2.3M model shipped before 2026-12-06 had none: 3501)
+  local step=$(python3 -c "import json; print(json.load(open('data/v4s-lite/v4s_export.json'))['step'])" 2>/dev/null || echo 3501)
+  [ -d runs/shipped/step_$(printf %06d $step) ] && return
+  rm -rf runs/shipped  # a machine that kept an earlier session's runs/shipped holds another model
+  mkdir -p runs/shipped/step_$(printf %06d $step) && cp -r data/v4s-lite/. runs/shipped/step_$(printf %06d $step)/
 }
 case $PHASE in
 sweep)
