@@ -305,7 +305,8 @@ else:
 # %% [markdown]
 # ## What training at scale buys
 # A minute on a CPU teaches the model what frames look like, not where things are. The course ships a lite model
-# trained the same way for 3,500 steps of 64 clips on a GPU (`data/v4s-lite/`; its model card says how). Here it
+# trained the same way, at a larger size (6.1M parameters) for 27,452 steps of 64 clips on a GPU, about 50 minutes
+# (`data/v4s-lite/`; its model card says how). Here it
 # walks to a target in a room it never saw: top, the context it watched; bottom, what it generated for the
 # instruction, with the red box it drew (outlined in cyan where the course's detector finds it).
 

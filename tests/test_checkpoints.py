@@ -165,6 +165,6 @@ def test_a_run_without_box_frames_is_judged_unmarked_from_its_folder_and_its_exp
     out, _ = generate_videos(tmp_path / "runFalse" / "step_000001", tmp_path / "clips", tmp_path / "videos",
                              settings=SamplingSettings(steps=2))
     assert json.loads((out / GENERATED_FILE).read_text())["marks_target"] is False
-    # a plain saved model without an export record (data/v4s-lite) was trained with box frames
+    # a plain saved model without an export record (as data/v4s-lite's 2.3M model had none) was trained with box frames
     (tmp_path / "exportFalse" / "v4s_export.json").unlink()
     assert V4SPipeline.from_pretrained(tmp_path / "exportFalse", device="cpu").marks_target is True

@@ -149,7 +149,7 @@ def test_fp8_for_sampling_quantizes_the_plain_projections_of_a_frozen_model():
 
 
 def test_sampling_with_fp8_stays_near_the_full_precision_video(tmp_path, capsys):
-    """`v4s sample --fp8` on the shipped lite model (widths 192 and 512): the generated latents move, a little."""
+    """`v4s sample --fp8` on the shipped lite model: the generated latents move, a little next to another seed's."""
     from v4s_lite.cli import main
     from v4s_lite.data import make_dataset
     from v4s_lite.sample import SamplingSettings, V4SPipeline
@@ -160,7 +160,10 @@ def test_sampling_with_fp8_stays_near_the_full_precision_video(tmp_path, capsys)
         pipe = V4SPipeline.from_pretrained(ROOT / "data/v4s-lite", device="cpu", fp8=fp8)
         assert any(isinstance(m, FP8Linear) for m in pipe.model.modules()) == fp8
         lat[fp8] = pipe(pipe.load_example(folder), SamplingSettings(steps=2), seed=0)[0].latents
-    assert 1e-4 < rel(lat[True], lat[False]) < 0.15
+        if not fp8:  # the scale of "near": another noise seed's video from the same model
+            other_seed = pipe(pipe.load_example(folder), SamplingSettings(steps=2), seed=1)[0].latents
+    # measured 2026-12-06 on the shipped 6.1M model: 0.19 for FP8, 0.93 for another seed (the 2.3M model: < 0.15)
+    assert 1e-4 < rel(lat[True], lat[False]) < 0.3 * rel(other_seed, lat[False])
     assert main(["eval", "--videos", str(tmp_path / "d"), "--out", str(tmp_path / "e"), "--fp8"]) != 0
     assert "--fp8 is for --checkpoint" in capsys.readouterr().err
 

@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from v4s_lite.checkpoints import load_model
-from v4s_lite.config import TrainConfig
+from v4s_lite.config import TrainConfig, load_config
 from v4s_lite.flow import condition_gaps
 from v4s_lite.model import build_model
 from v4s_lite.latents import encode_clips
 from v4s_lite.train import count_parameters
 
 LITE_DIR = Path(__file__).resolve().parents[1] / "data" / "v4s-lite"
+SIZE = "lite_m"  # the shipped model's size (model card; the 2.3M "lite" size was shipped until 2026-12-06)
 pytestmark = pytest.mark.skipif(not (LITE_DIR / "config.json").exists(), reason="data/v4s-lite/ not in this checkout")
 
 
@@ -23,7 +24,8 @@ def test_loads_with_diffusers_and_fits_the_40_mb_budget():
     assert weights.stat().st_size <= 40 * 2**20
     bare = WanTransformer3DModel.from_pretrained(LITE_DIR)
     model, *_ = load_model(LITE_DIR)
-    assert count_parameters(bare) == count_parameters(model) == count_parameters(build_model(TrainConfig(model="lite")))
+    assert count_parameters(bare) == count_parameters(model) == count_parameters(build_model(TrainConfig(model=SIZE)))
+    assert load_config(LITE_DIR / "train_config.yaml").model == SIZE  # the card's size is the trained one
     for (name, p), (_, q) in zip(bare.state_dict().items(), model.transformer.state_dict().items()):
         assert torch.equal(p, q), name
 
@@ -35,10 +37,13 @@ def test_the_shipped_model_listens_to_instruction_and_room():
     null = text_encoder.encode([""])[0]
     trained = condition_gaps(model, items, null, seed=0)
     torch.manual_seed(0)
-    fresh = condition_gaps(build_model(TrainConfig(model="lite")).eval(), items, null, seed=0)
-    # measured 2026-12-01 on the two shipped held-out clips: +2.8%, +4.6%, +2.2% (a fresh model: under 0.1%)
-    for probe in ("other instruction gap", "null instruction gap", "other room's context gap"):
-        assert trained[probe] > 0.01, (probe, trained[probe])
+    fresh = condition_gaps(build_model(TrainConfig(model=SIZE)).eval(), items, null, seed=0)
+    # measured 2026-12-06 on the two shipped held-out clips (the 6.1M model): +2.2%, +0.85%, +4.1% (the 2.3M model
+    # shipped before: +2.8%, +4.6%, +2.2%; a fresh model: under 0.5%). Two clips are few: the 32 validation rooms of
+    # the model card give the figures; this checks the shipped weights are the trained ones, not an initialisation.
+    floors = {"other instruction gap": 0.01, "null instruction gap": 0.005, "other room's context gap": 0.02}
+    for probe, floor in floors.items():
+        assert trained[probe] > floor, (probe, trained[probe])
         assert abs(fresh[probe]) < 0.005, (probe, fresh[probe])
 
 
