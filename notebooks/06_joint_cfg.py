@@ -402,15 +402,19 @@ print(f"largest minus smallest chunk share, mean over rooms: trained {spread['tr
 # %% [markdown]
 # **Reading it.** Read the last lines first: the trained model's attention on the target-showing chunks, minus
 # chance, with its interval over rooms (those lines are recomputed from whatever `data/v4s-lite` holds; the text
-# describes the model shipped on 2026-12-01). For that lite model (trained for ~17 GPU minutes) the bars are
-# nearly flat: every chunk gets about $1/9$ of the context attention whether or not it shows the target, just as
-# in the untrained model, whose attention is flat by construction. Training did change *how much* the final
-# frames read the context at all (the right-hand column: the context holds 9 of the 16 latent frames, which a flat
-# attention would give ~0.56; the trained model gives it less and reads its own frames more), but not *which*
-# views. That is the mechanism behind the null above: a model that does not retrieve the target's views gains
-# little from guidance that contrasts the real context against noise. The paper's model, trained far longer at 5B
-# parameters, is reported to depend on its context (its ablations); this measurement is how you would check a
-# retrained lite model: rerun the notebook after `data/v4s-lite` changes.
+# describes the model shipped on 2026-12-06, 6.1M parameters trained for about 50 GPU minutes). Its bars are not
+# flat: the largest chunk share minus the smallest is about 0.2 per room, where the untrained model's attention is
+# flat by construction (0.005). But the chunks it favours are not the ones that show the target: against chance
+# its share there is -0.05 [-0.12, +0.06] over these 4 rooms. Training also changed *how much* the final frames
+# read the context at all (the right-hand column: the context holds 9 of the 16 latent frames, which a flat
+# attention would give ~0.56; the trained model gives it about 0.2 and reads its own frames more).
+# So this model does use the room (notebook 09: with the room's video replaced by noise it grounds 0.09 less,
+# shown on 200 test rooms), yet its attention does not single out the views of the target: it reads what the room
+# holds rather than retrieving where the target was seen (notebook 09's "shuffled context chunks" probe says the
+# same). That fits the null above: guidance that contrasts the real context against noise has little to amplify
+# when no view is singled out. The 2.3M model shipped before it had nearly flat bars. The paper's model, trained
+# far longer at 5B parameters, is reported to depend on its context (its ablations); this measurement is how you
+# would check a retrained lite model: rerun the notebook after `data/v4s-lite` changes.
 #
 # Caveats: attention is averaged over every layer (6 in the shipped model), 4 heads and all queries of the frame, so a few sharp heads could
 # hide in the mean (`cap.layer_mass()` gives each layer); and attention mass is not causal influence

@@ -376,12 +376,20 @@ else:
 # sampling) cannot show yet. To watch the gaps *while* a model trains, give `v4s train` two or more
 # `validation_clips` and a `validate_every`: each validation step logs them to `validation.jsonl` and TensorBoard.
 #
-# **By noise level** the picture sharpens (`python tools/condition_gaps.py data/v4s-lite --data data/lite/val/id
-# --by-sigma 0.3 0.7 0.95 1.0`, `results/gpu_2026-12-04/README.md`; at the destination): another room's
+# **The model shipped now** (6.1M, 27,452 steps) on the same 32 rooms (`results/gpu_2026-12-06d/condition_gaps_val_cpu.md`):
+# another instruction +8.5%, the null instruction +1.8%, **another room's context +7.3%**, noise context +1.5%. By
+# frame the room's gap is +3.5% to +10.9% and **+9.2% at the destination** (the 2.3M model: +2 to +4%), and the
+# instruction's still grows to +17.9% there. This is the loss-side view of the "first frame only" row above: it reads
+# the room where the target must be found.
+#
+# **By noise level** the picture sharpens (for the 2.3M model: `python tools/condition_gaps.py data/v4s-lite --data
+# data/lite/val/id --by-sigma 0.3 0.7 0.95 1.0`, `results/gpu_2026-12-04/README.md`; at the destination): another room's
 # context costs +1.6% at noise 0.3, +5.9% at 0.7, +1.9% at 0.95 and +0.2% at pure noise; another instruction +1.2%,
 # +5.2%, +60.8%, +19.3%. Sampling starts from pure noise, and that is where it decides which way the walk goes:
 # there the model listens to the instruction and not to the room. It uses the room only to sharpen a layout that is
-# already half visible. The paper's spatial reasoning is the missing half: finding the target in the scan.
+# already half visible. The paper's spatial reasoning is the missing half: finding the target in the scan. The
+# shipped 6.1M model moves the middle levels, not the start: at the destination another room's context costs it
+# +13.5% at noise 0.7 and +5.8% at 0.95, but -0.3% at pure noise, where the instruction's gap is +16.7%.
 #
 # **What did not close it** (measured on the GPU, `results/gpu_2026-12-04` and `results/gpu_2026-12-04b`): models
 # of 2.3M to 17M parameters, 1,600 to 14,600 steps, 3,200 fresh rooms per run, and walks that start at one of the

@@ -47,11 +47,12 @@ def _lite_preset(heads: int, head_dim: int, layers: int, ffn_dim: int, freq_dim:
 _PRESETS = {
     # Seconds on a CPU: unit tests. head_dim 12 still splits 4/4/4 into time/height/width.
     "tiny": _lite_preset(heads=2, head_dim=12, layers=2, ffn_dim=48, freq_dim=32),
-    # The shipped size, trainable in the course's budget (2.3M parameters): 4 layers, width 192 = 4 heads x 48
-    # (16/16/16 split).
+    # The course's default lite size, minutes on one GPU (2.3M parameters): 4 layers, width 192 = 4 heads x 48
+    # (16/16/16 split); shipped until 2026-12-06.
     "lite": _lite_preset(heads=4, head_dim=48, layers=4, ffn_dim=512),
-    # The size sweep's larger lite models (issue 13; to be chosen on validation rooms): 6.1M parameters (width 256 =
-    # 4 heads x 64, 6 layers; 12 MB in bf16) and 17.1M (width 384 = 6 heads x 64, 8 layers; 34 MB in bf16).
+    # The size sweep's larger lite models (issue 13, chosen on validation rooms): 6.1M parameters (width 256 = 4 heads
+    # x 64, 6 layers; 12 MB in bf16: the shipped model, data/v4s-lite) and 17.1M (width 384 = 6 heads x 64, 8 layers;
+    # 34 MB in bf16).
     "lite_m": _lite_preset(heads=4, head_dim=64, layers=6, ffn_dim=768),
     "lite_l": _lite_preset(heads=6, head_dim=64, layers=8, ffn_dim=1024),
     # Exactly Wan-AI/Wan2.2-TI2V-5B-Diffusers/transformer/config.json (all other keys are diffusers' defaults).

@@ -2,9 +2,10 @@
 # PLAN for a next lease that trains on, written 2026-12-06 (twenty-first session) from calls.sh beside it (the calls
 # that ran). Copy it into that session's results folder; `run` from the repository root; each call <= 600 s (this
 # session's plan forgot that cap: "CALL_S=<left-30>" cannot exceed ~585):
-#   1. carry [".site"], the weights ABSENT from the tree:  CALL_S=400 bash calls.sh prep $OUT
+#   1. carry [".site"]:  CALL_S=400 bash calls.sh prep $OUT
 #      (fresh END=mixed rooms, ROOMS_BASE=60000 ROOMS_FROM=360, val + val_end, the latent cache; ~345 s)
-#   2. restore the weights (WEIGHTS.md in mixed_m_warm_step014141/; they travel untracked, .site stays on the machine):
+#   2. (since 2026-12-06d the 27,452-step weights are data/v4s-lite, tracked: nothing to restore; carry .site again
+#      only on a fresh machine)
 #        CALL_S=575 bash calls.sh warm $OUT     # mixed_m_warm from the 27,452-step export (init_from), or, on a
 #                                              # machine that kept runs/mixed_m_warm, resumed from the same weights
 #   3..  CHOOSE=0 CALL_S=585 bash calls.sh train $OUT  (as many as the budget allows; the last may be shorter)
@@ -16,7 +17,7 @@
 set -uo pipefail
 CALL=${1:?loop | clocks | wan | bench | prep | warm | data | train | choose}; O=${2:?out dir}
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
-export PYTHONPATH=/tmp/site:$PWD END=mixed ROOMS_BASE=60000 ROOMS_FROM=360 INIT_FROM=results/gpu_2026-12-06c/mixed_m_warm_step014141 EVAL_SETS="val val_end" VALIDATE_ON=val_end
+export PYTHONPATH=/tmp/site:$PWD END=mixed ROOMS_BASE=60000 ROOMS_FROM=360 INIT_FROM=data/v4s-lite EVAL_SETS="val val_end" VALIDATE_ON=val_end
 export VALIDATE_EVERY=${VALIDATE_EVERY:-2000} CKPT_EVERY=2000 ABLATIONS=0
 export WAN_CFG=configs/wan22_ti2v_5b_24gb.yaml WAN_SET="--set wan.fp8_base=true --set wan.checkpointing=22"
 CALL_S=${CALL_S:-540}
@@ -61,8 +62,7 @@ bench)  # added in the fourteenth session: selective activation checkpointing (w
     2>&1 | grep --line-buffered -v -i warn | tail -n 40
   stamp bench
   ;;
-prep)  # data only: the first call carries .site and nothing else (the weights would not fit beside it)
-  [ -f $INIT_FROM/diffusion_pytorch_model.safetensors ] && echo "note: the warm weights travelled in this call"
+prep)  # data only: the first call carries .site
   bash tools/gpu_lite.sh data $O 180; stamp "data + cache (kept when they exist)"
   bash tools/gpu_lite.sh bundle $O
   ;;
@@ -70,7 +70,7 @@ warm)  # the warm machine's data and /tmp/site, the weights in the tree: stop cl
   [ -d /tmp/site/diffusers ] && [ -d data/lite_mixed/train ] || {
     echo "a fresh machine (no /tmp/site or no data/lite_mixed/train): run call 1 (prep, carry .site) first"; exit 3; }
   [ -f $INIT_FROM/diffusion_pytorch_model.safetensors ] || {
-    echo "$INIT_FROM has no weights: restore them with git show (the plan's call 2)"; exit 3; }
+    echo "$INIT_FROM has no weights: git checkout -- data/v4s-lite"; exit 3; }
   bash $0 data $O; exit $?
   ;;
 data|train)
