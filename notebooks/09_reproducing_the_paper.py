@@ -121,7 +121,10 @@ assert vs_old["6.1M - 2.3M, full (joint CFG): SD"]["ci95"][1] < 0
 # of IF(SD<0.2) (22 rooms lost, 4 won) and 0.115 of SD, both intervals clear of 0: the first of the paper's ablations
 # that separates on this course's test rooms. For the 2.3M model the same ablation moved +0.035 [-0.010, +0.080].
 # Against that model, room by room, the new one ends nearer the target (SD lower, shown) and grounds in 0.14 of the
-# rooms against 0.105 (+0.035, not shown on its own); without the room's video it is no better than the old one:
+# rooms against 0.105 (+0.035, not shown on its own: these two files were generated on different GPU machines,
+# which move per-room verdicts a little); generated on one machine (this course's CPU, the same seeds and rooms,
+# `results/gpu_2026-12-06c/README.md`) the lead is +0.070 [+0.015, +0.125], 24 rooms won and 10 lost, as validation
+# had said (+0.095) before any test room was used. Without the room's video it is no better than the old one:
 # what it gained, it gained from the room.
 #
 # What still does not show: **joint vs text-only guidance** (-0.025 [-0.075, +0.025], 11 rooms to 16; the paper's
