@@ -42,10 +42,10 @@
 #                                                   # by side until SECS s after the call began, each exported (ship)
 #   bash tools/gpu_lite.sh judge OUT DL_VAL DL_TEST RUN [RUN ...]  # val and test rooms, the exported runs carried in
 #                                                   # exports/RUN (ignored; pass `carry`), choose on val, test tables
-# RUN is a folder name under runs/: lite (the shipped size), lite_m / lite_l (the size sweep's larger models,
+# RUN is a folder name under runs/: lite (the 2.3M size), lite_m / lite_l (the size sweep's larger models; lite_m is the shipped size,
 # model.transformer_config), lite_warm (INIT_FROM, default the 20,000-step export of results/gpu_2026-12-05d, trained on), lite_nobox,
 # mixed_m_warm (the 6.1M size from the 6.1M export INIT_FROM, e.g. results/gpu_2026-12-06b/mixed_m_step013311),
-# lite_contiguous (the paper's ablations at the shipped size and recipe),
+# lite_contiguous (the paper's ablations at the 2.3M size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
 # The choice rule, fixed before any run (tables.choose_run): highest validation IF(SD<0.2) of "full (joint CFG)",
 # ties broken by the lower mean SD, each run at its last checkpoint; and the shipped model is replaced only when the
@@ -58,7 +58,7 @@
 #   training   grounding 0-29,999 (12 x N from k*2,500 + ROOMS_FROM), navigation 50,000-59,999 (4 x N from 50,000 +
 #              k*2,500 + ROOMS_FROM), ROOMS_FROM + N <= 2,500, all moved by ROOMS_BASE (60,000, 120,000 or 180,000:
 #              fresh blocks once the offsets are used up). The seeds each run saw, and the ranges no model has seen,
-#              are listed in docs/DATA.md (the shipped model's seeds k*1,000 + 0..119 fall inside these blocks:
+#              are listed in docs/DATA.md (the 2.3M model's seeds k*1,000 + 0..119 fall inside these blocks:
 #              3,000-3,119 is block 1's offsets 500-619)
 #   val        id 300,000+, navigation 310,000+, ood 320,000-359,999: every choice is made here
 #   test       id 400,000+, navigation 410,000+, ood 500,000-599,999: only reported
