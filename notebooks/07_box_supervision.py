@@ -25,6 +25,7 @@ quick = True      # quick mode: the QUICK clip (17 target frames, 4 box frames)
 device = "auto"   # everything here runs on the CPU
 seed = 0
 noise_std = 8.0   # pixel noise added in the robustness test (0..255 scale)
+sample_steps = 20  # solver steps of the trained model's walks (the course's default; fewer: faster, blurrier)
 
 # %%
 import matplotlib.pyplot as plt
@@ -156,7 +157,7 @@ fig = frame_strip(np.stack([video[-1], blurred[-1], noisy[-1]]), indices=[0, 1, 
 # reason: sampled through a 20-step solver, whose pixels differ slightly between CPU models (AVX2 vs AVX-512)
 from v4s_lite.data import ClipDataset
 from v4s_lite.resources import shipped_model
-from v4s_lite.sample import V4SPipeline
+from v4s_lite.sample import SamplingSettings, V4SPipeline
 
 lite_dir = shipped_model(must_exist=False)  # data/v4s-lite, found through the package from any directory
 if lite_dir is not None:
@@ -164,7 +165,7 @@ if lite_dir is not None:
     held_out = ClipDataset(lite_dir / "clips", LITE, seed=seed)
     for i in range(len(held_out)):
         ex = held_out[i]
-        s = lite(ex, seed=seed)[0]
+        s = lite(ex, SamplingSettings(steps=sample_steps), seed=seed)[0]
         true = ex["boxes"].numpy()
         box_idx = list(range(len(s.frames) - LITE.box_frames, len(s.frames)))
         frame_strip(s.frames, indices=box_idx[::2], boxes=np.stack([s.boxes, true], axis=1),
