@@ -551,6 +551,9 @@ for key in ("IF@0.2", "SD"):
 # bash results/gpu_2026-12-04/calls.sh call1 OUT   # then call2 and call3: the calls as they were sent
 # # the floor row, on a CPU (results/cpu_2026-12-03e/README.md): the test rooms, then one row of v4s tables
 # v4s tables --runs runs --data data/lite/test --out chance_test.json --device cpu --only "walk to another object (chance)"
+# # the shipped model's test tables (results/gpu_2026-12-06d/README.md: three calls, --resume grows one file)
+# bash tools/gpu_lite.sh grow OUT 560 --main shipped --only "full (joint CFG)" "guidance text" "guidance none" \
+#     "first frame only (context dropped)" "ground truth through the codec" "OOD scenes" "context 2 chunks"
 # # the guidance scale, chosen on validation rooms (results/gpu_2026-12-04f/README.md; notebook 06): one row per scale
 # v4s tables --runs runs --data data/lite/val --out scales_val.json --main lite --only "full (joint CFG)" --scales 3 8
 # ```
