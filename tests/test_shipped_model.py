@@ -13,6 +13,7 @@ from v4s_lite.latents import encode_clips
 from v4s_lite.train import count_parameters
 
 LITE_DIR = Path(__file__).resolve().parents[1] / "data" / "v4s-lite"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 SIZE = "lite_m"  # the shipped model's size (model card; the 2.3M "lite" size was shipped until 2026-12-06)
 pytestmark = pytest.mark.skipif(not (LITE_DIR / "config.json").exists(), reason="data/v4s-lite/ not in this checkout")
 
@@ -61,34 +62,40 @@ def tiny_export(tmp_path_factory):
     return export(root / "run" / "step_000001", root / "export")
 
 
-def test_the_gap_tool_reports_each_noise_level(capsys, tiny_export):
-    """tools/condition_gaps.py --by-sigma: one row per noise level of flow.GAP_SIGMAS, after the mean row; and on the
-    shipped model, the instruction matters most where the input is mostly noise."""
+def run_tool(capsys, script, *args):
+    """`python tools/SCRIPT ARGS...` run in this process (its __main__): the lines it printed."""
     import runpy
     import sys
 
+    argv = sys.argv
+    sys.argv = [str(TOOLS / script), *map(str, args)]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    finally:
+        sys.argv = argv
+    return capsys.readouterr().out.splitlines()
+
+
+def gap_rows(capsys, *args):
+    """tools/condition_gaps.py's rows for ARGS: one per model (its folder path first) and its per-level rows."""
+    return [r for r in run_tool(capsys, "condition_gaps.py", *args) if r.startswith("| /") or r.startswith("|   sigma")]
+
+
+def test_the_gap_tool_reports_each_noise_level(capsys, tiny_export):
+    """tools/condition_gaps.py --by-sigma: one row per noise level of flow.GAP_SIGMAS, after the mean row; and on the
+    shipped model, the instruction matters most where the input is mostly noise."""
     from v4s_lite.flow import GAP_SIGMAS
 
-    tool = Path(__file__).resolve().parents[1] / "tools" / "condition_gaps.py"
-
-    def run(model, *extra):
-        argv = sys.argv
-        sys.argv = [str(tool), str(model), "--data", str(LITE_DIR / "clips"), *extra]
-        try:
-            runpy.run_path(str(tool), run_name="__main__")
-        finally:
-            sys.argv = argv
-        return [line for line in capsys.readouterr().out.splitlines() if line.startswith("| /") or
-                line.startswith("| data") or line.startswith("|   sigma")]
-
-    mean, *rows = run(tiny_export, "--by-sigma")  # the mechanics: a tiny random model at the shipped clip shape
+    clips = LITE_DIR / "clips"
+    # the mechanics: a tiny random model at the shipped clip shape
+    mean, *rows = gap_rows(capsys, tiny_export, "--data", clips, "--by-sigma")
     assert [float(r.split("|")[1].split()[1]) for r in rows] == list(GAP_SIGMAS)
     true_losses = [float(r.split("|")[2]) for r in rows]
     assert len(set(true_losses)) == len(GAP_SIGMAS)  # each row at its own noise level, not one level four times
     # the trained model, at two levels (each level costs the 6.1M model ~7 s here): the mean row over the single
     # level 0.9 is that level's row, and the instruction's gap there is more than twice its gap at 0.7 (measured
     # 2026-12-06 on these two clips: +13.3% at 0.9; the 2.3M model, 2026-12-04: +4.9% at 0.9, <= 1% below)
-    mean, at_07, at_09 = run(LITE_DIR, "--sigmas", "0.9", "--by-sigma", "0.7", "0.9")
+    mean, at_07, at_09 = gap_rows(capsys, LITE_DIR, "--data", clips, "--sigmas", "0.9", "--by-sigma", "0.7", "0.9")
     assert [c.strip() for c in mean.split("|")[3:]] == [c.split("/")[0].strip() for c in at_09.split("|")[2:]]
     gap = lambda row: float(row.split("|")[3].split("/")[0].strip(" %"))  # noqa: E731 ("mean / destination")
     assert gap(at_09) > 2 * gap(at_07) > 0
@@ -99,20 +106,7 @@ def test_the_gap_tool_keeps_its_mean_rows_at_the_usual_noise_levels(capsys, tiny
     recorded figure; a mean over other levels (`--sigmas`) says so in its row. (The GPU phase once passed
     `--sigmas 0.7 0.95 1.0` for its per-level rows, which also moved the mean row: loss 0.53 and an instruction gap
     of +17% at the destination where the usual levels give 0.29 and +8%, results/gpu_2026-12-04f.)"""
-    import runpy
-    import sys
-
-    tool = Path(__file__).resolve().parents[1] / "tools" / "condition_gaps.py"
-
-    def rows(*extra):
-        argv = sys.argv
-        sys.argv = [str(tool), str(tiny_export), "--data", str(LITE_DIR / "clips"), *extra]
-        try:
-            runpy.run_path(str(tool), run_name="__main__")
-        finally:
-            sys.argv = argv
-        return [r for r in capsys.readouterr().out.splitlines() if r.startswith("| /") or r.startswith("|   sigma")]
-
+    rows = lambda *extra: gap_rows(capsys, tiny_export, "--data", LITE_DIR / "clips", *extra)  # noqa: E731
     plain, = rows()
     mean, *levels = rows("--by-sigma", "0.95", "1.0")
     assert mean == plain  # the same mean row, to the printed digit
@@ -127,21 +121,12 @@ def test_the_gap_tool_probes_a_model_on_targets_as_it_was_trained(tmp_path, caps
     targets without red box frames: asked for boxes it never learned to draw, its loss and its gaps at the
     destination measured the wrong thing (results/gpu_2026-12-04e: loss 0.50 instead of the run's ~0.30)."""
     import json
-    import runpy
     import shutil
-    import sys
 
     unmarked = tmp_path / "nobox"
     shutil.copytree(tiny_export, unmarked)
     (unmarked / "v4s_export.json").write_text(json.dumps({"box_frames": False}))
-    tool = Path(__file__).resolve().parents[1] / "tools" / "condition_gaps.py"
-    argv = sys.argv
-    sys.argv = [str(tool), str(tiny_export), str(unmarked), "--data", str(LITE_DIR / "clips")]
-    try:
-        runpy.run_path(str(tool), run_name="__main__")
-    finally:
-        sys.argv = argv
-    marked_row, unmarked_row = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| /")]  # one each
+    marked_row, unmarked_row = gap_rows(capsys, tiny_export, unmarked, "--data", LITE_DIR / "clips")  # one each
     assert "no box frames" in unmarked_row and "no box frames" not in marked_row
     # the same weights, other targets: the plain final view instead of the boxed one
     assert float(marked_row.split("|")[3]) != float(unmarked_row.split("|")[3])
@@ -155,18 +140,8 @@ def test_the_attention_probe_pairs_models_room_by_room(tmp_path, capsys):
     import json
     import runpy
     import shutil
-    import sys
 
-    tool = Path(__file__).resolve().parents[1] / "tools" / "attention_probe.py"
-
-    def run(*args):
-        argv = sys.argv
-        sys.argv = [str(tool), *args]
-        try:
-            runpy.run_path(str(tool), run_name="__main__")
-        finally:
-            sys.argv = argv
-        return capsys.readouterr().out.splitlines()
+    run = lambda *args: run_tool(capsys, "attention_probe.py", *args)  # noqa: E731
 
     out = run(str(LITE_DIR), str(LITE_DIR), "--data", str(LITE_DIR / "clips"), "--steps", "1", "--fresh")
     rows = [r for r in out if r.startswith("| ") and not r.startswith("| model")]
@@ -178,7 +153,7 @@ def test_the_attention_probe_pairs_models_room_by_room(tmp_path, capsys):
     assert pair and "+0.000 [+0.000, +0.000]" in pair[0] and "higher in 0 rooms, lower in 0" in pair[0]
     # walks that end at a scan view (make-data --end scan) add the end view's chunk against 1 / (context frames)
     assert rows[0].split("|")[7].strip() == "-"  # the shipped clips' walks end at the object
-    nearest = runpy.run_path(str(tool))["nearest_chunk"]
+    nearest = runpy.run_path(str(TOOLS / "attention_probe.py"))["nearest_chunk"]
     chunks = [[0], [10, 11, 12, 13], [120, 121, 122, 123]]
     assert nearest(chunks, 127, ring=128) == 0  # one frame past the ring's end is frame 0's neighbour
     assert nearest(chunks, 60, ring=128) == 1 and nearest(chunks, 100, ring=128) == 2

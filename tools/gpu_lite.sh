@@ -147,9 +147,10 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render, default "val test";
 shipped_run() {  # data/v4s-lite as a run folder, so the tables and the validation choice can use it by name; the
   # folder is named by the step its v4s_export.json records (the 2.3M model shipped before 2026-12-06 had none: 3501)
   local step=$(python3 -c "import json; print(json.load(open('data/v4s-lite/v4s_export.json'))['step'])" 2>/dev/null || echo 3501)
-  [ -d runs/shipped/step_$(printf %06d $step) ] && return
+  local dir=runs/shipped/step_$(printf %06d $step)
+  [ -d $dir ] && return
   rm -rf runs/shipped  # a machine that kept an earlier session's runs/shipped holds another model
-  mkdir -p runs/shipped/step_$(printf %06d $step) && cp -r data/v4s-lite/. runs/shipped/step_$(printf %06d $step)/
+  mkdir -p $dir && cp -r data/v4s-lite/. $dir/
 }
 case $PHASE in
 sweep)
