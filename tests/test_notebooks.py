@@ -65,3 +65,33 @@ def test_nbval_catches_a_hand_edited_output(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode != 0, run.stdout[-2000:]
     assert "9 + 8" in run.stdout
+
+
+def _build_notebook_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_notebook", NB_DIR.parent / "tools" / "build_notebook.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_prose_build_keeps_the_outputs_and_refuses_a_changed_code_cell(tmp_path):
+    """`build_notebook.py --prose`: markdown edits land without a run; a code edit must be executed instead."""
+    tool = _build_notebook_tool()
+    src, nb = tmp_path / "00_welcome.py", tmp_path / "00_welcome.ipynb"
+    src.write_text((NB_DIR / "00_welcome.py").read_text())
+    nb.write_text((NB_DIR / "00_welcome.ipynb").read_text())
+    text = src.read_text()
+    assert text.count("# # 00 ·") == 1
+    src.write_text(text.replace("# # 00 ·", "# # 00 · (edited)"))
+    tool.build_prose(src)
+    before, after = json.loads((NB_DIR / "00_welcome.ipynb").read_text()), json.loads(nb.read_text())
+    assert "".join(after["cells"][0]["source"]).startswith("# 00 · (edited)")
+    outputs = lambda n: [c.get("outputs") for c in n["cells"] if c["cell_type"] == "code"]  # noqa: E731
+    assert outputs(after) == outputs(before) and any(outputs(after))
+    assert after["metadata"] == before["metadata"]
+    code = next(c for c in jupytext.read(src).cells if c.cell_type == "code" and "import" in c.source)
+    src.write_text(src.read_text().replace(code.source, code.source + "\nx = 1"))
+    with pytest.raises(SystemExit, match="code cell .* changed"):
+        tool.build_prose(src)
+    assert json.loads(nb.read_text()) == after, "a refused build must leave the notebook as it was"
