@@ -3,6 +3,8 @@ file: for each ground-truth-free rule and n, the picked try against try 1, paire
 ceiling; and, with --check FILE (a 1-try tables file of the same rooms, checkpoint and seed), that try 1 is that
 file's sample, room by room.
     python tries_analyse.py tries_val64_cpu.json.xz [--check ../cpu_2026-12-05/val200_tables_cpu.json] [--rule R --n N]
+    (--check-row: the 1-try file's row of the same checkpoint, "full: shipped" by default; "full: mixed_m_warm" for the
+    6.1M model in ../gpu_2026-12-06c/lite/val200_tables_cpu.json.xz)
 """
 import argparse
 import json
@@ -13,6 +15,7 @@ from v4s_lite.statistics import SELECTION_RULES, paired_difference
 ap = argparse.ArgumentParser()
 ap.add_argument("file")
 ap.add_argument("--check", default="")
+ap.add_argument("--check-row", default="full: shipped")
 ap.add_argument("--rule", default="", help="report only this rule (the test set: the rule adopted on validation)")
 ap.add_argument("--n", type=int, default=0)
 a = ap.parse_args()
@@ -24,7 +27,7 @@ n_tries = min(len(ms) for ms in per_try.values())
 first = {c: ms[0] for c, ms in per_try.items()}
 print(f"{a.file}: row {name!r}, {len(per_try)} rooms, {n_tries} tries each")
 if a.check:
-    old = load(a.check)["conditions"]["full: shipped"]["per_clip"]
+    old = load(a.check)["conditions"][a.check_row]["per_clip"]
     same = [c for c in first if c in old and first[c]["IF@0.2"] == old[c]["IF@0.2"] and
             abs(first[c]["SD"] - old[c]["SD"]) < 1e-9]
     print(f"determinism: try 1 equals {a.check}'s sample (IF@0.2 and SD) in {len(same)} of "
