@@ -18,8 +18,11 @@ clips and noise seeds, so `PAIRS` are reported as paired differences (`statistic
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -397,6 +400,50 @@ def keep_fuller_rows(prev: dict, per: dict, conds: dict, seed: int, data: Path) 
             if name in stored and not rows[name] and len(stored[name]["per_clip"]) > len(clips)]
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (`kill`, a job scheduler, a session cut off) stops a table as Ctrl-C does, so `collect` writes what is
+    done instead of losing an hour of scored rooms. Only the main thread may set a handler; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def collect(tasks, pending, deadline: float, t0: float, every: float = 60.0):
+    """The results of `pending` (one per task, in clip-major order) until all are in, the deadline passes, or Ctrl-C /
+    SIGTERM: ({condition: {clip: metrics}}, how many). A line every `every` s says how far it got (a table of hours
+    otherwise prints nothing until it ends)."""
+    import multiprocessing as mp
+
+    per, done, shown = {}, 0, time.time()
+    try:
+        for (name, _, folder, _, _), r in zip(tasks, pending):
+            left = deadline - (time.time() - t0) if deadline else None
+            if left is not None and left <= 0:
+                break
+            try:
+                per.setdefault(name, {})[Path(folder).name] = r.get(timeout=left)
+            except mp.TimeoutError:
+                break
+            done += 1
+            if time.time() - shown >= every:
+                shown = time.time()
+                print(f"{done} of {len(tasks)} tasks in {shown - t0:.0f} s", flush=True)
+    except KeyboardInterrupt:
+        print(f"interrupted after {done} of {len(tasks)} tasks: writing them to --out (--resume runs the rest)",
+              flush=True)
+    return per, done
+
+
 # long (~100 lines): the results file's whole run (resume, deadline, workers, summaries, pairs) in one place
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
@@ -406,7 +453,7 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
     existing `out`, the conditions run replace theirs and the others are kept. `deadline` (s): stop and write what
-    is done by then (clip-major order, so every condition is cut to the same clips). judge_device: where the judge
+    is done by then (so do Ctrl-C and SIGTERM) (clip-major order, so every condition is cut to the same clips). judge_device: where the judge
     renders and compares (default `device`): "cpu" judges on the worker's CPU core while the videos are generated
     on the GPU (16 processes time-slicing one GPU with the judge's small kernels can be slower than 16 cores).
     resume: keep every (condition, clip) `out` already holds and run only the rest, so a table too large for one
@@ -445,18 +492,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders) if f.name not in kept[name]]
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
-    per, done = {}, 0
-    with mp.get_context("spawn").Pool(workers or os.cpu_count()) as pool:
-        pending = [pool.apply_async(_task, (t,)) for t in tasks]
-        for (name, _, folder, _, _), r in zip(tasks, pending):
-            left = deadline - (time.time() - t0) if deadline else None
-            if left is not None and left <= 0:
-                break
-            try:
-                per.setdefault(name, {})[Path(folder).name] = r.get(timeout=left)
-                done += 1
-            except mp.TimeoutError:
-                break
+    with mp.get_context("spawn").Pool(workers or os.cpu_count()) as pool, sigterm_as_interrupt():
+        per, done = collect(tasks, [pool.apply_async(_task, (t,)) for t in tasks], deadline, t0)
         pool.terminate()
     res = {"command": command, "data": str(data), "seconds": round(time.time() - t0, 1), "conditions": {}, "tries": {},
            "seed": seed}
@@ -525,7 +562,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--scales", nargs="+", type=float, default=[], help="more guidance scales: a 'joint CFG, scale S' "
                    "row of --main for each, beside 'full (joint CFG)' at the default scale (the validation choice "
                    "of the scale: tables.choose_run(..., row='{}'); with --only, these rows run too)")
-    p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then")
+    p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then (Ctrl-C or SIGTERM also stop and write)")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
     p.add_argument("--merge", nargs="+", metavar="FILE", help="write one table to --out from these results files "
                    "(same judge, seed, set, checkpoints; different rooms): nothing is generated (tables.merge)")
