@@ -459,7 +459,10 @@ else:
 # but the first grounding gain these measurements can tell from noise. So it became the shipped model, and the test
 # rooms judged it only then (the section "The shipped model on the same 200 test rooms" above): there its lead over
 # the 2.3M model is smaller, +0.035 [-0.020, +0.090] in IF(SD<0.2) with SD lower (shown), and the room's video is
-# what it walks by.
+# what it walks by. A third stretch (`results/gpu_2026-12-06e`: 8,575 more steps, 36,027 in all, on 2,880 more fresh
+# rooms) moved every column the same way (IF(SD<0.2) 0.210, SD 0.241, the target in the final view 0.55 against
+# 0.50), but by less: +0.030 [-0.040, +0.090] over the shipped model on the same 200 validation rooms, which the rule
+# does not count, so the shipped model stays and no test room judged it. Steps alone are flattening at this size.
 #
 # **Three checks that need no GPU** (`results/cpu_2026-12-05/README.md`). *Is it memorising its rooms?* No: on 32
 # of its own training rooms mixed_lite's loss and gaps are those of validation rooms (the room's gap +6.2% against
