@@ -1,5 +1,6 @@
 """The paper's tables (`v4s tables`, v4s_lite.tables): which checkpoint each row uses, and the results file."""
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -418,7 +419,6 @@ def test_an_interrupted_table_keeps_the_rooms_scored_before_it(capsys):
     assert "2 of 4 tasks in" in out and "interrupted after 2 of 4 tasks" in out and "--resume" in out
     per, done = paper_tables.collect(tasks, pending[:2], 0, 0.0)
     assert done == 2 and "interrupted" not in capsys.readouterr().out
-    import time
     per, done = paper_tables.collect(tasks, pending, 1.0, time.time() - 5)  # past the deadline: nothing waited for
     assert done == 0 and per == {}
 
@@ -431,6 +431,5 @@ def test_sigterm_stops_a_table_as_ctrl_c_does_and_the_handler_is_restored():
     with pytest.raises(KeyboardInterrupt):
         with paper_tables.sigterm_as_interrupt():
             os.kill(os.getpid(), signal.SIGTERM)
-            import time
             time.sleep(5)  # the handler raises before this ends
     assert signal.getsignal(signal.SIGTERM) is before

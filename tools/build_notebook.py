@@ -55,8 +55,7 @@ def build_prose(src: Path) -> Path:
         i = next((k for k, (a, b) in enumerate(zip(code_old, code_new)) if a != b), min(len(code_old), len(code_new)))
         raise SystemExit(f"{src}: code cell {i + 1} changed (or code cells were added or removed), so the stored "
                          f"outputs no longer match: rebuild with execution, `python {sys.argv[0]} {src}`")
-    nb = combine_inputs_with_outputs(new, old)
-    nb.metadata.pop("jupytext", None)
+    nb = combine_inputs_with_outputs(new, old)  # metadata: `new`'s (no jupytext section), as `build` writes it
     nbformat.write(nb, out)
     print(f"{out}: markdown updated, {len(code_new)} code cells and their outputs kept")
     return out
