@@ -142,6 +142,37 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert any((mid[k] - a[k]).abs().max() > 1e-4 for k in a)
 
 
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_a_decaying_lr_follows_diffusers_and_resumes_on_the_same_curve(tmp_path, schedule):
+    from diffusers.optimization import get_scheduler
+    items = fake_items()
+    full = train(small_cfg(tmp_path / "full", lr_schedule=schedule), items=items, null_text=NULL)
+    ref = get_scheduler({"linear": "linear", "cosine": "cosine"}[schedule],
+                        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3e-3),
+                        num_warmup_steps=2, num_training_steps=6)
+    want = []
+    for _ in range(6):  # the rate logged with a step is the one the next step uses (after lr_scheduler.step())
+        ref.optimizer.step()
+        ref.step()
+        want.append(ref.get_last_lr()[0])
+    got = [r["lr"] for r in read_log(full)]
+    np.testing.assert_allclose(got, want, atol=1e-9, rtol=0)
+    assert got[-1] == 0 and max(got) == pytest.approx(3e-3)  # decayed to 0 at `steps`, from the full rate
+    # the same run stopped after step 3 (its checkpoint and log cut there), resumed: the same curve and weights
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    shutil.rmtree(part / "step_000006")
+    rows = (part / "loss.jsonl").read_text().splitlines()
+    (part / "loss.jsonl").write_text("\n".join(r for r in rows if json.loads(r).get("step", 0) <= 3) + "\n")
+    resumed = train(small_cfg(part, lr_schedule=schedule), resume=True, items=items, null_text=NULL)
+    np.testing.assert_allclose([r["lr"] for r in read_log(resumed)], want, atol=1e-9, rtol=0)
+    a, b = transformer_state(full / "step_000006"), transformer_state(resumed / "step_000006")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+    with pytest.raises(V4SError, match="lr_schedule='step'.*constant"):
+        small_cfg(tmp_path / "bad", lr_schedule="step")
+
+
 def test_batch_workers_train_exactly_like_the_loop(tmp_path):
     """Batches built ahead in 2 worker processes = batches built in the loop (every draw is seeded by step)."""
     items = fake_items()

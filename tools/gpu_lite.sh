@@ -45,6 +45,7 @@
 # RUN is a folder name under runs/: lite (the 2.3M size), lite_m / lite_l (the size sweep's larger models; lite_m is the shipped size,
 # model.transformer_config), lite_warm (INIT_FROM, default the 20,000-step export of results/gpu_2026-12-05d, trained on), lite_nobox,
 # mixed_m_warm (the 6.1M size from the 6.1M export INIT_FROM, e.g. results/gpu_2026-12-06b/mixed_m_step013311),
+# mixed_m_cool (the same warm start, its rate decaying to 0 at COOL_STEPS steps),
 # lite_contiguous (the paper's ablations at the 2.3M size and recipe),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
 # The choice rule, fixed before any run (tables.choose_run): highest validation IF(SD<0.2) of "full (joint CFG)",
@@ -244,6 +245,10 @@ train)
       lite_m|mixed_m) extra="--set model=lite_m" ;;  # mixed_m: the 6.1M size on END=mixed rooms
       mixed_m_warm) extra="--set model=lite_m --set init_from=${INIT_FROM:?mixed_m_warm: set INIT_FROM to a 6.1M export}" ;;
                  # the 6.1M size warm-started from an export (results/gpu_2026-12-06b: its 13,311 steps, trained on)
+      mixed_m_cool) extra="--set model=lite_m --set init_from=${INIT_FROM:?mixed_m_cool: set INIT_FROM to a 6.1M export}"
+                    extra="$extra --set lr_schedule=linear --set steps=${COOL_STEPS:?mixed_m_cool: set COOL_STEPS}" ;;
+                 # a cool-down: the 6.1M warm start with the rate decaying linearly to 0 at COOL_STEPS (--resume keeps
+                 # the curve; results/gpu_2026-12-06f)
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
       lite_warm|scan_warm|canon_warm|end_warm|mixed_warm) extra="--set init_from=${INIT_FROM:-results/gpu_2026-12-05d/mixed_warm_step020000}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)

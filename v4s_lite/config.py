@@ -22,6 +22,8 @@ TEMPORAL_STRIDE = 4  # frames per latent frame (Wan VAE); context chunks are thi
 # train.py, because the memory arithmetic (budget.py) prices the same list before any training code loads.
 # torch.compile's modes, for TrainConfig.compile ("reduce-overhead" and "max-autotune" add CUDA graphs)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# TrainConfig.lr_schedule -> diffusers' get_scheduler name (each with the linear warm-up of warmup_steps)
+LR_SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 WAN_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
 WAN22_TI2V_5B = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"  # the Hub id; a local folder with the pipeline layout works too
 
@@ -194,6 +196,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     betas: list = field(default_factory=lambda: [0.9, 0.99])
     warmup_steps: int = 10
+    # the learning rate after the warm-up (diffusers' get_scheduler): "constant" holds lr; "linear" and "cosine"
+    # decay it to 0 at `steps` (a cool-down: the last steps at a falling rate settle the weights that a constant rate
+    # keeps shaking; --resume continues the same curve, a warm start (init_from) begins a new one)
+    lr_schedule: str = "constant"
     grad_clip: float = 1.0
     ema_decay: float = 0.0  # 0 = no EMA
     mixed_precision: str = "auto"  # auto = bf16 on GPU, fp32 ("no") on CPU
@@ -227,6 +233,8 @@ class TrainConfig:
             raise V4SError("steps, batch_size and checkpoint_every must be >= 1")
         if not 0 <= self.p_drop_text + self.p_drop_context + self.p_drop_both <= 1:
             raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise V4SError(f"lr_schedule={self.lr_schedule!r}: choose one of {sorted(LR_SCHEDULES)}")
         if self.rope_target not in ("after_context", "after_scan"):
             raise V4SError(f"rope_target={self.rope_target!r}: choose 'after_context' or 'after_scan' (rope.py)")
         if self.flow_shift <= 0:

@@ -38,7 +38,7 @@ import torch
 import yaml
 
 from .checkpoints import latest_checkpoint, load_checkpoint, rotate_checkpoints, save_checkpoint
-from .config import COMPILE_MODES, TrainConfig, load_config, parse_override
+from .config import COMPILE_MODES, LR_SCHEDULES, TrainConfig, load_config, parse_override
 from .flow import DeviceBatches, StepBatches, flow_loss
 from .latents import encode_clips, latent_cache_folder, n_clips, prepare_items
 from .model import build_model, lora_input_casts
@@ -200,7 +200,8 @@ def train(cfg: TrainConfig, resume=None, model=None, items=None, null_text=None,
         model.to(device)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda" or None)
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=cfg.warmup_steps)
+    lr_scheduler = get_scheduler(LR_SCHEDULES[cfg.lr_schedule], optimizer, num_warmup_steps=cfg.warmup_steps,
+                                 num_training_steps=cfg.steps)
     ema = EMAModel(params, decay=cfg.ema_decay, foreach=True) if cfg.ema_decay > 0 else None
 
     start = 0
