@@ -14,7 +14,7 @@ if ! echo "$W3  data/v4s-lite/diffusion_pytorch_model.safetensors" | sha256sum -
 fi
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD END=mixed ROOMS_BASE=60000 ROOMS_FROM=540 INIT_FROM=data/v4s-lite EVAL_SETS="val val_end" VALIDATE_ON=val_end
-export VALIDATE_EVERY=${VALIDATE_EVERY:-2000} CKPT_EVERY=1000 ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-8500}
+export VALIDATE_EVERY=${VALIDATE_EVERY:-2000} CKPT_EVERY=1000 ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-8000}
 CALL_S=${CALL_S:-540}
 t0=$(date +%s); stamp() { echo "[$1: $(( $(date +%s)-t0 )) s]" | tee -a $O/calls.txt; }
 left() { echo $(( $1 - ($(date +%s)-t0) )); }
