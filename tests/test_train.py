@@ -171,6 +171,8 @@ def test_a_decaying_lr_follows_diffusers_and_resumes_on_the_same_curve(tmp_path,
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
     with pytest.raises(V4SError, match="lr_schedule='step'.*constant"):
         small_cfg(tmp_path / "bad", lr_schedule="step")
+    with pytest.raises(V4SError, match="warmup_steps=6: set warmup_steps below steps"):
+        small_cfg(tmp_path / "bad", lr_schedule="linear", warmup_steps=6)
 
 
 def test_batch_workers_train_exactly_like_the_loop(tmp_path):

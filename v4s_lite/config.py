@@ -235,6 +235,9 @@ class TrainConfig:
             raise V4SError("p_drop_text + p_drop_context + p_drop_both must lie in [0, 1]")
         if self.lr_schedule not in LR_SCHEDULES:
             raise V4SError(f"lr_schedule={self.lr_schedule!r}: choose one of {sorted(LR_SCHEDULES)}")
+        if self.lr_schedule != "constant" and self.warmup_steps >= self.steps:
+            raise V4SError(f"lr_schedule={self.lr_schedule!r} decays the rate to 0 at steps={self.steps}, but the warm-up "
+                           f"takes warmup_steps={self.warmup_steps}: set warmup_steps below steps")
         if self.rope_target not in ("after_context", "after_scan"):
             raise V4SError(f"rope_target={self.rope_target!r}: choose 'after_context' or 'after_scan' (rope.py)")
         if self.flow_shift <= 0:
