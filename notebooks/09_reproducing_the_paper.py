@@ -463,6 +463,12 @@ else:
 # rooms) moved every column the same way (IF(SD<0.2) 0.210, SD 0.241, the target in the final view 0.55 against
 # 0.50), but by less: +0.030 [-0.040, +0.090] over the shipped model on the same 200 validation rooms, which the rule
 # does not count, so the shipped model stays and no test room judged it. Steps alone are flattening at this size.
+# Last, the rate: every run above trained at a constant 1e-3, and a falling rate at the end (a cool-down,
+# `lr_schedule: linear` in `TrainConfig`) usually settles what a constant one keeps shaking. It did settle the loss
+# (`results/gpu_2026-12-06f`: 6,206 more steps, 0.238 -> 0.224) and the videos (PSNR +0.31 dB, and SD 0.223, the
+# nearest of any lite model: -0.043 [-0.078, -0.009] against the shipped model, shown), but IF(SD<0.2) stayed at
+# 0.200 (+0.020 [-0.055, +0.090]), so the shipped model stays. Of the 114 validation walks that end within 0.2 of
+# the target, 54 fail the walk checks, 41 of them by turning back: the grounding these runs gained is lost to the walk.
 #
 # **Three checks that need no GPU** (`results/cpu_2026-12-05/README.md`). *Is it memorising its rooms?* No: on 32
 # of its own training rooms mixed_lite's loss and gaps are those of validation rooms (the room's gap +6.2% against
