@@ -268,7 +268,12 @@ for name, d in rows.items():
 #   the successes: the box confidence picks worse (0 rooms better, 3 worse). Chosen on validation, as every choice
 #   is, no rule was adopted. On 64 test rooms, as a report: the ceiling 0.078 -> 0.156 (+0.078 [+0.016, +0.156]),
 #   the rules -0.016 to +0.031, none showing (`results/cpu_2026-12-05b`). A model that succeeds in 1 room of 13
-#   fails in ways these signals cannot see.
+#   fails in ways these signals cannot see. The shipped 6.1M model's failures are easier to see
+#   (`results/cpu_2026-12-06`): on 64 validation rooms the lowest final-view residual of 3 tries wins 9 rooms and
+#   loses none (+0.141), so by the rule written before it was adopted; on 64 test rooms it gains +0.047 [-0.031,
+#   +0.125] in IF(SD<0.2) (5 rooms to 2, not shown) and lands nearer the target (SD -0.049 [-0.100, -0.002], shown).
+#   The validation figure was the best of six rule-and-n pairs on the same rooms: expect a choice to shrink on fresh
+#   rooms.
 #
 # With 38 rooms and success rates under 20%, each IF(SD<0.2) interval is wide: only effects of several rooms
 # separate. The lever the measurements point to is a model that uses the room more (below): more steps and rooms
