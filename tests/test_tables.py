@@ -115,6 +115,16 @@ def test_v4s_tables_writes_the_results_file_notebook_09_reads(tmp_path):
     full, s12 = (res["conditions"][k]["per_clip"] for k in ("full (joint CFG)", "joint CFG, scale 12"))
     assert full.keys() == s12.keys() and all(full[k]["PSNR"] != s12[k]["PSNR"] for k in full)  # another video
     assert main([*args[:5], "--out", str(scaled), "--only", "ground truth", "--scales", "5"]) == 2  # the full row's
+    # --sampling: a row of the main run with another solver, on the same rooms and noise; a video of its own
+    solved = tmp_path / "sampling.json"
+    assert main([*args[:5], "--out", str(solved), "--device", "cpu", "--workers", "1", "--only", "full (joint CFG)",
+                 "--sampling", "steps=3", "scheduler=euler,steps=3"]) == 0
+    res = json.loads(solved.read_text())
+    full, *others = (res["conditions"][k]["per_clip"] for k in ("full (joint CFG)", "sampling steps=3",
+                                                                 "sampling scheduler=euler, steps=3"))
+    assert all(full[k]["PSNR"] != o[k]["PSNR"] for o in others for k in full)
+    assert others[0]["grounding_300000"]["PSNR"] != others[1]["grounding_300000"]["PSNR"]  # unipc != euler
+    assert res["paired"]["sampling steps=3 vs the defaults: walk"]["n"] == 2
 
 
 def test_rejudge_recomputes_verdicts_summaries_and_pairs_from_stored_numbers():
@@ -327,6 +337,25 @@ def test_guidance_scales_are_rows_of_the_main_run_chosen_by_the_same_rule(tmp_pa
     assert c["by_rule"] == "joint CFG, scale 3" and c["chosen"] == "full (joint CFG)"
     d = paper_tables.paired(res)  # each scale's row against the default scale's, clip by clip
     assert d["joint CFG scale 3 vs scale 5: IF@0.2"]["wins"] == 1 and d["joint CFG scale 8 vs scale 5: SD"]["n"] == 32
+
+
+def test_solver_settings_are_rows_of_the_main_run_checked_before_any_model_loads(tmp_path):
+    """`v4s tables --sampling steps=40 shift=6`: one row of the main run per solver setting, named by its
+    settings, sampled with them (the scale and guidance of "full (joint CFG)"); every wrong setting is refused with
+    what to write instead."""
+    _run(tmp_path, "lite", 3501)
+    assert paper_tables.parse_sampling("scheduler=euler, steps=40") == {"scheduler": "euler", "steps": 40}
+    c = paper_tables.conditions(tmp_path, sampling=("steps=40", "shift=6", {"scheduler": "euler", "steps": 40}))
+    assert c["sampling steps=40"]["solver"] == {"steps": 40} and c["sampling shift=6"]["solver"] == {"shift": 6.0}
+    assert c["sampling scheduler=euler, steps=40"]["ckpt"] == c["full (joint CFG)"]["ckpt"]
+    assert "solver" not in c["full (joint CFG)"]
+    for bad, why in (("steps=0", "steps 0"), ("shift=-1", "flow shift"), ("steps=many", "not a number"),
+                     ("scale=3", "--scales"), ("steps", "KEY=VALUE"), ("steps=4,steps=5", "twice"),
+                     ("scheduler=nope", "scheduler 'nope'"), ("steps=20", "the defaults"), ("", "no setting")):
+        with pytest.raises(V4SError, match=why):
+            paper_tables.parse_sampling(bad)
+    with pytest.raises(V4SError, match="twice"):
+        paper_tables.conditions(tmp_path, sampling=("steps=40", "steps=40"))
 
 
 def test_rejudge_and_merge_refuse_settings_of_what_to_generate(tmp_path, capsys):

@@ -61,14 +61,60 @@ def scale_row(scale: float) -> str:
     return f"{SCALE_ROW}{scale:g}"
 
 
-def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite", scales=()) -> dict:
+# a row of `main` sampled with other solver settings (`v4s tables --sampling`): the scheduler, its steps and its
+# shift, the settings the run did not learn (the guidance scale has its own rows, `--scales`)
+SAMPLING_ROW = "sampling "
+SOLVER_SETTINGS = ("scheduler", "steps", "shift")
+
+
+def parse_sampling(text: str) -> dict:
+    """`v4s tables --sampling` text ("steps=40", "scheduler=euler,steps=40", "shift=6") -> SamplingSettings
+    overrides ({"steps": 40}), checked as `v4s sample` checks its flags, so a wrong name fails before any model
+    loads."""
+    from .sample import SamplingSettings, make_scheduler
+
+    out = {}
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        key, eq, value = part.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in SOLVER_SETTINGS:
+            hint = (" (guidance scales have their own rows: --scales S)" if key in ("scale", "guidance", "text_scale",
+                                                                                     "context_scale") else "")
+            raise V4SError(f"--sampling {text!r}: write KEY=VALUE[,KEY=VALUE] with KEY one of "
+                           f"{list(SOLVER_SETTINGS)}{hint}")
+        if key in out:
+            raise V4SError(f"--sampling {text!r}: {key} is given twice")
+        try:
+            out[key] = {"steps": int, "shift": float}.get(key, str)(value.strip())
+        except ValueError:
+            raise V4SError(f"--sampling {text!r}: {key}={value.strip()!r} is not a number") from None
+    if not out:
+        raise V4SError(f"--sampling {text!r}: no setting given; e.g. --sampling steps=40 shift=6")
+    settings = SamplingSettings(**out)  # its own checks: steps >= 1, shift > 0
+    make_scheduler(settings.scheduler, settings.shift or 3.0)  # an unknown scheduler fails now
+    default = SamplingSettings()
+    if all(getattr(default, k) == v for k, v in out.items()):
+        raise V4SError(f"--sampling {text!r}: these are the defaults, the 'full (joint CFG)' row it is compared with")
+    return out
+
+
+def sampling_row(overrides: dict) -> str:
+    """The tables' row of `main` with these solver settings (`v4s tables --sampling`), e.g. "sampling steps=40"."""
+    return SAMPLING_ROW + ", ".join(f"{k}={overrides[k]:g}" if isinstance(overrides[k], float) else
+                                    f"{k}={overrides[k]}" for k in SOLVER_SETTINGS if k in overrides)
+
+
+def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated: str = "lite", scales=(),
+               sampling=()) -> dict:
     """Every condition of the tables. The ablation variants (RUNS/<ablated>_nobox, ..., each trained beside
     RUNS/<ablated> at its size and recipe) are compared with RUNS/<ablated>'s checkpoint nearest to the fewest steps
     any variant reached (the same budget and recipe; runs interrupted together stop a few steps apart). `main` is
     the run the headline rows use; `tries` > 1 adds repeated sampling to the "full" row. `also`: more runs under
     RUNS, each with its own "full: RUN" row (joint CFG, last checkpoint): the size sweep and the shipped model side by
     side on the same rooms and noise seeds. `scales`: more guidance scales, each a "joint CFG, scale S" row of `main`
-    beside "full (joint CFG)" (SamplingSettings.scale): the validation choice of the scale (choose_run)."""
+    beside "full (joint CFG)" (SamplingSettings.scale): the validation choice of the scale (choose_run). `sampling`:
+    solver settings (`parse_sampling` text or dicts), each a "sampling ..." row of `main` (joint CFG, default scale)
+    beside "full (joint CFG)": the validation choice of the solver."""
     from .checkpoints import nearest_checkpoint
     from .sample import SamplingSettings
 
@@ -76,6 +122,9 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated:
     if bad or len(set(scales)) != len(scales):
         raise V4SError(f"--scales {list(scales)}: each must be a distinct guidance scale > 0 other than "
                        f"{SamplingSettings.scale:g}, the scale of the 'full (joint CFG)' row it is compared with")
+    solvers = [parse_sampling(x) if isinstance(x, str) else dict(x) for x in sampling]
+    if len({sampling_row(x) for x in solvers}) != len(solvers):
+        raise V4SError(f"--sampling {list(sampling)}: the same settings are given twice")
     runs = Path(runs)
     main_run = runs / main
     trained = {name: (runs / f"{ablated}_{suffix}", extra) for name, (suffix, extra) in VARIANTS.items()
@@ -102,6 +151,7 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated:
     c.update({
         **{f"full: {r}": dict(ckpt=runs / r, split="id") for r in also},
         **{scale_row(s): dict(ckpt=main_run, split="id", scale=float(s)) for s in scales},
+        **{sampling_row(x): dict(ckpt=main_run, split="id", solver=x) for x in solvers},
         "ground truth OOD": dict(kind="gt", split="ood"),
         "OOD scenes": dict(ckpt=main_run, split="ood"),
         "navigation": dict(ckpt=main_run, split="nav"),
@@ -162,7 +212,7 @@ def _task(args):
     example = ds[ds.folders.index(folder)]
     # v4s sample's settings, the guidance as the condition says; the schedule the run trained on
     settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance),
-                                scale=spec.get("scale", SamplingSettings.scale))
+                                scale=spec.get("scale", SamplingSettings.scale), **spec.get("solver", {}))
     samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed,
                    drop_context=spec.get("context") == "noise")
     est = estimator(pipe.codec)
@@ -171,7 +221,8 @@ def _task(args):
 
 def paired(res: dict, pairs: dict = PAIRS) -> dict:
     """The paired differences of the conditions both present in a results file (first try of each); each
-    "joint CFG, scale S" row (`--scales`) against "full (joint CFG)", the default scale, too."""
+    "joint CFG, scale S" row (`--scales`) and each "sampling ..." row (`--sampling`) against "full (joint CFG)", the
+    default settings, too."""
     from .sample import SamplingSettings
     from .statistics import paired_difference
 
@@ -179,7 +230,9 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
     conds = res["conditions"]
     scales = {f"joint CFG scale {c[len(SCALE_ROW):]} vs scale {SamplingSettings.scale:g}":
               ("full (joint CFG)", c, ("IF@0.2", "SD", "walk", "PSNR")) for c in conds if c.startswith(SCALE_ROW)}
-    for name, (a, b, keys) in {**pairs, **scales}.items():
+    solvers = {f"{c} vs the defaults": ("full (joint CFG)", c, ("IF@0.2", "SD", "walk", "PSNR"))
+               for c in conds if c.startswith(SAMPLING_ROW)}
+    for name, (a, b, keys) in {**pairs, **scales, **solvers}.items():
         if a in conds and b in conds:
             for k in keys:
                 out[f"{name}: {k}"] = paired_difference(conds[a]["per_clip"], conds[b]["per_clip"], k)
@@ -448,7 +501,7 @@ def collect(tasks, pending, deadline: float, t0: float, every: float = 60.0):
 def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = None, only=None, seed: int = 0,
                  deadline: float = 0, max_clips: int = 0, main: str = "lite", tries: int = 1, command: str = "",
                  also=(), judge_device: str | None = None, resume: bool = False, ablated: str = "lite",
-                 scales=()) -> dict:
+                 scales=(), sampling=()) -> dict:
     """Run the conditions (all, or the names in `only`) over the clips in data/id, data/ood, data/nav and write
     `out` (JSON): per condition a summary with 95% intervals and the per-clip metrics, the paired differences, the
     repeated-sampling curves with every try's metrics, and the checkpoint each row used. With `only` and an
@@ -471,9 +524,10 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     missing = [r for r in also if not (Path(runs) / r).is_dir()]
     if missing:
         raise V4SError(f"--also {missing}: no such run folder under {runs}")
-    conds = conditions(Path(runs), main, tries, also, ablated, scales)
-    if only is not None and (also or scales):  # the runs' own rows and the scales' rows always run
-        only = list(only) + [f"full: {r}" for r in also] + [scale_row(s) for s in scales]
+    conds = conditions(Path(runs), main, tries, also, ablated, scales, sampling)
+    if only is not None and (also or scales or sampling):  # the runs' own rows, the scales' and solvers' always run
+        only = list(only) + [f"full: {r}" for r in also] + [scale_row(s) for s in scales] + [
+            c for c in conds if c.startswith(SAMPLING_ROW)]
     if only:
         unknown = set(only) - set(conds)
         if unknown:
@@ -562,6 +616,11 @@ def add_cli(subparsers) -> None:
     p.add_argument("--scales", nargs="+", type=float, default=[], help="more guidance scales: a 'joint CFG, scale S' "
                    "row of --main for each, beside 'full (joint CFG)' at the default scale (the validation choice "
                    "of the scale: tables.choose_run(..., row='{}'); with --only, these rows run too)")
+    p.add_argument("--sampling", nargs="+", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="other solver settings (scheduler, steps, shift): a 'sampling ...' row of --main for each, "
+                        "e.g. --sampling steps=40 shift=6 scheduler=euler,steps=40, beside 'full (joint CFG)' "
+                        "(the validation choice of the solver: tables.choose_run(..., row='{}'); with --only, these "
+                        "rows run too)")
     p.add_argument("--deadline", type=float, default=0, help="seconds: stop and write what is done by then (Ctrl-C or SIGTERM also stop and write)")
     p.add_argument("--max-clips", type=int, default=0, help="at most this many clips per condition")
     p.add_argument("--merge", nargs="+", metavar="FILE", help="write one table to --out from these results files "
@@ -577,7 +636,8 @@ def _cli(args) -> int:
     from .utils import get_device
 
     if args.rejudge or args.merge:  # neither generates: a setting of what to generate would be ignored, so refuse it
-        given = [f for f, v in (("--scales", args.scales), ("--also", args.also), ("--only", args.only),
+        given = [f for f, v in (("--scales", args.scales), ("--sampling", args.sampling), ("--also", args.also),
+                                ("--only", args.only),
                                 ("--tries", args.tries != 1), ("--resume", args.resume)) if v]
         if given:
             raise V4SError(f"{' '.join(given)} choose what to generate, and --rejudge / --merge generate nothing: "
@@ -606,5 +666,5 @@ def _cli(args) -> int:
     paper_tables(args.runs, args.data, args.out, str(get_device(args.device)), args.workers, args.only, args.seed,
                  args.deadline, args.max_clips, args.main, args.tries, command=shlex.join(["v4s", *getattr(args, "argv", [])]),
                  also=args.also, judge_device=args.judge_device, resume=args.resume, ablated=args.ablated,
-                 scales=args.scales)
+                 scales=args.scales, sampling=args.sampling)
     return 0
