@@ -18,26 +18,27 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)
 CALL_S=${CALL_S:-580}; D=results/gpu_2026-12-06g
 V4S="python3 -m v4s_lite.cli"
+DEV=${DEVICE:-cuda}; NV=${NV:-50}; NT=${NT:-25}; ALL=$((4*NV))  # DEVICE=cpu NV=1 NT=1: a dry run on a CPU
 t0=$(date +%s); stamp() { echo "[$1: $(( $(date +%s)-t0 )) s]" | tee -a $O/calls.txt; }
 left() { echo $(( CALL_S - ($(date +%s)-t0) )); }
 mkdir -p runs $O data
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a $O/gpu.txt
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | tee -a $O/gpu.txt
 # the rooms (docs/DATA.md): validation 300,016-300,065 + k x 1,000 (k = 0..3), the 200 rooms the CPU rows of
 # ../gpu_2026-12-06f used; test 400,000-400,024 + k x 1,000 (k = 0..7), the test tables' 200 id rooms
 rooms() {  # rooms DIR N SEED0 K: K processes of N rooms from SEED0 + k x 1,000
   [ -f $1/.done ] && return
   rm -rf $1; for k in $(seq 0 $(($4-1))); do
-    $V4S make-data --task grounding --split id --scenes $2 --seed $(($3+k*1000)) --clip-config lite --device cuda \
+    $V4S make-data --task grounding --split id --scenes $2 --seed $(($3+k*1000)) --clip-config lite --device $DEV \
       --out $1/id --no-progress --scan random > /dev/null 2>> $O/mk_errors.log & done; wait
   mkdir -p $1/ood $1/nav; touch $1/.done; echo "$1: $(ls $1/id | wc -l) rooms" | tee -a $O/calls.txt
 }
-rooms data/val200 50 300016 4; rooms data/test200 25 400000 8; stamp rooms
+rooms data/val200 $NV 300016 4; rooms data/test200 $NT 400000 8; stamp rooms
 step=$(python3 -c "import json; print(json.load(open('data/v4s-lite/v4s_export.json'))['step'])")
 [ -d runs/shipped/step_$(printf %06d $step) ] || { rm -rf runs/shipped; mkdir -p runs/shipped/step_$(printf %06d $step); cp -r data/v4s-lite/. runs/shipped/step_$(printf %06d $step)/; }
 VAL=runs/val200_solvers.json; TEST=runs/test200_solver.json
 tables() {  # tables SET OUT DEADLINE ROWS...
   local dl=$3; [ $dl -gt 20 ] || return 0
-  $V4S tables --runs runs --main shipped --data data/$1 --out $2 --resume --device cuda --workers 16 --deadline $dl \
+  $V4S tables --runs runs --main shipped --data data/$1 --out $2 --resume --device $DEV --workers ${WORKERS:-16} --deadline $dl \
     --only "full (joint CFG)" "${@:4}" 2>&1 | grep -v -i warn | tail -n 40 | tee -a $O/summary.txt; cp $2 $O/
 }
 case $CALL in
@@ -45,7 +46,7 @@ val) tables val200 $VAL $(( $(left) - 15 )) --sampling steps=40 shift=1.5 shift=
 test)
   tables val200 $VAL $(( $(left) - 15 )) --sampling steps=40 shift=1.5 shift=6; stamp "validation rows"
   n=$(python3 -c "import json; print(min(c['summary']['n'] for c in json.load(open('$VAL'))['conditions'].values()))")
-  if [ "$n" != 200 ]; then echo "validation rows hold $n of 200 rooms: call again"; exit 0; fi
+  if [ "$n" != $ALL ]; then echo "validation rows hold $n of $ALL rooms: call again"; exit 0; fi
   python3 $D/choose_solver.py $VAL $O | tee -a $O/calls.txt
   spec=$(cat $O/chosen_solver.txt)
   if [ "$spec" = none ]; then echo "the defaults stay: no test room is used" | tee -a $O/calls.txt; exit 0; fi
