@@ -318,6 +318,15 @@ except ImportError:
 # checked the same way on 64 validation rooms (`--scales 2 3.5`, `results/gpu_2026-12-06d/README.md`): $w = 3.5$
 # grounds 0.203 against 0.188 at $w = 5$ (+0.016 [-0.078, +0.109], 5 rooms won, 4 lost), $w = 2$ the same 0.188,
 # both with frames nearer the room (+0.4 and +0.6 dB). No lead shows, so $w = 5$ stays.
+#
+# **The solver, checked the same way.** This notebook samples with few steps to stay in CPU minutes; the tables and
+# `v4s sample` use UniPC with 20 steps and the run's shift 3 (`SamplingSettings`). Those defaults were inherited, so
+# they were put to the validation rule too: 200 validation rooms, `v4s tables --main shipped --only "full (joint
+# CFG)" --sampling steps=40 shift=1.5 shift=6` (`results/gpu_2026-12-06g/README.md`). Twice the steps moves SD by
+# -0.002 [-0.011, +0.007]; shift 1.5 grounds 0.200 against 0.160 (+0.040 [-0.010, +0.090], not shown); shift 6 makes
+# the frames agree a little better with the room (+0.09 dB, shown) and goes nowhere else. The defaults stay. The
+# walks that turn back or jump do so under every solver: the wandering is in the model, not in how finely its flow
+# is solved.
 
 # %% [markdown]
 # ## Where the model looks

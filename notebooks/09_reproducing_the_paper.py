@@ -273,7 +273,8 @@ for name, d in rows.items():
 #   loses none (+0.141), so by the rule written before it was adopted; on 64 test rooms it gains +0.047 [-0.031,
 #   +0.125] in IF(SD<0.2) (5 rooms to 2, not shown) and lands nearer the target (SD -0.049 [-0.100, -0.002], shown).
 #   The validation figure was the best of six rule-and-n pairs on the same rooms: expect a choice to shrink on fresh
-#   rooms.
+#   rooms. To use it: `v4s eval --checkpoint data/v4s-lite --data DIR --out OUT --tries 3` (its default `--pick` is
+#   this rule; `evaluate.pick_try`).
 #
 # With 38 rooms and success rates under 20%, each IF(SD<0.2) interval is wide: only effects of several rooms
 # separate. The lever the measurements point to is a model that uses the room more (below): more steps and rooms

@@ -482,3 +482,50 @@ def test_scoring_a_folder_follows_what_generated_it(tmp_path, clip):
     assert main(args + [str(tmp_path / "recorded")]) == 0
     IF = {k: json.loads((tmp_path / k / "metrics.json").read_text())["IF"]["mean"] for k in ("asked", "told", "recorded")}
     assert IF == {"asked": 0.0, "told": 1.0, "recorded": 1.0}
+
+
+def test_the_pick_rules_choose_the_try_that_fits_the_room_in_either_order(clip):
+    """Repeated sampling without ground truth (`pick_try`, `v4s eval --checkpoint --tries N`): of a walk that fits
+    the room and noise, the course's rule (the final views' fit) and the pose residual take the walk wherever it
+    stands among the tries; an unknown rule, or a clip without a room, is refused with what to give instead."""
+    scene, meta = clip
+    walk = C.ground_truth_video(meta)
+    noise = C.corrupt(walk, "noise", seed=1)
+    for rule in ("final-view residual", "pose residual"):
+        assert E.pick_try(meta, [walk, noise], rule) == 0
+        assert E.pick_try(meta, [noise, noise, walk], rule) == 2
+    assert E.PICK == "final-view residual" and E.pick_try(meta, [noise, walk]) == 1  # the default rule
+    with pytest.raises(V4SError, match="choose one of"):
+        E.pick_try(meta, [walk, noise], "the best one")
+    with pytest.raises(V4SError, match="room to re-render"):
+        E.pick_try(dict(meta, scene=None), [walk, noise])
+
+
+@pytest.mark.slow
+def test_v4s_eval_with_tries_scores_the_picked_try(tmp_path):
+    """`v4s eval --checkpoint --tries 2`: both tries kept, the rule's pick is target.mp4 (the video scored), and
+    generated.json says which; --pick without --tries, --tries with --videos and --tries 0 are refused."""
+    from v4s_lite.checkpoints import save_checkpoint
+    from v4s_lite.cli import main
+    from v4s_lite.config import TrainConfig
+    from v4s_lite.data import make_dataset
+    from v4s_lite.model import build_model
+    from v4s_lite.video import read_video
+
+    make_dataset(tmp_path / "data", "grounding", 1, seed=300000, clip_cfg="quick", progress=False)
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), clip="quick", model="tiny", device="cpu", progress=False)
+    save_checkpoint(tmp_path / "run", 1, build_model(cfg), cfg=cfg)
+    args = ["eval", "--checkpoint", str(tmp_path / "run" / "step_000001"), "--data", str(tmp_path / "data"),
+            "--device", "cpu", "--steps", "2", "--no-figures", "--out"]
+    assert main(args + [str(tmp_path / "out"), "--tries", "2"]) == 0
+    made = json.loads((tmp_path / "out" / "videos" / E.GENERATED_FILE).read_text())
+    assert made["tries"] == 2 and made["pick"] == E.PICK
+    k = made["picked"]["grounding_300000"]["try"]
+    folder = tmp_path / "out" / "videos" / "grounding_300000"
+    tries = [read_video(folder / f"target_try{j}.mp4") for j in (1, 2)]
+    assert np.abs(tries[0].astype(int) - tries[1].astype(int)).mean() > 1  # two seeds, two videos
+    np.testing.assert_array_equal(read_video(folder / "target.mp4"), tries[k - 1])
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["n"] == 1
+    assert main(args + [str(tmp_path / "o2"), "--pick", "pose residual"]) == 2  # a pick needs tries
+    assert main(args + [str(tmp_path / "o3"), "--tries", "0"]) == 2
+    assert main(["eval", "--videos", str(tmp_path / "out" / "videos"), "--out", str(tmp_path / "o4"), "--tries", "2"]) == 2

@@ -24,8 +24,9 @@
 #                                                   # TRAIN_SET: more --set options for every run; VALIDATE_ON: the
 #                                                   # set whose first 32 id rooms the gaps use, default val)
 #   bash tools/gpu_lite.sh tables OUT SET DEADLINE [v4s tables options]   # SET = val | test -> OUT/lite_tables_SET.json
-#                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; which
-#                                                   # scores more videos a minute on the H200 is not measured yet)
+#                                                   # (JUDGE_DEVICE=cpu: judge on the CPUs, generate on the GPU; on an
+#                                                   # H100 with 16 workers the GPU judge is 1.8x faster, 61 against
+#                                                   # 34 videos a minute: results/gpu_2026-12-06g)
 #   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when their .rooms records these settings)
 #   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_$TEST.json
 #                                                   # (TEST: the test set, default test; test_scan: walks from a scan view)
