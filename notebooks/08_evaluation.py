@@ -292,6 +292,14 @@ if ckpt is not None and ckpt.exists() and (ckpt / "clips").exists():
 # all in 14% of the rooms (notebook 09): half its walks fail a walk check (most often they go back and forth), and
 # where the walk is sound its box often lands beside the target or on another object. It does use the room: with
 # the room's video replaced by noise the target ends up in its final view half as often.
+#
+# One limit to keep in mind when you read a single video's verdict: the pose search has to explain *blurred*
+# generated frames, and several poses explain them about equally well. Move every pixel of a generated video by at
+# most one grey level (invisible) and the estimated path changes by about a tenth, enough to flip the verdict of
+# about one room in 15 (3 of 48 validation rooms; the same videos judged on a GPU instead of a CPU: 9 of 128:
+# `results/cpu_2026-12-06b`). The judge repeats itself exactly on one device, and the flips go both ways, so shares
+# over hundreds of rooms stay sound; a single room near a threshold is a coin toss. That is one more reason the
+# course compares conditions only on the same rooms, judged on the same device.
 
 # %% [markdown]
 # ## Exercise: spatial distance
