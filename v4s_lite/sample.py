@@ -111,9 +111,13 @@ class SamplingSettings:
     def from_args(cls, args) -> "SamplingSettings":
         """The settings parsed by add_arguments, checked before any model loads (the scheduler too: it is built
         once here, so a wrong name fails now rather than after the checkpoint and the clips are loaded)."""
-        settings = cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
-        make_scheduler(settings.scheduler, settings.shift or DEFAULT_SHIFT)
-        return settings
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)}).checked()
+
+    def checked(self) -> "SamplingSettings":
+        """These settings, once the scheduler they name has been built (a wrong name fails here, before any model
+        or clip is loaded)."""
+        make_scheduler(self.scheduler, self.shift or DEFAULT_SHIFT)
+        return self
 
     def for_run(self, cfg) -> "SamplingSettings":
         """shift=None resolved: the run's flow_shift (TrainConfig), DEFAULT_SHIFT for a model without one."""

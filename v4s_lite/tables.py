@@ -71,7 +71,7 @@ def parse_sampling(text: str) -> dict:
     """`v4s tables --sampling` text ("steps=40", "scheduler=euler,steps=40", "shift=6") -> SamplingSettings
     overrides ({"steps": 40}), checked as `v4s sample` checks its flags, so a wrong name fails before any model
     loads."""
-    from .sample import SamplingSettings, make_scheduler
+    from .sample import SamplingSettings
 
     out = {}
     for part in filter(None, (p.strip() for p in str(text).split(","))):
@@ -90,8 +90,7 @@ def parse_sampling(text: str) -> dict:
             raise V4SError(f"--sampling {text!r}: {key}={value.strip()!r} is not a number") from None
     if not out:
         raise V4SError(f"--sampling {text!r}: no setting given; e.g. --sampling steps=40 shift=6")
-    settings = SamplingSettings(**out)  # its own checks: steps >= 1, shift > 0
-    make_scheduler(settings.scheduler, settings.shift or 3.0)  # an unknown scheduler fails now
+    SamplingSettings(**out).checked()  # as v4s sample checks them: steps >= 1, shift > 0, a scheduler that exists
     default = SamplingSettings()
     if all(getattr(default, k) == v for k, v in out.items()):
         raise V4SError(f"--sampling {text!r}: these are the defaults, the 'full (joint CFG)' row it is compared with")
