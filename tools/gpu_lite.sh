@@ -196,8 +196,12 @@ data)
     0) abl="" ;; 1) abl="contig nobox" ;; nobox|contig) abl=$ABLATIONS ;;
     *) echo "ABLATIONS=${ABLATIONS}: expected 0, 1, nobox or contig"; exit 2 ;;
   esac
-  w=$(( 15 / (1 + $(echo $abl | wc -w)) ))  # the 15 encoding workers shared between the caches
-  $enc --set num_workers=$w > $OUT/enc_main.log 2>&1 &
+  # MAIN_CACHE=0: only the ablations' caches (an ablation trained alone beside a run trained in an earlier lease)
+  case ${MAIN_CACHE:-1}${abl:+,abl} in 1|1,abl|0,abl) ;;
+    *) echo "MAIN_CACHE=${MAIN_CACHE:-1} ABLATIONS=${ABLATIONS:-0}: no cache to encode (MAIN_CACHE is 1 or 0, 0 only with ABLATIONS)"
+       exit 2 ;; esac
+  w=$(( 15 / (${MAIN_CACHE:-1} + $(echo $abl | wc -w)) ))  # the 15 encoding workers shared between the caches
+  [ ${MAIN_CACHE:-1} = 1 ] && { $enc --set num_workers=$w > $OUT/enc_main.log 2>&1 & }
   for a in $abl; do
     [ $a = contig ] && set_=sampling=contiguous || set_=box_frames=false
     $enc --set num_workers=$w --set $set_ > $OUT/enc_$a.log 2>&1 &
@@ -255,6 +259,8 @@ train)
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)
       lite_contiguous) extra="--set sampling=contiguous" ;;
       lite_nobox|end_lite_nobox) extra="--set box_frames=false" ;;  # RUN_nobox ablates RUN (v4s tables --ablated RUN)
+      mixed_m_nobox) extra="--set model=lite_m --set box_frames=false" ;;  # the shipped size's box-frames ablation
+                 # (results/gpu_2026-12-06h: beside mixed_m, the first 13,311 steps of the shipped model)
       *) echo "unknown run $r"; exit 2 ;;
     esac
     resume=""; ls -d runs/$r/step_* > /dev/null 2>&1 && resume="--resume"
