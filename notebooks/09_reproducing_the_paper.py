@@ -309,6 +309,40 @@ assert box_rows["fits_room"]["ci95"][0] > 0 and box_rows["PSNR"]["ci95"][0] > 0 
 # lite model can do.
 
 # %% [markdown]
+# ### Box frames at the shipped size: 6.1M parameters, 200 test rooms
+# Does that hold for the shipped model? Its first 13,311 steps (from scratch, the shipped recipe) are the box arm; a
+# later lease trained the same command on the same rooms with `--set box_frames=false` for the same 13,311 steps and
+# scored both on all 200 test rooms (`results/gpu_2026-12-06h/README.md`). One detail makes the judged IF unfair to
+# the box arm: a marked video must also put its red box on the target, an unmarked one only needs the target
+# prominent in its final view. `apply_judge` can re-judge the stored numbers of the marked videos without asking for
+# the box, which gives the like-for-like row.
+
+# %%
+import lzma
+
+from v4s_lite.evaluate import apply_judge
+
+pair6 = json.loads(lzma.open(results_file("gpu_2026-12-06h/lease/lite_tables_test.json.xz")).read())["conditions"]
+none6, boxed6 = pair6["without box frames"]["per_clip"], pair6["full, same budget"]["per_clip"]
+unasked6 = {room: apply_judge({**m, "marked": False}) for room, m in boxed6.items()}  # the box asked of neither
+box6 = {"IF@0.2 (as judged)": paired_difference(none6, boxed6, "IF@0.2"),
+        "IF@0.2 (box asked of neither)": paired_difference(none6, unasked6, "IF@0.2"),
+        **{key: paired_difference(none6, boxed6, key) for key in ("SD", "walk", "fits_room", "PSNR")}}
+for key, d in box6.items():
+    print(f"box frames - none, {key:30s} {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]  "
+          f"{d['wins']} rooms higher / {d['losses']} lower of {d['n']}")
+assert box6["IF@0.2 (box asked of neither)"]["ci95"][0] < 0 < box6["IF@0.2 (box asked of neither)"]["ci95"][1]
+assert box6["PSNR"]["ci95"][1] < 0  # the frames agree a little less with the room when they carry the box
+
+# %% [markdown]
+# At this size the paper's direction does not show: like for like, box frames ground 0.025 *less* (not separated);
+# the walk and the fit to the room no longer differ (both arms fit the room in 94-97% of the videos, so the 2.3M
+# model's advantage has nothing left to add), and the frames agree 0.2 dB less with the room. The target also ends
+# prominent in fewer final views with the box (-0.085 [-0.155, -0.020], `box_pairs.py` beside the results). The
+# course keeps the paper's recipe (box frames on: it is what the paper trains, and what notebook 07 teaches the
+# model to draw); this is where the lite measurement and the paper part ways, at the budget the course can afford.
+
+# %% [markdown]
 # ## Which lever: a bigger model?
 # If the model is too small to hold a room, a larger one should ground more. The course tried it: three sizes of
 # the same transformer (2.3M, 6.1M and 17.1M parameters), the same 2,000 training rooms and recipe, trained side by
