@@ -262,6 +262,14 @@ def apply_judge(m: dict, judge: Judge = JUDGE) -> dict:
 
 
 # long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
+def room_estimator(meta: dict, codec=None, device=None) -> PoseEstimator:
+    """The judge's pose search in the clip's room (meta: a dataset meta.json), comparing frames through `codec` (the
+    codec the videos were decoded by; None for ground-truth pictures), rendering on `device`. Build one per room:
+    its render library is the expensive part, and every clip of the room can share it."""
+    return PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"], degrade=codec,
+                         device=device)
+
+
 def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips: bool | None = None,
                judge: Judge = JUDGE, marked: bool = True) -> dict:
     """All metrics of one video (uint8 (Nt, H, W, 3)) of the clip described by `meta` (a dataset meta.json).
@@ -394,8 +402,7 @@ def evaluate_videos(videos, out=None, video_name: str = "target.mp4", figures: b
             continue
         key = json.dumps(meta["scene"], sort_keys=True)  # clips of one room share the render library
         if key not in estimators:
-            estimators = {key: PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"],
-                                             degrade=codec, device=device)}
+            estimators = {key: room_estimator(meta, codec, device)}
         m = score_clip(meta, frames, estimators[key], lpips=status, marked=marked)
         per_clip[folder.name] = m
         if out is not None and figures:
@@ -510,8 +517,7 @@ def pick_try(meta: dict, videos, rule: str = None, codec=None, device="cpu", mar
         raise V4SError(f"--pick {rule!r}: choose one of {list(SELECTION_RULES)}")
     if meta.get("scene") is None:
         raise V4SError("picking a try needs the clip's room to re-render (meta['scene']); a real scan has none")
-    est = PoseEstimator(Scene.from_dict(meta["scene"]), meta["K"], meta["width"], meta["height"], degrade=codec,
-                        device=device)
+    est = room_estimator(meta, codec, device)
     keys = [SELECTION_RULES[rule](score_clip(meta, np.asarray(v), est, lpips=False, marked=marked)) for v in videos]
     return min(range(len(videos)), key=lambda i: keys[i])
 

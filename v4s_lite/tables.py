@@ -173,8 +173,7 @@ def _task(args):
     from .config import get_clip_config
     from .data import ClipDataset
     from .calibration import approach_video, codec_round_trip, ground_truth_video
-    from .evaluate import score_clip
-    from .poses import PoseEstimator
+    from .evaluate import room_estimator, score_clip
     from .sample import SamplingSettings, V4SPipeline
     from .scene import Scene
 
@@ -183,8 +182,7 @@ def _task(args):
     meta = json.loads((folder / "meta.json").read_text())
     scene = Scene.from_dict(meta["scene"])
     judge_device = spec.get("judge_device") or device  # paper_tables(judge_device=): judge elsewhere (the CPU)
-    estimator = lambda codec: PoseEstimator(scene, meta["K"], meta["width"], meta["height"], degrade=codec,  # noqa: E731
-                                            device=judge_device)
+    estimator = lambda codec: room_estimator(meta, codec, judge_device)  # noqa: E731
     if spec.get("kind") == "gt":
         return [score_clip(meta, ground_truth_video(meta), estimator(None), lpips=False)]
     if spec.get("kind") == "other":  # chance: the calibration's perfect walk to another object (the instruction
