@@ -47,7 +47,8 @@
 # model.transformer_config), lite_warm (INIT_FROM, default the 20,000-step export of results/gpu_2026-12-05d, trained on), lite_nobox,
 # mixed_m_warm (the 6.1M size from the 6.1M export INIT_FROM, e.g. results/gpu_2026-12-06b/mixed_m_step013311),
 # mixed_m_cool (the same warm start, its rate decaying to 0 at COOL_STEPS steps),
-# lite_contiguous (the paper's ablations at the 2.3M size and recipe),
+# lite_contiguous (the paper's ablations at the 2.3M size and recipe), mixed_m_nobox / mixed_m_contiguous (the same
+# at the shipped 6.1M size, beside mixed_m: results/gpu_2026-12-06h),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
 # The choice rule, fixed before any run (tables.choose_run): highest validation IF(SD<0.2) of "full (joint CFG)",
 # ties broken by the lower mean SD, each run at its last checkpoint; and the shipped model is replaced only when the
@@ -261,6 +262,7 @@ train)
       lite_nobox|end_lite_nobox) extra="--set box_frames=false" ;;  # RUN_nobox ablates RUN (v4s tables --ablated RUN)
       mixed_m_nobox) extra="--set model=lite_m --set box_frames=false" ;;  # the shipped size's box-frames ablation
                  # (results/gpu_2026-12-06h: beside mixed_m, the first 13,311 steps of the shipped model)
+      mixed_m_contiguous) extra="--set model=lite_m --set sampling=contiguous" ;;  # its context ablation (the same)
       *) echo "unknown run $r"; exit 2 ;;
     esac
     resume=""; ls -d runs/$r/step_* > /dev/null 2>&1 && resume="--resume"
