@@ -91,16 +91,17 @@ def test_v4s_tables_writes_the_results_file_notebook_09_reads(tmp_path):
     assert res["paired"]["joint vs text-only CFG (the paper's 'without context CFG'): SD"]["n"] == 1
     assert main(args + ["--only", "no such row"]) == 2  # a clear error, not an empty table
     # --resume: a second room joins the set; the first room's rows are kept as stored (a marked value survives),
-    # only the new room is scored, and a run that could not share the table is refused
-    res["conditions"]["ground truth"]["per_clip"]["grounding_300000"]["SD"] = 123.0
+    # only the new room is scored, a row not asked for is kept as it was, and a run that could not share the table
+    # is refused
+    res["conditions"]["guidance text"]["per_clip"]["grounding_300000"]["SD"] = 123.0
     out.write_text(json.dumps(res))
     make_dataset(tmp_path / "data" / "val" / "id", "grounding", 1, seed=300001, clip_cfg="quick", progress=False)
-    rows = ["--only", "ground truth", "full (joint CFG)", "guidance text"]
+    rows = ["--only", "full (joint CFG)", "guidance text"]
     assert main(args + ["--tries", "3", "--resume"] + rows) == 0
     res = json.loads(out.read_text())
-    assert res["conditions"]["ground truth"]["per_clip"]["grounding_300000"]["SD"] == 123.0
+    assert res["conditions"]["guidance text"]["per_clip"]["grounding_300000"]["SD"] == 123.0
     assert {c: r["summary"]["n"] for c, r in res["conditions"].items()} == {
-        "ground truth": 2, "full (joint CFG)": 2, "guidance text": 2}
+        "ground truth": 1, "full (joint CFG)": 2, "guidance text": 2}
     assert len(res["tries"]["full (joint CFG)"]["per_try"]["grounding_300001"]) == 3
     assert res["paired"]["joint vs text-only CFG (the paper's 'without context CFG'): SD"]["n"] == 2
     assert main(args + ["--tries", "3", "--resume", "--seed", "1"] + rows) == 2  # other noise
@@ -110,7 +111,7 @@ def test_v4s_tables_writes_the_results_file_notebook_09_reads(tmp_path):
     # --scales: a joint-CFG row of the main run at another guidance scale, on the same rooms and noise
     scaled = tmp_path / "scales.json"
     assert main([*args[:5], "--out", str(scaled), "--device", "cpu", "--workers", "1", "--only", "full (joint CFG)",
-                 "--scales", "12"]) == 0
+                 "--max-clips", "1", "--scales", "12"]) == 0
     res = json.loads(scaled.read_text())
     full, s12 = (res["conditions"][k]["per_clip"] for k in ("full (joint CFG)", "joint CFG, scale 12"))
     assert full.keys() == s12.keys() and all(full[k]["PSNR"] != s12[k]["PSNR"] for k in full)  # another video
