@@ -10,7 +10,7 @@
 # sampling; condition dropout (which makes guidance possible, notebook 06); how `v4s_lite.train` runs a
 # training loop with checkpoints and exact resume; what a model samples before and after training.
 #
-# **You need:** a CPU, about a minute in quick mode (a tiny model, a few rooms); `quick=False` trains the
+# **You need:** a CPU, about 1.5 minutes in quick mode on 2 cores (a tiny model, a few rooms); `quick=False` trains the
 # lite model on more rooms (CPU hours, or minutes on a GPU). **Comes before:** `04_context_conditioning`.
 
 # %%

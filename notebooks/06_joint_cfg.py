@@ -15,7 +15,7 @@
 # differences, its cost in PSNR included; and **where the model looks**: the attention from the generated final
 # frames to each context chunk, against the chunks that actually show the target.
 #
-# **You need:** a CPU, about 1.5 minutes. **Comes before:** `05_training`.
+# **You need:** a CPU, about 2.5 minutes on 2 cores. **Comes before:** `05_training`.
 
 # %%
 # Install: a no-op in a checkout (the package is already installed); on Colab it fetches the course.
@@ -24,7 +24,7 @@ if importlib.util.find_spec("v4s_lite") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/v4s-lite/v4s-lite"], check=True)
 
 # %% tags=["parameters"]
-quick = True          # quick: 4 rooms, 4-step attention runs (~1.5 CPU minutes); full: 12 rooms, 8 steps
+quick = True          # quick: 4 rooms, 4-step attention runs (~2.5 minutes on 2 cores); full: 12 rooms, 8 steps
 device = "auto"       # "auto" picks a CUDA GPU when there is one
 seed = 0
 n_rooms = 4           # held-out test rooms rendered here (seeds 400000, 400001, ...): the first rooms of the results file

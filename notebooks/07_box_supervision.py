@@ -11,7 +11,7 @@
 # how the detector finds a box after the codec's blur and in noise (`detect_red_box`), and what it does on frames
 # without a box.
 #
-# **You need:** a CPU, under a minute. **Comes before:** `06_joint_cfg` (sampling); `08_evaluation` uses the
+# **You need:** a CPU, about a minute. **Comes before:** `06_joint_cfg` (sampling); `08_evaluation` uses the
 # detector to score generated videos.
 
 # %%

@@ -14,7 +14,7 @@
 # not teleport); the walk checks; IF and SD as separate judgements and the headline IF(SD<0.2); a calibration
 # suite with the verdict each video must get; `v4s eval`.
 #
-# **You need:** a CPU, about a minute and a half in quick mode. **Comes before:** `07_box_supervision` (the red box
+# **You need:** a CPU, about 3 minutes in quick mode on 2 cores. **Comes before:** `07_box_supervision` (the red box
 # and its detector).
 
 # %%
