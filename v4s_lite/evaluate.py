@@ -261,7 +261,6 @@ def apply_judge(m: dict, judge: Judge = JUDGE) -> dict:
     return m
 
 
-# long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
 def room_estimator(meta: dict, codec=None, device=None) -> PoseEstimator:
     """The judge's pose search in the clip's room (meta: a dataset meta.json), comparing frames through `codec` (the
     codec the videos were decoded by; None for ground-truth pictures), rendering on `device`. Build one per room:
@@ -270,6 +269,7 @@ def room_estimator(meta: dict, codec=None, device=None) -> PoseEstimator:
                          device=device)
 
 
+# long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
 def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips: bool | None = None,
                judge: Judge = JUDGE, marked: bool = True) -> dict:
     """All metrics of one video (uint8 (Nt, H, W, 3)) of the clip described by `meta` (a dataset meta.json).
