@@ -28,6 +28,7 @@
 #                                                   # H100 with 16 workers the GPU judge is 1.8x faster, 61 against
 #                                                   # 34 videos a minute: results/gpu_2026-12-06g)
 #   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when their .rooms records these settings)
+#   bash tools/gpu_lite.sh asrun OUT RUN [RUN ...]    # exports/RUN (carried: ignored) as runs/RUN, one checkpoint each
 #   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_$TEST.json
 #                                                   # (TEST: the test set, default test; test_scan: walks from a scan view)
 #                                                   # grown with `v4s tables --resume` (TABLES_FROM: the file to start
@@ -147,6 +148,14 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render, default "val test";
     | tee -a $OUT/summary.txt; done
   echo "data: $(( $(date +%s)-t0 )) s" | tee -a $OUT/summary.txt
 }
+export_runs() {  # exports/RUN (carried) as runs/RUN: an export is a plain model folder, so a run with one checkpoint,
+  # named by the step it saved (kept when runs/RUN exists)
+  for r in "$@"; do
+    [ -d runs/$r ] && continue
+    step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" exports/$r/v4s_export.json)
+    mkdir -p runs/$r/step_$(printf %06d $step) && cp -r exports/$r/. runs/$r/step_$(printf %06d $step)/
+  done
+}
 shipped_run() {  # data/v4s-lite as a run folder, so the tables and the validation choice can use it by name; the
   # folder is named by the step its v4s_export.json records (the 2.3M model shipped before 2026-12-06 had none: 3501)
   local step=$(python3 -c "import json; print(json.load(open('data/v4s-lite/v4s_export.json'))['step'])" 2>/dev/null || echo 3501)
@@ -173,11 +182,7 @@ judge)
   DV=${1:?deadline for the choice}; DT=${2:?deadline for the test tables}; shift 2
   export OMP_NUM_THREADS=1
   eval_data
-  for r in "$@"; do  # an export is a plain model folder: a run with one checkpoint, named by the step it saved
-    [ -d runs/$r ] && continue
-    step=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" exports/$r/v4s_export.json)
-    mkdir -p runs/$r/step_$(printf %06d $step) && cp -r exports/$r/. runs/$r/step_$(printf %06d $step)/
-  done
+  export_runs "$@"
   bash $0 choose $OUT $DV shipped "$@"
   best=$(cat $OUT/chosen.txt)
   bash $0 tables $OUT test $DT --main $best --only "full (joint CFG)" "guidance text" "guidance none" \
@@ -214,6 +219,9 @@ data)
 evaldata)
   export OMP_NUM_THREADS=1
   eval_data
+  ;;
+asrun)  # asrun OUT RUN [RUN ...]: carried exports as run folders, for the tables (export_runs)
+  export_runs "$@"
   ;;
 grow)
   DL=${1:?deadline}; shift

@@ -5,7 +5,6 @@ no-box arm is (apply_judge with marked=False: the red box is not asked for; its 
 drew, or the final views' centre where none was found).
     python results/gpu_2026-12-06h/box_pairs.py results/gpu_2026-12-06h/lease/lite_tables_test.json.xz
 """
-import copy
 import json
 import lzma
 import sys
@@ -17,7 +16,7 @@ path = sys.argv[1]
 res = json.loads((lzma.open if path.endswith(".xz") else open)(path, "rt").read())
 box = res["conditions"]["full, same budget"]["per_clip"]
 none = res["conditions"]["without box frames"]["per_clip"]
-box_unasked = {k: apply_judge({**copy.deepcopy(m), "marked": False}) for k, m in box.items()}
+box_unasked = {k: apply_judge({**m, "marked": False}) for k, m in box.items()}  # new dicts: `box` stays as judged
 for m in list(box.values()) + list(none.values()) + list(box_unasked.values()):
     m["prominent"] = float(m["target_share"] >= JUDGE.prominent)  # what IF asks of the final view
 print(f"{len(box)} rooms (box arm) / {len(none)} (no-box arm)")
