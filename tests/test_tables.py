@@ -23,6 +23,7 @@ def test_ablations_are_compared_at_the_same_step(tmp_path):
     assert pick("full (joint CFG)") == "step_001000"  # the headline rows: the shipped run's latest
     assert pick("full, same budget") == pick("without box frames") == "step_000500"
     assert "contiguous context" not in c  # not trained: no row rather than a crash
+    assert paper_tables.CONTIGUOUS_AT_INFERENCE not in c  # nor its inference-only split
 
 
 def test_runs_stopped_a_few_steps_apart_pair_at_their_nearest_checkpoints(tmp_path):
@@ -35,6 +36,10 @@ def test_runs_stopped_a_few_steps_apart_pair_at_their_nearest_checkpoints(tmp_pa
     assert pick("full (joint CFG)") == "step_003501"
     assert pick("full, same budget") == pick("without box frames") == "step_002750"  # not 2,500: 236 steps short
     assert pick("contiguous context") == "step_002736"
+    # the non-contiguous run at the same budget, shown contiguous context: splits the input from the training
+    inference_only = c[paper_tables.CONTIGUOUS_AT_INFERENCE]
+    assert (inference_only["ckpt"].name, pick(paper_tables.CONTIGUOUS_AT_INFERENCE)) == ("lite", "step_002750")
+    assert inference_only["sampling"] == c["contiguous context"]["sampling"] == "contiguous"
 
 
 def test_without_variants_there_is_no_same_budget_row(tmp_path):

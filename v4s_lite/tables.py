@@ -33,6 +33,10 @@ from .utils import V4SError
 # settings); RUNS/lite_nobox ablates RUNS/lite, RUNS/end_lite_nobox ablates RUNS/end_lite. A run that was not
 # trained has no row.
 VARIANTS = {"without box frames": ("nobox", {}), "contiguous context": ("contiguous", {"sampling": "contiguous"})}
+# The contiguous arm trains on contiguous context *and* is shown a contiguous stretch at inference, which covers less
+# of the room. This row splits the two: RUNS/<ablated> (trained non-contiguous) shown contiguous context, so
+# "contiguous context" minus it is the training alone on identical inputs, and "full, same budget" minus it the input.
+CONTIGUOUS_AT_INFERENCE = "full, same budget, contiguous context at inference"
 
 # Conditions whose videos carry no red box: their run trained without box frames. Scored clips say so themselves
 # ("marked": False, evaluate.score_clip); this names them for results scored before they did (2026-12-04), so
@@ -45,6 +49,10 @@ PAIRS = {
     "joint CFG vs no guidance": ("guidance none", "full (joint CFG)", ("IF@0.2", "SD", "PSNR")),
     "box frames vs none (same budget)": ("without box frames", "full, same budget", ("IF@0.2", "SD", "PSNR")),
     "non-contiguous vs contiguous (same budget)": ("contiguous context", "full, same budget", ("IF@0.2", "SD", "PSNR")),
+    "non-contiguous vs contiguous context shown, one model (the input alone)": (
+        CONTIGUOUS_AT_INFERENCE, "full, same budget", ("IF@0.2", "SD", "PSNR")),
+    "non-contiguous vs contiguous training, both shown contiguous context (the training alone)": (
+        "contiguous context", CONTIGUOUS_AT_INFERENCE, ("IF@0.2", "SD", "PSNR")),
     "video context vs noise context (first frame only)": ("first frame only (context dropped)", "full (joint CFG)",
                                                           ("IF@0.2", "SD", "PSNR")),
     "context 16 vs 8 chunks (longer than trained)": ("full (joint CFG)", "context 16 chunks", ("IF@0.2", "SD")),
@@ -147,6 +155,8 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated:
         c["full, same budget"] = dict(ckpt=runs / ablated, step=budget, split="id")
         for name, (run, extra) in trained.items():
             c[name] = dict(ckpt=run, step=budget, split="id", **extra)
+        if "contiguous context" in trained:
+            c[CONTIGUOUS_AT_INFERENCE] = dict(ckpt=runs / ablated, step=budget, split="id", sampling="contiguous")
     c.update({
         **{f"full: {r}": dict(ckpt=runs / r, split="id") for r in also},
         **{scale_row(s): dict(ckpt=main_run, split="id", scale=float(s)) for s in scales},
