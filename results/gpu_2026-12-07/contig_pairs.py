@@ -56,6 +56,8 @@ noncontig, contig = rows["full, same budget"], rows["contiguous context"]
 table("b = non-contiguous arm, a = contiguous arm (each shown context the way it trained)", contig, noncontig)
 if CONTIGUOUS_AT_INFERENCE in rows:
     shown = rows[CONTIGUOUS_AT_INFERENCE]  # the non-contiguous model shown contiguous context
+    table("the whole ablation on the rooms this row reached (the sum of the two below)",
+          {r: contig[r] for r in shown}, {r: noncontig[r] for r in shown})
     table("the input alone: b = non-contiguous model shown non-contiguous context, a = the same model shown "
           "contiguous context", shown, noncontig)
     table("the training alone: b = non-contiguous model, a = contiguous model, both shown the same contiguous "
