@@ -155,8 +155,8 @@ def conditions(runs: Path, main: str = "lite", tries: int = 1, also=(), ablated:
         c["full, same budget"] = dict(ckpt=runs / ablated, step=budget, split="id")
         for name, (run, extra) in trained.items():
             c[name] = dict(ckpt=run, step=budget, split="id", **extra)
-        if "contiguous context" in trained:
-            c[CONTIGUOUS_AT_INFERENCE] = dict(ckpt=runs / ablated, step=budget, split="id", sampling="contiguous")
+        if "contiguous context" in trained:  # the same-budget row with the contiguous arm's generation settings
+            c[CONTIGUOUS_AT_INFERENCE] = dict(c["full, same budget"], **trained["contiguous context"][1])
     c.update({
         **{f"full: {r}": dict(ckpt=runs / r, split="id") for r in also},
         **{scale_row(s): dict(ckpt=main_run, split="id", scale=float(s)) for s in scales},

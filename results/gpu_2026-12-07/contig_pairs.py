@@ -68,9 +68,9 @@ if len(sys.argv) > 3:  # does the context each arm was shown hold a view of the 
     for mode in ("noncontiguous", "contiguous"):
         ds = ClipDataset(data, "lite", sampling=mode, seed=0)
         for i, folder in enumerate(ds.folders):
-            meta = json.loads((folder / "meta.json").read_text())
+            item = ds[i]
+            meta, picked = item["meta"], item["context_frame_indices"].tolist()
             scan = meta["context"]["frame_indices"]
-            picked = ds[i]["context_frame_indices"].tolist()
             vis = [meta["context"]["visible"][scan.index(f)][meta["target_id"] - 1] for f in picked]
             seen.setdefault(folder.name, {})[mode] = max(vis) > 0
     if len(sys.argv) > 4:
