@@ -48,6 +48,7 @@
 # model.transformer_config), lite_warm (INIT_FROM, default the 20,000-step export of results/gpu_2026-12-05d, trained on), lite_nobox,
 # mixed_m_warm (the 6.1M size from the 6.1M export INIT_FROM, e.g. results/gpu_2026-12-06b/mixed_m_step013311),
 # mixed_m_cool (the same warm start, its rate decaying to 0 at COOL_STEPS steps),
+# mixed_m_cool_hinoise (that cool-down with higher training noise levels, logit_mean 0.8),
 # lite_contiguous (the paper's ablations at the 2.3M size and recipe), mixed_m_nobox / mixed_m_contiguous (the same
 # at the shipped 6.1M size, beside mixed_m: results/gpu_2026-12-06h),
 # shipped (data/v4s-lite copied in as a run, so the validation choice can keep it).
@@ -263,6 +264,12 @@ train)
                     extra="$extra --set lr_schedule=linear --set steps=${COOL_STEPS:?mixed_m_cool: set COOL_STEPS}" ;;
                  # a cool-down: the 6.1M warm start with the rate decaying linearly to 0 at COOL_STEPS (--resume keeps
                  # the curve; results/gpu_2026-12-06f)
+      mixed_m_cool_hinoise) extra="--set model=lite_m --set init_from=${INIT_FROM:?mixed_m_cool_hinoise: set INIT_FROM to a 6.1M export}"
+                    extra="$extra --set lr_schedule=linear --set steps=${COOL_STEPS:?mixed_m_cool_hinoise: set COOL_STEPS}"
+                    extra="$extra --set logit_mean=0.8" ;;
+                 # the same cool-down with training noise levels drawn higher (logit-normal mean 0.8, not 0: with
+                 # shift 3, sigma > 0.9 in 38% of the draws, not 14%), where a video's camera path is decided
+                 # (results/gpu_2026-12-07b: beside mixed_m_cool, the same rooms and steps)
       lite_l) extra="--set model=lite_l --set lr=0.0006" ;;  # 2x the width: a lower rate (a choice, not measured)
       lite_warm|scan_warm|canon_warm|end_warm|mixed_warm) extra="--set init_from=${INIT_FROM:-results/gpu_2026-12-05d/mixed_warm_step020000}" ;;  # a warm start:
                  # an exported run (bf16 weights, loaded in float32) trained on, e.g. on fresh rooms (ROOMS_FROM)

@@ -1,0 +1,91 @@
+"""The rule of lease 2026-12-07b, written before the lease (README.md): does training at higher noise levels
+(logit_mean 0.8) change the walk, and does either arm replace the shipped model? Validation rooms only.
+
+    python results/gpu_2026-12-07b/choose_lever.py VAL_TABLES.json SHIPPED_VAL_TABLES.json[.xz] OUT_DIR [--need N]
+
+VAL_TABLES: the lease's "full: mixed_m_cool" and "full: mixed_m_cool_hinoise" rows on the 200 validation rooms;
+SHIPPED_VAL_TABLES: ../gpu_2026-12-06g's rows on the same rooms (its "full (joint CFG)": the shipped model, same noise
+seed). Exits 1 (nothing written) while a row holds fewer than N rooms. Writes OUT_DIR/lever_choice.txt (every
+figure and the reason) and OUT_DIR/chosen_lever.txt (the run the rule adopts, or "shipped")."""
+import argparse
+import json
+import lzma
+import sys
+from pathlib import Path
+
+from v4s_lite import tables
+from v4s_lite.statistics import paired_difference
+
+CONTROL, LEVER = "mixed_m_cool", "mixed_m_cool_hinoise"
+KEYS = ("IF@0.2", "SD", "walk", "no_backtrack", "no_teleport", "PSNR")
+
+
+def load(path):
+    op = lzma.open if str(path).endswith(".xz") else open
+    with op(path, "rt") as f:
+        return json.load(f)
+
+
+def fmt(d):
+    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] ({d['wins']} higher / {d['losses']} lower of {d['n']})"
+
+
+def shown(d, below=False):
+    return bool(d["n"]) and (d["ci95"][1] < 0 if below else d["ci95"][0] > 0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("val"), p.add_argument("shipped"), p.add_argument("out")
+    p.add_argument("--need", type=int, default=200)
+    a = p.parse_args(argv)
+    res, ship = load(a.val), load(a.shipped)
+    conds = {f"full: {r}": res["conditions"][f"full: {r}"] for r in (CONTROL, LEVER)}
+    conds["full: shipped"] = ship["conditions"]["full (joint CFG)"]
+    n = {c: v["summary"]["n"] for c, v in conds.items()}
+    if min(n.values()) < a.need:
+        print(f"rows hold {n} rooms, the rule needs {a.need}: score the rest first")
+        return 1
+    pc = {c.split(": ")[1]: v["per_clip"] for c, v in conds.items()}
+    lines = []
+    for r in ("shipped", CONTROL, LEVER):
+        s = conds[f"full: {r}"]["summary"]
+        lines.append(f"{r:22s} n={s['n']} IF@0.2={s['IF@0.2']['mean']:.3f} SD={s['SD']['mean']:.3f} "
+                     f"walk={s['walk']['mean']:.3f} PSNR={s['PSNR']['mean']:.2f}")
+    # (1) the lever: the arm with higher training noise minus its control, the same rooms, steps and warm start
+    d = {k: paired_difference(pc[CONTROL], pc[LEVER], k) for k in KEYS}
+    lines += [f"lever ({LEVER} minus {CONTROL}), {k}: {fmt(d[k])}" for k in KEYS]
+    walk = [k for k in ("walk", "no_backtrack") if shown(d[k])]
+    lines.append("the lever's walk effect: " + (f"shown on {walk}" if walk else "not shown (walk and no_backtrack "
+                                                                                 "intervals include 0 or lie below)"))
+    # (2) adoption against the shipped model: tables.choose_run (IF(SD<0.2), a 95% interval above 0), then an arm
+    # with SD shown lower and IF(SD<0.2) and walk not lower on average (the solver lease's second tier)
+    both = {"conditions": conds}
+    c = tables.choose_run(both, ["shipped", CONTROL, LEVER], incumbent="shipped")
+    chosen, reason = c["chosen"], "tier 1: " + c["reason"]
+    for r in (CONTROL, LEVER):
+        v = {k: paired_difference(pc["shipped"], pc[r], k) for k in ("IF@0.2", "SD", "walk")}
+        lines += [f"{r} minus shipped, {k}: {fmt(v[k])}" for k in v]
+    if chosen == "shipped":
+        ok = []
+        for r in (CONTROL, LEVER):
+            v = {k: paired_difference(pc["shipped"], pc[r], k) for k in ("IF@0.2", "SD", "walk")}
+            if shown(v["SD"], below=True) and v["IF@0.2"]["mean"] >= 0 and v["walk"]["mean"] >= 0:
+                ok.append((conds[f"full: {r}"]["summary"]["SD"]["mean"], r))
+        if ok:
+            chosen = min(ok)[1]
+            reason += f"; tier 2: {chosen} has SD shown lower than the shipped model's, IF(SD<0.2) and walk not lower"
+        else:
+            reason += "; tier 2: no arm has SD shown lower with IF(SD<0.2) and walk not lower: the shipped model stays"
+    lines.append(f"chosen: {chosen}\nreason: {reason}")
+    if chosen != "shipped":
+        lines.append("an adopted arm meets the 200 test rooms in a later lease, against the shipped model, before it ships")
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    Path(a.out, "lever_choice.txt").write_text("\n".join(lines) + "\n")
+    Path(a.out, "chosen_lever.txt").write_text(chosen + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
