@@ -367,7 +367,9 @@ class ClipDataset(torch.utils.data.Dataset):
     training and sampling alike; absent when the indices are not chunks of consecutive frames; docs/DESIGN.md,
     "Items"), `target` uint8 (Ft, H, W, 3), `instruction`, `boxes` float32 (Ft, 4) of the target object
     (NaN where unseen; all NaN for navigation), `context_c2w` / `target_c2w` float32, `meta`.
-    Call `set_epoch(e)` each epoch for a new draw of the chunks (same seed + epoch = same draw).
+    Call `set_epoch(e)` each epoch for a new draw of the chunks (same seed + epoch = same draw). The draw is keyed
+    by the item's position in the sorted folder, so a room's context depends on the folder it sits in
+    (docs/DATA.md, "Context sampling happens at load time").
     """
 
     def __init__(self, root, clip_cfg="lite", sampling: str = "noncontiguous", seed: int = 0):
