@@ -18,7 +18,7 @@ if ! echo "$SHIPPED  data/v4s-lite/diffusion_pytorch_model.safetensors" | sha256
 fi
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 END=mixed ROOMS_BASE=60000 ROOMS_FROM=720 INIT_FROM=data/v4s-lite
-export EVAL_SETS=val VALIDATE_EVERY=0 CKPT_EVERY=${CKPT_EVERY:-1000} ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-5000}
+export EVAL_SETS=val VALIDATE_EVERY=0 CKPT_EVERY=${CKPT_EVERY:-1000} ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-4000}
 export TRAIN_SET="${TRAIN_EXTRA:-}" WORKERS=${WORKERS:-16}
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)
 N=${N:-120}; NV=${NV:-50}; CALL_S=${CALL_S:-580}; D=results/gpu_2026-12-07b; DEV=${DEVICE:-cuda}
