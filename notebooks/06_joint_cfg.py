@@ -52,7 +52,7 @@ from v4s_lite.data import clip_folders, load_clip, make_dataset
 from v4s_lite.exercises import check_exercise
 from v4s_lite.model import V4SModel
 from v4s_lite.plotting import DPI, FONT, context_attention_figure
-from v4s_lite.resources import results_file, shipped_model
+from v4s_lite.resources import results_json, shipped_model
 from v4s_lite.latents import encode_clips
 from v4s_lite.sample import V4SPipeline, context_chunk_frames, generate, item_inputs, where_it_looks
 from v4s_lite.statistics import bootstrap_ci, paired_difference, paired_table
@@ -213,7 +213,7 @@ for name, c in zip(frames, conf):
 # room re-rendered at the poses estimated from them (how consistent the video is with the room: higher is better).
 
 # %%
-tables = json.loads(results_file("gpu_2026-12-06d/lite_tables_test.json").read_text())
+tables = results_json("gpu_2026-12-06d/lite_tables_test.json")
 rows = {name: tables["conditions"][name]["per_clip"] for name in ("guidance none", "guidance text", "full (joint CFG)")}
 print("checkpoint:", tables["checkpoints"]["full (joint CFG)"], "| rooms:", len(rows["full (joint CFG)"]))
 print(f"{'condition':18s} {'IF(SD<0.2)':>10s} {'SD':>6s} {'PSNR':>6s}")
@@ -441,7 +441,7 @@ print(f"largest minus smallest chunk share, mean over rooms: trained {spread['tr
 #   SamplingSettings(guidance="joint", scale=5), tries=3)`, `v4s sample CHECKPOINT --clip FOLDER --guidance joint
 #   --scale 5 --tries 3`.
 # * Guidance measured across rooms, paired — `v4s_lite.statistics.paired_difference`, `paired_table`;
-#   the results through `v4s_lite.resources.results_file`.
+#   the results through `v4s_lite.resources.results_json`.
 # * Where the model looks — `v4s_lite.attention.AttentionCapture` (a diffusers attention processor on every
 #   self-attention layer), `sample.where_it_looks` (one item's context shares while it generates),
 #   `sample.context_chunk_frames`, `attention.attention_share`, `plotting.context_attention_figure`;

@@ -13,7 +13,8 @@ import jupytext
 import pytest
 
 from v4s_lite import resources
-from v4s_lite.resources import PIP_SPEC, REPO_URL, colab_url, course_file, results_file, shipped_model
+from v4s_lite.resources import (PIP_SPEC, REPO_URL, colab_url, course_file, read_json, results_file, results_json,
+                                shipped_model)
 from v4s_lite.utils import V4SError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,32 @@ def test_resources_from_inside_the_repo():
     assert results_file("nope.json", must_exist=False) is None
     with pytest.raises(V4SError, match=r"configs/nope\.yaml not found.*git clone .*pip install git\+"):
         course_file("configs/nope.yaml")
+
+
+def test_results_json_reads_a_compressed_record_under_its_plain_name(tmp_path, monkeypatch):
+    import json
+    import lzma
+
+    record = {"conditions": {"full (joint CFG)": {"summary": {"n": 3}}}}
+    (tmp_path / "results" / "run").mkdir(parents=True)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    with lzma.open(tmp_path / "results" / "run" / "big.json.xz", "wt") as f:
+        json.dump(record, f)
+    (tmp_path / "results" / "run" / "small.json").write_text(json.dumps({"n": 1}))
+    monkeypatch.setenv("V4S_COURSE_ROOT", str(tmp_path))
+    assert results_json("run/big.json") == record == results_json("run/big.json.xz")
+    assert results_json("run/small.json") == {"n": 1} == read_json(tmp_path / "results" / "run" / "small.json")
+    with pytest.raises(V4SError, match=r"results/run/gone\.json not found"):
+        results_json("run/gone.json")
+
+
+def test_the_records_the_notebooks_read_exist():
+    # every results_json / results_file name in a notebook resolves (a record compressed without its readers
+    # following would fail only when the notebook runs)
+    for src in SOURCES:
+        for name in re.findall(r"""results_(?:json|file)\(["']([^"'{}]+)["']\)""", src.read_text()):
+            assert results_file(name, must_exist=False) or results_file(name + ".xz", must_exist=False), (src.name, name)
 
 
 def test_resources_from_another_working_directory(tmp_path):

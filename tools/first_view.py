@@ -1,7 +1,7 @@
 """Does the model only keep what it already sees? The target's share of each test walk's true first frame, against
 where the model's walks end (results/cpu_2026-12-03e/README.md).
 
-    python tools/first_view.py --data data/lite/test/id --tables results/gpu_2026-12-03d/lite_tables_test.json
+    python tools/first_view.py --data data/lite/test/id --tables results/gpu_2026-12-03d/lite_tables_test.json.xz
 
 For every clip folder: render the true first frame (meta.json's first target pose) and count the target's pixels.
 Then, per grounding row of the results file: the share of videos whose final view holds the target (the judge's
@@ -16,6 +16,7 @@ import numpy as np
 from v4s_lite.data import clip_folders
 from v4s_lite.evaluate import JUDGE
 from v4s_lite.render import render
+from v4s_lite.resources import read_json
 from v4s_lite.scene import Scene
 from v4s_lite.tables import passes
 
@@ -31,7 +32,7 @@ def main(argv=None):
         out = render(Scene.from_dict(meta["scene"]), np.asarray(meta["target"]["c2w"][0]), np.asarray(meta["K"]),
                      meta["width"], meta["height"], antialias=1, coverage=False)
         shown[folder.name] = float((out.instance[0] == meta["target_id"]).mean()) >= JUDGE.prominent
-    res = json.loads(Path(a.tables).read_text())
+    res = read_json(a.tables)  # plain or .json.xz (results/ keeps large tables compressed)
     print(f"the target fills >= {JUDGE.prominent:.0%} of the true first frame in {sum(shown.values())} of {len(shown)} rooms")
     print("| condition | target in the final view | where the first frame shows it | where it does not |")
     print("|---|---|---|---|")

@@ -113,3 +113,28 @@ def results_file(name: str, must_exist: bool = True) -> Path:
         if must_exist:
             raise
         return None
+
+
+def read_json(path) -> dict:
+    """A JSON file, plain or compressed with xz (a name ending in .xz). results/ keeps its large records compressed, so
+    that the tree still travels to a GPU machine (tests/test_device_tree.py)."""
+    import json
+    import lzma
+
+    path = Path(path)
+    if path.suffix == ".xz":
+        with lzma.open(path, "rt") as f:
+            return json.load(f)
+    return json.loads(path.read_text())
+
+
+def results_json(name: str) -> dict:
+    """results/<name> read as JSON, e.g. results_json('gpu_2026-12-06d/lite_tables_test.json'). A record stored
+    compressed (`name.xz`) is found under its plain name too, so a reader need not know which records were squeezed."""
+    path = results_file(name, must_exist=False)
+    if path is None and not name.endswith(".xz"):
+        path = results_file(name + ".xz", must_exist=False)
+    if path is None:
+        results_file(name)  # raises the message that says where results/ was looked for
+    return read_json(path)
+

@@ -4,7 +4,7 @@
 # Nothing is chosen here. Try 1 must equal the shipped model's stored GPU test row (../gpu_2026-12-06d). One call,
 # from the repository root, carry [".site"]:   CALL_S=560 bash results/gpu_2026-12-07c/calls.sh $OUT
 # then here: python results/cpu_2026-12-05b/tries_analyse.py OUT/tries_test200.json --rule "final-view residual" --n 3
-#   --check results/gpu_2026-12-06d/lite_tables_test.json --check-row "full (joint CFG)"
+#   --check results/gpu_2026-12-06d/lite_tables_test.json.xz --check-row "full (joint CFG)"
 # Dry run on a CPU: DEVICE=cpu TEST_N=1 WORKERS=2 bash results/gpu_2026-12-07c/calls.sh /tmp/dry
 set -uo pipefail
 O=${1:?out dir}
