@@ -361,8 +361,8 @@ def jsonable(m: dict) -> dict:
 
 GENERATED_FILE = "generated.json"  # written by generate_videos beside the clip folders
 # the selection rule of repeated sampling (`v4s eval --checkpoint --tries N`): chosen on 64 validation rooms for the
-# shipped model, written before it ran (results/cpu_2026-12-06: 9 rooms won, 0 lost at 3 tries); on 64 test rooms
-# +0.047 IF(SD<0.2) (not shown), SD -0.049 (shown)
+# shipped model, written before it ran (results/cpu_2026-12-06: 9 rooms won, 0 lost at 3 tries); on 187 test rooms
+# IF(SD<0.2) 0.144 -> 0.214, +0.070 [+0.021, +0.118] (shown), SD -0.030 (shown): results/gpu_2026-12-07c
 PICK = "final-view residual"
 
 
