@@ -4,7 +4,7 @@
 # lease's time is spent, from the repository root, carry [".site", "exports/mixed_m"] (the second only for the
 # optional last phase; the other sessions' results/ folders out of the working tree, as ../gpu_2026-12-07/calls.sh says):
 #   CALL_S=580 bash results/gpu_2026-12-07b/calls.sh $OUT
-# Each call goes on from what the warm machine keeps: (1) fresh training rooms (offsets 720..799) and their latent
+# Each call goes on from what the warm machine keeps: (1) fresh training rooms (offsets 720..839) and their latent
 # cache; (2) the two arms side by side, warm from data/v4s-lite, to COOL_STEPS; (3) the 200 validation rooms, both
 # arms' rows; (4) the rule (choose_lever.py); (5) with time left, the contiguous-at-inference test row of
 # ../gpu_2026-12-07 (exports/mixed_m). Both arms are exported (ship) whenever they are at COOL_STEPS.
@@ -18,10 +18,10 @@ if ! echo "$SHIPPED  data/v4s-lite/diffusion_pytorch_model.safetensors" | sha256
 fi
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 END=mixed ROOMS_BASE=60000 ROOMS_FROM=720 INIT_FROM=data/v4s-lite
-export EVAL_SETS=val VALIDATE_EVERY=0 CKPT_EVERY=${CKPT_EVERY:-1000} ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-4000}
+export EVAL_SETS=val VALIDATE_EVERY=0 CKPT_EVERY=${CKPT_EVERY:-1000} ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-6000}
 export TRAIN_SET="${TRAIN_EXTRA:-}" WORKERS=${WORKERS:-16}
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)
-N=${N:-80}; NV=${NV:-50}; CALL_S=${CALL_S:-580}; D=results/gpu_2026-12-07b; DEV=${DEVICE:-cuda}
+N=${N:-120}; NV=${NV:-50}; CALL_S=${CALL_S:-580}; D=results/gpu_2026-12-07b; DEV=${DEVICE:-cuda}
 RUNS="mixed_m_cool mixed_m_cool_hinoise"
 V4S="python3 -m v4s_lite.cli"
 t0=$(date +%s); stamp() { echo "[$1: $(( $(date +%s)-t0 )) s]" | tee -a $O/calls.txt; }
