@@ -202,7 +202,7 @@ for name, c in zip(frames, conf):
 # question about many rooms, each generated under every mode with the same noise, compared room by room.
 #
 # ## Guidance measured across rooms
-# `results/gpu_2026-12-06d/lite_tables_test.json` holds all 200 in-distribution test rooms, generated on a GPU with
+# `results/gpu_2026-12-06d/lite_tables_test.json.xz` holds all 200 in-distribution test rooms, generated on a GPU with
 # the shipped model and scored by notebook 08's judge (`v4s tables`), under three guidance modes among others, same
 # rooms and same noise seeds: `full (joint CFG)` (w = 5), `guidance text`
 # (text-only CFG, w = 5: the paper's "without context CFG") and `guidance none`. Because the rooms are shared, we
