@@ -137,4 +137,3 @@ def results_json(name: str) -> dict:
     if path is None:
         results_file(name)  # raises the message that says where results/ was looked for
     return read_json(path)
-

@@ -1,17 +1,17 @@
 """A walk-aware selection rule for repeated sampling, checked offline on the stored tries (no new video): the rule
 of README.md ("Does a walk-aware pick help?"), written before this script first ran.
 
-    python results/cpu_2026-12-07/tries_walk.py results/cpu_2026-12-06/tries_val64_cpu.json.xz [--test]
+    python results/cpu_2026-12-07/tries_walk.py results/cpu_2026-12-06/tries_val64_cpu.json.xz
 
 The candidates read only what the adopted rule reads (the judge's pose search in the known room; never the target,
 the instruction's answer or the true walk): "estimated path" picks the try whose estimated camera path is shortest
 (path_m), "least turning" the one that turns least (turn_deg). The incumbent is the course's rule,
-statistics.SELECTION_RULES["final-view residual"] (evaluate.PICK). --test: the report on the test tries (only when a
-candidate was adopted on validation; the script prints every figure either way)."""
+statistics.SELECTION_RULES["final-view residual"] (evaluate.PICK). Given the test tries' file
+(../cpu_2026-12-06/tries_test64_cpu.json.xz) it prints the same figures as the report, which the rule allows only
+for a candidate adopted on validation."""
 import argparse
-import json
-import lzma
 
+from v4s_lite.resources import read_json
 from v4s_lite.statistics import SELECTION_RULES, paired_difference
 
 CANDIDATES = {"estimated path": lambda m: m["path_m"], "least turning": lambda m: m["turn_deg"]}
@@ -31,7 +31,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
     a = ap.parse_args()
-    (_, t), = json.load(lzma.open(a.file))["tries"].items()
+    (_, t), = read_json(a.file)["tries"].items()
     per_try = t["per_try"]
     first = {c: ms[0] for c, ms in per_try.items()}
     inc = picks(per_try, SELECTION_RULES[INCUMBENT])

@@ -8,22 +8,15 @@ SHIPPED_VAL_TABLES: ../gpu_2026-12-06g's rows on the same rooms (its "full (join
 seed). Exits 1 (nothing written) while a row holds fewer than N rooms. Writes OUT_DIR/lever_choice.txt (every
 figure and the reason) and OUT_DIR/chosen_lever.txt (the run the rule adopts, or "shipped")."""
 import argparse
-import json
-import lzma
 import sys
 from pathlib import Path
 
 from v4s_lite import tables
+from v4s_lite.resources import read_json
 from v4s_lite.statistics import paired_difference
 
 CONTROL, LEVER = "mixed_m_cool", "mixed_m_cool_hinoise"
 KEYS = ("IF@0.2", "SD", "walk", "no_backtrack", "no_teleport", "PSNR")
-
-
-def load(path):
-    op = lzma.open if str(path).endswith(".xz") else open
-    with op(path, "rt") as f:
-        return json.load(f)
 
 
 def fmt(d):
@@ -39,7 +32,7 @@ def main(argv=None):
     p.add_argument("val"), p.add_argument("shipped"), p.add_argument("out")
     p.add_argument("--need", type=int, default=200)
     a = p.parse_args(argv)
-    res, ship = load(a.val), load(a.shipped)
+    res, ship = read_json(a.val), read_json(a.shipped)
     conds = {f"full: {r}": res["conditions"][f"full: {r}"] for r in (CONTROL, LEVER)}
     conds["full: shipped"] = ship["conditions"]["full (joint CFG)"]
     n = {c: v["summary"]["n"] for c, v in conds.items()}
@@ -63,15 +56,11 @@ def main(argv=None):
     both = {"conditions": conds}
     c = tables.choose_run(both, ["shipped", CONTROL, LEVER], incumbent="shipped")
     chosen, reason = c["chosen"], "tier 1: " + c["reason"]
-    for r in (CONTROL, LEVER):
-        v = {k: paired_difference(pc["shipped"], pc[r], k) for k in ("IF@0.2", "SD", "walk")}
-        lines += [f"{r} minus shipped, {k}: {fmt(v[k])}" for k in v]
+    vs = {r: {k: paired_difference(pc["shipped"], pc[r], k) for k in ("IF@0.2", "SD", "walk")} for r in (CONTROL, LEVER)}
+    lines += [f"{r} minus shipped, {k}: {fmt(v[k])}" for r, v in vs.items() for k in v]
     if chosen == "shipped":
-        ok = []
-        for r in (CONTROL, LEVER):
-            v = {k: paired_difference(pc["shipped"], pc[r], k) for k in ("IF@0.2", "SD", "walk")}
-            if shown(v["SD"], below=True) and v["IF@0.2"]["mean"] >= 0 and v["walk"]["mean"] >= 0:
-                ok.append((conds[f"full: {r}"]["summary"]["SD"]["mean"], r))
+        ok = [(conds[f"full: {r}"]["summary"]["SD"]["mean"], r) for r, v in vs.items()
+              if shown(v["SD"], below=True) and v["IF@0.2"]["mean"] >= 0 and v["walk"]["mean"] >= 0]
         if ok:
             chosen = min(ok)[1]
             reason += f"; tier 2: {chosen} has SD shown lower than the shipped model's, IF(SD<0.2) and walk not lower"
