@@ -33,11 +33,14 @@ at_budget() { for r in $RUNS; do [ -d runs/$r/step_$(printf %06d $COOL_STEPS) ] 
 bash tools/gpu_lite.sh data $O $N; stamp "training rooms + cache"
 # the 200 validation rooms exactly as ../gpu_2026-12-06g rendered them (its stored shipped row pairs with these:
 # the same folder, so the same context draws; lite generation is identical on the H100 and the H200, ../gpu_2026-12-07)
-if [ ! -f data/val200/.done ]; then
+# rendered in the background beside training (it takes more than 390 s on 16 cores: the 2026-12-07 lease's first call
+# ran out there), detached so a call's end does not kill it; the next call finds .done
+if [ ! -f data/val200/.done ] && ! pgrep -f "out data/val200/id" > /dev/null; then
   rm -rf data/val200
-  for k in 0 1 2 3; do $V4S make-data --task grounding --split id --scenes $NV --seed $((300016+k*1000)) --clip-config lite \
-    --device $DEV --out data/val200/id --no-progress --scan random > /dev/null 2>> $O/mk_errors.log & done; wait
-  mkdir -p data/val200/ood data/val200/nav; touch data/val200/.done; stamp "val200: $(ls data/val200/id | wc -l) rooms"
+  setsid nohup bash -c 'for k in 0 1 2 3; do '"$V4S"' make-data --task grounding --split id --scenes '$NV' --seed $((300016+k*1000)) \
+    --clip-config lite --device '$DEV' --out data/val200/id --no-progress --scan random > /dev/null 2>> data/val200_errors.log & done; wait
+    mkdir -p data/val200/ood data/val200/nav; touch data/val200/.done' > /dev/null 2>&1 < /dev/null &
+  stamp "val200 started in the background"
 fi
 # 2. both arms side by side to COOL_STEPS (each stops there itself; --resume on a warm machine)
 s=$(left 40); at_budget || { [ $s -gt 60 ] && bash tools/gpu_lite.sh train $O $s $RUNS; }; stamp train
@@ -46,6 +49,7 @@ if ! at_budget; then echo "not at $COOL_STEPS steps yet: call again" | tee -a $O
 # 3. both arms' "full: RUN" rows on the validation rooms (one tables call: a deadline cuts both at the same rooms)
 VAL=runs/val200_lever.json
 dl=$(left 30)
+[ -f data/val200/.done ] || { echo "val200 not rendered yet: call again" | tee -a $O/calls.txt; dl=0; }
 [ $dl -gt 20 ] && OMP_NUM_THREADS=1 $V4S tables --runs runs --main mixed_m_cool --also $RUNS --only "full: mixed_m_cool" \
   --data data/val200 --out $VAL --resume --device $DEV --workers $WORKERS --deadline $dl 2>&1 | grep -v -i warn \
   | tail -n 30 | tee -a $O/summary.txt
