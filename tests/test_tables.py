@@ -278,12 +278,12 @@ def test_the_chance_row_walks_perfectly_to_another_object_and_fails(tmp_path):
 
 
 def _choice_results(per_run: dict) -> dict:
-    """A validation results file with one 'full: RUN' row per run: {run: [(IF@0.2, SD) per room]}."""
+    """A validation results file with one 'full: RUN' row per run: {run: [(IF@0.2, SD[, walk]) per room]}."""
     from v4s_lite.statistics import summarize
 
     conds = {}
     for r, rooms in per_run.items():
-        per_clip = {f"grounding_{300000 + i}": {"IF@0.2": f, "SD": sd} for i, (f, sd) in enumerate(rooms)}
+        per_clip = {f"grounding_{300000 + i}": dict(zip(("IF@0.2", "SD", "walk"), t)) for i, t in enumerate(rooms)}
         conds[f"full: {r}"] = {"per_clip": per_clip, "summary": summarize(per_clip)}
     return {"conditions": conds}
 
@@ -303,6 +303,25 @@ def test_choose_run_keeps_the_incumbent_unless_the_paired_lead_is_shown():
     a, b = [(1.0, 0.15), (0.0, 0.3)], [(1.0, 0.15), (0.0, 0.25)]
     c = paper_tables.choose_run(_choice_results({"a": a, "b": b}), ["a", "b"], incumbent=None)
     assert c["chosen"] == "b" and c["vs_incumbent"] is None
+
+
+def test_choose_runs_second_tier_takes_a_shown_lower_sd_only_without_losing_if_or_walk():
+    """sd_tier (the solver and training-lever leases): when the incumbent stays, a run whose SD is shown lower, with
+    IF(SD<0.2) and walk not lower on average, replaces it; one that pays for its SD with walks does not."""
+    shipped = [(0.0, 0.40, 1.0)] * 30 + [(1.0, 0.10, 1.0)] * 2
+    closer = [(0.0, 0.30, 1.0)] * 30 + [(1.0, 0.10, 1.0)] * 2  # every room nearer the target, nothing lost
+    res = _choice_results({"shipped": shipped, "closer": closer})
+    assert paper_tables.choose_run(res, ["shipped", "closer"])["chosen"] == "shipped"  # tier 1 alone keeps it
+    c = paper_tables.choose_run(res, ["shipped", "closer"], sd_tier=True)
+    assert c["chosen"] == "closer" and c["tier"] == 2 and "tier 2: closer" in c["reason"]
+    no_walk = [(0.0, 0.30, 0.0)] * 30 + [(1.0, 0.10, 1.0)] * 2  # nearer, but the walks fail
+    c = paper_tables.choose_run(_choice_results({"shipped": shipped, "no_walk": no_walk}), ["shipped", "no_walk"],
+                                sd_tier=True)
+    assert c["chosen"] == "shipped" and c["tier"] == 1 and "shipped stays" in c["reason"]
+    noisy = [(0.0, 0.20 if i % 2 else 0.58, 1.0) for i in range(30)] + [(1.0, 0.10, 1.0)] * 2  # lower on average, not shown
+    c = paper_tables.choose_run(_choice_results({"shipped": shipped, "noisy": noisy}), ["shipped", "noisy"],
+                                sd_tier=True)
+    assert c["chosen"] == "shipped"
 
 
 def test_choose_run_skips_unscored_runs_and_refuses_when_none_was_scored():

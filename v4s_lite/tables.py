@@ -246,7 +246,8 @@ def paired(res: dict, pairs: dict = PAIRS) -> dict:
     return out
 
 
-def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "IF@0.2", row: str = "full: {}") -> dict:
+def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "IF@0.2", row: str = "full: {}",
+               sd_tier: bool = False) -> dict:
     """The validation choice between runs scored side by side (`v4s tables --also`: one "full: RUN" row each, on the
     same rooms and noise seeds). The rule, fixed before the runs are trained: the highest mean `key` (IF(SD<0.2)),
     ties broken by the lower mean SD; a run with no scored room cannot be chosen. A challenger replaces the
@@ -255,7 +256,10 @@ def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "I
     Returns {"chosen", "by_rule" (the rule's pick before the incumbent check), "rows" [(run, mean key, mean SD, n)],
     "vs_incumbent" (statistics.paired_difference or None), "reason"}. `row`: each candidate's condition name; the
     guidance scale is chosen with the same rule among condition names (`v4s tables --scales`): row="{}",
-    incumbent="full (joint CFG)"."""
+    incumbent="full (joint CFG)".
+    `sd_tier`: when the incumbent stays, a second tier (the solver and training-lever leases, written before they
+    ran): a challenger whose SD is shown lower than the incumbent's (the paired interval below 0) while its mean
+    `key` and walk are not lower replaces it, the lowest mean SD among such; "tier" says which tier decided."""
     from .statistics import paired_difference
 
     conds = res["conditions"]
@@ -279,6 +283,21 @@ def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "I
             ci = "no paired rooms" if not d["n"] else f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
             out["reason"] = (f"{incumbent} kept: {by_rule} leads on {key} but its paired advantage is not shown "
                              f"({ci}, {d['wins']} rooms won / {d['losses']} lost of {d['n']})")
+    out["tier"] = 1
+    if sd_tier and out["chosen"] == incumbent and row.format(incumbent) in conds:
+        base, ok = conds[row.format(incumbent)]["per_clip"], []
+        for r, _, sd, _ in rows:
+            if r == incumbent:
+                continue
+            d = {k: paired_difference(base, conds[row.format(r)]["per_clip"], k) for k in ("SD", key, "walk")}
+            if d["SD"]["n"] and d["SD"]["ci95"][1] < 0 and all(d[k]["n"] and d[k]["mean"] >= 0 for k in (key, "walk")):
+                ok.append((sd, r))
+        if ok:
+            out.update(chosen=min(ok)[1], tier=2)
+            out["reason"] += (f"; tier 2: {out['chosen']} has SD shown lower than {incumbent}'s, {key} and walk not "
+                              f"lower (of {[r for _, r in ok]})")
+        else:
+            out["reason"] += f"; tier 2: no run has SD shown lower with {key} and walk not lower: {incumbent} stays"
     return out
 
 

@@ -5,11 +5,11 @@ replace the defaults (UniPC, 20 steps, the run's shift 3), judged on the 200 val
 
 writes OUT_DIR/chosen_solver.txt: the adopted row's --sampling text (e.g. "steps=40"), or "none", and
 OUT_DIR/solver_choice.txt: every row's figures and the reason."""
-import json
 import sys
 from pathlib import Path
 
 from v4s_lite import tables
+from v4s_lite.resources import read_json
 from v4s_lite.statistics import paired_difference
 
 DEFAULT = "full (joint CFG)"
@@ -20,7 +20,7 @@ def fmt(d):
 
 
 def main(path, out):
-    res = json.loads(Path(path).read_text())
+    res = read_json(path)
     conds = res["conditions"]
     rows = [DEFAULT] + sorted(c for c in conds if c.startswith(tables.SAMPLING_ROW))
     lines = []
@@ -31,20 +31,10 @@ def main(path, out):
         if r != DEFAULT:
             for k in ("IF@0.2", "SD", "walk"):
                 lines.append(f"    vs the defaults, {k}: {fmt(paired_difference(conds[DEFAULT]['per_clip'], conds[r]['per_clip'], k))}")
-    # tier 1: choose_run's rule (the highest IF(SD<0.2); replaces the defaults only with a 95% interval above 0)
-    c = tables.choose_run(res, rows, incumbent=DEFAULT, row="{}")
-    chosen, reason = c["chosen"], "tier 1: " + c["reason"]
-    if chosen == DEFAULT:  # tier 2: SD shown lower, IF(SD<0.2) and walk not lower on average; the lowest SD
-        ok = []
-        for r in rows[1:]:
-            d = {k: paired_difference(conds[DEFAULT]["per_clip"], conds[r]["per_clip"], k) for k in ("IF@0.2", "SD", "walk")}
-            if d["SD"]["n"] and d["SD"]["ci95"][1] < 0 and d["IF@0.2"]["mean"] >= 0 and d["walk"]["mean"] >= 0:
-                ok.append((conds[r]["summary"]["SD"]["mean"], r))
-        if ok:
-            chosen = min(ok)[1]
-            reason += f"; tier 2: {chosen} has SD shown lower with IF(SD<0.2) and walk not lower (of {[r for _, r in ok]})"
-        else:
-            reason += "; tier 2: no row has SD shown lower with IF(SD<0.2) and walk not lower: the defaults stay"
+    # tier 1: choose_run's rule (the highest IF(SD<0.2); replaces the defaults only with a 95% interval above 0);
+    # tier 2: SD shown lower, IF(SD<0.2) and walk not lower on average; the lowest SD
+    c = tables.choose_run(res, rows, incumbent=DEFAULT, row="{}", sd_tier=True)
+    chosen, reason = c["chosen"], c["reason"]
     spec = "none" if chosen == DEFAULT else chosen[len(tables.SAMPLING_ROW):].replace(", ", ",")
     lines.append(f"chosen: {chosen} -> --sampling {spec}\nreason: {reason}")
     Path(out).mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,13 @@
 (logit_mean 0.8) change the walk, and does either arm replace the shipped model? Validation rooms only.
 
     python results/gpu_2026-12-07b/choose_lever.py VAL_TABLES.json SHIPPED_VAL_TABLES.json[.xz] OUT_DIR [--need N]
+        [--shipped-row ROW]
 
 VAL_TABLES: the lease's "full: mixed_m_cool" and "full: mixed_m_cool_hinoise" rows on the 200 validation rooms;
 SHIPPED_VAL_TABLES: ../gpu_2026-12-06g's rows on the same rooms (its "full (joint CFG)": the shipped model, same noise
-seed). Exits 1 (nothing written) while a row holds fewer than N rooms. Writes OUT_DIR/lever_choice.txt (every
+seed; --shipped-row another row of that file, e.g. "full: mixed_m_warm" of ../gpu_2026-12-06c's CPU rows). Every
+row is cut to the rooms all three scored (the summaries recomputed on them). Exits 1 (nothing written) while fewer
+than N rooms are common. Writes OUT_DIR/lever_choice.txt (every
 figure and the reason) and OUT_DIR/chosen_lever.txt (the run the rule adopts, or "shipped")."""
 import argparse
 import sys
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from v4s_lite import tables
 from v4s_lite.resources import read_json
-from v4s_lite.statistics import paired_difference
+from v4s_lite.statistics import paired_difference, summarize
 
 CONTROL, LEVER = "mixed_m_cool", "mixed_m_cool_hinoise"
 KEYS = ("IF@0.2", "SD", "walk", "no_backtrack", "no_teleport", "PSNR")
@@ -31,14 +34,22 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("val"), p.add_argument("shipped"), p.add_argument("out")
     p.add_argument("--need", type=int, default=200)
+    p.add_argument("--shipped-row", default="full (joint CFG)")
+    p.add_argument("--interim", action="store_true", help="a report, not the design's choice: chosen_lever.txt is "
+                   "not written (arms short of COOL_STEPS, or fewer rooms than the design's 200)")
     a = p.parse_args(argv)
     res, ship = read_json(a.val), read_json(a.shipped)
-    conds = {f"full: {r}": res["conditions"][f"full: {r}"] for r in (CONTROL, LEVER)}
-    conds["full: shipped"] = ship["conditions"]["full (joint CFG)"]
-    n = {c: v["summary"]["n"] for c, v in conds.items()}
-    if min(n.values()) < a.need:
-        print(f"rows hold {n} rooms, the rule needs {a.need}: score the rest first")
+    rows = {r: res["conditions"][f"full: {r}"]["per_clip"] for r in (CONTROL, LEVER)}
+    rows["shipped"] = ship["conditions"][a.shipped_row]["per_clip"]
+    common = set.intersection(*(set(v) for v in rows.values()))
+    if len(common) < a.need:
+        print(f"rows hold {({r: len(v) for r, v in rows.items()})} rooms, {len(common)} in common; the rule needs "
+              f"{a.need}: score the rest first")
         return 1
+    conds = {}
+    for r, v in rows.items():
+        per_clip = {c: m for c, m in v.items() if c in common}
+        conds[f"full: {r}"] = {"per_clip": per_clip, "summary": summarize(per_clip)}
     pc = {c.split(": ")[1]: v["per_clip"] for c, v in conds.items()}
     lines = []
     for r in ("shipped", CONTROL, LEVER):
@@ -53,25 +64,20 @@ def main(argv=None):
                                                                                  "intervals include 0 or lie below)"))
     # (2) adoption against the shipped model: tables.choose_run (IF(SD<0.2), a 95% interval above 0), then an arm
     # with SD shown lower and IF(SD<0.2) and walk not lower on average (the solver lease's second tier)
-    both = {"conditions": conds}
-    c = tables.choose_run(both, ["shipped", CONTROL, LEVER], incumbent="shipped")
-    chosen, reason = c["chosen"], "tier 1: " + c["reason"]
+    c = tables.choose_run({"conditions": conds}, ["shipped", CONTROL, LEVER], incumbent="shipped", sd_tier=True)
+    chosen, reason = c["chosen"], c["reason"]
     vs = {r: {k: paired_difference(pc["shipped"], pc[r], k) for k in ("IF@0.2", "SD", "walk")} for r in (CONTROL, LEVER)}
     lines += [f"{r} minus shipped, {k}: {fmt(v[k])}" for r, v in vs.items() for k in v]
-    if chosen == "shipped":
-        ok = [(conds[f"full: {r}"]["summary"]["SD"]["mean"], r) for r, v in vs.items()
-              if shown(v["SD"], below=True) and v["IF@0.2"]["mean"] >= 0 and v["walk"]["mean"] >= 0]
-        if ok:
-            chosen = min(ok)[1]
-            reason += f"; tier 2: {chosen} has SD shown lower than the shipped model's, IF(SD<0.2) and walk not lower"
-        else:
-            reason += "; tier 2: no arm has SD shown lower with IF(SD<0.2) and walk not lower: the shipped model stays"
-    lines.append(f"chosen: {chosen}\nreason: {reason}")
-    if chosen != "shipped":
+    if a.interim:
+        lines.append(f"(interim: a report, not a choice) the rule would pick: {chosen}\nreason: {reason}")
+    else:
+        lines.append(f"chosen: {chosen}\nreason: {reason}")
+    if chosen != "shipped" and not a.interim:
         lines.append("an adopted arm meets the 200 test rooms in a later lease, against the shipped model, before it ships")
     Path(a.out).mkdir(parents=True, exist_ok=True)
     Path(a.out, "lever_choice.txt").write_text("\n".join(lines) + "\n")
-    Path(a.out, "chosen_lever.txt").write_text(chosen + "\n")
+    if not a.interim:
+        Path(a.out, "chosen_lever.txt").write_text(chosen + "\n")
     print("\n".join(lines))
     return 0
 
