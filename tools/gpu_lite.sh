@@ -29,6 +29,7 @@
 #                                                   # 34 videos a minute: results/gpu_2026-12-06g)
 #   bash tools/gpu_lite.sh evaldata OUT               # only the val and test sets (kept when their .rooms records these settings)
 #   bash tools/gpu_lite.sh asrun OUT RUN [RUN ...]    # exports/RUN (carried: ignored) as runs/RUN, one checkpoint each
+#   bash tools/gpu_lite.sh shipped OUT                # data/v4s-lite as runs/shipped, named by its export's step
 #   bash tools/gpu_lite.sh grow OUT DEADLINE [v4s tables options]  # the test tables in runs/lite_tables_$TEST.json
 #                                                   # (TEST: the test set, default test; test_scan: walks from a scan view)
 #                                                   # grown with `v4s tables --resume` (TABLES_FROM: the file to start
@@ -223,6 +224,9 @@ evaldata)
   ;;
 asrun)  # asrun OUT RUN [RUN ...]: carried exports as run folders, for the tables (export_runs)
   export_runs "$@"
+  ;;
+shipped)  # shipped OUT: data/v4s-lite as runs/shipped (shipped_run), for a tables call made outside this script
+  shipped_run
   ;;
 grow)
   DL=${1:?deadline}; shift

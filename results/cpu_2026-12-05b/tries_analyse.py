@@ -7,9 +7,8 @@ file's sample, room by room.
     6.1M model in ../gpu_2026-12-06c/lite/val200_tables_cpu.json.xz)
 """
 import argparse
-import json
-import lzma
 
+from v4s_lite.resources import read_json
 from v4s_lite.statistics import SELECTION_RULES, paired_difference
 
 ap = argparse.ArgumentParser()
@@ -19,15 +18,14 @@ ap.add_argument("--check-row", default="full: shipped")
 ap.add_argument("--rule", default="", help="report only this rule (the test set: the rule adopted on validation)")
 ap.add_argument("--n", type=int, default=0)
 a = ap.parse_args()
-load = lambda f: json.load(lzma.open(f) if f.endswith(".xz") else open(f))  # noqa: E731
-res = load(a.file)
+res = read_json(a.file)
 (name, t), = res["tries"].items()
 per_try = t["per_try"]
 n_tries = min(len(ms) for ms in per_try.values())
 first = {c: ms[0] for c, ms in per_try.items()}
 print(f"{a.file}: row {name!r}, {len(per_try)} rooms, {n_tries} tries each")
 if a.check:
-    old = load(a.check)["conditions"][a.check_row]["per_clip"]
+    old = read_json(a.check)["conditions"][a.check_row]["per_clip"]
     same = [c for c in first if c in old and first[c]["IF@0.2"] == old[c]["IF@0.2"] and
             abs(first[c]["SD"] - old[c]["SD"]) < 1e-9]
     print(f"determinism: try 1 equals {a.check}'s sample (IF@0.2 and SD) in {len(same)} of "

@@ -16,8 +16,7 @@ CALL_S=${CALL_S:-560}; t0=$(date +%s)
 mkdir -p runs $O
 nvidia-smi --query-gpu=name --format=csv,noheader 2>&1 | tee $O/gpu.txt
 bash tools/gpu_lite.sh evaldata $O  # the 200 test rooms (data/lite/test/id), as the stored test row's folder
-step=$(python3 -c "import json; print(json.load(open('data/v4s-lite/v4s_export.json'))['step'])")
-[ -d runs/shipped/step_$(printf %06d $step) ] || { rm -rf runs/shipped; mkdir -p runs/shipped/step_$(printf %06d $step); cp -r data/v4s-lite/. runs/shipped/step_$(printf %06d $step)/; }
+bash tools/gpu_lite.sh shipped $O  # data/v4s-lite as runs/shipped
 T=runs/tries_test200.json
 OMP_NUM_THREADS=1 python3 -m v4s_lite.cli tables --runs runs --data data/lite/test --out $T --main shipped --tries 3 \
   --only "full (joint CFG)" --device ${DEVICE:-cuda} --workers $WORKERS --resume \
