@@ -33,11 +33,13 @@ at_budget() { for r in $RUNS; do [ -d runs/$r/step_$(printf %06d $COOL_STEPS) ] 
 bash tools/gpu_lite.sh data $O $N; stamp "training rooms + cache"
 # the 200 validation rooms exactly as ../gpu_2026-12-06g rendered them (its stored shipped row pairs with these:
 # the same folder, so the same context draws; lite generation is identical on the H100 and the H200, ../gpu_2026-12-07)
-# rendered in the background beside training (it takes more than 390 s on 16 cores: the 2026-12-07 lease's first call
-# ran out there), detached so a call's end does not kill it; the next call finds .done
+# rendered in the background beside training, detached so a call's end does not kill it (the next call finds .done),
+# each process on 2 threads: four processes at the default 16 threads each fought over 16 cores, and the rendering
+# took more than 390 s (the first call of the 2026-12-07 lease ran out there) where ../gpu_2026-12-06g's, at 1 thread
+# each, took 84 s
 if [ ! -f data/val200/.done ] && ! pgrep -f "out data/val200/id" > /dev/null; then
   rm -rf data/val200
-  setsid nohup bash -c 'for k in 0 1 2 3; do '"$V4S"' make-data --task grounding --split id --scenes '$NV' --seed $((300016+k*1000)) \
+  setsid nohup bash -c 'for k in 0 1 2 3; do OMP_NUM_THREADS=2 '"$V4S"' make-data --task grounding --split id --scenes '$NV' --seed $((300016+k*1000)) \
     --clip-config lite --device '$DEV' --out data/val200/id --no-progress --scan random > /dev/null 2>> data/val200_errors.log & done; wait
     mkdir -p data/val200/ood data/val200/nav; touch data/val200/.done' > /dev/null 2>&1 < /dev/null &
   stamp "val200 started in the background"
