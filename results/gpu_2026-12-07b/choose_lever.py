@@ -20,6 +20,10 @@ from v4s_lite.statistics import paired_difference, summarize
 
 CONTROL, LEVER = "mixed_m_cool", "mixed_m_cool_hinoise"
 KEYS = ("IF@0.2", "SD", "walk", "no_backtrack", "no_teleport", "PSNR")
+# continuous measures of the same walk, reported beside the rule's pass/fail ones (more power on few rooms; added
+# 2026-12-07 10:08 UTC, before any interim room was read): the estimated path over the true walk's (no backtrack
+# fails above 1.5), the turning summed along it, the largest step between frames
+SECONDARY = ("path_ratio", "turn_deg", "jump_m")
 
 
 def fmt(d):
@@ -59,6 +63,7 @@ def main(argv=None):
     # (1) the lever: the arm with higher training noise minus its control, the same rooms, steps and warm start
     d = {k: paired_difference(pc[CONTROL], pc[LEVER], k) for k in KEYS}
     lines += [f"lever ({LEVER} minus {CONTROL}), {k}: {fmt(d[k])}" for k in KEYS]
+    lines += [f"lever, secondary, {k}: {fmt(paired_difference(pc[CONTROL], pc[LEVER], k))}" for k in SECONDARY]
     walk = [k for k in ("walk", "no_backtrack") if shown(d[k])]
     lines.append("the lever's walk effect: " + (f"shown on {walk}" if walk else "not shown (walk and no_backtrack "
                                                                                  "intervals include 0 or lie below)"))
