@@ -9,7 +9,7 @@
 # arms' rows; (4) the rule (choose_lever.py); (5) with time left, the contiguous-at-inference test row of
 # ../gpu_2026-12-07 (exports/mixed_m). Both arms are exported (ship) whenever they are at COOL_STEPS.
 # Dry run on a CPU (minutes): DEVICE=cpu N=1 NV=1 COOL_STEPS=2 WORKERS=2 TRAIN_EXTRA="--set batch_size=2
-#   --set checkpoint_every=1" CKPT_EVERY=1 bash results/gpu_2026-12-07b/calls.sh /tmp/dry
+#   --set checkpoint_every=1 --set warmup_steps=1" CKPT_EVERY=1 bash results/gpu_2026-12-07b/calls.sh /tmp/dry
 set -uo pipefail
 O=${1:?out dir}
 SHIPPED=af4ce05a65c2b457decd8b5d7cc04b0a19f2f71a774bb4c58d6660afe8f397cd
