@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # The twenty-eighth session's lease (2026-12-07b): does training at higher noise levels fix the walk? README.md
 # beside this file (the design and the rule, written before the lease). The same call, sent back to back until the
-# lease's time is spent, from the repository root, carry [".site", "exports/mixed_m"] (the second only for the
-# optional last phase; the other sessions' results/ folders out of the working tree, as ../gpu_2026-12-07/calls.sh says):
-#   CALL_S=580 bash results/gpu_2026-12-07b/calls.sh $OUT
+# lease's time is spent, from the repository root, carry [".site"]:
+#   CALL_S=570 bash results/gpu_2026-12-07b/calls.sh $OUT
 # Each call goes on from what the warm machine keeps: (1) fresh training rooms (offsets 720..839) and their latent
 # cache; (2) the two arms side by side, warm from data/v4s-lite, to COOL_STEPS; (3) the 200 validation rooms, both
-# arms' rows; (4) the rule (choose_lever.py); (5) with time left, the contiguous-at-inference test row of
-# ../gpu_2026-12-07 (exports/mixed_m). Both arms are exported (ship) whenever they are at COOL_STEPS.
+# arms' rows; (4) the rule (choose_lever.py). Both arms are exported (ship) once they are at COOL_STEPS. (A fifth
+# phase, ../gpu_2026-12-07's contiguous-at-inference test row, was removed on 2026-12-07: that row was finished on a CPU.)
 # Dry run on a CPU (minutes): DEVICE=cpu N=1 NV=1 COOL_STEPS=2 WORKERS=2 TRAIN_EXTRA="--set batch_size=2
 #   --set checkpoint_every=1 --set warmup_steps=1" CKPT_EVERY=1 bash results/gpu_2026-12-07b/calls.sh /tmp/dry
 set -uo pipefail
@@ -59,15 +58,5 @@ dl=$(left 30)
 # 4. the rule, once both rows hold every validation room
 if [ -f $VAL ] && python3 $D/choose_lever.py $VAL results/gpu_2026-12-06g/val200_solvers.json.xz $O --need $((4*NV)); then
   stamp rule
-  # 5. with time left: ../gpu_2026-12-07's row (the non-contiguous arm shown contiguous context) on the test rooms
-  if [ -f exports/mixed_m/diffusion_pytorch_model.safetensors ] && [ $(left 60) -gt 60 ]; then
-    EVAL_SETS=test TEST_N=${TEST_N:-25} bash tools/gpu_lite.sh evaldata $O && bash tools/gpu_lite.sh asrun $O mixed_m
-    mkdir -p runs/mixed_m_contiguous/step_013311  # names the budget (../gpu_2026-12-07/calls.sh)
-    T=runs/lite_tables_contig_inference.json
-    OMP_NUM_THREADS=1 $V4S tables --runs runs --data data/lite_mixed/test --out $T --resume --device $DEV \
-      --workers $WORKERS --deadline $(left 20) --main mixed_m --ablated mixed_m \
-      --only "full, same budget, contiguous context at inference" 2>&1 | grep -v -i warn | tail -n 20 | tee -a $O/summary.txt
-    [ -f $T ] && cp $T $O/; stamp "contiguous-at-inference row"
-  fi
 fi
 bash tools/gpu_lite.sh bundle $O
