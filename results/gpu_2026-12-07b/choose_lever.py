@@ -30,8 +30,8 @@ def fmt(d):
     return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] ({d['wins']} higher / {d['losses']} lower of {d['n']})"
 
 
-def shown(d, below=False):
-    return bool(d["n"]) and (d["ci95"][1] < 0 if below else d["ci95"][0] > 0)
+def shown(d):
+    return bool(d["n"]) and d["ci95"][0] > 0
 
 
 def main(argv=None):
@@ -44,17 +44,16 @@ def main(argv=None):
     a = p.parse_args(argv)
     res, ship = read_json(a.val), read_json(a.shipped)
     rows = {r: res["conditions"][f"full: {r}"]["per_clip"] for r in (CONTROL, LEVER)}
+    if a.shipped_row not in ship["conditions"]:
+        sys.exit(f"{a.shipped} has no row {a.shipped_row!r}; its rows: {', '.join(ship['conditions'])} (--shipped-row)")
     rows["shipped"] = ship["conditions"][a.shipped_row]["per_clip"]
     common = set.intersection(*(set(v) for v in rows.values()))
     if len(common) < a.need:
         print(f"rows hold {({r: len(v) for r, v in rows.items()})} rooms, {len(common)} in common; the rule needs "
               f"{a.need}: score the rest first")
         return 1
-    conds = {}
-    for r, v in rows.items():
-        per_clip = {c: m for c, m in v.items() if c in common}
-        conds[f"full: {r}"] = {"per_clip": per_clip, "summary": summarize(per_clip)}
-    pc = {c.split(": ")[1]: v["per_clip"] for c, v in conds.items()}
+    pc = {r: {c: m for c, m in v.items() if c in common} for r, v in rows.items()}
+    conds = {f"full: {r}": {"per_clip": v, "summary": summarize(v)} for r, v in pc.items()}
     lines = []
     for r in ("shipped", CONTROL, LEVER):
         s = conds[f"full: {r}"]["summary"]
