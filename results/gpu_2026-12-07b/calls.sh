@@ -5,9 +5,9 @@
 #   CALL_S=570 bash results/gpu_2026-12-07b/calls.sh $OUT
 # Each call goes on from what the warm machine keeps: (1) fresh training rooms (offsets 720..839) and their latent
 # cache; (2) the two arms side by side, warm from data/v4s-lite, to COOL_STEPS; (3) the 200 validation rooms, both
-# arms' rows; (4) the rule (choose_lever.py). Both arms are exported (ship) once they are at COOL_STEPS. (A fifth
+# arms' rows; (4) the rule (choose_lever.py); (5) an adopted arm's test rows. Both arms are exported (ship) once they are at COOL_STEPS. (A fifth
 # phase, ../gpu_2026-12-07's contiguous-at-inference test row, was removed on 2026-12-07: that row was finished on a CPU.)
-# Dry run on a CPU (minutes): DEVICE=cpu N=1 NV=1 COOL_STEPS=2 WORKERS=2 TRAIN_EXTRA="--set batch_size=2
+# Dry run on a CPU (minutes): DEVICE=cpu N=1 NV=1 TEST_N=1 COOL_STEPS=2 WORKERS=2 TRAIN_EXTRA="--set batch_size=2
 #   --set checkpoint_every=1 --set warmup_steps=1" CKPT_EVERY=1 bash results/gpu_2026-12-07b/calls.sh /tmp/dry
 set -uo pipefail
 O=${1:?out dir}
@@ -58,5 +58,20 @@ dl=$(left 30)
 # 4. the rule, once both rows hold every validation room
 if [ -f $VAL ] && python3 $D/choose_lever.py $VAL results/gpu_2026-12-06g/val200_solvers.json.xz $O --need $((4*NV)); then
   stamp rule
+fi
+# 5. (added in the thirtieth session, 2026-12-07, before any row of this design was made) once the rule has adopted
+# an arm, that arm's rows on the test rooms in the same lease, if time is left (else a later one): "full (joint CFG)"
+# on the 200 in-distribution and "OOD scenes" on the 100 OOD rooms, rendered as ../gpu_2026-12-06d's (the same seeds
+# and settings; END does not enter the evaluation sets), to pair with that lease's stored shipped rows. Nothing is
+# chosen on them.
+[ -f $O/chosen_lever.txt ] && cp $O/chosen_lever.txt runs/
+A=$(cat runs/chosen_lever.txt 2>/dev/null || echo none)
+if [ "$A" != none ] && [ "$A" != shipped ] && [ $(left 150) -gt 0 ]; then
+  EVAL_SETS=test bash tools/gpu_lite.sh evaldata $O; stamp "test rooms"
+  TEST=runs/test_lever_$A.json; dl=$(left 30)
+  [ $dl -gt 20 ] && OMP_NUM_THREADS=1 $V4S tables --runs runs --main $A --only "full (joint CFG)" "OOD scenes" \
+    --data data/lite_mixed/test --out $TEST --resume --device $DEV --workers $WORKERS --deadline $dl 2>&1 \
+    | grep -v -i warn | tail -n 30 | tee -a $O/summary.txt
+  [ -f $TEST ] && cp $TEST $O/; stamp "test rows of $A"
 fi
 bash tools/gpu_lite.sh bundle $O

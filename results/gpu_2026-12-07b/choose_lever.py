@@ -77,7 +77,7 @@ def main(argv=None):
     else:
         lines.append(f"chosen: {chosen}\nreason: {reason}")
     if chosen != "shipped" and not a.interim:
-        lines.append("an adopted arm meets the 200 test rooms in a later lease, against the shipped model, before it ships")
+        lines.append("an adopted arm meets the test rooms (calls.sh phase 5, or a later lease), against the shipped model, before it ships")
     Path(a.out).mkdir(parents=True, exist_ok=True)
     Path(a.out, "lever_choice.txt").write_text("\n".join(lines) + "\n")
     if not a.interim:
