@@ -7,7 +7,8 @@
 # that might land on a fresh machine hold what it needs (install the wheels, data, train, export):
 #   bash tools/gpu_lite.sh data  OUT [N_PER_PROC]     # training clips (12 + 4 processes) and the val / test sets
 #                                                   # (START=scan: training walks start at a scan view, make-data
-#                                                   # --start scan; EVAL_SETS: the evaluation sets, default "val test";
+#                                                   # --start scan; EVAL_SETS: the evaluation sets, default "val test",
+#                                                   # none: only the training clips;
 #                                                   # val_scan / test_scan: the same rooms, walks from a scan view;
 #                                                   # SCAN=canonical: every set with canonical scans, make-data --scan
 #                                                   # canonical, in DATA=data/lite_canon; END=scan: training walks
@@ -130,6 +131,8 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render, default "val test";
   # val_scan / test_scan: the same rooms (same seeds) with the grounding walks starting at a scan view (--start scan)
   # a set is kept only when its .rooms records these settings (kept): one of another size, one cut off while it
   # rendered or an earlier lease's is rendered again
+  # (none: no evaluation set, for a lease that renders its own, as results/gpu_2026-12-07b does)
+  [ "${EVAL_SETS:-}" = none ] && { echo "EVAL_SETS=none: no evaluation set rendered" | tee -a $OUT/summary.txt; return; }
   for s in ${EVAL_SETS:-val test}; do
     kept $DATA/$s "$(eval_set_made $s)" && continue
     case $s in
@@ -141,7 +144,7 @@ eval_data() {  # EVAL_SETS: which evaluation sets to render, default "val test";
       val_scan) val_id $DATA/val_scan --start scan ;;
       val_end) val_id $DATA/val_end --start $START --end scan ;;  # walks that end at a scan view (END=scan runs)
       test_scan) test_id_ood $DATA/test_scan --start scan ;;
-      *) echo "unknown evaluation set $s (val | test | val_scan | test_scan | val_end)"; exit 2 ;;
+      *) echo "unknown evaluation set $s (val | test | val_scan | test_scan | val_end, or EVAL_SETS=none alone)"; exit 2 ;;
     esac
   done
   wait

@@ -17,7 +17,7 @@ if ! echo "$SHIPPED  data/v4s-lite/diffusion_pytorch_model.safetensors" | sha256
 fi
 if [ ! -d /tmp/site/diffusers ] && [ -f .site/site.tar.xz ]; then mkdir -p /tmp/site && tar xJf .site/site.tar.xz -C /tmp/site; fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 END=mixed ROOMS_BASE=60000 ROOMS_FROM=720 INIT_FROM=data/v4s-lite
-export EVAL_SETS=val VALIDATE_EVERY=0 CKPT_EVERY=${CKPT_EVERY:-1000} ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-6000}
+export EVAL_SETS=none VALIDATE_EVERY=0 CKPT_EVERY=${CKPT_EVERY:-1000} ABLATIONS=0 COOL_STEPS=${COOL_STEPS:-6000}
 export TRAIN_SET="${TRAIN_EXTRA:-}" WORKERS=${WORKERS:-16}
 ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn)
 N=${N:-120}; NV=${NV:-50}; CALL_S=${CALL_S:-580}; D=results/gpu_2026-12-07b; DEV=${DEVICE:-cuda}
@@ -29,7 +29,8 @@ mkdir -p runs $O data
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | tee -a $O/gpu.txt
 at_budget() { for r in $RUNS; do [ -d runs/$r/step_$(printf %06d $COOL_STEPS) ] || return 1; done; }
 # 1. training rooms (kept on a warm machine) and the cache both arms share (logit_mean does not enter it)
-bash tools/gpu_lite.sh data $O $N; stamp "training rooms + cache"
+bash tools/gpu_lite.sh data $O $N; stamp "training rooms + cache"  # (EVAL_SETS=none since the thirtieth session:
+# the data phase rendered 128 default validation rooms this design never reads, ~50 s of its first call)
 # the 200 validation rooms exactly as ../gpu_2026-12-06g rendered them (its stored shipped row pairs with these:
 # the same folder, so the same context draws; lite generation is identical on the H100 and the H200, ../gpu_2026-12-07)
 # rendered in the background beside training, detached so a call's end does not kill it (the next call finds .done),
