@@ -18,6 +18,9 @@ nvidia-smi --query-gpu=name --format=csv,noheader 2>&1 | tee $O/gpu.txt
 bash tools/gpu_lite.sh evaldata $O  # the 200 test rooms (data/lite/test/id), as the stored test row's folder
 bash tools/gpu_lite.sh shipped $O  # data/v4s-lite as runs/shipped
 T=runs/tries_test200.json
+# a fresh machine starts from the committed 187 rooms (added in the thirtieth session; `--resume` checks that the
+# stored rows' checkpoint, seed, tries and evaluation set are this call's, and scores only the 13 rooms left)
+[ -f $T ] || xz -dc results/gpu_2026-12-07c/tries_test200.json.xz > $T
 OMP_NUM_THREADS=1 python3 -m v4s_lite.cli tables --runs runs --data data/lite/test --out $T --main shipped --tries 3 \
   --only "full (joint CFG)" --device ${DEVICE:-cuda} --workers $WORKERS --resume \
   --deadline $(( CALL_S - ($(date +%s)-t0) - 15 )) 2>&1 | grep -v -i warn | tail -n 20 | tee $O/summary.txt
