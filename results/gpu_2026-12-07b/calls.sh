@@ -5,8 +5,10 @@
 #   CALL_S=570 bash results/gpu_2026-12-07b/calls.sh $OUT
 # Each call goes on from what the warm machine keeps: (1) fresh training rooms (offsets 720..839) and their latent
 # cache; (2) the two arms side by side, warm from data/v4s-lite, to COOL_STEPS; (3) the 200 validation rooms, both
-# arms' rows; (4) the rule (choose_lever.py); (5) an adopted arm's test rows. Both arms are exported (ship) once they are at COOL_STEPS. (A fifth
-# phase, ../gpu_2026-12-07's contiguous-at-inference test row, was removed on 2026-12-07: that row was finished on a CPU.)
+# arms' rows; (4) the rule (choose_lever.py); (5) an adopted arm's test rows. Both arms are exported (ship) once
+# they are at COOL_STEPS. (An earlier fifth phase, ../gpu_2026-12-07's contiguous-at-inference test row, was removed
+# on 2026-12-07: that row was finished on a CPU.) The lever was closed in the thirtieth session (README.md: no walk
+# effect in fresh arms, and the first reading did not hold on further rooms); the script stays as the record.
 # Dry run on a CPU (minutes): DEVICE=cpu N=1 NV=1 TEST_N=1 COOL_STEPS=2 WORKERS=2 TRAIN_EXTRA="--set batch_size=2
 #   --set checkpoint_every=1 --set warmup_steps=1" CKPT_EVERY=1 bash results/gpu_2026-12-07b/calls.sh /tmp/dry
 set -uo pipefail
