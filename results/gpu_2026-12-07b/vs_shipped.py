@@ -8,6 +8,8 @@ import argparse
 from v4s_lite.resources import read_json
 from v4s_lite.statistics import paired_difference, summarize
 
+from choose_lever import fmt  # beside this file: the rule's own format for a paired difference
+
 KEYS = ("IF@0.2", "SD", "walk", "no_backtrack", "no_teleport", "PSNR", "path_ratio")
 
 
@@ -26,9 +28,7 @@ def main(argv=None):
         print(f"{name:28s} n={s['n']} IF@0.2={s['IF@0.2']['mean']:.3f} SD={s['SD']['mean']:.3f} "
               f"walk={s['walk']['mean']:.3f} PSNR={s['PSNR']['mean']:.2f}")
     for k in KEYS:
-        d = paired_difference(ship, arm, k)
-        print(f"{a.row} minus shipped, {k}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
-              f"({d['wins']} higher / {d['losses']} lower of {d['n']})")
+        print(f"{a.row} minus shipped, {k}: {fmt(paired_difference(ship, arm, k))}")
 
 
 if __name__ == "__main__":
