@@ -291,6 +291,19 @@ def test_paired_difference_and_sign_test():
     assert d["ci95"][0] > 0.3 and d["losses"] == 0
 
 
+def test_format_difference_prints_the_paired_result_it_is_given():
+    from v4s_lite.statistics import format_difference, paired_difference
+
+    a = {f"c{i}": {"x": 0.0} for i in range(8)}
+    b = {f"c{i}": {"x": [1.0, 0.0, -1.0, 1.0, 1.0, 0.0, 0.0, 0.0][i]} for i in range(8)}
+    d = paired_difference(a, b, "x")
+    lo, hi = d["ci95"]
+    assert format_difference(d) == f"+0.250 [{lo:+.3f}, {hi:+.3f}] (3 won / 1 lost of 8)"
+    assert format_difference(d, counts=None) == f"+0.250 [{lo:+.3f}, {hi:+.3f}]"
+    assert format_difference(d, ", {wins} higher / {losses} lower").endswith("], 3 higher / 1 lower")
+    assert format_difference(paired_difference(a, {}, "x")) == "no paired rooms"
+
+
 def test_rooms_needed_predicts_how_often_the_paired_interval_excludes_zero():
     """The planned power is what paired_difference's own bootstrap interval achieves: simulated comparisons of
     `rooms` rooms (a success metric near 10%, as IF(SD<0.2)) exclude 0 about as often as planned."""

@@ -51,6 +51,15 @@ def paired_difference(a: dict, b: dict, key: str, n_boot: int = 2000, seed: int 
             "ties": len(d) - wins - losses, "p_sign": sign_test(wins, losses)}
 
 
+def format_difference(d: dict, counts: str | None = " ({wins} won / {losses} lost of {n})") -> str:
+    """A paired_difference result as the course's notes print it: "+0.031 [-0.109, +0.156] (12 won / 8 lost of 64)";
+    `counts` formats the tail from the result's fields (None: the mean and interval alone)."""
+    if not d["n"]:
+        return "no paired rooms"
+    lo, hi = d["ci95"]
+    return f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]" + ("" if counts is None else counts.format(**d))
+
+
 def _differences(a: dict, b: dict, key: str) -> np.ndarray:
     """b minus a, clip by clip, on the clips both scored."""
     clips = [c for c in a if c in b and _finite(a[c].get(key)) and _finite(b[c].get(key))]

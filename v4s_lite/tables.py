@@ -260,7 +260,7 @@ def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "I
     `sd_tier`: when the incumbent stays, a second tier (the solver and training-lever leases, written before they
     ran): a challenger whose SD is shown lower than the incumbent's (the paired interval below 0) while its mean
     `key` and walk are not lower replaces it, the lowest mean SD among such; "tier" says which tier decided."""
-    from .statistics import paired_difference
+    from .statistics import format_difference, paired_difference
 
     conds = res["conditions"]
     rows = []
@@ -280,7 +280,7 @@ def choose_run(res: dict, runs, incumbent: str | None = "shipped", key: str = "I
         out["vs_incumbent"] = d
         if d["n"] == 0 or d["ci95"][0] <= 0:
             out["chosen"] = incumbent
-            ci = "no paired rooms" if not d["n"] else f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            ci = format_difference(d, counts=None)
             out["reason"] = (f"{incumbent} kept: {by_rule} leads on {key} but its paired advantage is not shown "
                              f"({ci}, {d['wins']} rooms won / {d['losses']} lost of {d['n']})")
     out["tier"] = 1

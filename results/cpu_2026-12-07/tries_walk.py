@@ -12,7 +12,7 @@ for a candidate adopted on validation."""
 import argparse
 
 from v4s_lite.resources import read_json
-from v4s_lite.statistics import SELECTION_RULES, paired_difference
+from v4s_lite.statistics import SELECTION_RULES, format_difference, paired_difference
 
 CANDIDATES = {"estimated path": lambda m: m["path_m"], "least turning": lambda m: m["turn_deg"]}
 INCUMBENT = "final-view residual"
@@ -24,7 +24,7 @@ def picks(per_try, rule):
 
 
 def fmt(d):
-    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], {d['wins']} won / {d['losses']} lost of {d['n']}"
+    return format_difference(d, ", {wins} won / {losses} lost of {n}")
 
 
 def main():

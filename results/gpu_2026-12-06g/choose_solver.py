@@ -10,13 +10,12 @@ from pathlib import Path
 
 from v4s_lite import tables
 from v4s_lite.resources import read_json
-from v4s_lite.statistics import paired_difference
+from v4s_lite.statistics import format_difference, paired_difference
 
 DEFAULT = "full (joint CFG)"
 
 
-def fmt(d):
-    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] ({d['wins']} won / {d['losses']} lost of {d['n']})"
+fmt = format_difference
 
 
 def main(path, out):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from v4s_lite import tables
 from v4s_lite.resources import read_json
-from v4s_lite.statistics import paired_difference, summarize
+from v4s_lite.statistics import format_difference, paired_difference, summarize
 
 CONTROL, LEVER = "mixed_m_cool", "mixed_m_cool_hinoise"
 KEYS = ("IF@0.2", "SD", "walk", "no_backtrack", "no_teleport", "PSNR")
@@ -27,7 +27,7 @@ SECONDARY = ("path_ratio", "turn_deg", "jump_m")
 
 
 def fmt(d):
-    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] ({d['wins']} higher / {d['losses']} lower of {d['n']})"
+    return format_difference(d, " ({wins} higher / {losses} lower of {n})")
 
 
 def shown(d):
