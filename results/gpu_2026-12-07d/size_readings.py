@@ -1,0 +1,78 @@
+"""Readings 1 and 2 of README.md (written before the lease): the 17.1M lite_l against the 6.1M run of the shipped
+model's first lease (../gpu_2026-12-06b), same rooms and recipe, by training loss at equal training seconds and at
+equal steps, and by the condition gaps at the destination at equal steps.
+
+    python results/gpu_2026-12-07d/size_readings.py LITE_L_LOSS.jsonl LITE_L_VALIDATION.jsonl
+
+Training seconds: the time between consecutive loss rows, summed, leaving out gaps over 5 s (a validation probe, a
+restart and its compilation), so both runs count only their training steps.
+"""
+import argparse
+import json
+import lzma
+
+import numpy as np
+
+M_LOSS = "results/gpu_2026-12-06b/mixed_m_step013311/loss.jsonl.xz"
+M_VAL = "results/gpu_2026-12-06b/lite/validation_mixed_m.jsonl"
+GAPS = ("other room's context", "other instruction", "noise context", "shuffled context chunks")
+
+
+def rows(path):
+    with (lzma.open(path, "rt") if path.endswith(".xz") else open(path)) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def with_train_seconds(log):
+    """(step, loss, training seconds so far) per row."""
+    out, t, prev = [], 0.0, None
+    for r in log:
+        if prev is not None:
+            dt = r["seconds"] - prev["seconds"]
+            if 0 < dt <= 5:
+                t += dt
+        out.append((r["step"], r["loss"], t))
+        prev = r
+    return np.array(out)
+
+
+def mean_loss(a, lo, hi, col):
+    """The mean logged loss of the rows whose `col` (0: step, 2: training seconds) lies in [lo, hi)."""
+    sel = a[(a[:, col] >= lo) & (a[:, col] < hi)]
+    return (float(sel[:, 1].mean()), len(sel)) if len(sel) else (float("nan"), 0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("loss"), p.add_argument("validation")
+    a = p.parse_args(argv)
+    L, M = with_train_seconds(rows(a.loss)), with_train_seconds(rows(M_LOSS))
+    last_step, last_t = int(L[-1, 0]), L[-1, 2]
+    print(f"lite_l: {last_step} steps in {last_t:.0f} training seconds ({last_step / last_t:.2f} steps/s); "
+          f"6.1M: {int(M[-1, 0])} in {M[-1, 2]:.0f} ({M[-1, 0] / M[-1, 2]:.2f} steps/s)")
+    print("\n| steps | lite_l loss | 6.1M loss | lite_l - 6.1M |\n|---|---|---|---|")
+    for lo in range(0, last_step, 1000):
+        x, y = mean_loss(L, lo, lo + 1000, 0)[0], mean_loss(M, lo, lo + 1000, 0)[0]
+        print(f"| {lo:,}-{min(lo + 1000, last_step):,} | {x:.3f} | {y:.3f} | {x - y:+.3f} |")
+    # reading 1: lite_l's last 1,000 steps against the 6.1M run over the same training seconds
+    t0 = float(L[L[:, 0] >= last_step - 1000][0, 2])
+    x, nx = mean_loss(L, last_step - 1000, last_step + 1, 0)
+    y, ny = mean_loss(M, t0, last_t + 1e-9, 2)
+    steps_m = M[(M[:, 2] >= t0) & (M[:, 2] <= last_t), 0]
+    print(f"\nreading 1, equal training seconds {t0:.0f}-{last_t:.0f}: lite_l {x:.3f} (steps {last_step - 1000:,}-"
+          f"{last_step:,}), 6.1M {y:.3f} (steps {int(steps_m.min()):,}-{int(steps_m.max()):,}): {x - y:+.3f}; "
+          f"size pays per second (by the README's criterion, lower by > 0.005): {'yes' if x - y < -0.005 else 'no'}")
+    gv = {r["step"]: r for r in rows(a.validation)}
+    mv = {r["step"]: r for r in rows(M_VAL)}
+    print("\n| steps | " + " | ".join(f"{g}: lite_l / 6.1M" for g in GAPS) + " |\n|---|" + "---|" * len(GAPS))
+    for s in sorted(gv):
+        cells = [f"{100 * gv[s][f'end gap: {g}']:+.2f}% / " +
+                 (f"{100 * mv[s][f'end gap: {g}']:+.2f}%" if s in mv else "-") for g in GAPS]
+        print(f"| {s:,} | " + " | ".join(cells) + " |")
+    top = max((gv[s]["end gap: shuffled context chunks"] for s in gv), default=float("nan"))
+    print(f"\nreading 2: the largest shuffled-chunks gap at the destination {100 * top:+.2f}%; reads the geometry "
+          f"(>= 1%): {'yes' if top >= 0.01 else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
