@@ -4,6 +4,7 @@
 #   CALL_S=580 bash results/gpu_2026-12-07d/calls.sh $OUT            # calls 1 and 2: data, then lite_l trains
 #   FINAL=1 CALL_S=<what is left - 20> bash results/gpu_2026-12-07d/calls.sh $OUT   # the last: trains on until
 #                                               # VAL_S + 40 s are left, exports, scores the 200 validation rooms
+#                                               # (VAL_S=0: no validation rows, all the call's time to training)
 # Each call goes on from what the warm machine keeps: (1) the 200 validation rooms, rendered in the background from the
 # call's first second, 1 thread per process (as ../gpu_2026-12-06g rendered them: its stored shipped row pairs with
 # them); (2) the training rooms of the shipped model's first lease (../gpu_2026-12-06b: END=mixed, ROOMS_BASE=60000,
@@ -49,6 +50,7 @@ cp runs/$RUN/validation.jsonl $O/validation_$RUN.jsonl 2>/dev/null
 if [ $FINAL = 1 ]; then
   # 4. the export (bf16, shards of <= 15 MB), then the rule's row on the 200 validation rooms
   bash tools/gpu_lite.sh ship $O $RUN; stamp ship
+  [ $VAL_S = 0 ] && { echo "VAL_S=0: no validation rows (README.md, Budget)" | tee -a $O/calls.txt; bash tools/gpu_lite.sh bundle $O; exit 0; }
   for i in $(seq 1 60); do [ -f data/val200/.done ] && break; sleep 2; done
   VAL=runs/val200_size.json; dl=$(left 15)
   [ -f data/val200/.done ] || { echo "val200 not rendered: call again with FINAL=1" | tee -a $O/calls.txt; dl=0; }
