@@ -5,7 +5,10 @@ equal steps, and by the condition gaps at the destination at equal steps.
     python results/gpu_2026-12-07d/size_readings.py LITE_L_LOSS.jsonl LITE_L_VALIDATION.jsonl
 
 Training seconds: the time between consecutive loss rows, summed, leaving out gaps over 5 s (a validation probe, a
-restart and its compilation), so both runs count only their training steps.
+restart and its compilation), so both runs count only their training steps. --m-seconds-scale S multiplies the 6.1M
+run's seconds by S: that run had an H200 and this lease an H100 (added after the lease, which the design had not
+foreseen: 1.22 = the 6.1M model's 1,248 samples/s on the H200, ../gpu_2026-12-06b, over its 1,022 on an H100,
+../gpu_2026-12-06), so reading 1 can also be read in H100 seconds; the criterion is reported both ways.
 """
 import argparse
 import json
@@ -45,8 +48,10 @@ def mean_loss(a, lo, hi, col):
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("loss"), p.add_argument("validation")
+    p.add_argument("--m-seconds-scale", type=float, default=1.0, help="the 6.1M run's seconds times this")
     a = p.parse_args(argv)
     L, M = with_train_seconds(rows(a.loss)), with_train_seconds(rows(M_LOSS))
+    M[:, 2] *= a.m_seconds_scale
     last_step, last_t = int(L[-1, 0]), L[-1, 2]
     print(f"lite_l: {last_step} steps in {last_t:.0f} training seconds ({last_step / last_t:.2f} steps/s); "
           f"6.1M: {int(M[-1, 0])} in {M[-1, 2]:.0f} ({M[-1, 0] / M[-1, 2]:.2f} steps/s)")
@@ -59,16 +64,21 @@ def main(argv=None):
     x, nx = mean_loss(L, last_step - 1000, last_step + 1, 0)
     y, ny = mean_loss(M, t0, last_t + 1e-9, 2)
     steps_m = M[(M[:, 2] >= t0) & (M[:, 2] <= last_t), 0]
-    print(f"\nreading 1, equal training seconds {t0:.0f}-{last_t:.0f}: lite_l {x:.3f} (steps {last_step - 1000:,}-"
+    scale = "" if a.m_seconds_scale == 1 else f" (the 6.1M run's seconds x {a.m_seconds_scale:g})"
+    print(f"\nreading 1{scale}, equal training seconds {t0:.0f}-{last_t:.0f}: lite_l {x:.3f} (steps {last_step - 1000:,}-"
           f"{last_step:,}), 6.1M {y:.3f} (steps {int(steps_m.min()):,}-{int(steps_m.max()):,}): {x - y:+.3f}; "
           f"size pays per second (by the README's criterion, lower by > 0.005): {'yes' if x - y < -0.005 else 'no'}")
     gv = {r["step"]: r for r in rows(a.validation)}
     mv = {r["step"]: r for r in rows(M_VAL)}
+    print("\nAt the destination (the walk's last latent frames), then over the whole walk:")
     print("\n| steps | " + " | ".join(f"{g}: lite_l / 6.1M" for g in GAPS) + " |\n|---|" + "---|" * len(GAPS))
     for s in sorted(gv):
         cells = [f"{100 * gv[s][f'end gap: {g}']:+.2f}% / " +
                  (f"{100 * mv[s][f'end gap: {g}']:+.2f}%" if s in mv else "-") for g in GAPS]
         print(f"| {s:,} | " + " | ".join(cells) + " |")
+    for s in sorted(gv):
+        print(f"| {s:,}, whole walk | " + " | ".join(f"{100 * gv[s][f'gap: {g}']:+.2f}% / " + (
+            f"{100 * mv[s][f'gap: {g}']:+.2f}%" if s in mv else "-") for g in GAPS) + " |")
     top = max((gv[s]["end gap: shuffled context chunks"] for s in gv), default=float("nan"))
     print(f"\nreading 2: the largest shuffled-chunks gap at the destination {100 * top:+.2f}%; reads the geometry "
           f"(>= 1%): {'yes' if top >= 0.01 else 'no'}")
