@@ -480,7 +480,7 @@ fig.tight_layout()
 # 6.1M run of those rooms). The answer held. Per step it learns faster (training loss 0.301 against 0.318 at steps
 # 3,000-4,000) and leans on the room more (another room's context +11.1% at the walk's destination, against +8.2%),
 # but each step costs 1.8x, so per second of the same GPU the two sizes are level (0.301 against 0.302), and on 64
-# validation rooms it grounds 8 where the 6.1M model at the same device time grounds 4: +0.062 [-0.031, +0.156],
+# validation rooms it grounds 8 where the 6.1M model at about the same device time grounds 4: +0.062 [-0.031, +0.156],
 # not separated. Size is a lever this course cannot pull further anyway: 34 MB of weights cannot travel to the next
 # lease beside the repository, 12 MB can, so the shipped size is the one that can be trained lease after lease.
 
