@@ -27,7 +27,7 @@ from v4s_lite.data import clip_folders, load_clip
 from v4s_lite.latents import encode_clips
 from v4s_lite.model import V4SModel
 from v4s_lite.sample import SamplingSettings, V4SPipeline, context_chunk_frames, where_it_looks
-from v4s_lite.statistics import bootstrap_ci, paired_difference
+from v4s_lite.statistics import bootstrap_ci, format_difference, paired_difference
 from v4s_lite.utils import V4SError
 
 SHOWS = 0.5  # a chunk shows the target when one of its frames has this share of the target in view (notebook 06)
@@ -121,9 +121,8 @@ def main(argv=None):
         for key in (KEY, END_KEY):
             d = paired_difference(results[first], r, key)
             if d["n"]:
-                print(f"{name} minus {first}, {key}, paired on {d['n']} rooms: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, "
-                      f"{d['ci95'][1]:+.3f}], higher in {d['wins']} rooms, lower in {d['losses']} (sign test p = "
-                      f"{d['p_sign']:.3f})")
+                print(f"{name} minus {first}, {key}, paired on {d['n']} rooms: " + format_difference(
+                    d, ", higher in {wins} rooms, lower in {losses} (sign test p = {p_sign:.3f})"))
 
 
 if __name__ == "__main__":
