@@ -577,6 +577,10 @@ def test_device_batch_training_resumes_exactly_and_logs_at_log_steps(tmp_path):
     # the host reads the loss at log steps and checkpoints only (a window mean), not at every step
     assert [r["step"] for r in read_log(full)] == [2, 3, 4, 6]
     assert read_log(full / "loss.jsonl") == read_log(full)  # the log file itself reads the same (results/ keeps logs)
+    import lzma
+
+    (tmp_path / "loss.jsonl.xz").write_bytes(lzma.compress((full / "loss.jsonl").read_bytes()))
+    assert read_log(tmp_path / "loss.jsonl.xz") == read_log(full)  # and compressed, as results/ keeps long logs
 
 
 def test_a_log_row_is_read_after_the_next_step_is_queued(tmp_path, monkeypatch):

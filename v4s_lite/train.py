@@ -109,10 +109,16 @@ class _GpuClock:
 # --------------------------------------------------------------------------------------------- loop
 def read_log(run_dir) -> list[dict]:
     """A run's loss log (run_dir/loss.jsonl) as a list of rows; run_dir may also be the .jsonl file itself (a log
-    kept apart from its run, as results/ keeps them)."""
+    kept apart from its run, as results/ keeps them), or that file compressed with xz (.jsonl.xz: results/ keeps its
+    long logs so, tests/test_device_tree.py)."""
+    import lzma
+
     path = Path(run_dir)
-    path = path if path.suffix == ".jsonl" else path / "loss.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    path = path if path.suffix in (".jsonl", ".xz") else path / "loss.jsonl"
+    if not path.exists():
+        return []
+    text = lzma.open(path, "rt").read() if path.suffix == ".xz" else path.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def seconds_per_step(log: list[dict]) -> float:
