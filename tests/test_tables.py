@@ -111,6 +111,18 @@ def test_v4s_tables_writes_the_results_file_notebook_09_reads(tmp_path):
     assert res["paired"]["joint vs text-only CFG (the paper's 'without context CFG'): SD"]["n"] == 2
     assert main(args + ["--tries", "3", "--resume", "--seed", "1"] + rows) == 2  # other noise
     assert main(args + ["--resume"] + rows) == 2  # 1 try per clip where the file has 3
+    assert main(args + ["--tries", "2", "--resume"] + rows) == 2  # a row grows to more tries, never to fewer
+    # --tries 4 --resume grows the row: each room keeps its 3 stored tries and gets only a 4th, the same 4th try a
+    # fresh 4-try run makes (try k has noise seed k - 1), so a table of 3 tries grows on a later machine
+    stored = res["tries"]["full (joint CFG)"]["per_try"]
+    assert main(args + ["--tries", "4", "--resume", "--only", "full (joint CFG)"]) == 0
+    grown = json.loads(out.read_text())["tries"]["full (joint CFG)"]
+    assert grown["n"] == [1, 2, 3, 4] and all(grown["per_try"][k][:3] == stored[k] for k in stored)
+    fresh = tmp_path / "fresh4.json"
+    assert main([*args[:5], "--out", str(fresh), "--device", "cpu", "--workers", "1", "--only", "full (joint CFG)",
+                 "--max-clips", "1", "--tries", "4"]) == 0
+    fourth = json.loads(fresh.read_text())["tries"]["full (joint CFG)"]["per_try"]["grounding_300000"][3]
+    assert grown["per_try"]["grounding_300000"][3] == fourth and fourth != stored["grounding_300000"][2]
     assert main(["tables", "--runs", str(tmp_path / "runs"), "--data", str(tmp_path / "nowhere"), "--out", str(out),
                  "--device", "cpu", "--only", "ground truth"]) == 2
     # --scales: a joint-CFG row of the main run at another guidance scale, on the same rooms and noise

@@ -220,7 +220,8 @@ def _task(args):
     # v4s sample's settings, the guidance as the condition says; the schedule the run trained on
     settings = SamplingSettings(guidance=spec.get("guidance", SamplingSettings.guidance),
                                 scale=spec.get("scale", SamplingSettings.scale), **spec.get("solver", {}))
-    samples = pipe(example, settings, tries=spec.get("tries", 1), seed=seed,
+    first = spec.get("first_try", 0)  # --resume growing a row to more tries: tries first+1.. (noise seed + k for try k+1)
+    samples = pipe(example, settings, tries=spec.get("tries", 1) - first, seed=seed + first,
                    drop_context=spec.get("context") == "noise")
     est = estimator(pipe.codec)
     return [score_clip(meta, s.frames, est, lpips=False, marked=pipe.marks_target) for s in samples]
@@ -435,10 +436,12 @@ def _mismatches(old: dict, conds: dict, data: Path, seed: int) -> tuple[list, di
         now = str(nearest_checkpoint(spec["ckpt"], spec.get("step"))) if "ckpt" in spec else None
         if was and now and Path(was).parts[-2:] != Path(now).parts[-2:]:
             rows[name].append(f"its row {name!r} used {was}, this run would use {now}")
-        before = [len(ms) for ms in _kept(old, name).values()][:1]  # tries per clip in the file (none: not run)
-        if before and before[0] != spec.get("tries", 1):
-            rows[name].append(f"its row {name!r} has {before[0]} tries per clip, this run {spec.get('tries', 1)} "
-                              "(--tries)")
+        before = max(map(len, _kept(old, name).values()), default=0)  # tries per clip in the file (0: not run)
+        if before > spec.get("tries", 1):
+            # a row grows to more tries (the tries it holds are kept: try k has noise seed + k, so they are the
+            # first tries of the larger run), never to fewer
+            rows[name].append(f"its row {name!r} has {before} tries per clip, this run {spec.get('tries', 1)} "
+                              "(--tries: a stored row grows to more tries, never to fewer)")
     return table, rows
 
 
@@ -536,8 +539,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
     renders and compares (default `device`): "cpu" judges on the worker's CPU core while the videos are generated
     on the GPU (16 processes time-slicing one GPU with the judge's small kernels can be slower than 16 cores).
     resume: keep every (condition, clip) `out` already holds and run only the rest, so a table too large for one
-    device call grows over several (`_resumable` refuses a file made with another judge, seed, tries, data or
-    checkpoint)."""
+    device call grows over several (`_resumable` refuses a file made with another judge, seed, data or checkpoint,
+    or with more tries than `tries`); a row stored with fewer tries grows: each clip gets only its missing tries."""
     import multiprocessing as mp
 
     from .checkpoints import nearest_checkpoint
@@ -569,7 +572,10 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         folders = clip_folders(splits[spec["split"]])
         folders = folders[:max_clips] if max_clips else folders
         spec = {**spec, "judge_device": judge_device} if judge_device else spec
-        tasks += [(i, name, spec, str(f), device, seed) for i, f in enumerate(folders) if f.name not in kept[name]]
+        for i, f in enumerate(folders):  # resume: only the clips, or the tries of a clip, `out` does not hold
+            have = len(kept[name].get(f.name, []))
+            if have < spec.get("tries", 1):
+                tasks.append((i, name, {**spec, "first_try": have} if have else spec, str(f), device, seed))
     tasks = [t[1:] for t in sorted(tasks, key=lambda t: t[0])]
     t0 = time.time()
     with mp.get_context("spawn").Pool(workers or os.cpu_count()) as pool, sigterm_as_interrupt():
@@ -582,8 +588,8 @@ def paper_tables(runs, data, out, device: str = "cuda", workers: int | None = No
         prev = json.loads(out.read_text())
         res = {**prev, "command": prev["command"] + " && " + command, "seconds": prev["seconds"] + res["seconds"],
                "seed": seed}
-    for name in per:  # resume: the clips scored before come first, then this run's
-        per[name] = {**kept[name], **per[name]}
+    for name in per:  # resume: the clips scored before come first, then this run's (a grown clip: its tries after)
+        per[name] = {**kept[name], **{k: kept[name].get(k, []) + ms for k, ms in per[name].items()}}
     if prev is not None and done < len(tasks):  # cut by the deadline: never trade a fuller stored row for a part
         for name in keep_fuller_rows(prev, per, conds, seed, data):
             print(f"{name}: the deadline stopped this run at {len(per.pop(name))} clips; the "
@@ -629,7 +635,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--main", default="lite", help="the shipped run's folder name under --runs (default lite)")
     p.add_argument("--ablated", default="lite", help="the run the ablation runs RUN_nobox / RUN_contiguous were "
                    "trained beside: their 'full, same budget' row (default lite)")
-    p.add_argument("--tries", type=int, default=1, help="repeated sampling: tries per clip of the full row")
+    p.add_argument("--tries", type=int, default=1, help="repeated sampling: tries per clip of the full row (try k "
+                   "has noise seed --seed + k - 1; with --resume, a row stored with fewer tries gets only the rest)")
     p.add_argument("--device", default="auto")
     p.add_argument("--judge-device", default=None, help="where the judge renders and compares (default: --device); "
                    "cpu: generate on the GPU, judge on each worker's CPU core")
