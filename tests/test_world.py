@@ -275,3 +275,25 @@ def test_make_clip(task):
     assert again.target_rgb.tobytes() == clip.target_rgb.tobytes() and again.instruction == clip.instruction
     with pytest.raises(V4SError):
         make_clip(s, "dance", cfg, seed=0)
+
+
+def test_named_colour_is_the_targets_own_colour_or_none():
+    """The colour word of an instruction belongs to the target, never to the anchor that disambiguates it."""
+    from v4s_lite.language import make_instruction, named_colour
+    from v4s_lite.scene import make_scene
+
+    assert named_colour("Walk to the green plant and look at it.") == "green"
+    assert named_colour("Show me the brown cabinet next to the yellow lamp.") == "brown"
+    assert named_colour("Find the plant.") is None and named_colour("Go to the lamp next to the bed.") is None
+    named = 0
+    for seed in range(40):
+        scene = make_scene(seed)
+        for obj in scene.objects[:3]:
+            try:
+                text = make_instruction(scene, obj.id, seed)
+            except Exception:  # a target no phrase names uniquely (AmbiguousTarget): make-data skips it too
+                continue
+            c = named_colour(text)
+            assert c in (None, obj.color), (text, obj.color)
+            named += c is not None
+    assert named > 30

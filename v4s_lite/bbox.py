@@ -240,6 +240,44 @@ def detect_red_box(frames, min_confidence: float = 0.25, max_candidates: int = 1
     return boxes, conf
 
 
+# Colours this check does not read: a rendered colour is its albedo times a shade <= 1 (scene.py), so white, gray and
+# black differ only in brightness, and shaded they look like the room's muted walls and floors
+NEUTRAL = ("white", "gray", "black")
+
+
+def box_colour_share(frames, box, colour: str) -> float:
+    """What the drawn box holds, read from the pixels alone: the share of the pixels inside `box` (x0, y0, x1, y1;
+    its outline and any strong red left out) whose colour is `colour` (a scene.PALETTE name) rather than another
+    palette colour or the room's walls, floor and ceiling. Each pixel gets the class whose albedo, scaled by a shade
+    in [0, 1], comes nearest. A lite stand-in for asking an image model "is the green plant in the box?": no ground
+    truth, so repeated sampling may use it to pick a try. A `NEUTRAL` colour cannot be told from the room by colour:
+    NaN (not measured). frames: uint8 (N, H, W, 3), e.g. the box frames; box: None or NaN -> 0.0 (nothing marked)."""
+    from .scene import CEILING_TONE, FLOOR_TONES, PALETTE, WALL_TONES
+
+    if colour not in PALETTE:
+        raise V4SError(f"unknown colour {colour!r}; choose from {tuple(PALETTE)}")
+    if colour in NEUTRAL:
+        return float("nan")
+    frames = _as_frames(frames)
+    if box is None or np.isnan(np.asarray(box, float)).any():
+        return 0.0
+    n, h, w = frames.shape[:3]
+    x0, y0, x1, y1 = _pixel_box(box, w, h)
+    line = int(np.ceil(PAPER_LINE_PX[1] * w / PAPER_WIDTH))  # the thickest outline, and its blur, stay out
+    x0, y0, x1, y1 = x0 + line, y0 + line, x1 - line, y1 - line
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    px = frames[:, y0:y1, x0:x1].reshape(-1, 3).astype(np.float64) / 255.0
+    px = px[~((px[:, 0] > 0.6) & (px[:, 1] < 0.35) & (px[:, 2] < 0.35))]  # the box's own red
+    if not len(px):
+        return 0.0
+    names = list(PALETTE) + ["room"] * (len(WALL_TONES) + len(FLOOR_TONES) + 1)
+    albedo = np.array(list(PALETTE.values()) + list(WALL_TONES) + list(FLOOR_TONES) + [CEILING_TONE])
+    shade = np.clip(px @ albedo.T / (albedo ** 2).sum(1), 0.0, 1.0)  # (pixels, classes): the best shade of each
+    err = np.linalg.norm(px[:, None, :] - shade[..., None] * albedo[None], axis=2)
+    return float((np.array(names)[err.argmin(1)] == colour).mean())
+
+
 def box_iou(a, b) -> np.ndarray:
     """IoU of boxes (..., 4) with boxes (..., 4); NaN where either is NaN."""
     a, b = np.asarray(a, float), np.asarray(b, float)

@@ -46,11 +46,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .bbox import box_iou, detect_red_box, red_box_mask
+from .bbox import box_colour_share, box_iou, detect_red_box, red_box_mask
 # the calibration suite lives in calibration.py (it makes videos; this module scores them); re-exported because the
 # judge is taught and tested with it here (notebook 08: E.calibration_videos, E.CALIBRATION)
 from .calibration import (CALIBRATION, approach_video, calibration_videos, codec_round_trip, corrupt,  # noqa: F401
                           ground_truth_video, held_scan_frame_video, wrong_box_video)
+from .language import named_colour
 from .pose_views import compared_through
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
@@ -337,6 +338,10 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
         out["box"] = None if final is None else [float(x) for x in final]
         out["box_confidence"] = float(np.median(conf[-n_box:]))
         out["residual_end"] = float(np.mean(est.residual[-n_box:]))  # how well the views that hold the answer fit the room
+        # what the box holds, from the pixels and the instruction's words only (no ground truth: a rule may pick by it)
+        colour = named_colour(meta.get("instruction", ""))
+        out["box_colour"] = nan if colour is None or not marked else box_colour_share(frames[-n_box:], final, colour)
+        # (NaN also for white, gray and black, which colour alone cannot tell from the room: bbox.NEUTRAL)
         out["grounded_pixel"] = [u, v]
     else:
         gt = render(scene, true, K, W, H, antialias=2, device=estimator.device).rgb

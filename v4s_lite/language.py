@@ -101,6 +101,17 @@ def make_instruction(scene: Scene, target_id: int, rng) -> str:
     return TEMPLATES[int(rng.integers(len(TEMPLATES)))].format(describe(scene, target_id, rng))
 
 
+def named_colour(instruction: str) -> str | None:
+    """The colour an instruction gives its target ('Walk to the green plant and look at it.' -> 'green'), None when
+    it names none ('Find the plant.'). `describe` puts the target's own name first, so the first colour word is the
+    target's, not an anchor's ('blue chair next to the white table' -> 'blue'). Reads the words only: no ground truth
+    (repeated sampling's colour rule, `statistics.SELECTION_RULES`, uses it to judge a try)."""
+    from .scene import PALETTE
+
+    words = re.findall(r"[a-z]+", str(instruction).lower())
+    return next((w for w in words if w in PALETTE), None)
+
+
 def vocabulary() -> set[str]:
     """Every lower-case word and punctuation mark the course's instructions and commands can contain (an offline
     tokenizer's vocabulary: full.offline_tokenizer)."""
