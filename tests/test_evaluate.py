@@ -444,8 +444,17 @@ def test_repeated_sampling_any_and_selection_rules():
     assert r["box confidence"] == [0.5, 0.0, 0.0]
     assert r["pose residual"] == [0.5, 1.0, 0.0]  # a: try 2, then the wrong try 3; b: try 1, then the wrong try 3
     assert r["final-view residual"] == [0.5, 1.0, 1.0]  # the views holding the answer fit the room best when right
+    assert r["named colour in the box"] == r["final-view residual"]  # no colour measured: the final-view residual
     for name in SELECTION_RULES:  # no rule beats an oracle, and with one try every rule is that try
         assert all(x <= y for x, y in zip(r[name], r["any"])) and r[name][0] == r["any"][0]
+    # the colour rule: the try whose box holds most of the named colour, whatever the residuals say; a room where no
+    # colour was measured (NaN) falls back to the final-view residual
+    for (room, k), share in {("a", 0): 0.1, ("a", 1): 0.6, ("a", 2): 0.7, ("b", 0): np.nan, ("b", 1): np.nan,
+                             ("b", 2): np.nan}.items():
+        per_try[room][k]["box_colour"] = share
+    per_try["a"][2]["IF@0.2"] = 0.0  # a's try 3: most of its box in the colour, yet a miss (the rule is fooled)
+    r = repeated_sampling(per_try)
+    assert r["named colour in the box"] == [0.5, 1.0, 0.5]  # a: try 1, try 2, then try 3; b: try 1 by residual
 
 
 def test_an_unmarked_video_is_judged_without_a_box(clip):

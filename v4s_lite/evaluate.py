@@ -518,7 +518,8 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
 def pick_try(meta: dict, videos, rule: str = None, codec=None, device="cpu", marked: bool = True) -> int:
     """Repeated sampling without ground truth: the index of the video (of one clip's tries) that the selection rule
     prefers (statistics.SELECTION_RULES; default PICK, the rule the course chose on validation rooms). Each try is
-    scored (score_clip), but the rules read only the box's confidence and the pose residuals, never the target."""
+    scored (score_clip), but the rules read only the box's confidence, the pose residuals and the box's colour against
+    the instruction's words (`box_colour`), never the ground truth."""
     rule = rule or PICK
     if rule not in SELECTION_RULES:
         raise V4SError(f"--pick {rule!r}: choose one of {list(SELECTION_RULES)}")
