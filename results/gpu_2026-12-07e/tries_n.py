@@ -9,7 +9,6 @@ import argparse
 
 import numpy as np
 
-from v4s_lite.evaluate import PICK
 from v4s_lite.resources import read_json
 from v4s_lite.statistics import SELECTION_RULES, format_difference, paired_difference
 
@@ -18,19 +17,22 @@ ap.add_argument("file")
 ap.add_argument("--tries", type=int, default=8)
 ap.add_argument("--choose", action="store_true", help="apply the n rule (validation only)")
 ap.add_argument("--adopted", type=int, default=0, help="the n adopted on validation (the test report)")
+ap.add_argument("--rule", default="final-view residual", help="the selection rule (statistics.SELECTION_RULES)")
+ap.add_argument("--print-n", action="store_true", help="with --choose: print only the n adopted (for a script)")
 a = ap.parse_args()
 (name, t), = read_json(a.file)["tries"].items()
 per_try = {c: ms for c, ms in t["per_try"].items() if len(ms) >= a.tries}
-print(f"{a.file}: row {name!r}, {len(per_try)} rooms with {a.tries} tries ({len(t['per_try']) - len(per_try)} "
-      f"with fewer left out), rule {PICK!r}")
-rule = SELECTION_RULES[PICK]
+say = (lambda *x, **k: None) if a.print_n else print  # noqa: E731
+say(f"{a.file}: row {name!r}, {len(per_try)} rooms with {a.tries} tries ({len(t['per_try']) - len(per_try)} "
+    f"with fewer left out), rule {a.rule!r}")
+rule = SELECTION_RULES[a.rule]
 pick = {n: {c: min(ms[:n], key=rule) for c, ms in per_try.items()} for n in range(1, a.tries + 1)}
 anyof = {n: {c: {"IF@0.2": max(m["IF@0.2"] for m in ms[:n])} for c, ms in per_try.items()} for n in pick}
-print("| n | any of n (ceiling) | the rule's pick: IF(SD<0.2) | SD | walk | PSNR |")
-print("|---|---|---|---|---|---|")
+say("| n | any of n (ceiling) | the rule's pick: IF(SD<0.2) | SD | walk | PSNR |")
+say("|---|---|---|---|---|---|")
 mean = lambda d, k: float(np.nanmean([m[k] for m in d.values()]))  # noqa: E731
 for n in pick:
-    print(f"| {n} | {mean(anyof[n], 'IF@0.2'):.3f} | {mean(pick[n], 'IF@0.2'):.3f} | {mean(pick[n], 'SD'):.3f} | "
+    say(f"| {n} | {mean(anyof[n], 'IF@0.2'):.3f} | {mean(pick[n], 'IF@0.2'):.3f} | {mean(pick[n], 'SD'):.3f} | "
           f"{mean(pick[n], 'walk'):.3f} | {mean(pick[n], 'PSNR'):.2f} |")
 
 # how well each rule ranks one room's tries: within the rooms where some tries succeed and some fail, the share of
@@ -42,7 +44,7 @@ for rname, key in SELECTION_RULES.items():
         lost = [key(m) for m in ms if m["IF@0.2"] == 0]
         if won and lost:
             shares.append(np.mean([(w < f) + 0.5 * (w == f) for w in won for f in lost]))
-    print(f"ranking by {rname!r}: the success ranks first in {np.mean(shares):.2f} of pairs ({len(shares)} rooms)")
+    say(f"ranking by {rname!r}: the success ranks first in {np.mean(shares):.2f} of pairs ({len(shares)} rooms)")
 
 
 def against(n, base):
@@ -54,10 +56,13 @@ if a.choose:
     star = max((5, 8), key=lambda n: (mean(pick[n], "IF@0.2"), -n))  # the highest mean; a tie: the smaller n
     d = paired_difference(pick[3], pick[star], "IF@0.2")
     adopt = d["wins"] > d["losses"]
-    print(f"\nn* = {star} (P_5 {mean(pick[5], 'IF@0.2'):.3f}, P_8 {mean(pick[8], 'IF@0.2'):.3f}); P_{star} - P_3, "
+    say(f"\nn* = {star} (P_5 {mean(pick[5], 'IF@0.2'):.3f}, P_8 {mean(pick[8], 'IF@0.2'):.3f}); P_{star} - P_3, "
           f"IF(SD<0.2): {format_difference(d)} -> {'adopt ' + str(star) if adopt else 'keep 3'} tries")
-    print(f"pick of {star} - pick of 3:")
-    against(star, 3)
+    say(f"pick of {star} - pick of 3:")
+    if a.print_n:
+        print(star if adopt else 3)
+    else:
+        against(star, 3)
 if a.adopted:
     for base in (3, 1):
         if base != a.adopted:
