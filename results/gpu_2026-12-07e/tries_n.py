@@ -18,6 +18,8 @@ ap.add_argument("--tries", type=int, default=8)
 ap.add_argument("--choose", action="store_true", help="apply the n rule (validation only)")
 ap.add_argument("--adopted", type=int, default=0, help="the n adopted on validation (the test report)")
 ap.add_argument("--rule", default="final-view residual", help="the selection rule (statistics.SELECTION_RULES)")
+ap.add_argument("--against", default="", help="with --adopted N: also the pick of --rule against this rule's pick "
+                "of the same N tries, paired")
 ap.add_argument("--print-n", action="store_true", help="with --choose: print only the n adopted (for a script)")
 a = ap.parse_args()
 (name, t), = read_json(a.file)["tries"].items()
@@ -68,3 +70,8 @@ if a.adopted:
         if base != a.adopted:
             print(f"\npick of {a.adopted} - {'pick of 3' if base == 3 else 'try 1'}, paired on {len(per_try)} rooms:")
             against(a.adopted, base)
+    if a.against:
+        other = {c: min(ms[:a.adopted], key=SELECTION_RULES[a.against]) for c, ms in per_try.items()}
+        print(f"\n{a.rule!r} - {a.against!r}, the picks of {a.adopted} tries, paired on {len(per_try)} rooms:")
+        for k in ("IF@0.2", "SD", "walk", "PSNR"):
+            print(f"  {k}: {format_difference(paired_difference(other, pick[a.adopted], k))}")
