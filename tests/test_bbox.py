@@ -139,7 +139,7 @@ def test_box_colour_share_reads_the_named_colour_through_shading():
     assert box_colour_share(framed, (28, 18, 72, 52), "green") > 0.9
     assert box_colour_share(framed, (28, 18, 72, 52), "blue") == 0.0
     assert box_colour_share(framed, (0, 0, 20, 15), "green") == 0.0  # a box on the wall: no green in it
-    assert all(np.isnan(box_colour_share(framed, (28, 18, 72, 52), c)) for c in ("white", "gray", "black"))
+    assert all(np.isnan(box_colour_share(framed, (28, 18, 72, 52), c)) for c in ("white", "gray", "black"))  # NEUTRAL
     assert box_colour_share(framed, None, "green") == 0.0 and box_colour_share(framed, [np.nan] * 4, "green") == 0.0
     with pytest.raises(V4SError, match="unknown colour 'red'"):
         box_colour_share(framed, (28, 18, 72, 52), "red")
@@ -150,7 +150,7 @@ def test_box_colour_share_tells_the_target_from_another_object_through_the_codec
     walk to an object of another colour does not (what the colour rule of repeated sampling relies on)."""
     import json
 
-    from v4s_lite.bbox import box_colour_share
+    from v4s_lite.bbox import NEUTRAL, box_colour_share
     from v4s_lite.calibration import approach_video, codec_round_trip, ground_truth_video
     from v4s_lite.data import clip_meta
     from v4s_lite.language import named_colour
@@ -163,7 +163,7 @@ def test_box_colour_share_tells_the_target_from_another_object_through_the_codec
         meta = json.loads(json.dumps(clip_meta(make_clip(scene, "grounding", QUICK, seed=seed), QUICK)))
         colour = named_colour(meta["instruction"])
         others = [o.id for o in scene.objects if o.color != scene.object(meta["target_id"]).color]
-        if colour is None or colour in ("white", "gray", "black") or not others:
+        if colour is None or colour in NEUTRAL or not others:
             continue
         shares = []
         for video in (ground_truth_video(meta), approach_video(meta, others[0], seed)):

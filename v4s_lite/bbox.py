@@ -252,7 +252,7 @@ def box_colour_share(frames, box, colour: str) -> float:
     in [0, 1], comes nearest. A lite stand-in for asking an image model "is the green plant in the box?": no ground
     truth, so repeated sampling may use it to pick a try. A `NEUTRAL` colour cannot be told from the room by colour:
     NaN (not measured). frames: uint8 (N, H, W, 3), e.g. the box frames; box: None or NaN -> 0.0 (nothing marked)."""
-    from .scene import CEILING_TONE, FLOOR_TONES, PALETTE, WALL_TONES
+    from .scene import CEILING_TONE, FLOOR_TONES, PALETTE, WALL_TONES, is_strong_red
 
     if colour not in PALETTE:
         raise V4SError(f"unknown colour {colour!r}; choose from {tuple(PALETTE)}")
@@ -268,7 +268,7 @@ def box_colour_share(frames, box, colour: str) -> float:
     if x1 <= x0 or y1 <= y0:
         return 0.0
     px = frames[:, y0:y1, x0:x1].reshape(-1, 3).astype(np.float64) / 255.0
-    px = px[~((px[:, 0] > 0.6) & (px[:, 1] < 0.35) & (px[:, 2] < 0.35))]  # the box's own red
+    px = px[~is_strong_red(px)]  # the box's own red
     if not len(px):
         return 0.0
     names = list(PALETTE) + ["room"] * (len(WALL_TONES) + len(FLOOR_TONES) + 1)

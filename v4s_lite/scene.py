@@ -52,10 +52,11 @@ AGAINST_WALL = {"sofa", "bed", "cabinet", "tv", "bookshelf"}
 PRIMITIVE_KINDS = ("box", "cylinder", "sphere", "cone")
 
 
-def is_strong_red(rgb) -> bool:
-    """The colour test reserved for the model's red box (DESIGN.md): r > 0.6 and g, b < 0.35."""
-    r, g, b = rgb
-    return r > 0.6 and g < 0.35 and b < 0.35
+def is_strong_red(rgb):
+    """The colour test reserved for the model's red box (DESIGN.md): r > 0.6 and g, b < 0.35. One colour (r, g, b) ->
+    bool; an array of colours (..., 3) -> a bool array (..., )."""
+    r, g, b = np.moveaxis(np.asarray(rgb, float), -1, 0)
+    return (r > 0.6) & (g < 0.35) & (b < 0.35)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -111,10 +111,6 @@ def summarize(per_clip: dict) -> dict:
     return out
 
 
-def _zero_if_nan(x) -> float:
-    return 0.0 if x is None or not np.isfinite(x) else float(x)
-
-
 # Choosing one of several tries without ground truth (the paper only reports "any try succeeds"): each rule is a
 # sort key over one try's `score_clip` metrics; the try with the smallest key is chosen: the box detector's
 # confidence, how well the generated views fit the room (the pose residual; in the synthetic world the room is known,
@@ -127,7 +123,8 @@ SELECTION_RULES = {
     "final-view residual": lambda m: m["residual_end"],
     # the only rule that looks at the target: the share of the box's pixels in the colour the instruction names
     # (bbox.box_colour_share; not measured, or no colour named: 0 for every try), ties broken by the final-view residual
-    "named colour in the box": lambda m: (-_zero_if_nan(m.get("box_colour")), m["residual_end"]),
+    "named colour in the box": lambda m: (-(m["box_colour"] if _finite(m.get("box_colour")) else 0.0),
+                                          m["residual_end"]),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from v4s_lite.bbox import box_colour_share, detect_red_box
+from v4s_lite.bbox import NEUTRAL, box_colour_share, detect_red_box
 from v4s_lite.calibration import approach_video, codec_round_trip, ground_truth_video
 from v4s_lite.codec import LiteCodec
 from v4s_lite.config import ClipConfig
@@ -21,7 +21,7 @@ codec, rows, counts = LiteCodec(), [], {"no colour": 0, "white, gray or black": 
 for f in sorted(Path(sys.argv[1]).iterdir()):
     meta = json.loads((f / "meta.json").read_text())
     colour = named_colour(meta["instruction"])
-    if colour is None or colour in ("white", "gray", "black"):
+    if colour is None or colour in NEUTRAL:
         counts["no colour" if colour is None else "white, gray or black"] += 1
         continue
     n_box = ClipConfig(**meta["clip_config"]).box_frames

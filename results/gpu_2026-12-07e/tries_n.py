@@ -49,9 +49,10 @@ for rname, key in SELECTION_RULES.items():
     say(f"ranking by {rname!r}: the success ranks first in {np.mean(shares):.2f} of pairs ({len(shares)} rooms)")
 
 
-def against(n, base):
+def against(b, a):
+    """b's picked tries minus a's, paired by room, on the four headline numbers."""
     for k in ("IF@0.2", "SD", "walk", "PSNR"):
-        print(f"  {k}: {format_difference(paired_difference(pick[base], pick[n], k))}")
+        print(f"  {k}: {format_difference(paired_difference(a, b, k))}")
 
 
 if a.choose:
@@ -64,14 +65,13 @@ if a.choose:
     if a.print_n:
         print(star if adopt else 3)
     else:
-        against(star, 3)
+        against(pick[star], pick[3])
 if a.adopted:
     for base in (3, 1):
         if base != a.adopted:
             print(f"\npick of {a.adopted} - {'pick of 3' if base == 3 else 'try 1'}, paired on {len(per_try)} rooms:")
-            against(a.adopted, base)
+            against(pick[a.adopted], pick[base])
     if a.against:
         other = {c: min(ms[:a.adopted], key=SELECTION_RULES[a.against]) for c, ms in per_try.items()}
         print(f"\n{a.rule!r} - {a.against!r}, the picks of {a.adopted} tries, paired on {len(per_try)} rooms:")
-        for k in ("IF@0.2", "SD", "walk", "PSNR"):
-            print(f"  {k}: {format_difference(paired_difference(other, pick[a.adopted], k))}")
+        against(pick[a.adopted], other)
