@@ -455,6 +455,12 @@ def test_repeated_sampling_any_and_selection_rules():
     per_try["a"][2]["IF@0.2"] = 0.0  # a's try 3: most of its box in the colour, yet a miss (the rule is fooled)
     r = repeated_sampling(per_try)
     assert r["named colour in the box"] == [0.5, 1.0, 0.5]  # a: try 1, try 2, then try 3; b: try 1 by residual
+    # the agreement rule checks the claim against the room: a's try 3 painted the colour where the room has none
+    assert r["named colour, in the box and in the room"] == r["final-view residual"]  # no room_colour yet: fallback
+    for (room, k), share in {("a", 0): 0.0, ("a", 1): 0.5, ("a", 2): 0.05, ("b", 0): 0.3}.items():
+        per_try[room][k]["room_colour"] = share
+    r = repeated_sampling(per_try)
+    assert r["named colour, in the box and in the room"] == [0.5, 1.0, 1.0]  # a: try 2 (min 0.5 beats 0.05)
 
 
 def test_an_unmarked_video_is_judged_without_a_box(clip):
@@ -550,3 +556,37 @@ def test_v4s_eval_with_tries_scores_the_picked_try(tmp_path):
     assert main(args + [str(tmp_path / "o2"), "--pick", "pose residual"]) == 2  # a pick needs tries
     assert main(args + [str(tmp_path / "o3"), "--tries", "0"]) == 2
     assert main(["eval", "--videos", str(tmp_path / "out" / "videos"), "--out", str(tmp_path / "o4"), "--tries", "2"]) == 2
+
+
+def test_room_colour_tells_a_find_from_a_painted_one():
+    """The agreement rule's record (score_clip's room_colour): the named colour's share in the room re-rendered under
+    the drawn box. A perfect walk to another object with that object repainted in the named colour (a painted find,
+    what the shipped model often makes: results/cpu_2026-12-07b) fools box_colour, which reads only the pixels; the
+    room under the box says no. The rule "named colour, in the box and in the room" ranks the true walk first."""
+    from v4s_lite.bbox import NEUTRAL
+    from v4s_lite.data import clip_meta
+    from v4s_lite.language import named_colour
+    from v4s_lite.scene import make_scene
+    from v4s_lite.statistics import SELECTION_RULES
+    from v4s_lite.world import make_clip
+
+    rule, seen = SELECTION_RULES["named colour, in the box and in the room"], 0
+    for seed in range(20):
+        scene = make_scene(seed)
+        meta = json.loads(json.dumps(clip_meta(make_clip(scene, "grounding", CFG, seed=seed), CFG)))
+        colour = named_colour(meta["instruction"])
+        others = [o.id for o in scene.objects if o.color != colour]
+        if colour is None or colour in NEUTRAL or not others:
+            continue
+        est = poses.PoseEstimator(scene, meta["K"], meta["width"], meta["height"])
+        true, other, painted = (E.score_clip(meta, v, est, lpips=False) for v in (
+            C.ground_truth_video(meta), C.approach_video(meta, others[0]), C.painted_video(meta, others[0], colour)))
+        assert true["room_colour"] > 0.3 and painted["room_colour"] < 0.05, (seed, true["room_colour"], painted["room_colour"])
+        assert painted["box_colour"] > other["box_colour"] + 0.05  # the paint is what the pixels alone read
+        assert rule(true) < min(rule(other), rule(painted))
+        seen += 1
+        if seen == 3:
+            break
+    assert seen == 3
+    with pytest.raises(V4SError, match="unknown colour"):
+        C.painted_video(meta, others[0], "crimson")

@@ -4,6 +4,7 @@
     ground_truth_video      the clip's target walk rendered, boxed: what a perfect model would generate
     codec_round_trip        a video through a latent codec and back (the ceiling of a model behind that codec)
     approach_video          a perfect video for another instruction (the walk to another object)
+    painted_video           that walk with the boxed object repainted in the instruction's colour (a painted find)
     wrong_box_video         the true walk, the box around another object
     held_scan_frame_video   the scan frame showing the target largest, held: the answer without the walk
     corrupt                 shuffled / frozen / noise copies
@@ -48,6 +49,29 @@ def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
     out = render(scene, c2w, np.asarray(meta["K"]), meta["width"], meta["height"], antialias=2)
     boxes, _ = boxes_from_instance(out.instance, len(scene.objects))
     return bbox_frames(out.rgb, boxes[:, object_id - 1], cfg.box_frames)
+
+
+def painted_video(meta: dict, object_id: int, colour: str, seed: int = 0) -> np.ndarray:
+    """The walk to `object_id` (approach_video) with that object repainted in `colour` on the box frames, keeping its
+    shading: what a model that draws the instruction's colour wherever it stops would make. A check that reads only
+    the pixels (bbox.box_colour_share) takes it for a find; the room, re-rendered under the box, says otherwise."""
+    from .config import ClipConfig
+    from .render import boxes_from_instance, render
+    from .scene import PALETTE
+    from .trajectories import approach_trajectory
+
+    if colour not in PALETTE:
+        raise V4SError(f"unknown colour {colour!r}; choose from {tuple(PALETTE)}")
+    scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
+    c2w = approach_trajectory(scene, object_id, cfg.target_frames, cfg.box_frames, seed)
+    out = render(scene, c2w, np.asarray(meta["K"]), meta["width"], meta["height"], antialias=2)
+    albedo, new = np.asarray(PALETTE[scene.object(object_id).color]), np.asarray(PALETTE[colour])
+    rgb = out.rgb.astype(np.float64) / 255.0
+    shade = np.clip(rgb @ albedo / (albedo @ albedo), 0.0, 1.0)  # each pixel's shade of the object's own albedo
+    paint = (out.instance == object_id) & (np.arange(len(rgb)) >= len(rgb) - cfg.box_frames)[:, None, None]
+    rgb[paint] = shade[paint][:, None] * new
+    boxes, _ = boxes_from_instance(out.instance, len(scene.objects))
+    return bbox_frames((rgb * 255.0 + 0.5).astype(np.uint8), boxes[:, object_id - 1], cfg.box_frames)
 
 
 def corrupt(frames, kind: str, seed: int = 0, keep_first: bool = True) -> np.ndarray:

@@ -27,6 +27,9 @@ grounding video (`score_clip`, thresholds in `Judge`, each with its reason):
   the room's geometry?); DD; navigation: GT_PSNR / GT_SSIM against the commanded trajectory's frames; pose_err_m /
   pose_err_deg against the clip's true trajectory, pose_err_group_m against its codec-aligned version (the lite
   codec shows one picture per 4 frames: `poses.codec_aligned`).
+- For repeated sampling (`statistics.SELECTION_RULES`), read without the target's identity or place: box_confidence,
+  residual_end (the box frames' fit to the room), box_colour (the share of the drawn box in the colour the
+  instruction names) and room_colour (the same share of the room re-rendered under that box, at the video's poses).
 
 `v4s eval --videos DIR --out OUT` scores clip folders laid out as the dataset (the video scored is each folder's
 `target.mp4`), `v4s eval --checkpoint CKPT --data DIR --out OUT` generates those folders first (OUT/videos/).
@@ -262,7 +265,7 @@ def apply_judge(m: dict, judge: Judge = JUDGE) -> dict:
     return m
 
 
-def room_estimator(meta: dict, codec=None, device=None) -> PoseEstimator:
+def room_estimator(meta: dict, codec=None, device="cpu") -> PoseEstimator:
     """The judge's pose search in the clip's room (meta: a dataset meta.json), comparing frames through `codec` (the
     codec the videos were decoded by; None for ground-truth pictures), rendering on `device`. Build one per room:
     its render library is the expensive part, and every clip of the room can share it."""
@@ -342,6 +345,10 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
         colour = named_colour(meta.get("instruction", ""))
         out["box_colour"] = nan if colour is None or not marked else box_colour_share(frames[-n_box:], final, colour)
         # (NaN also for white, gray and black, which colour alone cannot tell from the room: bbox.NEUTRAL)
+        # ... and what the room holds there: the same share read from the room re-rendered at the poses the video's
+        # own frames imply. A box the model painted the colour into, where the room has none, reads high above and
+        # low here (the room and the instruction's words, never the target's identity or place)
+        out["room_colour"] = nan if colour is None or not marked else box_colour_share(view.rgb[-n_box:], final, colour)
         out["grounded_pixel"] = [u, v]
     else:
         gt = render(scene, true, K, W, H, antialias=2, device=estimator.device).rgb
@@ -518,8 +525,8 @@ def generate_videos(checkpoint, data, out, clip_config=None, seed: int = 0, devi
 def pick_try(meta: dict, videos, rule: str = None, codec=None, device="cpu", marked: bool = True) -> int:
     """Repeated sampling without ground truth: the index of the video (of one clip's tries) that the selection rule
     prefers (statistics.SELECTION_RULES; default PICK, the rule the course chose on validation rooms). Each try is
-    scored (score_clip), but the rules read only the box's confidence, the pose residuals and the box's colour against
-    the instruction's words (`box_colour`), never the ground truth."""
+    scored (score_clip), but the rules read only the box's confidence, the pose residuals and the named colour in the
+    box and in the room under it (`box_colour`, `room_colour`), never the target's identity or place."""
     rule = rule or PICK
     if rule not in SELECTION_RULES:
         raise V4SError(f"--pick {rule!r}: choose one of {list(SELECTION_RULES)}")

@@ -125,7 +125,17 @@ SELECTION_RULES = {
     # (bbox.box_colour_share; not measured, or no colour named: 0 for every try), ties broken by the final-view residual
     "named colour in the box": lambda m: (-(m["box_colour"] if _finite(m.get("box_colour")) else 0.0),
                                           m["residual_end"]),
+    # the claim checked against the room: the smaller of the named colour's share in the drawn box and in the room
+    # re-rendered under that box (evaluate.score_clip's room_colour), ties broken by the final-view residual
+    "named colour, in the box and in the room": lambda m: (-_colour_agreement(m), m["residual_end"]),
 }
+
+
+def _colour_agreement(m: dict) -> float:
+    """min(box_colour, room_colour): high only when the video shows the named colour in its box *and* the room has
+    it there. 0 when either was not measured (no colour named, a neutral one, or a record made before room_colour)."""
+    a, b = m.get("box_colour"), m.get("room_colour")
+    return min(a, b) if _finite(a) and _finite(b) else 0.0
 
 
 def repeated_sampling(per_try: dict, rules: dict = SELECTION_RULES, key: str = "IF@0.2") -> dict:
