@@ -3,8 +3,8 @@
 # calls sent back to back from the repository root, carry [".site"], each resuming what the last left:
 #   CALL_S=590 bash results/gpu_2026-12-07g/calls.sh $OUT
 # Phase order: render the 200 validation rooms (300,000 + k*1,000 + 16..65, k = 0..3) and the 200 test rooms
-# (400,000 + k*1,000 + 0..24, k = 0..7) on the GPU; 3 tries of the shipped model on the validation rooms; the same on
-# the test rooms (generated in this lease, read only after the validation choice is committed); then the 8 test rooms
+# (400,000 + k*1,000 + 0..24, k = 0..7) on the GPU; 3 tries of the shipped model on the test rooms (read only after
+# the validation choice is committed); the same on the validation rooms (reported beside the 64); then the 8 test rooms
 # ../gpu_2026-12-07e left at 3 tries grown to 8 (that report's rule, nothing chosen).
 # Dry run on a CPU: DEVICE=cpu N_VAL=1 N_TEST=1 WORKERS=2 DATA=/tmp/dry/lite bash results/gpu_2026-12-07g/calls.sh /tmp/dry
 set -uo pipefail
@@ -40,7 +40,7 @@ tries() {  # tries SET FILE N [from]: the shipped model's N tries on SET, resume
   cp $T $O/ 2>/dev/null
   echo "$1 $2 [$(( $(date +%s)-t0 )) s]" | tee -a $O/summary.txt
 }
+tries test tries_test200_3.json 3  # the choice is made on this CPU's 64 validation rooms (README.md): test first
 tries val tries_val200_3.json 3
-tries test tries_test200_3.json 3
 tries test tries_test200.json 8 results/gpu_2026-12-07e/tries_test200_8.json.xz  # 07e's 8 rooms at 3 tries: grown
 echo "[$(( $(date +%s)-t0 )) s]" | tee -a $O/summary.txt
