@@ -20,10 +20,10 @@ V4S="python3 -m v4s_lite.cli"
 mkdir -p runs $O
 nvidia-smi --query-gpu=name --format=csv,noheader 2>&1 | tee -a $O/gpu.txt
 bash tools/gpu_lite.sh shipped $O > /dev/null  # data/v4s-lite as runs/shipped
-made="N_VAL=$N_VAL N_TEST=$N_TEST"
+made="N_VAL=$N_VAL N_TEST=$N_TEST PHASES=${PHASES:-}"
 if [ "$(cat $DATA/.rooms_07g 2>/dev/null)" != "$made" ]; then
   rm -rf $DATA/val $DATA/test
-  for k in 0 1 2 3; do $V4S make-data --task grounding --split id --scenes $N_VAL --seed $((300016+k*1000)) \
+  [ "${PHASES:-val}" = test ] || for k in 0 1 2 3; do $V4S make-data --task grounding --split id --scenes $N_VAL --seed $((300016+k*1000)) \
     --clip-config lite --device $DEVICE --out $DATA/val/id --no-progress > /dev/null & done
   for k in $(seq 0 7); do $V4S make-data --task grounding --split id --scenes $N_TEST --seed $((400000+k*1000)) \
     --clip-config lite --device $DEVICE --out $DATA/test/id --no-progress > /dev/null & done
@@ -40,7 +40,10 @@ tries() {  # tries SET FILE N [from]: the shipped model's N tries on SET, resume
   cp $T $O/ 2>/dev/null
   echo "$1 $2 [$(( $(date +%s)-t0 )) s]" | tee -a $O/summary.txt
 }
-tries test tries_test200_3.json 3  # the choice is made on this CPU's 64 validation rooms (README.md): test first
-tries val tries_val200_3.json 3
-tries test tries_test200.json 8 results/gpu_2026-12-07e/tries_test200_8.json.xz  # 07e's 8 rooms at 3 tries: grown
+# the choice is made on this CPU's 64 validation rooms (README.md): test first; PHASES=test: the test rooms alone
+for p in ${PHASES:-test val grow}; do case $p in
+  test) tries test tries_test200_3.json 3 ;;
+  val) tries val tries_val200_3.json 3 ;;
+  grow) tries test tries_test200.json 8 results/gpu_2026-12-07e/tries_test200_8.json.xz ;;  # 07e's 8 rooms at 3 tries
+esac; done
 echo "[$(( $(date +%s)-t0 )) s]" | tee -a $O/summary.txt
