@@ -514,14 +514,14 @@ def test_scoring_a_folder_follows_what_generated_it(tmp_path, clip):
 
 def test_the_pick_rules_choose_the_try_that_fits_the_room_in_either_order(clip):
     """Repeated sampling without ground truth (`pick_try`, `v4s eval --checkpoint --tries N`): of a walk that fits
-    the room and noise, the course's rule (the final views' fit) and the pose residual take the walk wherever it
+    the room and noise, the course's rule (the agreement rule), the final views' fit and the pose residual take the walk wherever it
     stands among the tries; an unknown rule, or a clip without a room, is refused with what to give instead."""
     scene, meta = clip
     walk = C.ground_truth_video(meta)
     noise = C.corrupt(walk, "noise", seed=1)
     assert E.pick_try(meta, [walk, noise], "pose residual") == 0
     assert E.pick_try(meta, [walk, noise], "final-view residual") == 0
-    assert E.PICK == "final-view residual" and E.pick_try(meta, [noise, walk]) == 1  # the default rule, either order
+    assert E.PICK == "named colour, in the box and in the room" and E.pick_try(meta, [noise, walk]) == 1  # the default
     with pytest.raises(V4SError, match="choose one of"):
         E.pick_try(meta, [walk, noise], "the best one")
     with pytest.raises(V4SError, match="room to re-render"):
