@@ -325,8 +325,8 @@ print("test: pick of 8 - try 1,   ", format_difference(paired_difference(pick(1)
 
 # %% [markdown]
 # The blue curves rise to 0.44-0.45 at 8 tries; the red ones flatten after 3. On validation the pick of 8 won 3
-# rooms and lost 1 against the pick of 3, so by the rule the course adopted 8 tries; on the test rooms it did not
-# hold: the pick of 8 grounds as the pick of 3 does (8 rooms won, 9 lost), though both still beat one try. Why: the
+# rooms and lost 1 against the pick of 3, so by the rule the course adopted 8 tries for this pick; on the test rooms
+# it did not hold: the pick of 8 grounds as the pick of 3 does (8 rooms won, 9 lost), though both beat one try. Why: the
 # rule ranks tries by how well their final views fit the room, and a succeeding try fits better than a failing one
 # in only 0.63 of such pairs (test rooms). With a weak ranking, every extra failing try is one more chance that a
 # failure fits the room best; the picture improves (PSNR keeps rising with n, which is what the rule selects) and
