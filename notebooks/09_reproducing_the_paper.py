@@ -402,16 +402,17 @@ fig.tight_layout()
 # validation rooms by a rule written before they were read (`results/gpu_2026-12-07g/README.md`):
 
 # %%
+from v4s_lite.statistics import ranking_share
+
 val_agree = results_json("cpu_2026-12-07c/tries_val64_cpu.json")["tries"]["full (joint CFG)"]["per_try"]
 AGREE = "named colour, in the box and in the room"
 picks = {r: {room: min(tries, key=SELECTION_RULES[r]) for room, tries in val_agree.items()}
          for r in ("final-view residual", AGREE)}
 print("agreement rule - final-view residual, 3 tries:",
       format_difference(paired_difference(picks["final-view residual"], picks[AGREE], "IF@0.2")))
-for r in ("final-view residual", AGREE):
-    pairs = [(SELECTION_RULES[r](w) < SELECTION_RULES[r](f)) + 0.5 * (SELECTION_RULES[r](w) == SELECTION_RULES[r](f))
-             for tries in val_agree.values() for w in tries if w["IF@0.2"] == 1 for f in tries if f["IF@0.2"] == 0]
-    print(f"{r:42s} ranks a success above a failure in {np.mean(pairs):.2f} of {len(pairs)} pairs")
+for r in ("final-view residual", AGREE):  # within rooms holding both, the share of (success, failure) pairs in order
+    share, rooms = ranking_share(val_agree, SELECTION_RULES[r])
+    print(f"{r:42s} ranks a success above a failure in {share:.2f} of pairs ({rooms} rooms)")
 
 # %% [markdown]
 # It shows, on validation: 4 rooms won and none lost (+0.062 [+0.016, +0.125]), and the best ranking of any rule

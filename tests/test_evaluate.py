@@ -431,7 +431,7 @@ def test_shuffled_chunks_probe_measures_the_use_of_the_chunks_positions():
 
 
 def test_repeated_sampling_any_and_selection_rules():
-    from v4s_lite.statistics import SELECTION_RULES, repeated_sampling
+    from v4s_lite.statistics import SELECTION_RULES, ranking_share, repeated_sampling
 
     def m(ok, conf, res, res_end):
         return {"IF@0.2": float(ok), "box_confidence": conf, "residual": res, "residual_end": res_end}
@@ -445,6 +445,12 @@ def test_repeated_sampling_any_and_selection_rules():
     assert r["pose residual"] == [0.5, 1.0, 0.0]  # a: try 2, then the wrong try 3; b: try 1, then the wrong try 3
     assert r["final-view residual"] == [0.5, 1.0, 1.0]  # the views holding the answer fit the room best when right
     assert r["named colour in the box"] == r["final-view residual"]  # no colour measured: the final-view residual
+    # the ranking within rooms holding a success and a failure: the final views' fit orders both rooms' pairs; the
+    # box confidence gets one of each room's two pairs right
+    assert ranking_share(per_try, SELECTION_RULES["final-view residual"]) == (1.0, 2)
+    assert ranking_share(per_try, SELECTION_RULES["box confidence"]) == (0.5, 2)
+    share, rooms = ranking_share({"a": per_try["a"][:1]}, SELECTION_RULES["box confidence"])
+    assert np.isnan(share) and rooms == 0  # no room with both: not measured
     for name in SELECTION_RULES:  # no rule beats an oracle, and with one try every rule is that try
         assert all(x <= y for x, y in zip(r[name], r["any"])) and r[name][0] == r["any"][0]
     # the colour rule: the try whose box holds most of the named colour, whatever the residuals say; a room where no
@@ -514,8 +520,9 @@ def test_scoring_a_folder_follows_what_generated_it(tmp_path, clip):
 
 def test_the_pick_rules_choose_the_try_that_fits_the_room_in_either_order(clip):
     """Repeated sampling without ground truth (`pick_try`, `v4s eval --checkpoint --tries N`): of a walk that fits
-    the room and noise, the course's rule (the agreement rule), the final views' fit and the pose residual take the walk wherever it
-    stands among the tries; an unknown rule, or a clip without a room, is refused with what to give instead."""
+    the room and noise, the course's rule (the agreement rule), the final views' fit and the pose residual take the
+    walk wherever it stands among the tries; an unknown rule, or a clip without a room, is refused with what to give
+    instead."""
     scene, meta = clip
     walk = C.ground_truth_video(meta)
     noise = C.corrupt(walk, "noise", seed=1)

@@ -38,15 +38,22 @@ def ground_truth_video(meta: dict, with_box: bool = True, antialias: int = 2) ->
     return frames
 
 
-def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
-    """A perfect video for another instruction: the approach to `object_id`, boxed (for IF near 0 on this clip)."""
+def _approach(meta: dict, object_id: int, seed: int):
+    """The perfect walk to `object_id`, rendered: (scene, clip config, render output)."""
     from .config import ClipConfig
-    from .render import boxes_from_instance, render
+    from .render import render
     from .trajectories import approach_trajectory
 
     scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
     c2w = approach_trajectory(scene, object_id, cfg.target_frames, cfg.box_frames, seed)
-    out = render(scene, c2w, np.asarray(meta["K"]), meta["width"], meta["height"], antialias=2)
+    return scene, cfg, render(scene, c2w, np.asarray(meta["K"]), meta["width"], meta["height"], antialias=2)
+
+
+def approach_video(meta: dict, object_id: int, seed: int = 0) -> np.ndarray:
+    """A perfect video for another instruction: the approach to `object_id`, boxed (for IF near 0 on this clip)."""
+    from .render import boxes_from_instance
+
+    scene, cfg, out = _approach(meta, object_id, seed)
     boxes, _ = boxes_from_instance(out.instance, len(scene.objects))
     return bbox_frames(out.rgb, boxes[:, object_id - 1], cfg.box_frames)
 
@@ -55,16 +62,12 @@ def painted_video(meta: dict, object_id: int, colour: str, seed: int = 0) -> np.
     """The walk to `object_id` (approach_video) with that object repainted in `colour` on the box frames, keeping its
     shading: what a model that draws the instruction's colour wherever it stops would make. A check that reads only
     the pixels (bbox.box_colour_share) takes it for a find; the room, re-rendered under the box, says otherwise."""
-    from .config import ClipConfig
-    from .render import boxes_from_instance, render
+    from .render import boxes_from_instance
     from .scene import PALETTE
-    from .trajectories import approach_trajectory
 
     if colour not in PALETTE:
         raise V4SError(f"unknown colour {colour!r}; choose from {tuple(PALETTE)}")
-    scene, cfg = Scene.from_dict(meta["scene"]), ClipConfig(**meta["clip_config"])
-    c2w = approach_trajectory(scene, object_id, cfg.target_frames, cfg.box_frames, seed)
-    out = render(scene, c2w, np.asarray(meta["K"]), meta["width"], meta["height"], antialias=2)
+    scene, cfg, out = _approach(meta, object_id, seed)
     albedo, new = np.asarray(PALETTE[scene.object(object_id).color]), np.asarray(PALETTE[colour])
     rgb = out.rgb.astype(np.float64) / 255.0
     shade = np.clip(rgb @ albedo / (albedo @ albedo), 0.0, 1.0)  # each pixel's shade of the object's own albedo

@@ -343,12 +343,13 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
         out["residual_end"] = float(np.mean(est.residual[-n_box:]))  # how well the views that hold the answer fit the room
         # what the box holds, from the pixels and the instruction's words only (no ground truth: a rule may pick by it)
         colour = named_colour(meta.get("instruction", ""))
-        out["box_colour"] = nan if colour is None or not marked else box_colour_share(frames[-n_box:], final, colour)
+        read = colour is not None and marked  # no colour named, or no box drawn: nothing to read
+        out["box_colour"] = box_colour_share(frames[-n_box:], final, colour) if read else nan
         # (NaN also for white, gray and black, which colour alone cannot tell from the room: bbox.NEUTRAL)
         # ... and what the room holds there: the same share read from the room re-rendered at the poses the video's
         # own frames imply. A box the model painted the colour into, where the room has none, reads high above and
         # low here (the room and the instruction's words, never the target's identity or place)
-        out["room_colour"] = nan if colour is None or not marked else box_colour_share(view.rgb[-n_box:], final, colour)
+        out["room_colour"] = box_colour_share(view.rgb[-n_box:], final, colour) if read else nan
         out["grounded_pixel"] = [u, v]
     else:
         gt = render(scene, true, K, W, H, antialias=2, device=estimator.device).rgb

@@ -138,6 +138,19 @@ def _colour_agreement(m: dict) -> float:
     return min(a, b) if _finite(a) and _finite(b) else 0.0
 
 
+def ranking_share(per_try: dict, rule, key: str = "IF@0.2") -> tuple[float, int]:
+    """How well a selection rule ranks one room's tries: within the rooms where some tries succeed (key 1) and some
+    fail, the share of (success, failure) pairs whose success has the smaller sort key (0.5: a coin; ties count half),
+    averaged over those rooms. Returns (share, number of such rooms); (NaN, 0) when no room has both."""
+    shares = []
+    for tries in per_try.values():
+        won = [rule(m) for m in tries if m[key] == 1]
+        lost = [rule(m) for m in tries if m[key] == 0]
+        if won and lost:
+            shares.append(np.mean([(w < f) + 0.5 * (w == f) for w in won for f in lost]))
+    return (float(np.mean(shares)), len(shares)) if shares else (float("nan"), 0)
+
+
 def repeated_sampling(per_try: dict, rules: dict = SELECTION_RULES, key: str = "IF@0.2") -> dict:
     """per_try: {clip: [metrics of try 1, try 2, ...]}. Returns {"n": [1..T], "any": [...], rule: [...]}: the mean
     of `key` over clips when any of the first n tries succeeds, and when each rule picks one of the first n."""

@@ -10,7 +10,7 @@ import argparse
 import numpy as np
 
 from v4s_lite.resources import read_json
-from v4s_lite.statistics import SELECTION_RULES, format_difference, paired_difference
+from v4s_lite.statistics import SELECTION_RULES, format_difference, paired_difference, ranking_share
 
 ap = argparse.ArgumentParser()
 ap.add_argument("file")
@@ -37,16 +37,10 @@ for n in pick:
     say(f"| {n} | {mean(anyof[n], 'IF@0.2'):.3f} | {mean(pick[n], 'IF@0.2'):.3f} | {mean(pick[n], 'SD'):.3f} | "
           f"{mean(pick[n], 'walk'):.3f} | {mean(pick[n], 'PSNR'):.2f} |")
 
-# how well each rule ranks one room's tries: within the rooms where some tries succeed and some fail, the share of
-# (success, failure) pairs where the success has the smaller key (0.5: a coin; ties count half)
+# how well each rule ranks one room's tries (statistics.ranking_share)
 for rname, key in SELECTION_RULES.items():
-    shares = []
-    for ms in per_try.values():
-        won = [key(m) for m in ms if m["IF@0.2"] == 1]
-        lost = [key(m) for m in ms if m["IF@0.2"] == 0]
-        if won and lost:
-            shares.append(np.mean([(w < f) + 0.5 * (w == f) for w in won for f in lost]))
-    say(f"ranking by {rname!r}: the success ranks first in {np.mean(shares):.2f} of pairs ({len(shares)} rooms)")
+    share, rooms = ranking_share(per_try, key)
+    say(f"ranking by {rname!r}: the success ranks first in {share:.2f} of pairs ({rooms} rooms)")
 
 
 def against(b, a):
