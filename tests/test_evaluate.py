@@ -467,6 +467,16 @@ def test_repeated_sampling_any_and_selection_rules():
         per_try[room][k]["room_colour"] = share
     r = repeated_sampling(per_try)
     assert r["named colour, in the box and in the room"] == [0.5, 1.0, 1.0]  # a: try 2 (min 0.5 beats 0.05)
+    # the thing rule: the same where no verifier read the room, then the verifier's probability multiplies in (a
+    # colour-less room b: the verifier alone; room a: the colour agreement times it)
+    thing = "named thing, in the box and in the room"
+    assert r[thing] == r["named colour, in the box and in the room"]
+    for (room, k), p in {("a", 0): 0.9, ("a", 1): 0.1, ("a", 2): 0.9, ("b", 0): 0.2, ("b", 1): 0.8, ("b", 2): 0.1}.items():
+        per_try[room][k]["room_category"] = p
+    r = repeated_sampling({"a": per_try["a"]}, {thing: SELECTION_RULES[thing]})
+    assert r[thing] == [0.0, 1.0, 1.0]  # a: try 1 (0.9 x 0), then try 2 (0.1 x 0.5 = 0.05 beats 0.9 x 0.05 = 0.045)
+    r = repeated_sampling({"b": per_try["b"]}, {thing: SELECTION_RULES[thing]})
+    assert r[thing] == [1.0, 0.0, 0.0]  # b: no colour measured: the verifier's 0.8 picks try 2, a miss
 
 
 def test_an_unmarked_video_is_judged_without_a_box(clip):

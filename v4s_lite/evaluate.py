@@ -29,7 +29,9 @@ grounding video (`score_clip`, thresholds in `Judge`, each with its reason):
   codec shows one picture per 4 frames: `poses.codec_aligned`).
 - For repeated sampling (`statistics.SELECTION_RULES`), read without the target's identity or place: box_confidence,
   residual_end (the box frames' fit to the room), box_colour (the share of the drawn box in the colour the
-  instruction names) and room_colour (the same share of the room re-rendered under that box, at the video's poses).
+  instruction names), room_colour (the same share of the room re-rendered under that box, at the video's poses) and
+  room_category (the probability, by the course's furniture detector `verifier.CategoryVerifier`, that the room
+  under that box holds the category the instruction names).
 
 `v4s eval --videos DIR --out OUT` scores clip folders laid out as the dataset (the video scored is each folder's
 `target.mp4`), `v4s eval --checkpoint CKPT --data DIR --out OUT` generates those folders first (OUT/videos/).
@@ -39,6 +41,7 @@ wrong box, frozen, still, held scan frame, shuffled, noise, border box), each wi
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -54,7 +57,7 @@ from .bbox import box_colour_share, box_iou, detect_red_box, red_box_mask
 # judge is taught and tested with it here (notebook 08: E.calibration_videos, E.CALIBRATION)
 from .calibration import (CALIBRATION, approach_video, calibration_videos, codec_round_trip, corrupt,  # noqa: F401
                           ground_truth_video, held_scan_frame_video, wrong_box_video)
-from .language import named_colour
+from .language import named_category, named_colour
 from .pose_views import compared_through
 from .poses import (PoseEstimator, codec_aligned, dynamic_degree, pose_errors, pose_matrices, pose_params,
                     to_tensor)
@@ -275,10 +278,12 @@ def room_estimator(meta: dict, codec=None, device="cpu") -> PoseEstimator:
 
 # long (~75 lines): one clip's metrics in the order the module doc lists them, each a few lines
 def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips: bool | None = None,
-               judge: Judge = JUDGE, marked: bool = True) -> dict:
+               judge: Judge = JUDGE, marked: bool = True, verifier=None) -> dict:
     """All metrics of one video (uint8 (Nt, H, W, 3)) of the clip described by `meta` (a dataset meta.json).
     marked: the video was made to mark the target with red box frames (False for a model trained without them: the
     red-box detector is not consulted, IF needs no box, SD grounds at each final frame's centre).
+    verifier: the category verifier that reads the room under the drawn box (`room_category`); None: the course's
+    (data/v4s-lite/verifier, not measured where it is absent); False: not measured.
 
     Returns the metrics (NaN where they do not apply: SD/IF/box for navigation, GT_* for grounding) plus what they
     were computed from: the estimated poses, residuals, re-renders, the detected box and the grounded pixel.
@@ -350,6 +355,12 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
         # own frames imply. A box the model painted the colour into, where the room has none, reads high above and
         # low here (the room and the instruction's words, never the target's identity or place)
         out["room_colour"] = box_colour_share(view.rgb[-n_box:], final, colour) if read else nan
+        # ... and whether the room holds the named *category* there: a detector of the lite world's furniture run on
+        # the re-rendered last view (colour and height under the box), which works where no colour is named
+        verifier = course_verifier() if verifier is None else verifier
+        category = named_category(meta.get("instruction", ""))
+        out["room_category"] = (verifier.category_share(view.rgb[-1], view.depth[-1], est.c2w[-1], K, final, category)
+                                if verifier and category and marked else nan)
         out["grounded_pixel"] = [u, v]
     else:
         gt = render(scene, true, K, W, H, antialias=2, device=estimator.device).rgb
@@ -363,6 +374,14 @@ def score_clip(meta: dict, frames, estimator: PoseEstimator | None = None, lpips
     out["residuals"] = est.residual
     out["render"] = view.rgb
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def course_verifier():
+    """The course's category verifier (verifier.shipped_verifier), loaded once; None where it is absent."""
+    from .verifier import shipped_verifier
+
+    return shipped_verifier(must_exist=False)
 
 
 def jsonable(m: dict) -> dict:

@@ -112,6 +112,16 @@ def named_colour(instruction: str) -> str | None:
     return next((w for w in words if w in PALETTE), None)
 
 
+def named_category(instruction: str) -> str | None:
+    """The category an instruction names its target by ('Find the stool.' -> 'stool'; 'Show me the chair next to
+    the table.' -> 'chair': `describe` names the target first), None when it names none (a navigation command).
+    Reads the words only, like `named_colour` (the category verifier, `verifier.CategoryVerifier`, uses it)."""
+    from .scene import CATEGORIES
+
+    words = re.findall(r"[a-z]+", str(instruction).lower())
+    return next((w for w in words if w in CATEGORIES), None)
+
+
 def vocabulary() -> set[str]:
     """Every lower-case word and punctuation mark the course's instructions and commands can contain (an offline
     tokenizer's vocabulary: full.offline_tokenizer)."""

@@ -128,6 +128,10 @@ SELECTION_RULES = {
     # the claim checked against the room: the smaller of the named colour's share in the drawn box and in the room
     # re-rendered under that box (evaluate.score_clip's room_colour), ties broken by the final-view residual
     "named colour, in the box and in the room": lambda m: (-_colour_agreement(m), m["residual_end"]),
+    # ... and the named category: the agreement above times the furniture detector's probability that the room under
+    # the box holds the named category (room_category; verifier.CategoryVerifier), each where measured; so it reads
+    # the room's shapes where no colour is named. Ties broken by the final-view residual
+    "named thing, in the box and in the room": lambda m: (-_claim_agreement(m), m["residual_end"]),
 }
 
 
@@ -136,6 +140,15 @@ def _colour_agreement(m: dict) -> float:
     it there. 0 when either was not measured (no colour named, a neutral one, or a record made before room_colour)."""
     a, b = m.get("box_colour"), m.get("room_colour")
     return min(a, b) if _finite(a) and _finite(b) else 0.0
+
+
+def _claim_agreement(m: dict) -> float:
+    """room_category x min(box_colour, room_colour), each factor where measured (1 where not); 0 when neither is
+    (no verifier and no chromatic colour named, or a record made before them)."""
+    parts = [m["room_category"]] if _finite(m.get("room_category")) else []
+    if _finite(m.get("box_colour")) and _finite(m.get("room_colour")):
+        parts.append(_colour_agreement(m))
+    return float(np.prod(parts)) if parts else 0.0
 
 
 def ranking_share(per_try: dict, rule, key: str = "IF@0.2") -> tuple[float, int]:
