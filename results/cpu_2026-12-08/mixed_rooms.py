@@ -1,6 +1,8 @@
 """The rooms where a selection rule can change IF(SD<0.2): those whose stored tries differ in it (README.md).
     python results/cpu_2026-12-08/mixed_rooms.py select STORED.json[.xz] DATA/id OUT_DIR
-        links the clip folders of those rooms into OUT_DIR/id (for `v4s tables --data OUT_DIR`)
+        links the clip folders of those rooms into OUT_DIR/id. Not for scoring them again: `v4s tables --data OUT_DIR`
+        gives each room another context draw (keyed by its position in the folder) and so other videos; use
+        regenerate.py, which scores them in place
     python results/cpu_2026-12-08/mixed_rooms.py merge STORED.json[.xz] REGENERATED.json OUT.json
         checks that each regenerated try reproduces the stored try's IF(SD<0.2), then writes the stored file with
         those rooms' tries replaced by the regenerated ones (the other rooms keep their stored tries: every rule
