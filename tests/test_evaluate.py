@@ -530,7 +530,7 @@ def test_scoring_a_folder_follows_what_generated_it(tmp_path, clip):
 
 def test_the_pick_rules_choose_the_try_that_fits_the_room_in_either_order(clip):
     """Repeated sampling without ground truth (`pick_try`, `v4s eval --checkpoint --tries N`): of a walk that fits
-    the room and noise, the course's rule (the agreement rule), the final views' fit and the pose residual take the
+    the room and noise, the course's rule (the thing rule), the final views' fit and the pose residual take the
     walk wherever it stands among the tries; an unknown rule, or a clip without a room, is refused with what to give
     instead."""
     scene, meta = clip
@@ -538,7 +538,7 @@ def test_the_pick_rules_choose_the_try_that_fits_the_room_in_either_order(clip):
     noise = C.corrupt(walk, "noise", seed=1)
     assert E.pick_try(meta, [walk, noise], "pose residual") == 0
     assert E.pick_try(meta, [walk, noise], "final-view residual") == 0
-    assert E.PICK == "named colour, in the box and in the room" and E.pick_try(meta, [noise, walk]) == 1  # the default
+    assert E.PICK == "named thing, in the box and in the room" and E.pick_try(meta, [noise, walk]) == 1  # the default
     with pytest.raises(V4SError, match="choose one of"):
         E.pick_try(meta, [walk, noise], "the best one")
     with pytest.raises(V4SError, match="room to re-render"):
